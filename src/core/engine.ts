@@ -1,0 +1,353 @@
+import * as tf from '@tensorflow/tfjs-core';
+// Gradient functions are registered separately from tfjs-core's ops.
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import { fail, shapeString } from './errors.js';
+import { Module } from './module.js';
+import { type ForwardContext, mixSeed, RandomStream } from './random.js';
+
+/** Where a level sits; handed to the fusion and body factories. */
+export interface LevelInfo {
+  column: number;
+  level: number;
+  columns: number;
+  levels: number;
+  /** Channels (last axis) of this level's features. */
+  channels: number;
+  /** Channels of the level below (the down input); for level 0, of the stem output. */
+  downChannels: number;
+  /** Channels of the level above (the up input), or null for the top level. */
+  upChannels: number | null;
+  /** The first column has no previous column, so its fusions get no up input. */
+  firstColumn: boolean;
+  topLevel: boolean;
+}
+
+/**
+ * Joins a level's two inputs: `down` (the level below in the same column; the stem output
+ * for level 0) and `up` (the level above in the previous column; null in the first column
+ * and at the top level). It must return a tensor of the level's own shape.
+ */
+export abstract class Fusion extends Module {
+  abstract forward(down: tf.Tensor, up: tf.Tensor | null, ctx: ForwardContext): tf.Tensor;
+}
+
+/** A level's layers, applied after its fusion. Must keep the shape. */
+export abstract class Body extends Module {
+  abstract forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor;
+}
+
+export type FusionFactory = (info: LevelInfo) => Fusion;
+export type BodyFactory = (info: LevelInfo) => Body;
+
+export interface RevColOptions {
+  /** Number of columns N (at least 1). */
+  columns: number;
+  /** Channels of each level's features (last axis); its length is the level count L. */
+  channels: number[];
+  /** Channels of the stem output (level 0's down input). Defaults to channels[0]. */
+  stemChannels?: number;
+  /** One factory for every level, or one per level. */
+  fusion: FusionFactory | FusionFactory[];
+  /** One factory for every level, or one per level. */
+  body: BodyFactory | BodyFactory[];
+  /** Initial value of the per-channel shortcut scales g (0.5 in the paper). Must not be 0. */
+  scaleInit?: number;
+  /** |g| is clamped to at least this before every forward pass (1e-3 in the paper). */
+  minScale?: number;
+  /** Parameter names: `${columnName}${c}.${scaleName}${l}`, `${columnName}${c}.level${l}.fusion|${bodyName}`. */
+  columnName?: string;
+  scaleName?: string;
+  bodyName?: string;
+}
+
+class Level extends Module {
+  readonly fusion: Fusion;
+  readonly body: Body;
+  constructor(fusion: Fusion, body: Body, bodyName: string) {
+    super();
+    this.fusion = this.child('fusion', fusion);
+    this.body = this.child(bodyName, body);
+  }
+  forward(down: tf.Tensor, up: tf.Tensor | null, ctx: ForwardContext): tf.Tensor {
+    return tf.tidy(() => this.body.forward(this.fusion.forward(down, up, ctx), ctx));
+  }
+}
+
+class Column extends Module {
+  readonly scales: tf.Variable[] = [];
+  readonly levels: Level[] = [];
+  constructor(channels: number[], scaleInit: number, scaleName: string, makeLevel: (l: number) => Level) {
+    super();
+    channels.forEach((c, l) => this.scales.push(this.param(`${scaleName}${l}`, () => tf.fill([c], scaleInit))));
+    channels.forEach((_, l) => this.levels.push(this.child(`level${l}`, makeLevel(l))));
+  }
+}
+
+export interface ForwardOptions {
+  training?: boolean;
+  /** Seed of this step's randomness (drop path, dropout); the backward replays it. */
+  seed?: number;
+  /** 'all' returns every column's outputs; 'last' keeps only the last column's (frees the rest). */
+  keep?: 'all' | 'last';
+}
+
+export interface BackwardArgs {
+  /** The stem output the forward pass started from. */
+  stemOut: tf.Tensor;
+  /** The last column's outputs, one per level. */
+  outputs: tf.Tensor[];
+  /** dLoss/d(outputs), one per level (null where nothing flows in). */
+  grads: Array<tf.Tensor | null | undefined>;
+  training: boolean;
+  seed: number;
+  /**
+   * Called with each rebuilt earlier column (N-2 down to 0): extra gradients to add at its
+   * outputs (intermediate heads), or null. The outputs belong to the engine: do not dispose.
+   */
+  extraGrads?: (column: number, outputs: tf.Tensor[]) => Array<tf.Tensor | null | undefined> | null;
+}
+
+export interface BackwardResult {
+  /** dLoss/d(stem output), summed over all columns. */
+  stemGrad: tf.Tensor;
+  /** Gradients of the columns' variables (fusions, bodies, shortcut scales). */
+  grads: Map<tf.Variable, tf.Tensor>;
+}
+
+/**
+ * N columns of L levels joined by reversible connections (REVCOL.md §2):
+ *
+ *     x[i][l] = F_l(x[i][l-1], x[i-1][l+1]) + g_l * x[i-1][l],   F_l = body_l ∘ fusion_l
+ *
+ * Blocks know nothing of reversibility: the engine owns the columns, the shortcut scales,
+ * the inverse, and the memory-saving backward (§3) that keeps only the last column's
+ * features and rebuilds each earlier column from the one after it.
+ * Features are channels-last: g_l (shape [C_l]) scales the last axis.
+ */
+export class RevColumns extends Module {
+  readonly columns: number;
+  readonly levels: number;
+  readonly channels: number[];
+  readonly minScale: number;
+  private readonly cols: Column[] = [];
+
+  constructor(options: RevColOptions) {
+    super();
+    const { columns, channels } = options;
+    if (!Number.isInteger(columns) || columns < 1) fail(`columns must be a whole number ≥ 1, got ${columns}`);
+    if (!Array.isArray(channels) || channels.length < 1) fail('channels must list at least one level');
+    channels.forEach((c, l) => {
+      if (!Number.isInteger(c) || c < 1) fail(`channels[${l}] must be a whole number ≥ 1, got ${c}`);
+    });
+    const levels = channels.length;
+    const fusions = perLevel(options.fusion, levels, 'fusion');
+    const bodies = perLevel(options.body, levels, 'body');
+    const scaleInit = options.scaleInit ?? 0.5;
+    this.minScale = options.minScale ?? 1e-3;
+    if (!(this.minScale > 0)) fail(`minScale must be > 0, got ${this.minScale}`);
+    if (!Number.isFinite(scaleInit) || scaleInit === 0) {
+      fail(`scaleInit must be a non-zero number (the unit divides by the shortcut scale to invert), got ${scaleInit}`);
+    }
+    this.columns = columns;
+    this.levels = levels;
+    this.channels = [...channels];
+    const stemChannels = options.stemChannels ?? channels[0];
+    const colName = options.columnName ?? 'subnet';
+    for (let c = 0; c < columns; c++) {
+      const makeLevel = (l: number): Level => {
+        const info: LevelInfo = {
+          column: c,
+          level: l,
+          columns,
+          levels,
+          channels: channels[l],
+          downChannels: l === 0 ? stemChannels : channels[l - 1],
+          upChannels: l < levels - 1 ? channels[l + 1] : null,
+          firstColumn: c === 0,
+          topLevel: l === levels - 1,
+        };
+        const fusion = fusions[l](info);
+        const body = bodies[l](info);
+        if (!(fusion instanceof Fusion)) fail(`the fusion factory for level ${l} must return a Fusion`);
+        if (!(body instanceof Body)) fail(`the body factory for level ${l} must return a Body`);
+        return new Level(fusion, body, options.bodyName ?? 'body');
+      };
+      this.cols.push(this.child(`${colName}${c}`, new Column(channels, scaleInit, options.scaleName ?? 'alpha', makeLevel)));
+    }
+  }
+
+  /** Shortcut scale variable g_l of column c. */
+  scale(column: number, level: number): tf.Variable {
+    return this.cols[column].scales[level];
+  }
+
+  /** Variables of level l of column c (fusion and body; not the shortcut scale). */
+  levelVariables(column: number, level: number): tf.Variable[] {
+    return this.cols[column].levels[level].trainableParameters();
+  }
+
+  /**
+   * Clamps every |g| to at least minScale, keeping its sign (in place, like the release).
+   * A scale of exactly 0 has no sign to keep and would make the unit non-invertible.
+   */
+  clampScales(): void {
+    tf.tidy(() => {
+      for (const [c, col] of this.cols.entries()) {
+        // Column 0's scales multiply x[-1] = 0: they take no part, and are not checked.
+        if (c === 0) continue;
+        for (const [l, g] of col.scales.entries()) {
+          const zeros = tf.sum(tf.cast(tf.equal(g, 0), 'int32')).dataSync()[0];
+          if (zeros > 0) {
+            fail(`shortcut scale ${l} of column ${c} has ${zeros} entries equal to 0: the reversible unit divides by it; set it to a non-zero value (the paper initialises it to 0.5)`);
+          }
+          g.assign(tf.mul(tf.sign(g), tf.maximum(tf.abs(g), this.minScale)));
+        }
+      }
+    });
+  }
+
+  /** The randomness of level l in column c for a step: the same in forward and recomputation. */
+  levelContext(training: boolean, seed: number, column: number, level: number): ForwardContext {
+    return { training, rng: new RandomStream(mixSeed(seed, 1, column, level)) };
+  }
+
+  private levelF(c: number, l: number, down: tf.Tensor, up: tf.Tensor | null, training: boolean, seed: number): tf.Tensor {
+    return this.cols[c].levels[l].forward(down, up, this.levelContext(training, seed, c, l));
+  }
+
+  private checkLevelOutput(f: tf.Tensor, c: number, l: number, shortcut: tf.Tensor | null): void {
+    const want = this.channels[l];
+    if (f.shape[f.shape.length - 1] !== want) {
+      fail(`level ${l} of column ${c} produced shape ${shapeString(f.shape)}, but level ${l} has ${want} channels (last axis): make its fusion and body output ${want} channels`);
+    }
+    if (shortcut && !sameShape(f.shape, shortcut.shape)) {
+      fail(`level ${l} of column ${c} produced shape ${shapeString(f.shape)} but the previous column's level ${l} has ${shapeString(shortcut.shape)}: every column must give level ${l} the same shape (check the fusion's down/up resampling)`);
+    }
+  }
+
+  /**
+   * The forward pass over all columns from the stem output. Call clampScales() first
+   * (the model-level helpers do). Under a gradient tape use keep 'all'.
+   */
+  forward(stemOut: tf.Tensor, options: ForwardOptions = {}): tf.Tensor[][] {
+    const training = options.training ?? false;
+    const seed = options.seed ?? 0;
+    const keepAll = (options.keep ?? 'all') === 'all';
+    const kept: tf.Tensor[][] = [];
+    let prev: tf.Tensor[] | null = null;
+    for (let c = 0; c < this.columns; c++) {
+      const cur: tf.Tensor[] = [];
+      for (let l = 0; l < this.levels; l++) {
+        const down = l === 0 ? stemOut : cur[l - 1];
+        const up = prev && l < this.levels - 1 ? prev[l + 1] : null;
+        const f = this.levelF(c, l, down, up, training, seed);
+        this.checkLevelOutput(f, c, l, prev ? prev[l] : null);
+        if (prev) {
+          const prevL: tf.Tensor = prev[l];
+          const g = this.cols[c].scales[l];
+          cur.push(tf.tidy(() => tf.add(f, tf.mul(g, prevL))));
+          // Safe under a tape too: tensors a gradient needs are kept by the tape itself.
+          f.dispose();
+        } else {
+          cur.push(f);
+        }
+      }
+      if (keepAll) kept.push(cur);
+      else if (prev) prev.forEach((t) => t.dispose());
+      prev = cur;
+    }
+    return keepAll ? kept : [prev!];
+  }
+
+  /**
+   * The memory-saving backward of REVCOL.md §3. Walks columns from last to first and levels
+   * top-down; at each level recomputes F with a top-level gradient call (inputs and weights),
+   * rebuilds the previous column's feature with the inverse, and passes gradients on.
+   * Does not dispose the caller's tensors.
+   */
+  backward(args: BackwardArgs): BackwardResult {
+    const { stemOut, training, seed } = args;
+    const L = this.levels;
+    if (args.outputs.length !== L || args.grads.length !== L) {
+      fail(`backward needs ${L} outputs and ${L} gradients, got ${args.outputs.length} and ${args.grads.length}`);
+    }
+    const grads = new Map<tf.Variable, tf.Tensor>();
+    let stemGrad: tf.Tensor | null = null;
+    // The engine owns x and dx from here on (clone() shares data: no copy).
+    let x: tf.Tensor[] = args.outputs.map((t) => t.clone());
+    let dx: Array<tf.Tensor | null> = args.grads.map((g) => (g ? g.clone() : null));
+
+    for (let c = this.columns - 1; c >= 0; c--) {
+      const prevX: Array<tf.Tensor | null> = new Array(L).fill(null);
+      const prevDx: Array<tf.Tensor | null> = new Array(L).fill(null);
+      for (let l = L - 1; l >= 0; l--) {
+        const down = l === 0 ? stemOut : x[l - 1];
+        const up = c > 0 && l < L - 1 ? prevX[l + 1]! : null;
+        const vars = this.levelVariables(c, l);
+        const dy = dx[l] ?? tf.zerosLike(x[l]);
+        dx[l] = null;
+        const xs = up ? [down, up, ...vars] : [down, ...vars];
+        const { value: f, grads: g } = tf.engine().gradients(() => this.levelF(c, l, down, up, training, seed), xs, dy, true);
+        let k = 0;
+        const dDown = g[k++];
+        const dUp = up ? g[k++] : undefined;
+        for (const v of vars) addInto(grads, v, g[k++]);
+        if (l === 0) stemGrad = accumulate(stemGrad, dDown);
+        else dx[l - 1] = accumulate(dx[l - 1], dDown);
+        if (up) prevDx[l + 1] = accumulate(prevDx[l + 1], dUp);
+        if (c > 0) {
+          const scale = this.cols[c].scales[l];
+          const xl = x[l];
+          const rebuilt = tf.tidy(() => tf.div(tf.sub(xl, f), scale));
+          prevX[l] = rebuilt;
+          prevDx[l] = accumulate(prevDx[l], tf.mul(dy, scale));
+          const reduceAxes = dy.shape.slice(0, -1).map((_, i) => i);
+          addInto(grads, scale, tf.tidy(() => tf.sum(tf.mul(dy, rebuilt), reduceAxes)));
+        }
+        f.dispose();
+        dy.dispose();
+      }
+      x.forEach((t) => t.dispose());
+      dx.forEach((t) => t?.dispose());
+      if (c > 0) {
+        x = prevX as tf.Tensor[];
+        dx = prevDx;
+        const extra = args.extraGrads?.(c - 1, x);
+        if (extra) extra.forEach((e, l) => { if (e) dx[l] = accumulate(dx[l], e); });
+      }
+    }
+    return { stemGrad: stemGrad ?? tf.zerosLike(stemOut), grads };
+  }
+}
+
+function perLevel<T>(factory: T | T[], levels: number, what: string): T[] {
+  if (Array.isArray(factory)) {
+    if (factory.length !== levels) {
+      fail(`${factory.length} ${what} factories given for ${levels} levels (channels has ${levels} entries): give one per level, or a single one for all`);
+    }
+    return factory;
+  }
+  if (typeof factory !== 'function') fail(`${what} must be a factory function or an array of them`);
+  return new Array(levels).fill(factory);
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** a + b, disposing both inputs (either may be absent). */
+export function accumulate(a: tf.Tensor | null | undefined, b: tf.Tensor | null | undefined): tf.Tensor | null {
+  if (!a) return b ?? null;
+  if (!b) return a;
+  const sum = tf.add(a, b);
+  a.dispose();
+  b.dispose();
+  return sum;
+}
+
+/** map[v] += g, disposing g. */
+export function addInto(map: Map<tf.Variable, tf.Tensor>, v: tf.Variable, g: tf.Tensor | null | undefined): void {
+  if (!g) return;
+  const sum = accumulate(map.get(v), g);
+  if (sum) map.set(v, sum);
+}

@@ -1,0 +1,48 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { lossAndGradients } from '../src/index.js';
+import { ToyNet } from './helpers/toy.js';
+
+/** max |a - b| / max |b|, the error relative to the tensor's scale. */
+function relativeError(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => {
+    const diff = tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
+    const scale = tf.max(tf.abs(b)).dataSync()[0];
+    return diff / Math.max(scale, 1e-12);
+  });
+}
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('reversible backward agrees with plain autodiff', () => {
+  const cases: Array<[number, number]> = [];
+  for (const columns of [1, 2, 4, 8]) for (let levels = 1; levels <= 4; levels++) cases.push([columns, levels]);
+
+  it.each(cases)('%i columns, %i levels, drop path and dropout on', (columns, levels) => {
+    const channels = [6, 8, 10, 12].slice(0, levels);
+    const net = new ToyNet(5, channels, columns, 3, 100 * columns + levels);
+    const input = tf.randomNormal([4, 5], 0, 1, 'float32', 7);
+    const labels = tf.oneHot(tf.tensor1d([0, 2, 1, 2], 'int32'), 3);
+    const heads = net.headsFor(labels);
+    const opts = { training: true, seed: 1234 };
+    const plain = lossAndGradients(net.columns, net.stem(), heads, input, { ...opts, mode: 'plain' });
+    const rev = lossAndGradients(net.columns, net.stem(), heads, input, { ...opts, mode: 'reversible' });
+    expect(relativeError(rev.loss, plain.loss)).toBeLessThanOrEqual(1e-5);
+    const names = new Map(net.namedParameters().map(([n, v]) => [v, n]));
+    expect([...rev.grads.keys()].map((v) => names.get(v)).sort()).toEqual([...plain.grads.keys()].map((v) => names.get(v)).sort());
+    let worst = 0;
+    for (const [v, g] of plain.grads) {
+      const err = relativeError(rev.grads.get(v)!, g);
+      worst = Math.max(worst, err);
+      expect(err, names.get(v)).toBeLessThanOrEqual(1e-4);
+    }
+    console.log(`worst ${columns}x${levels}: ${worst.toExponential(2)}`);
+    // Every level of every column and every scale past column 0 gets a gradient.
+    expect(plain.grads.size).toBe(net.parameters().length - levels /* column 0's scales */ );
+    for (const r of [plain, rev]) { r.loss.dispose(); r.grads.forEach((g) => g.dispose()); }
+    input.dispose(); labels.dispose(); net.dispose();
+  });
+});
