@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-// Gradient functions are registered separately from tfjs-core's ops.
-import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+// tfjs-core's own bundles carry no gradient functions; the tfjs package registers them (on
+// the same tfjs-core instance).
+import '@tensorflow/tfjs';
 import { fail, shapeString } from './errors.js';
 import { Module } from './module.js';
 import { type ForwardContext, mixSeed, RandomStream } from './random.js';

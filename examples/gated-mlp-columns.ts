@@ -1,10 +1,13 @@
-// A small non-CNN, non-transformer network on the engine: vector features per level,
-// gated-MLP bodies with dropout and drop path. Used by the engine tests.
+// Wrapping your own block in RevCol columns: a network that is neither a ConvNeXt nor a
+// transformer. Each level is a gated MLP over the channels (vectors [B, C], or feature maps
+// [B, H, W, C] where each level halves the resolution). The engine supplies the columns, the
+// reversible connections and the memory-saving backward. Used by the README, the engine tests
+// and the memory benchmark.
 import * as tf from '@tensorflow/tfjs-core';
 import {
   Body, Fusion, Linear, LayerNorm, Module, RandomStream, RevColumns, dropPath, dropout, gelu,
   type ForwardContext, type HeadsPart, type LevelInfo, type StemPart,
-} from '../../src/index.js';
+} from '../src/index.js';
 
 // PyTorch's default Linear scale (std 1/sqrt(3 fan_in)): a realistic gain per layer.
 const linear = (inF: number, outF: number, rng: RandomStream) => new Linear(inF, outF, rng, { std: 1 / Math.sqrt(3 * inF) });
@@ -12,15 +15,23 @@ const linear = (inF: number, outF: number, rng: RandomStream) => new Linear(inF,
 export class ToyFusion extends Fusion {
   readonly down: Linear;
   readonly up: Linear | null;
+  readonly level: number;
   constructor(info: LevelInfo, rng: RandomStream) {
     super();
+    this.level = info.level;
     this.down = this.child('down', linear(info.downChannels, info.channels, rng));
     this.up = info.firstColumn || info.upChannels === null ? null : this.child('up', linear(info.upChannels, info.channels, rng));
   }
   forward(down: tf.Tensor, up: tf.Tensor | null, ctx: ForwardContext): tf.Tensor {
     return tf.tidy(() => {
-      const d = this.down.forward(down);
-      return up && this.up ? tf.add(d, dropout(this.up.forward(up), 0.1, ctx)) : d;
+      // On feature maps, levels above 0 work at half the resolution of the level below.
+      const spatial = down.rank === 4;
+      const lowered = spatial && this.level > 0 ? tf.avgPool(down as tf.Tensor4D, 2, 2, 'valid') : down;
+      const d = this.down.forward(lowered);
+      if (!up || !this.up) return d;
+      let u = this.up.forward(up);
+      if (spatial) u = tf.image.resizeNearestNeighbor(u as tf.Tensor4D, [d.shape[1]!, d.shape[2]!]);
+      return tf.add(d, dropout(u, 0.1, ctx));
     });
   }
 }
@@ -78,13 +89,17 @@ export class ToyNet extends Module {
   stem(): StemPart {
     return { forward: (x) => this.stemLayer.forward(x), variables: () => this.stemLayer.parameters() };
   }
+  /** Pools feature maps to vectors before the heads. */
+  private pooled(x: tf.Tensor): tf.Tensor {
+    return x.rank === 4 ? tf.mean(x, [1, 2]) : x;
+  }
   headsFor(labels: tf.Tensor): HeadsPart {
     const top = this.columns.levels - 1;
     return {
       columns: this.headColumns,
       variables: () => this.heads.flatMap((h) => h.parameters()),
       loss: (c, outs) => tf.tidy(() => {
-        const logits = this.heads[this.headColumns.indexOf(c)].forward(outs[top]);
+        const logits = this.heads[this.headColumns.indexOf(c)].forward(this.pooled(outs[top]));
         return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
       }),
     };

@@ -1,0 +1,254 @@
+import path from 'node:path';
+import { type Command, Option } from 'commander';
+import { fail } from '../core/errors.js';
+import { mixSeed } from '../core/random.js';
+import { defaultAugment } from '../data/augment.js';
+import { dataImageSide, isMnist, loadVisionData, type VisionDataSpec } from '../data/load.js';
+import { channelStats, classCounts, classificationReport, predictClasses, trainingBatches, type VisionBatch, type VisionData } from '../data/vision-dataset.js';
+import { loadCheckpoint, disposeCheckpoint, LAST_FILE } from '../train/checkpoint.js';
+import { train, type TrainSummary } from '../train/trainer.js';
+import { RevColVision } from '../vision/model.js';
+import { VISION_PRESETS, visionConfig, type VisionConfig } from '../vision/presets.js';
+import { addBackendOption, backendFromOptions } from './common.js';
+
+/** Presets chosen for data without --preset/--config, by the data's typical image side. */
+export const DEFAULT_PRESET_BY_SIDE: Array<{ maxSide: number; preset: string }> = [
+  { maxSide: 40, preset: 'revcol-micro-32' },
+  { maxSide: Infinity, preset: 'revcol-micro-64' },
+];
+
+/** The small preset suited to images of this side (a preset the registry holds). */
+export function defaultPresetFor(side: number): string {
+  for (const { maxSide, preset } of DEFAULT_PRESET_BY_SIDE) {
+    if (side <= maxSide && VISION_PRESETS[preset]) return preset;
+  }
+  // Fall back to the small preset whose input side is nearest to the data's.
+  const small = Object.entries(VISION_PRESETS).filter(([, c]) => c.inputSize <= 64);
+  if (!small.length) fail('no small vision preset is registered: pass --preset or --config');
+  small.sort((a, b) => Math.abs(a[1].inputSize - side) - Math.abs(b[1].inputSize - side));
+  return small[0][0];
+}
+
+/** Epochs when --epochs is not given: about 160k samples seen, between 10 and 100 epochs. */
+export function defaultEpochs(trainSize: number): number {
+  return Math.min(100, Math.max(10, Math.round(160_000 / Math.max(1, trainSize))));
+}
+
+export const DEFAULT_BATCH_SIZE = 64;
+/** AdamW learning rate at the default batch size; scaled linearly with --batch-size when --lr is not given. */
+export const DEFAULT_LR = 2e-3;
+export const DEFAULT_WEIGHT_DECAY = 0.05;
+export const DEFAULT_LABEL_SMOOTHING = 0.1;
+
+export interface VisionTrainOptions {
+  data: string;
+  evalData?: string | null;
+  heldOut?: number;
+  preset?: string;
+  config?: string;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  weightDecay?: number;
+  warmupEpochs?: number;
+  labelSmoothing?: number;
+  out?: string;
+  resume?: boolean;
+  mode?: 'reversible' | 'plain';
+  seed?: number;
+  flip?: boolean;
+  progress?: boolean;
+  /** At most this many training and test samples (smoke runs). */
+  limit?: number;
+  /** Where log lines go (stderr by default). */
+  log?: (line: string) => void;
+}
+
+export interface VisionTrainResult {
+  out: string;
+  summary: TrainSummary;
+  config: VisionConfig;
+  classNames: string[];
+  presetName: string | null;
+}
+
+const defaultLog = (line: string) => process.stderr.write(`${line}\n`);
+
+/** The default output folder: runs/vision-<dataset name>. */
+export function defaultOutDir(data: string): string {
+  const name = isMnist(data) ? 'mnist' : path.basename(path.resolve(data)).replace(/[^\w.-]+/g, '_');
+  return path.join('runs', `vision-${name}`);
+}
+
+/** On --resume, the config the interrupted run stored, so that the model is rebuilt the same. */
+async function resumedConfig(out: string): Promise<VisionConfig | null> {
+  const file = path.join(out, LAST_FILE);
+  const ckpt = await loadCheckpoint(file).catch(() => null);
+  if (!ckpt) return null;
+  const config = (ckpt.meta as { config?: VisionConfig }).config ?? null;
+  disposeCheckpoint(ckpt);
+  return config;
+}
+
+/** `revcol vision train` as a function (the CLI and bench/mnist.ts call it). */
+export async function trainVision(options: VisionTrainOptions): Promise<VisionTrainResult> {
+  const log = options.log ?? defaultLog;
+  if (!options.data) fail('--data is required: give mnist or a folder laid out as DIR/<class>/*.png|jpg|jpeg');
+  if (options.preset && options.config) fail('give either --preset or --config, not both');
+  const mode = options.mode ?? 'reversible';
+  if (mode !== 'reversible' && mode !== 'plain') fail(`--mode must be reversible or plain, got ${mode as string}`);
+  const seed = options.seed ?? 0;
+  const out = options.out ?? defaultOutDir(options.data);
+  const spec: VisionDataSpec = { data: options.data, evalData: options.evalData, heldOutFraction: options.heldOut, limit: options.limit };
+
+  // The preset: given, or chosen from the data's image size.
+  let presetName: string | null = null;
+  let base: VisionConfig;
+  const resumed = options.resume ? await resumedConfig(out) : null;
+  if (options.config) base = await visionConfig(options.config);
+  else {
+    presetName = options.preset ?? defaultPresetFor(await dataImageSide(spec));
+    base = await visionConfig(presetName);
+  }
+
+  const data: VisionData = await loadVisionData(spec, resumed?.inputSize ?? base.inputSize);
+  const norm = channelStats(data.train);
+  const config: VisionConfig = resumed ?? { ...base, numClasses: data.classNames.length, mean: norm.mean, std: norm.std };
+  const counts = classCounts(data.train, data.classNames.length);
+  log(
+    `revcol: ${data.train.count} training / ${data.test.count} test images, ${data.classNames.length} classes, ` +
+      `${config.inputSize}×${config.inputSize} px; model ${presetName ?? options.config ?? 'resumed'} ` +
+      `(${config.columns} columns, channels ${config.channels.join('/')}, blocks ${config.layers.join('/')}), ${mode} mode`,
+  );
+  if (Math.min(...counts) * 5 < Math.max(...counts)) {
+    log(`revcol: note: classes are unbalanced (${data.classNames.map((c, i) => `${c}: ${counts[i]}`).join(', ')})`);
+  }
+
+  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  if (!Number.isInteger(batchSize) || batchSize < 1) fail(`--batch-size must be a whole number ≥ 1, got ${batchSize}`);
+  const epochs = options.epochs ?? defaultEpochs(data.train.count);
+  if (!Number.isInteger(epochs) || epochs < 1) fail(`--epochs must be a whole number ≥ 1, got ${epochs}`);
+  const lr = options.lr ?? (DEFAULT_LR * batchSize) / DEFAULT_BATCH_SIZE;
+  if (!(lr > 0)) fail(`--lr must be a positive number, got ${lr}`);
+  const labelSmoothing = options.labelSmoothing ?? DEFAULT_LABEL_SMOOTHING;
+  const augment = { ...defaultAugment(data.kind, config.inputSize), ...(options.flip === false ? { flip: false } : {}) };
+
+  const model = new RevColVision(config, seed);
+  model.mode = mode;
+  const evalBatch = Math.max(batchSize, 128);
+  try {
+    const summary = await train<VisionBatch>(
+      {
+        model,
+        trainSize: data.train.count,
+        trainBatches: (epoch, s) => trainingBatches(data.train, batchSize, config, augment, s),
+        batchSize: (b) => b.labels.shape[0],
+        lossAndGradients: (b, step) => model.lossAndGradients(b.x, b.labels, { mode, seed: mixSeed(seed, step), labelSmoothing }),
+        disposeBatch: (b) => {
+          b.x.dispose();
+          b.labels.dispose();
+        },
+        evaluate: async () => {
+          const predicted = await predictClasses(data.test, config, evalBatch, (x) => model.logits(x));
+          return { accuracy: classificationReport(data.test.labels, predicted, data.classNames).accuracy };
+        },
+      },
+      {
+        outDir: out,
+        epochs,
+        lr,
+        weightDecay: options.weightDecay ?? DEFAULT_WEIGHT_DECAY,
+        warmupEpochs: options.warmupEpochs ?? Math.min(2, Math.max(1, Math.round(epochs / 20))),
+        minLr: lr * 0.01,
+        clipNorm: 5,
+        seed,
+        resume: options.resume ?? false,
+        progress: options.progress ?? true,
+        meta: {
+          family: 'vision',
+          preset: presetName,
+          config,
+          labels: data.classNames,
+          data: data.source,
+          kind: data.kind,
+          augment,
+          trainCounts: counts,
+          hyper: { epochs, batchSize, lr, labelSmoothing, mode, seed },
+        },
+      },
+    );
+    log(
+      `revcol: best test accuracy ${(summary.bestAccuracy * 100).toFixed(2)}% at epoch ${summary.bestEpoch} ` +
+        `(${summary.seconds.toFixed(0)} s); model in ${out}`,
+    );
+    return { out, summary, config, classNames: data.classNames, presetName };
+  } finally {
+    model.dispose();
+  }
+}
+
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) fail(`${name} must be a number, got '${v}'`);
+  return n;
+};
+
+export function registerVisionTrain(vision: Command): void {
+  const cmd = vision
+    .command('train')
+    .description('Train an image classifier (MNIST or a folder of images per class); writes best/last checkpoints, metrics.jsonl and curves to --out.')
+    .option('--data <mnist|DIR>', 'mnist, or a folder DIR/<class>/*.png|jpg|jpeg')
+    .option('--eval-data <DIR>', 'test folder with the same class folders (default: hold out part of --data)')
+    .option('--held-out <fraction>', 'share of each class held out for testing when there is no --eval-data', num('--held-out'), 0.2)
+    .option('--preset <name>', `a preset (${Object.keys(VISION_PRESETS).join(', ')}); default: a small one suited to the images' size`)
+    .option('--config <file.json>', 'a custom model config (channels, layers, columns, kernelSize, ...)')
+    .option('--epochs <n>', 'epochs (default: about 160k samples in all, 10 to 100 epochs)', num('--epochs'))
+    .option('--batch-size <n>', 'batch size', num('--batch-size'), DEFAULT_BATCH_SIZE)
+    .option('--lr <x>', `peak AdamW learning rate (default ${DEFAULT_LR} at batch ${DEFAULT_BATCH_SIZE}, scaled with the batch size)`, num('--lr'))
+    .option('--weight-decay <x>', 'AdamW weight decay', num('--weight-decay'), DEFAULT_WEIGHT_DECAY)
+    .option('--label-smoothing <x>', 'label smoothing', num('--label-smoothing'), DEFAULT_LABEL_SMOOTHING)
+    .option('--out <DIR>', 'output folder (default: runs/vision-<data name>)')
+    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .addOption(new Option('--mode <mode>', 'reversible (memory-saving backward) or plain autodiff').choices(['reversible', 'plain']).default('reversible'))
+    .option('--seed <n>', 'seed of initialisation, shuffling, augmentation and drop path', num('--seed'), 0)
+    .option('--no-flip', 'no horizontal flips in augmentation (for text, digits, asymmetric images)')
+    .option('--no-progress', 'no progress bar')
+    .addOption(new Option('--limit <n>', 'use at most n training and n test images (quick trials)').argParser(num('--limit')).hideHelp());
+  addBackendOption(cmd);
+  cmd.addHelpText(
+    'after',
+    `
+Examples:
+  $ revcol vision train --data mnist                      # a small preset, defaults tuned for a good first model
+  $ revcol vision train --data photos/ --out runs/photos  # photos/<class>/*.jpg, 20% of each class held out
+  $ revcol vision train --data train/ --eval-data test/ --preset revcol-micro-64 --epochs 30
+  $ revcol vision train --data mnist --out runs/mnist --resume   # continue an interrupted run
+  $ revcol vision eval --model runs/vision-mnist --data mnist
+
+Files in --out: best.safetensors (best test accuracy), last.ckpt.safetensors (for --resume),
+metrics.jsonl, curves.png and curves.html. Corrupt or non-image files in a folder are skipped
+with a warning naming each one.`,
+  );
+  cmd.action(async (opts: Record<string, unknown>) => {
+    await backendFromOptions(opts);
+    await trainVision({
+      data: opts.data as string,
+      evalData: (opts.evalData as string | undefined) ?? null,
+      heldOut: opts.heldOut as number,
+      preset: opts.preset as string | undefined,
+      config: opts.config as string | undefined,
+      epochs: opts.epochs as number | undefined,
+      batchSize: opts.batchSize as number,
+      lr: opts.lr as number | undefined,
+      weightDecay: opts.weightDecay as number,
+      labelSmoothing: opts.labelSmoothing as number,
+      out: opts.out as string | undefined,
+      resume: Boolean(opts.resume),
+      mode: opts.mode as 'reversible' | 'plain',
+      seed: opts.seed as number,
+      flip: opts.flip as boolean,
+      progress: opts.progress as boolean,
+      limit: opts.limit as number | undefined,
+    });
+  });
+}

@@ -1,0 +1,304 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Body, Fusion, RevColumns, type LevelInfo } from '../core/engine.js';
+import { fail } from '../core/errors.js';
+import { lossAndGradients, type HeadsPart, type LossAndGradients, type StemPart, type TrainingMode } from '../core/gradients.js';
+import { LayerNorm, Linear, gelu, init } from '../core/layers.js';
+import { Module, ModuleList } from '../core/module.js';
+import { type ForwardContext, RandomStream, dropPath, dropout, evalContext } from '../core/random.js';
+import { type TextConfig, validateConfig } from './presets.js';
+
+export { TEXT_PRESETS, type TextConfig, type TextPreset } from './presets.js';
+
+/**
+ * Per-batch state every block needs but the engine does not carry: the padding mask.
+ * Set for the duration of one forward/backward call; the reversible backward recomputes
+ * levels within that call, so it sees the same mask.
+ */
+class SequenceState {
+  /** Additive attention bias [B, 1, 1, T]: 0 for real tokens, a large negative for padding. */
+  bias: tf.Tensor | null = null;
+  /** 1 for real tokens, 0 for padding, float32 [B, T]. */
+  mask: tf.Tensor2D | null = null;
+
+  set(attentionMask: tf.Tensor2D): void {
+    this.clear();
+    this.mask = tf.tidy(() => tf.cast(attentionMask, 'float32') as tf.Tensor2D);
+    const [b, t] = attentionMask.shape;
+    const mask = this.mask;
+    this.bias = tf.tidy(() => tf.reshape(tf.mul(tf.sub(1, mask), -1e9), [b, 1, 1, t]));
+  }
+
+  clear(): void {
+    this.bias?.dispose();
+    this.mask?.dispose();
+    this.bias = null;
+    this.mask = null;
+  }
+
+  requireBias(): tf.Tensor {
+    if (!this.bias) fail('the attention mask was not set: call the model through logits() or lossAndGradients()');
+    return this.bias;
+  }
+}
+
+/** Multi-head self-attention whose keys at padded positions get no weight. */
+class SelfAttention extends Module {
+  readonly qkv: Linear;
+  readonly proj: Linear;
+  constructor(readonly width: number, readonly heads: number, rng: RandomStream, private readonly state: SequenceState) {
+    super();
+    this.qkv = this.child('qkv', new Linear(width, 3 * width, rng));
+    this.proj = this.child('proj', new Linear(width, width, rng));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    const bias = this.state.requireBias();
+    return tf.tidy(() => {
+      const [b, t] = x.shape;
+      const h = this.heads;
+      const dh = this.width / h;
+      const split = (y: tf.Tensor) => tf.transpose(tf.reshape(y, [b, t, h, dh]), [0, 2, 1, 3]);
+      const [q, k, v] = tf.split(this.qkv.forward(x), 3, -1).map(split);
+      const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), bias);
+      const attended = tf.matMul(tf.softmax(scores), v);
+      return this.proj.forward(tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [b, t, this.width]));
+    });
+  }
+}
+
+/** A pre-LayerNorm transformer encoder block with dropout and drop path on both branches. */
+export class EncoderBlock extends Module {
+  readonly norm1: LayerNorm;
+  readonly attn: SelfAttention;
+  readonly norm2: LayerNorm;
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  constructor(width: number, heads: number, mlpRatio: number, readonly dropoutRate: number, readonly dropPathRate: number, rng: RandomStream, state: SequenceState) {
+    super();
+    const hidden = Math.round(width * mlpRatio);
+    this.norm1 = this.child('norm1', new LayerNorm(width, 1e-6));
+    this.attn = this.child('attn', new SelfAttention(width, heads, rng, state));
+    this.norm2 = this.child('norm2', new LayerNorm(width, 1e-6));
+    this.fc1 = this.child('fc1', new Linear(width, hidden, rng));
+    this.fc2 = this.child('fc2', new Linear(hidden, width, rng));
+  }
+  forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    return tf.tidy(() => {
+      const a = dropout(this.attn.forward(this.norm1.forward(x)), this.dropoutRate, ctx);
+      const h = tf.add(x, dropPath(a, this.dropPathRate, ctx));
+      const m = dropout(this.fc2.forward(gelu(this.fc1.forward(this.norm2.forward(h)))), this.dropoutRate, ctx);
+      return tf.add(h, dropPath(m, this.dropPathRate, ctx));
+    });
+  }
+}
+
+/** A level's body: its encoder blocks in sequence. */
+class EncoderStack extends Body {
+  readonly blocks: ModuleList<EncoderBlock>;
+  constructor(blocks: EncoderBlock[]) {
+    super();
+    this.blocks = this.child('blocks', new ModuleList(blocks));
+  }
+  forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    return tf.tidy(() => this.blocks.items.reduce((h, block) => block.forward(h, ctx), x));
+  }
+}
+
+/** LayerNorm + Linear: moves features between level widths over the same sequence. */
+class Projection extends Module {
+  readonly norm: LayerNorm;
+  readonly linear: Linear;
+  constructor(inWidth: number, outWidth: number, rng: RandomStream) {
+    super();
+    this.norm = this.child('norm', new LayerNorm(inWidth, 1e-6));
+    this.linear = this.child('linear', new Linear(inWidth, outWidth, rng));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => this.linear.forward(this.norm.forward(x)));
+  }
+}
+
+/**
+ * Joins the level below (same column) and the level above (previous column) by adding them,
+ * each brought to this level's width. Level 0 takes the embeddings as they are when the
+ * widths agree (as the vision release takes its stem output).
+ */
+class TextFusion extends Fusion {
+  readonly down: Projection | null;
+  readonly up: Projection | null;
+  constructor(info: LevelInfo, rng: RandomStream) {
+    super();
+    const identityDown = info.level === 0 && info.downChannels === info.channels;
+    this.down = identityDown ? null : this.child('down', new Projection(info.downChannels, info.channels, rng));
+    this.up = info.firstColumn || info.upChannels === null ? null : this.child('up', new Projection(info.upChannels, info.channels, rng));
+  }
+  forward(down: tf.Tensor, up: tf.Tensor | null, _ctx: ForwardContext): tf.Tensor {
+    return tf.tidy(() => {
+      const d = this.down ? this.down.forward(down) : tf.clone(down);
+      return up && this.up ? tf.add(d, this.up.forward(up)) : d;
+    });
+  }
+}
+
+/** Token embedding + learned positions, LayerNorm, dropout. */
+class TextEmbeddings extends Module {
+  readonly tokens: tf.Variable;
+  readonly positions: tf.Variable;
+  readonly norm: LayerNorm;
+  constructor(readonly vocabSize: number, readonly maxLength: number, readonly width: number, readonly dropoutRate: number, rng: RandomStream) {
+    super();
+    this.tokens = this.param('tokens', init.truncNormal(rng, [vocabSize, width]));
+    this.positions = this.param('positions', init.truncNormal(rng, [maxLength, width]));
+    this.norm = this.child('norm', new LayerNorm(width, 1e-6));
+  }
+  forward(inputIds: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    const [, t] = inputIds.shape;
+    if (inputIds.rank !== 2) fail(`input ids must be a [batch, length] tensor, got rank ${inputIds.rank}`);
+    if (t > this.maxLength) fail(`sequences of ${t} tokens are longer than the model's ${this.maxLength} positions: use --max-length ${this.maxLength} or less`);
+    return tf.tidy(() => {
+      const ids = tf.cast(inputIds, 'int32');
+      const x = tf.add(tf.gather(this.tokens, ids), tf.slice(this.positions, [0, 0], [t, this.width]));
+      return dropout(this.norm.forward(x), this.dropoutRate, ctx);
+    });
+  }
+}
+
+/** Pools the top level into one vector per text and maps it to class logits. */
+class ClassificationHead extends Module {
+  readonly norm: LayerNorm;
+  readonly classifier: Linear;
+  constructor(width: number, numLabels: number, readonly pooling: 'first' | 'mean', readonly dropoutRate: number, rng: RandomStream) {
+    super();
+    this.norm = this.child('norm', new LayerNorm(width, 1e-6));
+    this.classifier = this.child('classifier', new Linear(width, numLabels, rng));
+  }
+  forward(top: tf.Tensor, mask: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
+    return tf.tidy(() => {
+      const x = this.norm.forward(top);
+      let pooled: tf.Tensor;
+      if (this.pooling === 'first') {
+        pooled = tf.squeeze(tf.slice(x, [0, 0, 0], [-1, 1, -1]), [1]);
+      } else {
+        const m = tf.expandDims(mask, -1);
+        pooled = tf.div(tf.sum(tf.mul(x, m), 1), tf.maximum(tf.sum(m, 1), 1));
+      }
+      return this.classifier.forward(dropout(pooled, this.dropoutRate, ctx)) as tf.Tensor2D;
+    });
+  }
+}
+
+export interface TextBatch {
+  inputIds: tf.Tensor2D;
+  attentionMask: tf.Tensor2D;
+  labels: tf.Tensor1D;
+}
+
+export interface TextStepOptions {
+  seed: number;
+  labelSmoothing?: number;
+  /** Defaults to the config's choice (reversible unless `reversible: false`). */
+  mode?: TrainingMode;
+}
+
+/**
+ * RevCol for sequence classification (REVCOL.md §7): an embedding stem, N columns of L
+ * isotropic levels of pre-LN encoder blocks joined by the engine's reversible connections,
+ * and a head pooling the last column's top level.
+ * Parameter names: embeddings.*, columns.subnet{c}.alpha{l}, columns.subnet{c}.level{l}.
+ * {fusion.down|fusion.up}.{norm|linear}.*, columns.subnet{c}.level{l}.body.blocks.{b}.*, head.*.
+ */
+export class RevColText extends Module {
+  readonly config: TextConfig;
+  readonly embeddings: TextEmbeddings;
+  readonly columns: RevColumns;
+  readonly head: ClassificationHead;
+  private readonly state = new SequenceState();
+
+  constructor(config: TextConfig, seed = 0) {
+    super();
+    this.config = validateConfig(structuredClone(config));
+    const c = this.config;
+    const rng = new RandomStream(seed);
+    this.embeddings = this.child('embeddings', new TextEmbeddings(c.vocabSize, c.maxLength, c.hidden[0], c.dropout, rng.fork(1)));
+    const blocksPerColumn = c.layers.reduce((a, b) => a + b, 0);
+    const firstBlock = c.layers.map((_, l) => c.layers.slice(0, l).reduce((a, b) => a + b, 0));
+    const columnsRng = rng.fork(2);
+    this.columns = this.child('columns', new RevColumns({
+      columns: c.columns,
+      channels: c.hidden,
+      stemChannels: c.hidden[0],
+      fusion: (info) => new TextFusion(info, columnsRng),
+      body: (info) => new EncoderStack(Array.from({ length: c.layers[info.level] }, (_, b) => {
+        const index = firstBlock[info.level] + b;
+        const rate = blocksPerColumn > 1 ? (c.dropPath * index) / (blocksPerColumn - 1) : 0;
+        return new EncoderBlock(info.channels, c.heads, c.mlpRatio, c.dropout, rate, columnsRng, this.state);
+      })),
+    }));
+    this.head = this.child('head', new ClassificationHead(c.hidden[c.hidden.length - 1], c.numLabels, c.pooling, c.dropout, rng.fork(3)));
+  }
+
+  /** Names of the classification head's parameters (replaced when fine-tuning on new labels). */
+  headParameterNames(): string[] {
+    return this.head.namedParameters('head.').map(([n]) => n);
+  }
+
+  private stemPart(): StemPart {
+    return { forward: (ids, ctx) => this.embeddings.forward(ids, ctx), variables: () => this.embeddings.parameters() };
+  }
+
+  private headsPart(labels: tf.Tensor1D, labelSmoothing: number): HeadsPart {
+    const top = this.config.hidden.length - 1;
+    return {
+      columns: [this.config.columns - 1],
+      variables: () => this.head.parameters(),
+      loss: (_c, outs, ctx) => tf.tidy(() => {
+        const logits = this.head.forward(outs[top], this.state.mask!, ctx);
+        const oneHot = tf.oneHot(tf.cast(labels, 'int32'), this.config.numLabels);
+        return tf.losses.softmaxCrossEntropy(oneHot, logits, undefined, labelSmoothing) as tf.Scalar;
+      }),
+    };
+  }
+
+  private checkBatch(inputIds: tf.Tensor, attentionMask: tf.Tensor): void {
+    if (inputIds.rank !== 2 || attentionMask.rank !== 2 || inputIds.shape[0] !== attentionMask.shape[0] || inputIds.shape[1] !== attentionMask.shape[1]) {
+      fail(`input ids ${JSON.stringify(inputIds.shape)} and attention mask ${JSON.stringify(attentionMask.shape)} must both be [batch, length]`);
+    }
+  }
+
+  /** Class logits [B, numLabels] in eval mode (no dropout). */
+  logits(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D): tf.Tensor2D {
+    this.checkBatch(inputIds, attentionMask);
+    this.columns.clampScales();
+    this.state.set(attentionMask);
+    try {
+      return tf.tidy(() => {
+        const ctx = evalContext();
+        const stem = this.embeddings.forward(inputIds, ctx);
+        const [last] = this.columns.forward(stem, { training: false, keep: 'last' });
+        return this.head.forward(last[last.length - 1], this.state.mask!, ctx);
+      });
+    } finally {
+      this.state.clear();
+    }
+  }
+
+  /** Class probabilities [B, numLabels] in eval mode. */
+  probabilities(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => tf.softmax(this.logits(inputIds, attentionMask)));
+  }
+
+  /** Loss and gradients of one training batch (dropout and drop path on); the caller disposes. */
+  lossAndGradients(batch: TextBatch, opts: TextStepOptions): LossAndGradients {
+    this.checkBatch(batch.inputIds, batch.attentionMask);
+    const mode: TrainingMode = opts.mode ?? (this.config.reversible === false ? 'plain' : 'reversible');
+    this.state.set(batch.attentionMask);
+    try {
+      return lossAndGradients(this.columns, this.stemPart(), this.headsPart(batch.labels, opts.labelSmoothing ?? 0), batch.inputIds, {
+        mode,
+        training: true,
+        seed: opts.seed,
+      });
+    } finally {
+      this.state.clear();
+    }
+  }
+}

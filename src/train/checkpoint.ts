@@ -1,0 +1,188 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { fail } from '../core/errors.js';
+import type { Module } from '../core/module.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { type RawTensor, readSafetensors, serializeSafetensors } from '../io/safetensors.js';
+import type { AdamW, AdamWState } from './optimizer.js';
+
+/** File names inside a training run's output folder. */
+export const BEST_FILE = 'best.safetensors';
+export const LAST_FILE = 'last.ckpt.safetensors';
+const CHECKPOINT_FORMAT = 'revcol-checkpoint/1';
+const WEIGHTS_FORMAT = 'revcol-weights/1';
+
+/** The best epoch so far (by evaluation accuracy). */
+export interface BestRecord {
+  epoch: number;
+  accuracy: number;
+  metrics?: Record<string, number>;
+}
+
+export interface CheckpointContent {
+  model: Module;
+  optimizer: AdamW;
+  /** Optimizer steps taken. */
+  step: number;
+  /** Epochs completed. */
+  epoch: number;
+  /** Family, model config, labels, tokenizer…: everything needed to rebuild the model. */
+  meta: Record<string, unknown>;
+  best: BestRecord | null;
+  /** Training samples seen (the schedule's position); defaults to 0. */
+  samples?: number;
+}
+
+export interface Checkpoint {
+  step: number;
+  epoch: number;
+  samples: number;
+  meta: Record<string, unknown>;
+  best: BestRecord | null;
+  /** Parameter name -> tensor (caller disposes; see disposeCheckpoint). */
+  weights: Map<string, tf.Tensor>;
+  optimizer: AdamWState;
+}
+
+export interface WriteOptions {
+  /** How the bytes reach the disk; the default writes atomically (temp file, fsync, rename). */
+  writeFile?: (file: string, data: Uint8Array) => Promise<void>;
+}
+
+async function rawTensor(t: tf.Tensor): Promise<RawTensor> {
+  const data = await t.data();
+  return { shape: [...t.shape], data: data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>) };
+}
+
+/**
+ * Weights (`model.<name>`), optimizer moments (`optim.<name>.m|v`) and the run's position
+ * in one safetensors file. Everything is read back into memory before the file is touched,
+ * and the file is replaced atomically, so a failed save leaves the previous checkpoint whole.
+ */
+export async function saveCheckpoint(file: string, content: CheckpointContent, options: WriteOptions = {}): Promise<void> {
+  const entries: Array<[string, RawTensor]> = [];
+  for (const [name, v] of content.model.namedParameters()) entries.push([`model.${name}`, await rawTensor(v)]);
+  const state = content.optimizer.getState();
+  for (const [name, t] of state.tensors) entries.push([`optim.${name}`, await rawTensor(t)]);
+  const header = {
+    meta: content.meta,
+    step: content.step,
+    epoch: content.epoch,
+    samples: content.samples ?? 0,
+    optimizerStep: state.step,
+    best: content.best,
+  };
+  const bytes = serializeSafetensors(entries, { format: CHECKPOINT_FORMAT, revcol: JSON.stringify(header) });
+  await (options.writeFile ?? writeFileAtomic)(file, bytes);
+}
+
+function parseHeader(metadata: Record<string, string>, file: string): Record<string, unknown> {
+  const text = metadata.revcol;
+  if (typeof text !== 'string') fail(`${file} was not written by revcol (it has no revcol metadata): give a file or folder from a revcol training run`);
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === 'object') return parsed as Record<string, unknown>;
+  } catch {
+    // falls through to the message below
+  }
+  fail(`${file} has unreadable revcol metadata: the file is damaged; use another checkpoint`);
+}
+
+const toTensor = (raw: RawTensor): tf.Tensor => tf.tensor(raw.data, raw.shape, 'float32');
+
+/** Reads a checkpoint written by saveCheckpoint. The tensors belong to the caller. */
+export async function loadCheckpoint(file: string): Promise<Checkpoint> {
+  const { tensors, metadata } = await readSafetensors(file);
+  if (metadata.format !== CHECKPOINT_FORMAT) {
+    fail(`${file} is not a revcol training checkpoint (format '${metadata.format ?? 'none'}'): --resume needs the run's ${LAST_FILE}`);
+  }
+  const header = parseHeader(metadata, file);
+  const weights = new Map<string, tf.Tensor>();
+  const optimizer = new Map<string, tf.Tensor>();
+  for (const [name, raw] of tensors) {
+    if (name.startsWith('model.')) weights.set(name.slice('model.'.length), toTensor(raw));
+    else if (name.startsWith('optim.')) optimizer.set(name.slice('optim.'.length), toTensor(raw));
+  }
+  const num = (key: string): number => {
+    const x = header[key];
+    if (typeof x !== 'number' || !Number.isFinite(x)) fail(`${file} has no valid '${key}' in its metadata: the file is damaged; use another checkpoint`);
+    return x;
+  };
+  return {
+    step: num('step'),
+    epoch: num('epoch'),
+    samples: typeof header.samples === 'number' ? header.samples : 0,
+    meta: (header.meta ?? {}) as Record<string, unknown>,
+    best: (header.best ?? null) as BestRecord | null,
+    weights,
+    optimizer: { step: num('optimizerStep'), tensors: optimizer },
+  };
+}
+
+export function disposeCheckpoint(checkpoint: Checkpoint): void {
+  checkpoint.weights.forEach((t) => t.dispose());
+  checkpoint.optimizer.tensors.forEach((t) => t.dispose());
+}
+
+/**
+ * The model's weights alone, named as its namedParameters(), with metadata
+ * `revcol` = JSON {meta, ...info} (the trainer adds epoch and metrics).
+ */
+export async function saveWeights(file: string, model: Module, meta: Record<string, unknown>, info: Record<string, unknown> = {}, options: WriteOptions = {}): Promise<void> {
+  const entries: Array<[string, RawTensor]> = [];
+  for (const [name, v] of model.namedParameters()) entries.push([name, await rawTensor(v)]);
+  const bytes = serializeSafetensors(entries, { format: WEIGHTS_FORMAT, revcol: JSON.stringify({ meta, ...info }) });
+  await (options.writeFile ?? writeFileAtomic)(file, bytes);
+}
+
+export interface LoadedModel {
+  meta: Record<string, unknown>;
+  /** Parameter name -> tensor; the caller disposes them (after model.loadStateDict). */
+  tensors: Map<string, tf.Tensor>;
+  /** The file read. */
+  file: string;
+  /** Epoch and metrics of the saved weights, when recorded. */
+  epoch?: number;
+  metrics?: Record<string, number>;
+}
+
+async function isFile(p: string): Promise<boolean> {
+  return fs.stat(p).then((s) => s.isFile(), () => false);
+}
+
+/**
+ * Reads a trained model from a run's folder: DIR/best.safetensors, or DIR/last.ckpt.safetensors
+ * when no best exists. A .safetensors file written by saveWeights or saveCheckpoint may be
+ * given directly too.
+ */
+export async function loadModelDir(dir: string): Promise<LoadedModel> {
+  let file: string;
+  if (dir.endsWith('.safetensors') && (await isFile(dir))) {
+    file = dir;
+  } else {
+    const stat = await fs.stat(dir).catch(() => null);
+    if (!stat) fail(`model folder ${dir} does not exist: pass the --out folder of a training run`);
+    if (!stat.isDirectory()) fail(`${dir} is not a model folder: pass the --out folder of a training run (it holds ${BEST_FILE})`);
+    const best = path.join(dir, BEST_FILE);
+    const last = path.join(dir, LAST_FILE);
+    if (await isFile(best)) file = best;
+    else if (await isFile(last)) file = last;
+    else fail(`${dir} is not a model folder (no ${BEST_FILE} or ${LAST_FILE} in it): pass the --out folder of a training run`);
+  }
+  const { tensors, metadata } = await readSafetensors(file);
+  const header = parseHeader(metadata, file);
+  const checkpoint = metadata.format === CHECKPOINT_FORMAT;
+  const out = new Map<string, tf.Tensor>();
+  for (const [name, raw] of tensors) {
+    if (!checkpoint) out.set(name, toTensor(raw));
+    else if (name.startsWith('model.')) out.set(name.slice('model.'.length), toTensor(raw));
+  }
+  return {
+    meta: (header.meta ?? {}) as Record<string, unknown>,
+    tensors: out,
+    file,
+    epoch: typeof header.epoch === 'number' ? header.epoch : undefined,
+    metrics: checkpoint ? undefined : (header.metrics as Record<string, number> | undefined),
+  };
+}

@@ -1,0 +1,50 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { fail, shapeString } from '../core/errors.js';
+
+/**
+ * Mean cross-entropy of logits [B, K] against integer labels [B]. With label smoothing ε
+ * the target is (1−ε)·onehot + ε/K, as PyTorch's CrossEntropyLoss(label_smoothing=ε).
+ */
+export function softmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, labelSmoothing = 0): tf.Scalar {
+  if (logits.rank !== 2) fail(`cross-entropy needs logits of shape [batch, classes], got ${shapeString(logits.shape)}`);
+  if (labels.rank !== 1 || labels.shape[0] !== logits.shape[0]) {
+    fail(`cross-entropy needs one label per row: logits ${shapeString(logits.shape)}, labels ${shapeString(labels.shape)}`);
+  }
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) fail(`label smoothing must be in [0, 1), got ${labelSmoothing}`);
+  const classes = logits.shape[1] as number;
+  return tf.tidy(() => {
+    const logProbs = tf.logSoftmax(logits);
+    const onehot = tf.oneHot(tf.cast(labels, 'int32'), classes);
+    const target = labelSmoothing > 0 ? tf.add(tf.mul(onehot, 1 - labelSmoothing), labelSmoothing / classes) : onehot;
+    return tf.neg(tf.mean(tf.sum(tf.mul(target, logProbs), 1))) as tf.Scalar;
+  });
+}
+
+/**
+ * Mean binary cross-entropy with logits, stable for large |x|:
+ * max(x, 0) − x·t + log(1 + e^(−|x|)), as PyTorch's BCEWithLogitsLoss.
+ */
+export function bceWithLogits(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+  if (logits.shape.length !== targets.shape.length || logits.shape.some((d, i) => d !== targets.shape[i])) {
+    fail(`binary cross-entropy needs logits and targets of one shape, got ${shapeString(logits.shape)} and ${shapeString(targets.shape)}`);
+  }
+  return tf.tidy(() => {
+    const t = tf.cast(targets, 'float32');
+    const perElement = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, t)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
+    return tf.mean(perElement) as tf.Scalar;
+  });
+}
+
+/** Number of rows whose arg-max equals the label. */
+export function correctCount(logits: tf.Tensor, labels: tf.Tensor): number {
+  const hits = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.cast(labels, 'int32')), 'int32')));
+  const n = hits.dataSync()[0];
+  hits.dispose();
+  return n;
+}
+
+/** Fraction of rows whose arg-max equals the label (0 for an empty batch). */
+export function accuracy(logits: tf.Tensor, labels: tf.Tensor): number {
+  const rows = logits.shape[0] ?? 0;
+  return rows === 0 ? 0 : correctCount(logits, labels) / rows;
+}

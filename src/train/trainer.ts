@@ -1,0 +1,248 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { fail } from '../core/errors.js';
+import type { LossAndGradients } from '../core/gradients.js';
+import type { Module } from '../core/module.js';
+import { mixSeed } from '../core/random.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { BEST_FILE, type BestRecord, LAST_FILE, disposeCheckpoint, loadCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
+import { clipByGlobalNorm } from './clip.js';
+import { AdamW } from './optimizer.js';
+import { type EpochMetrics, writeCurves } from './plot.js';
+import { ProgressBar } from './progress.js';
+import { warmupCosine } from './schedule.js';
+
+export const METRICS_FILE = 'metrics.jsonl';
+
+/** What a model family hands the trainer. */
+export interface TrainTask<Batch> {
+  /** Its namedParameters() are what is trained and checkpointed. */
+  model: Module;
+  /**
+   * One epoch of batches. `epoch` counts from 0; `seed` is this epoch's shuffle seed, already
+   * derived from (run seed, epoch), so that a resumed run sees the same order.
+   */
+  trainBatches(epoch: number, seed: number): AsyncIterable<Batch> | Iterable<Batch>;
+  batchSize(batch: Batch): number;
+  /**
+   * Loss and gradients of one batch; `step` is the global step index (use seed + step for
+   * dropout and drop path). The trainer disposes the result.
+   */
+  lossAndGradients(batch: Batch, step: number): LossAndGradients;
+  disposeBatch?(batch: Batch): void;
+  /** Run after every epoch; `accuracy` picks the best checkpoint. */
+  evaluate(): Promise<{ accuracy: number; [metric: string]: number }>;
+  /** Samples per epoch (for the schedule, the bar and the ETA). */
+  trainSize: number;
+}
+
+export interface TrainOptions {
+  outDir: string;
+  epochs: number;
+  /** Peak learning rate (reached at the end of the warm-up). */
+  lr: number;
+  /** AdamW's decoupled weight decay (default 0.05, the release's). */
+  weightDecay?: number;
+  /** Linear warm-up length in epochs (may be fractional; default 0). */
+  warmupEpochs?: number;
+  /** Where the cosine ends (default min(1e-6, lr/100)). */
+  minLr?: number;
+  /** Where the warm-up starts (default minLr). */
+  warmupStartLr?: number;
+  /** Clip gradients to this global L2 norm (default: no clipping). */
+  clipNorm?: number;
+  seed?: number;
+  /** Continue from outDir/last.ckpt.safetensors. */
+  resume?: boolean;
+  /** False: no progress bar, a plain line per epoch (the bar is off anyway when stderr is not a terminal). */
+  progress?: boolean;
+  /** Which parameters skip weight decay (default: 1-D parameters, norms, biases, alpha*). */
+  noWeightDecay?: (paramName: string) => boolean;
+  /** Family, model config, labels, tokenizer…: stored in every checkpoint. */
+  meta: Record<string, unknown>;
+  /** Receives the per-epoch lines (default: stderr). */
+  log?: (line: string) => void;
+  /** Title of the curves plot. */
+  title?: string;
+}
+
+export interface TrainSummary {
+  bestEpoch: number;
+  bestAccuracy: number;
+  /** metrics.jsonl's rows, one per epoch (including epochs before a resume). */
+  epochs: EpochMetrics[];
+  /** Wall time of this call. */
+  seconds: number;
+  outDir: string;
+  /** Epochs already done when this call started (0 unless resumed). */
+  resumedFromEpoch: number;
+}
+
+// Row keys owned by the trainer; evaluation metrics of the same name get an `eval_` prefix.
+const TRAINER_KEYS = new Set(['epoch', 'step', 'loss', 'lr', 'seconds', 'samples']);
+
+async function readMetrics(file: string): Promise<EpochMetrics[]> {
+  const text = await fs.readFile(file, 'utf8').catch(() => '');
+  const rows: EpochMetrics[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      rows.push(JSON.parse(line) as EpochMetrics);
+    } catch {
+      // A line that does not parse is dropped; the checkpoint is what counts.
+    }
+  }
+  return rows;
+}
+
+function checkOptions(task: TrainTask<unknown>, o: TrainOptions): void {
+  if (typeof o.outDir !== 'string' || !o.outDir) fail('training needs an output folder (--out DIR)');
+  if (!Number.isInteger(o.epochs) || o.epochs < 1) fail(`epochs must be a whole number ≥ 1, got ${o.epochs}`);
+  if (!(o.lr > 0) || !Number.isFinite(o.lr)) fail(`learning rate must be a number > 0, got ${o.lr}`);
+  if (o.warmupEpochs !== undefined && !(o.warmupEpochs >= 0)) fail(`warm-up epochs must be ≥ 0, got ${o.warmupEpochs}`);
+  if (o.clipNorm !== undefined && !(o.clipNorm > 0)) fail(`gradient clipping norm must be > 0, got ${o.clipNorm}`);
+  if (!Number.isInteger(task.trainSize) || task.trainSize < 1) fail(`the training set is empty (${task.trainSize} samples): give training data`);
+}
+
+/**
+ * Trains `task.model` with AdamW, a per-step warm-up + cosine schedule and optional
+ * gradient clipping; evaluates after every epoch; writes metrics.jsonl, best.safetensors
+ * (by evaluation accuracy), last.ckpt.safetensors (for --resume) and curves.png/html.
+ *
+ * The schedule's position is counted in samples seen, so it needs no step count up front;
+ * with a fixed batch size it is the usual per-step schedule. A resumed run restores weights,
+ * optimizer state, step, schedule position and best-so-far, and (shuffle seeds derive from
+ * (seed, epoch), dropout from seed + step) continues exactly as an uninterrupted run would.
+ */
+export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promise<TrainSummary> {
+  checkOptions(task as TrainTask<unknown>, options);
+  const started = performance.now();
+  const { outDir, epochs } = options;
+  const seed = options.seed ?? 0;
+  const minLr = options.minLr ?? Math.min(1e-6, options.lr / 100);
+  const warmupStartLr = options.warmupStartLr ?? minLr;
+  const lastFile = path.join(outDir, LAST_FILE);
+  const bestFile = path.join(outDir, BEST_FILE);
+  const metricsFile = path.join(outDir, METRICS_FILE);
+  await fs.mkdir(outDir, { recursive: true });
+
+  const noDecay = options.noWeightDecay;
+  const optimizer = new AdamW(task.model, {
+    weightDecay: options.weightDecay ?? 0.05,
+    noWeightDecay: noDecay ? (name) => noDecay(name) : undefined,
+  });
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const progress = new ProgressBar({ epochs, total: task.trainSize, enabled: options.progress !== false, log });
+
+  let step = 0;
+  let samples = 0;
+  let firstEpoch = 0;
+  let best: BestRecord | null = null;
+  let rows: EpochMetrics[] = [];
+  try {
+    if (options.resume) {
+      const exists = await fs.stat(lastFile).then((s) => s.isFile(), () => false);
+      if (!exists) fail(`cannot resume: ${lastFile} does not exist; run without --resume to start a new run in ${outDir}`);
+      const ckpt = await loadCheckpoint(lastFile);
+      try {
+        const was = ckpt.meta.family;
+        const now = options.meta.family;
+        if (was !== undefined && now !== undefined && was !== now) {
+          fail(`cannot resume: ${lastFile} is a ${String(was)} model, this run trains a ${String(now)} model; use another --out folder`);
+        }
+        task.model.loadStateDict(ckpt.weights, `the weights in ${lastFile}`);
+        optimizer.setState(ckpt.optimizer);
+      } finally {
+        disposeCheckpoint(ckpt);
+      }
+      step = ckpt.step;
+      samples = ckpt.samples;
+      firstEpoch = ckpt.epoch;
+      best = ckpt.best;
+      rows = (await readMetrics(metricsFile)).filter((r) => r.epoch <= firstEpoch);
+      log(firstEpoch >= epochs
+        ? `already trained ${firstEpoch} of ${epochs} epochs in ${outDir}: nothing to do (raise --epochs to train longer)`
+        : `resuming ${outDir} after epoch ${firstEpoch} (step ${step})`);
+    }
+
+    const totalSamples = task.trainSize * epochs;
+    const warmupSamples = task.trainSize * (options.warmupEpochs ?? 0);
+    for (let epoch = firstEpoch; epoch < epochs; epoch++) {
+      const epochStart = performance.now();
+      progress.startEpoch(epoch + 1);
+      let lossSum = 0;
+      let seen = 0;
+      let lr = options.lr;
+      for await (const batch of task.trainBatches(epoch, mixSeed(seed, epoch))) {
+        try {
+          const size = task.batchSize(batch);
+          lr = warmupCosine(samples, totalSamples, warmupSamples, options.lr, minLr, warmupStartLr);
+          const { loss, grads } = task.lossAndGradients(batch, step);
+          let lossValue: number;
+          try {
+            lossValue = (await loss.data())[0];
+            if (!Number.isFinite(lossValue)) {
+              fail(`the loss became ${lossValue} at step ${step + 1} (epoch ${epoch + 1}): lower the learning rate (now ${options.lr}) or clip gradients`);
+            }
+            if (options.clipNorm !== undefined) clipByGlobalNorm(grads, options.clipNorm);
+            optimizer.applyGradients(grads, lr);
+          } finally {
+            loss.dispose();
+            grads.forEach((g) => g.dispose());
+          }
+          step += 1;
+          samples += size;
+          seen += size;
+          lossSum += lossValue * size;
+          progress.update(seen, lossSum / seen);
+        } finally {
+          task.disposeBatch?.(batch);
+        }
+      }
+      if (seen === 0) fail(`epoch ${epoch + 1} had no training batches: the training set is empty`);
+
+      const evaluation = await task.evaluate();
+      const row: EpochMetrics = { epoch: epoch + 1, step, loss: lossSum / seen, lr, accuracy: evaluation.accuracy };
+      for (const [k, v] of Object.entries(evaluation)) row[TRAINER_KEYS.has(k) ? `eval_${k}` : k] = v;
+      row.seconds = (performance.now() - epochStart) / 1000;
+      rows.push(row);
+
+      const improved = best === null || row.accuracy > best.accuracy;
+      if (improved) {
+        best = { epoch: epoch + 1, accuracy: row.accuracy, metrics: { ...evaluation } };
+        await saveWeights(bestFile, task.model, options.meta, { epoch: epoch + 1, metrics: row });
+      }
+      await saveCheckpoint(lastFile, { model: task.model, optimizer, step, epoch: epoch + 1, samples, meta: options.meta, best });
+      await writeFileAtomic(metricsFile, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      await writeCurves(outDir, rows, options.title);
+      progress.endEpoch(epochLine(row, epochs, seen, improved));
+    }
+  } finally {
+    progress.stop();
+    optimizer.dispose();
+  }
+  return {
+    bestEpoch: best?.epoch ?? 0,
+    bestAccuracy: best?.accuracy ?? 0,
+    epochs: rows,
+    seconds: (performance.now() - started) / 1000,
+    outDir,
+    resumedFromEpoch: firstEpoch,
+  };
+}
+
+function epochLine(row: EpochMetrics, epochs: number, seen: number, improved: boolean): string {
+  const speed = row.seconds > 0 ? Math.round(seen / row.seconds) : 0;
+  const extras = Object.entries(row)
+    .filter(([k]) => !['epoch', 'step', 'loss', 'lr', 'seconds', 'accuracy'].includes(k))
+    .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toPrecision(4)}`);
+  return [
+    `epoch ${row.epoch}/${epochs}`,
+    `loss ${row.loss.toFixed(4)}`,
+    `accuracy ${(row.accuracy * 100).toFixed(2)}%`,
+    ...extras,
+    `lr ${row.lr.toExponential(2)}`,
+    `${speed} samples/s`,
+    `${row.seconds.toFixed(1)} s${improved ? '  (best so far, saved)' : ''}`,
+  ].join('  ');
+}
