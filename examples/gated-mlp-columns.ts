@@ -64,7 +64,7 @@ export class ToyNet extends Module {
   readonly columns: RevColumns;
   readonly heads: Linear[];
   readonly headColumns: number[];
-  constructor(readonly inFeatures: number, channels: number[], columnCount: number, classes: number, seed = 1, headColumns?: number[]) {
+  constructor(readonly inFeatures: number, channels: number[], columnCount: number, classes: number, seed = 1, headColumns?: number[], anchorEvery = 0) {
     super();
     const rng = new RandomStream(seed);
     this.stemLayer = this.child('stem', linear(inFeatures, channels[0], rng));
@@ -73,6 +73,7 @@ export class ToyNet extends Module {
       channels,
       fusion: (info) => new ToyFusion(info, rng),
       body: (info) => new ToyBody(info, rng),
+      anchorEvery,
     }));
     this.headColumns = headColumns ?? [columnCount - 1];
     this.heads = this.headColumns.map((c) => this.child(`head${c}`, linear(channels[channels.length - 1], classes, rng)));

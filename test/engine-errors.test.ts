@@ -87,3 +87,21 @@ describe('the engine rejects bad configurations with one-line messages', () => {
     cols.dispose(); cols2.dispose(); cols3.dispose();
   });
 });
+
+describe('the inverse', () => {
+  it('rebuilds the previous column from the next (with randomness replayed)', () => {
+    const net = new ToyNet(5, [6, 8, 10], 3, 3, 4);
+    const stemOut = tf.randomNormal([4, 6], 0, 1, 'float32', 2);
+    const all = net.columns.forward(stemOut, { training: true, seed: 8 });
+    const rebuilt = net.columns.rebuildPrevious(stemOut, all[2], 2, { training: true, seed: 8 });
+    rebuilt.forEach((t, l) => {
+      const err = tf.max(tf.abs(tf.sub(t, all[1][l]))).dataSync()[0];
+      expect(err).toBeLessThan(1e-5);
+    });
+    // Another seed gives other dropout masks, hence another (wrong) rebuild.
+    const wrong = net.columns.rebuildPrevious(stemOut, all[2], 2, { training: true, seed: 9 });
+    expect(tf.max(tf.abs(tf.sub(wrong[0], all[1][0]))).dataSync()[0]).toBeGreaterThan(1e-3);
+    expectUserError(() => net.columns.rebuildPrevious(stemOut, all[0], 0), /column 0 has no previous column/);
+    net.dispose();
+  });
+});

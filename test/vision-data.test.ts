@@ -110,7 +110,7 @@ describe('splits, normalisation and batches', () => {
     const before = tf.memory().numTensors;
     // Evaluation batches: exactly (pixel - mean) / std, same every time.
     const [evalBatch] = [...evaluationBatches(data.train, 64, norm)];
-    const x = await evalBatch.x.data();
+    const x = (await evalBatch.x.data()) as Float32Array;
     expect(x[100]).toBeCloseTo((data.train.pixels[100] - norm.mean[1]) / norm.std[1], 5);
     const mean = x.reduce((s, v) => s + v, 0) / x.length;
     const variance = x.reduce((s, v) => s + (v - mean) ** 2, 0) / x.length;

@@ -52,8 +52,15 @@ function validRange(outSize: number, stride: number, pad: number, tapOffset: num
 // Conv2DBackpropFilter: dW = im2col(x)^T · dy, run as matmuls on the wasm backend's own
 // BatchMatMul (XNNPACK), over row chunks so the im2col buffer stays bounded.
 
-/** Floats per im2col chunk (32 MiB). */
-const IM2COL_CHUNK_FLOATS = 8 * 1024 * 1024;
+/** Floats per im2col chunk (32 MiB by default). */
+let im2colChunkFloats = 8 * 1024 * 1024;
+
+/** Sets the im2col chunk size in floats (tests use a small one to exercise chunking); returns the old one. */
+export function setIm2colChunkFloats(floats: number): number {
+  const old = im2colChunkFloats;
+  im2colChunkFloats = Math.max(1, Math.floor(floats));
+  return old;
+}
 
 function conv2DBackpropFilter({ inputs, attrs, backend }: KernelArgs): TensorInfo {
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
@@ -76,7 +83,7 @@ function conv2DBackpropFilter({ inputs, attrs, backend }: KernelArgs): TensorInf
   const rowsTotal = batchSize * outHeight * outWidth;
   const grad = new Float64Array(colWidth * outChannels);
   const matMul = tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc as KernelFunc;
-  const rowsPerChunk = Math.max(1, Math.min(rowsTotal, Math.floor(IM2COL_CHUNK_FLOATS / Math.max(colWidth, outChannels))));
+  const rowsPerChunk = Math.max(1, Math.min(rowsTotal, Math.floor(im2colChunkFloats / Math.max(colWidth, outChannels))));
 
   for (let row0 = 0; row0 < rowsTotal; row0 += rowsPerChunk) {
     const rows = Math.min(rowsPerChunk, rowsTotal - row0);

@@ -55,6 +55,14 @@ export interface RevColOptions {
   scaleInit?: number;
   /** |g| is clamped to at least this before every forward pass (1e-3 in the paper). */
   minScale?: number;
+  /**
+   * Keep the exact outputs of every k-th column during the forward pass (columns k-1, 2k-1, …)
+   * and restart the rebuild from them in the backward. Rebuilding amplifies float rounding by
+   * roughly 1/|g| per column (see `npm run bench -- reconstruction`); anchors bound that drift
+   * for deep column counts at the cost of one column's outputs per anchor (not the
+   * activations inside the levels). 0 (the default) keeps only the last column, as the paper.
+   */
+  anchorEvery?: number;
   /** Parameter names: `${columnName}${c}.${scaleName}${l}`, `${columnName}${c}.level${l}.fusion|${bodyName}`. */
   columnName?: string;
   scaleName?: string;
@@ -92,6 +100,14 @@ export interface ForwardOptions {
   keep?: 'all' | 'last';
 }
 
+/** What the reversible backward starts from. */
+export interface ForwardForBackward {
+  /** The last column's outputs. */
+  last: tf.Tensor[];
+  /** Exact outputs of the anchor columns (see RevColOptions.anchorEvery), by column. */
+  anchors: Map<number, tf.Tensor[]>;
+}
+
 export interface BackwardArgs {
   /** The stem output the forward pass started from. */
   stemOut: tf.Tensor;
@@ -106,6 +122,8 @@ export interface BackwardArgs {
    * outputs (intermediate heads), or null. The outputs belong to the engine: do not dispose.
    */
   extraGrads?: (column: number, outputs: tf.Tensor[]) => Array<tf.Tensor | null | undefined> | null;
+  /** Exact outputs of anchor columns from forwardForBackward: used instead of rebuilding. */
+  anchors?: Map<number, tf.Tensor[]>;
 }
 
 export interface BackwardResult {
@@ -130,6 +148,7 @@ export class RevColumns extends Module {
   readonly levels: number;
   readonly channels: number[];
   readonly minScale: number;
+  readonly anchorEvery: number;
   private readonly cols: Column[] = [];
 
   constructor(options: RevColOptions) {
@@ -149,6 +168,8 @@ export class RevColumns extends Module {
     if (!Number.isFinite(scaleInit) || scaleInit === 0) {
       fail(`scaleInit must be a non-zero number (the unit divides by the shortcut scale to invert), got ${scaleInit}`);
     }
+    this.anchorEvery = options.anchorEvery ?? 0;
+    if (!Number.isInteger(this.anchorEvery) || this.anchorEvery < 0) fail(`anchorEvery must be a whole number ≥ 0, got ${options.anchorEvery}`);
     this.columns = columns;
     this.levels = levels;
     this.channels = [...channels];
@@ -231,11 +252,39 @@ export class RevColumns extends Module {
    * (the model-level helpers do). Under a gradient tape use keep 'all'.
    */
   forward(stemOut: tf.Tensor, options: ForwardOptions = {}): tf.Tensor[][] {
-    const training = options.training ?? false;
-    const seed = options.seed ?? 0;
     const keepAll = (options.keep ?? 'all') === 'all';
     const kept: tf.Tensor[][] = [];
+    const last = this.run(stemOut, options.training ?? false, options.seed ?? 0, (c, outs) => {
+      if (keepAll) {
+        kept.push(outs);
+        return true;
+      }
+      return false;
+    });
+    return keepAll ? kept : [last];
+  }
+
+  /** The forward pass of a reversible step: the last column's outputs and the anchors'. */
+  forwardForBackward(stemOut: tf.Tensor, options: { training: boolean; seed: number }): ForwardForBackward {
+    const anchors = new Map<number, tf.Tensor[]>();
+    const k = this.anchorEvery;
+    const last = this.run(stemOut, options.training, options.seed, (c, outs) => {
+      if (k > 0 && (c + 1) % k === 0 && c < this.columns - 1) {
+        anchors.set(c, outs);
+        return true;
+      }
+      return false;
+    });
+    return { last, anchors };
+  }
+
+  /**
+   * Runs the columns in order. `keep(c, outputs)` says whether the caller takes ownership of
+   * column c's outputs; otherwise they are freed once the next column exists.
+   */
+  private run(stemOut: tf.Tensor, training: boolean, seed: number, keep: (c: number, outs: tf.Tensor[]) => boolean): tf.Tensor[] {
     let prev: tf.Tensor[] | null = null;
+    let prevKept = false;
     for (let c = 0; c < this.columns; c++) {
       const cur: tf.Tensor[] = [];
       for (let l = 0; l < this.levels; l++) {
@@ -253,11 +302,31 @@ export class RevColumns extends Module {
           cur.push(f);
         }
       }
-      if (keepAll) kept.push(cur);
-      else if (prev) prev.forEach((t) => t.dispose());
+      if (prev && !prevKept) prev.forEach((t) => t.dispose());
       prev = cur;
+      prevKept = c < this.columns - 1 ? keep(c, cur) : false;
     }
-    return keepAll ? kept : [prev!];
+    keep(this.columns - 1, prev!);
+    return prev!;
+  }
+
+  /**
+   * The inverse: column c-1's outputs rebuilt from column c's (top level down, REVCOL.md §2).
+   * Pass the same training flag and seed as the forward pass so that randomness replays.
+   */
+  rebuildPrevious(stemOut: tf.Tensor, outputs: tf.Tensor[], column: number, options: ForwardOptions = {}): tf.Tensor[] {
+    if (column < 1 || column >= this.columns) fail(`column ${column} has no previous column to rebuild (valid: 1..${this.columns - 1})`);
+    const training = options.training ?? false;
+    const seed = options.seed ?? 0;
+    const rebuilt: tf.Tensor[] = new Array(this.levels);
+    for (let l = this.levels - 1; l >= 0; l--) {
+      const down = l === 0 ? stemOut : outputs[l - 1];
+      const up = l < this.levels - 1 ? rebuilt[l + 1] : null;
+      const scale = this.cols[column].scales[l];
+      const xl = outputs[l];
+      rebuilt[l] = tf.tidy(() => tf.div(tf.sub(xl, this.levelF(column, l, down, up, training, seed)), scale));
+    }
+    return rebuilt;
   }
 
   /**
@@ -299,7 +368,8 @@ export class RevColumns extends Module {
         if (c > 0) {
           const scale = this.cols[c].scales[l];
           const xl = x[l];
-          const rebuilt = tf.tidy(() => tf.div(tf.sub(xl, f), scale));
+          const anchor = args.anchors?.get(c - 1);
+          const rebuilt = anchor ? anchor[l].clone() : tf.tidy(() => tf.div(tf.sub(xl, f), scale));
           prevX[l] = rebuilt;
           prevDx[l] = accumulate(prevDx[l], tf.mul(dy, scale));
           const reduceAxes = dy.shape.slice(0, -1).map((_, i) => i);

@@ -102,7 +102,7 @@ export function lossAndGradients(
   };
 
   const stemOut = tf.tidy(() => stem.forward(input, stemContext(training, seed)));
-  const [lastOuts] = columns.forward(stemOut, { training, seed, keep: 'last' });
+  const { last: lastOuts, anchors } = columns.forwardForBackward(stemOut, { training, seed });
   const lastGrads = headGrads(last, lastOuts)!;
   const { stemGrad, grads } = columns.backward({
     stemOut,
@@ -111,7 +111,9 @@ export function lossAndGradients(
     training,
     seed,
     extraGrads: headGrads,
+    anchors,
   });
+  anchors.forEach((outs) => outs.forEach((t) => t.dispose()));
   lastOuts.forEach((t) => t.dispose());
   lastGrads.forEach((t) => t?.dispose());
   for (const [v, g] of grads) addInto(map, v, g);

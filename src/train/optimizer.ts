@@ -29,6 +29,14 @@ export interface AdamWState {
   tensors: Map<string, tf.Tensor>;
 }
 
+/** A non-trainable variable of zeros (the zeros tensor itself is freed: the variable keeps the data). */
+function zerosVariable(shape: number[]): tf.Variable {
+  const zeros = tf.zeros(shape);
+  const v = tf.variable(zeros, false);
+  zeros.dispose();
+  return v;
+}
+
 interface Slot {
   name: string;
   variable: tf.Variable;
@@ -72,8 +80,8 @@ export class AdamW {
       const slot: Slot = {
         name,
         variable,
-        m: tf.variable(tf.zeros(variable.shape), false),
-        v: tf.variable(tf.zeros(variable.shape), false),
+        m: zerosVariable(variable.shape),
+        v: zerosVariable(variable.shape),
         decay: this.weightDecay > 0 && !noDecay(name, variable),
       };
       this.slots.set(variable, slot);

@@ -70,18 +70,23 @@ function panel(x0: number, w: number, title: string, series: Series[], epochs: n
     out.push(`<text x="${left - 8}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="12" fill="#444">${formatTick(t, percent)}</text>`);
   }
   const xStep = Math.max(1, Math.ceil(epochs / 10));
-  for (let e = 1; e <= epochs; e += xStep) {
+  const xTicks: number[] = [];
+  for (let e = 1; e <= epochs; e += xStep) xTicks.push(e);
+  if (xTicks[xTicks.length - 1] !== epochs && (epochs - xTicks[xTicks.length - 1]) * 2 >= xStep) xTicks.push(epochs);
+  for (const e of xTicks) {
     const x = sx(e).toFixed(1);
     out.push(`<line x1="${x}" x2="${x}" y1="${PANEL.top + plotH}" y2="${PANEL.top + plotH + 5}" stroke="#444"/>`);
     out.push(`<text x="${x}" y="${PANEL.top + plotH + 20}" text-anchor="middle" font-size="12" fill="#444">${e}</text>`);
   }
   out.push(`<rect x="${left}" y="${PANEL.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#444"/>`);
   out.push(`<text x="${left + plotW / 2}" y="${HEIGHT - 12}" text-anchor="middle" font-size="13" fill="#222">epoch</text>`);
-  series.forEach((s, i) => {
+  let legendX = left + 10;
+  series.forEach((s) => {
     const pts = s.points.filter(([, y]) => Number.isFinite(y));
     if (pts.length > 1) out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2.2" points="${pts.map(([e, y]) => `${sx(e).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`);
     for (const [e, y] of pts) out.push(`<circle cx="${sx(e).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3.2" fill="${s.color}"/>`);
-    const lx = left + 10 + i * 150;
+    const lx = legendX;
+    legendX += 46 + 7.5 * s.label.length;
     out.push(`<line x1="${lx}" x2="${lx + 20}" y1="${PANEL.top - 10}" y2="${PANEL.top - 10}" stroke="${s.color}" stroke-width="3"/>`);
     out.push(`<text x="${lx + 26}" y="${PANEL.top - 10}" dominant-baseline="middle" font-size="12" fill="#222">${escapeXml(s.label)}</text>`);
   });
@@ -89,9 +94,9 @@ function panel(x0: number, w: number, title: string, series: Series[], epochs: n
     const bx = sx(best.epoch);
     const by = sy(best.value);
     out.push(`<circle cx="${bx.toFixed(1)}" cy="${by.toFixed(1)}" r="6.5" fill="none" stroke="#111" stroke-width="1.6"/>`);
-    const label = `best ${formatTick(best.value, percent)} (epoch ${best.epoch})`;
+    const label = `best ${percent ? `${(best.value * 100).toFixed(2)}%` : best.value.toPrecision(4)} (epoch ${best.epoch})`;
     const anchor = bx > left + plotW * 0.6 ? 'end' : 'start';
-    out.push(`<text x="${(bx + (anchor === 'end' ? -10 : 10)).toFixed(1)}" y="${(by + (by < PANEL.top + 24 ? 20 : -12)).toFixed(1)}" text-anchor="${anchor}" font-size="12" fill="#111">${escapeXml(label)}</text>`);
+    out.push(`<text x="${(bx + (anchor === 'end' ? -10 : 10)).toFixed(1)}" y="${(by + (by < PANEL.top + 24 ? 20 : -12)).toFixed(1)}" text-anchor="${anchor}" font-size="12" font-weight="bold" fill="#111" stroke="#fff" stroke-width="4" paint-order="stroke">${escapeXml(label)}</text>`);
   }
   return out.join('\n');
 }

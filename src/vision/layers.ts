@@ -110,13 +110,14 @@ export class ConvNeXtBlock extends Module {
   }
 }
 
-/** Nearest-neighbour ×2 upsampling of NHWC (each pixel becomes a 2×2 square), as PyTorch's Upsample(mode='nearest'). */
+/**
+ * Nearest-neighbour ×2 upsampling of NHWC (each pixel becomes a 2×2 square), as PyTorch's
+ * Upsample(mode='nearest'): without align-corners or half-pixel centres, output pixel i reads
+ * input pixel floor(i/2).
+ */
 export function upsampleNearest2x(x: tf.Tensor): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [n, h, w, c] = x.shape as [number, number, number, number];
-    const wide = tf.broadcastTo(tf.reshape(x, [n, h, 1, w, 1, c]), [n, h, 2, w, 2, c]);
-    return tf.reshape(wide, [n, 2 * h, 2 * w, c]) as tf.Tensor4D;
-  });
+  const [, h, w] = x.shape as [number, number, number, number];
+  return tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [2 * h, 2 * w], false, false);
 }
 
 /**

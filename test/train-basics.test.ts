@@ -1,0 +1,208 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { AdamW, accuracy, bceWithLogits, clipByGlobalNorm, defaultNoWeightDecay, softmaxCrossEntropy, warmupCosine } from '../src/index.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const values = (t: tf.Tensor) => Array.from(t.dataSync());
+
+describe('AdamW', () => {
+  // Adam by hand, one element at a time, in float64 (PyTorch's AdamW arrangement).
+  function adamwByHand(p0: number[], gradsPerStep: number[][], lrs: number[], wd: number): number[] {
+    const [b1, b2, eps] = [0.9, 0.999, 1e-8];
+    return p0.map((p, i) => {
+      let m = 0;
+      let v = 0;
+      gradsPerStep.forEach((g, s) => {
+        const t = s + 1;
+        p *= 1 - lrs[s] * wd;
+        m = b1 * m + (1 - b1) * g[i];
+        v = b2 * v + (1 - b2) * g[i] * g[i];
+        const mHat = m / (1 - b1 ** t);
+        const vHat = v / (1 - b2 ** t);
+        p -= (lrs[s] * mHat) / (Math.sqrt(vHat) + eps);
+      });
+      return p;
+    });
+  }
+
+  function run(wd: number) {
+    const w0 = [0.5, -1.5, 2.0, 0.25];
+    const b0 = [0.1, -0.2];
+    const w = tf.variable(tf.tensor2d(w0, [2, 2]));
+    const b = tf.variable(tf.tensor1d(b0));
+    const opt = new AdamW([['layer.weight', w], ['layer.bias', b]], { weightDecay: wd });
+    const wGrads = [[0.3, -0.7, 1.2, 0.05], [-0.1, -0.4, 2.0, 0.5], [0.2, 0.2, -0.3, -1.0]];
+    const bGrads = [[1.0, -3.0], [0.5, 0.5], [-2.0, 0.1]];
+    const lrs = [1e-2, 5e-3, 2e-2];
+    for (let s = 0; s < 3; s++) {
+      const grads = new Map<tf.Variable, tf.Tensor>([[w, tf.tensor2d(wGrads[s], [2, 2])], [b, tf.tensor1d(bGrads[s])]]);
+      opt.applyGradients(grads, lrs[s]);
+      grads.forEach((g) => g.dispose());
+    }
+    const result = { w: values(w), b: values(b), wWant: adamwByHand(w0, wGrads, lrs, wd), bWant: adamwByHand(b0, bGrads, lrs, 0), step: opt.step, decayed: opt.decayedNames() };
+    opt.dispose();
+    w.dispose();
+    b.dispose();
+    return result;
+  }
+
+  it('first step moves each weight by lr·sign(g) (the bias-corrected Adam step), decay aside', () => {
+    const p = tf.variable(tf.tensor2d([1, -2, 3, 0.5], [2, 2]));
+    const opt = new AdamW([['w', p]], { weightDecay: 0.1 });
+    const g = tf.tensor2d([0.3, -5, 2e-3, -0.01], [2, 2]);
+    opt.applyGradients(new Map([[p, g]]), 0.01);
+    // p·(1 − 0.01·0.1) − 0.01·sign(g): the numbers written out.
+    const want = [1 * 0.999 - 0.01, -2 * 0.999 + 0.01, 3 * 0.999 - 0.01, 0.5 * 0.999 + 0.01];
+    values(p).forEach((x, i) => expect(x).toBeCloseTo(want[i], 6));
+    g.dispose(); opt.dispose(); p.dispose();
+  });
+
+  it('matches a hand computation over three steps without weight decay', () => {
+    const r = run(0);
+    r.w.forEach((x, i) => expect(x).toBeCloseTo(r.wWant[i], 6));
+    r.b.forEach((x, i) => expect(x).toBeCloseTo(r.bWant[i], 6));
+    expect(r.step).toBe(3);
+    expect(r.decayed).toEqual([]);
+  });
+
+  it('matches a hand computation with decoupled weight decay, which skips the 1-D bias', () => {
+    const r = run(0.5);
+    r.w.forEach((x, i) => expect(x).toBeCloseTo(r.wWant[i], 6));
+    r.b.forEach((x, i) => expect(x).toBeCloseTo(r.bWant[i], 6));
+    expect(r.decayed).toEqual(['layer.weight']);
+    // The decay really acted: without it the weights differ.
+    const plain = run(0);
+    expect(Math.max(...r.w.map((x, i) => Math.abs(x - plain.w[i])))).toBeGreaterThan(1e-4);
+  });
+
+  it('does not decay norms, biases, shortcut scales or 1-D parameters by default', () => {
+    const v2 = tf.variable(tf.zeros([2, 2]));
+    const v1 = tf.variable(tf.zeros([2]));
+    expect(defaultNoWeightDecay('subnet1.alpha0', v1)).toBe(true);
+    expect(defaultNoWeightDecay('subnet1.alpha0', v2)).toBe(true);
+    expect(defaultNoWeightDecay('blocks.0.norm.weight', v2)).toBe(true);
+    expect(defaultNoWeightDecay('head.bias', v2)).toBe(true);
+    expect(defaultNoWeightDecay('blocks.0.pwconv1.weight', v2)).toBe(false);
+    expect(defaultNoWeightDecay('blocks.0.gamma', v1)).toBe(true);
+    v1.dispose(); v2.dispose();
+  });
+
+  it('exports and restores its state by name, and leaks nothing', () => {
+    const p = tf.variable(tf.tensor1d([1, 2, 3]));
+    const empty = tf.memory().numTensors;
+    const opt = new AdamW([['p', p]]);
+    expect(tf.memory().numTensors).toBe(empty + 2); // just m and v
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) {
+      const g = tf.tensor1d([0.1 * i, -0.2, 0.3]);
+      opt.applyGradients(new Map([[p, g]]), 1e-2);
+      g.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    const state = opt.getState();
+    expect([...state.tensors.keys()].sort()).toEqual(['p.m', 'p.v']);
+    const q = tf.variable(tf.tensor1d([0, 0, 0]));
+    const other = new AdamW([['p', q]]);
+    other.setState(state);
+    expect(other.step).toBe(5);
+    expect(values(other.getState().tensors.get('p.v')!)).toEqual(values(state.tensors.get('p.v')!));
+    const bad = new Map([['p.m', tf.zeros([4])], ['p.v', tf.zeros([3])]]);
+    expect(() => other.setState({ step: 1, tensors: bad })).toThrow(/mis-shaped p\.m/);
+    bad.forEach((t) => t.dispose());
+    opt.dispose(); other.dispose(); q.dispose();
+    expect(tf.memory().numTensors).toBe(empty);
+    p.dispose();
+  });
+});
+
+describe('warmupCosine', () => {
+  const lr = 1e-3;
+  const minLr = 1e-6;
+  const start = 1e-5;
+  it('starts at the warm-up lr, peaks at the end of warm-up, ends at minLr', () => {
+    expect(warmupCosine(0, 100, 10, lr, minLr, start)).toBeCloseTo(start, 12);
+    expect(warmupCosine(5, 100, 10, lr, minLr, start)).toBeCloseTo((start + lr) / 2, 12);
+    expect(warmupCosine(10, 100, 10, lr, minLr, start)).toBeCloseTo(lr, 12);
+    expect(warmupCosine(55, 100, 10, lr, minLr, start)).toBeCloseTo((lr + minLr) / 2, 12);
+    expect(warmupCosine(100, 100, 10, lr, minLr, start)).toBeCloseTo(minLr, 12);
+    expect(warmupCosine(150, 100, 10, lr, minLr, start)).toBeCloseTo(minLr, 12);
+    expect(warmupCosine(0, 100, 10, lr, minLr)).toBeCloseTo(minLr, 12); // warm-up starts at minLr by default
+    expect(warmupCosine(0, 100, 0, lr, minLr)).toBeCloseTo(lr, 12); // no warm-up: cosine from the peak
+  });
+  it('rises during warm-up and falls after it', () => {
+    const curve = Array.from({ length: 101 }, (_, s) => warmupCosine(s, 100, 10, lr, minLr, start));
+    for (let s = 1; s <= 10; s++) expect(curve[s]).toBeGreaterThan(curve[s - 1]);
+    for (let s = 11; s <= 100; s++) expect(curve[s]).toBeLessThan(curve[s - 1]);
+  });
+});
+
+describe('clipByGlobalNorm', () => {
+  it('scales all gradients together to the max norm and returns the norm before', () => {
+    const a = tf.variable(tf.zeros([2]));
+    const b = tf.variable(tf.zeros([1, 2]));
+    const ga = tf.tensor1d([3, 0]);
+    const gb = tf.tensor2d([[0, 4]]);
+    const grads = new Map<tf.Variable, tf.Tensor>([[a, ga], [b, gb]]);
+    const norm = clipByGlobalNorm(grads, 1);
+    expect(norm).toBeCloseTo(5, 5);
+    expect(ga.isDisposed && gb.isDisposed).toBe(true);
+    values(grads.get(a)!).forEach((x, i) => expect(x).toBeCloseTo([0.6, 0][i], 5));
+    values(grads.get(b)!).forEach((x, i) => expect(x).toBeCloseTo([0, 0.8][i], 5));
+    // Under the limit nothing changes.
+    const kept = grads.get(a)!;
+    expect(clipByGlobalNorm(grads, 10)).toBeCloseTo(1, 4);
+    expect(grads.get(a)).toBe(kept);
+    grads.forEach((g) => g.dispose());
+    a.dispose(); b.dispose();
+  });
+});
+
+describe('losses', () => {
+  const logitsData = [[2.0, -1.0, 0.5, 0.0], [0.1, 0.2, 3.0, -2.0], [-1.0, -1.0, -1.0, 4.0]];
+  const labels = [0, 3, 3];
+  function directCE(eps: number): number {
+    const K = 4;
+    let total = 0;
+    logitsData.forEach((row, i) => {
+      const lse = Math.log(row.reduce((s, x) => s + Math.exp(x), 0));
+      const logp = row.map((x) => x - lse);
+      total += -((1 - eps) * logp[labels[i]] + (eps / K) * logp.reduce((s, x) => s + x, 0));
+    });
+    return total / logitsData.length;
+  }
+  it.each([0, 0.1, 0.3])('cross-entropy with label smoothing %f equals the direct formula', (eps) => {
+    const logits = tf.tensor2d(logitsData);
+    const y = tf.tensor1d(labels, 'int32');
+    const loss = softmaxCrossEntropy(logits, y, eps);
+    expect(loss.dataSync()[0]).toBeCloseTo(directCE(eps), 5);
+    tf.dispose([logits, y, loss]);
+  });
+  it('binary cross-entropy with logits is the direct formula and stays finite for large logits', () => {
+    const x = [0.3, -1.2, 2.0, 0.0];
+    const t = [1, 0, 0.25, 0.5];
+    const want = x.reduce((s, xi, i) => s - (t[i] * Math.log(1 / (1 + Math.exp(-xi))) + (1 - t[i]) * Math.log(1 - 1 / (1 + Math.exp(-xi)))), 0) / x.length;
+    const a = tf.tensor1d(x);
+    const b = tf.tensor1d(t);
+    expect(bceWithLogits(a, b).dataSync()[0]).toBeCloseTo(want, 5);
+    const big = tf.tensor1d([200, -200]);
+    const targets = tf.tensor1d([0, 1]);
+    expect(bceWithLogits(big, targets).dataSync()[0]).toBeCloseTo(200, 3);
+    tf.dispose([a, b, big, targets]);
+  });
+  it('accuracy counts arg-max hits', () => {
+    const logits = tf.tensor2d(logitsData);
+    const y = tf.tensor1d([0, 2, 1], 'int32');
+    expect(accuracy(logits, y)).toBeCloseTo(2 / 3, 6);
+    tf.dispose([logits, y]);
+  });
+  it('rejects labels that do not fit the logits with one line', () => {
+    const logits = tf.zeros([3, 4]);
+    const y = tf.tensor1d([0, 1], 'int32');
+    expect(() => softmaxCrossEntropy(logits, y)).toThrow(/one label per row/);
+    tf.dispose([logits, y]);
+  });
+});

@@ -1,0 +1,115 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { useBackend } from '../src/backends/index.js';
+import { evaluateVision, formatReport } from '../src/cli/vision-eval.js';
+import { defaultEpochs, defaultPresetFor, trainVision } from '../src/cli/vision-train.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(path.join(tmpdir(), 'revcol-vision-train-'));
+  dirs.push(d);
+  return d;
+}
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+beforeAll(async () => {
+  await useBackend('cpu');
+});
+
+const quiet = { progress: false, log: () => {} };
+
+describe('vision train / eval on MNIST (smoke)', () => {
+  it('trains a nano preset on 64 digits, writes the run files, and leaks no tensors', async () => {
+    const out = path.join(tempDir(), 'run');
+    const before = tf.memory().numTensors;
+    const result = await trainVision({ data: 'mnist', limit: 64, preset: 'revcol-nano-32', epochs: 1, batchSize: 32, out, ...quiet });
+    expect(tf.memory().numTensors).toBe(before);
+    for (const f of ['best.safetensors', 'last.ckpt.safetensors', 'metrics.jsonl', 'curves.png', 'curves.html']) {
+      expect(existsSync(path.join(out, f)), f).toBe(true);
+    }
+    const rows = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows).toHaveLength(1);
+    expect(rows[0].accuracy).toBeGreaterThanOrEqual(0);
+    expect(Number.isFinite(rows[0].loss)).toBe(true);
+    expect(result.summary.epochs).toHaveLength(1);
+
+    // The stored meta: family, labels, data source and a config with the data's own normalisation.
+    const { metadata } = await readSafetensors(path.join(out, 'best.safetensors'));
+    const stored = JSON.parse(metadata.revcol) as { meta: Record<string, any> };
+    expect(stored.meta.family).toBe('vision');
+    expect(stored.meta.labels).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    expect(stored.meta.data.type).toBe('mnist');
+    expect(stored.meta.config.numClasses).toBe(10);
+    expect(stored.meta.config.inputSize).toBe(32);
+    expect(stored.meta.config.mean[0]).toBeLessThan(0.3); // MNIST's, not ImageNet's 0.485
+    expect(stored.meta.augment).toEqual({ pad: 4, flip: false });
+
+    // --resume continues from the last checkpoint to the new epoch count.
+    const resumed = await trainVision({ data: 'mnist', limit: 64, preset: 'revcol-nano-32', epochs: 2, batchSize: 32, out, resume: true, ...quiet });
+    expect(resumed.summary.resumedFromEpoch).toBe(1);
+    expect(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(tf.memory().numTensors).toBe(before);
+
+    // Eval from the saved model: accuracy, per-class accuracy, confusion matrix.
+    const report = await evaluateVision({ model: out, data: 'mnist', limit: 50 });
+    expect(report.count).toBe(50);
+    expect(report.perClass).toHaveLength(10);
+    expect(report.confusion.flat().reduce((a, b) => a + b, 0)).toBe(50);
+    const diagonal = report.confusion.reduce((s, row, i) => s + row[i], 0);
+    expect(report.accuracy).toBeCloseTo(diagonal / 50, 10);
+    expect(formatReport(report)).toContain('confusion matrix');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('chooses defaults from the data', () => {
+    expect(defaultPresetFor(28)).toBe('revcol-micro-32');
+    expect(defaultEpochs(7996)).toBe(20);
+    expect(defaultEpochs(100)).toBe(100);
+    expect(defaultEpochs(10_000_000)).toBe(10);
+  });
+});
+
+async function writeImage(file: string, size: number, rgb: [number, number, number]): Promise<void> {
+  const buf = Buffer.alloc(size * size * 3);
+  for (let i = 0; i < size * size; i++) buf.set(rgb, i * 3);
+  await sharp(buf, { raw: { width: size, height: size, channels: 3 } }).png().toFile(file);
+}
+
+describe('vision train on an image folder (smoke)', () => {
+  it('skips a corrupt file with a warning, learns two colours, and eval scores the held-out part', async () => {
+    const data = tempDir();
+    const colours: Record<string, [number, number, number]> = { red: [220, 30, 30], blue: [30, 30, 220] };
+    for (const [cls, rgb] of Object.entries(colours)) {
+      mkdirSync(path.join(data, cls));
+      for (let i = 0; i < 10; i++) {
+        const jitter = (v: number) => Math.max(0, Math.min(255, v + ((i * 37) % 40) - 20));
+        await writeImage(path.join(data, cls, `${i}.png`), 40, [jitter(rgb[0]), jitter(rgb[1]), jitter(rgb[2])]);
+      }
+    }
+    writeFileSync(path.join(data, 'red', 'corrupt.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0x00, 0x01, 0x02]));
+    const warnings: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      warnings.push(String(chunk));
+      return true;
+    });
+    let out: string;
+    try {
+      out = path.join(tempDir(), 'run');
+      const result = await trainVision({ data, preset: 'revcol-nano-32', epochs: 4, batchSize: 8, lr: 3e-3, out, ...quiet });
+      expect(result.classNames).toEqual(['blue', 'red']);
+      expect(result.summary.bestAccuracy).toBe(1);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(warnings.filter((w) => w.includes(path.join(data, 'red', 'corrupt.jpg')))).toHaveLength(1);
+    const report = await evaluateVision({ model: out, data });
+    expect(report.split).toMatch(/held-out 20%/);
+    expect(report.count).toBe(4);
+    expect(report.accuracy).toBe(1);
+  });
+});
