@@ -93,6 +93,7 @@ describe('AdamW', () => {
 
   it('exports and restores its state by name, and leaks nothing', () => {
     const p = tf.variable(tf.tensor1d([1, 2, 3]));
+    const q = tf.variable(tf.tensor1d([0, 0, 0]));
     const empty = tf.memory().numTensors;
     const opt = new AdamW([['p', p]]);
     expect(tf.memory().numTensors).toBe(empty + 2); // just m and v
@@ -105,7 +106,6 @@ describe('AdamW', () => {
     expect(tf.memory().numTensors).toBe(before);
     const state = opt.getState();
     expect([...state.tensors.keys()].sort()).toEqual(['p.m', 'p.v']);
-    const q = tf.variable(tf.tensor1d([0, 0, 0]));
     const other = new AdamW([['p', q]]);
     other.setState(state);
     expect(other.step).toBe(5);
@@ -113,9 +113,9 @@ describe('AdamW', () => {
     const bad = new Map([['p.m', tf.zeros([4])], ['p.v', tf.zeros([3])]]);
     expect(() => other.setState({ step: 1, tensors: bad })).toThrow(/mis-shaped p\.m/);
     bad.forEach((t) => t.dispose());
-    opt.dispose(); other.dispose(); q.dispose();
+    opt.dispose(); other.dispose();
     expect(tf.memory().numTensors).toBe(empty);
-    p.dispose();
+    p.dispose(); q.dispose();
   });
 });
 

@@ -167,6 +167,26 @@ describe('train()', () => {
     [straightNet, crashNet, resumedNet].forEach((n) => n.dispose());
   });
 
+  it('stops with one line when the loss is not finite; async batch sources work', async () => {
+    const net = new ToyNet(FEATURES, [6], 1, CLASSES, 4);
+    const base = toyTask(net);
+    const task: TrainTask<number> = {
+      model: net,
+      trainSize: 4,
+      async *trainBatches() { yield 1; yield 2; },
+      batchSize: () => 2,
+      lossAndGradients: (_b, step) => ({ loss: tf.scalar(step === 1 ? Number.NaN : 1), grads: new Map() }),
+      evaluate: () => base.evaluate(),
+    };
+    const tensorsBefore = tf.memory().numTensors;
+    const err = await train(task, options(path.join(root, 'nan'))).catch((e) => e);
+    expect(err).toBeInstanceOf(RevcolError);
+    expect(err.message).toMatch(/loss became NaN at step 2 \(epoch 1\): lower the learning rate/);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    base.dispose();
+    net.dispose();
+  });
+
   it('refuses a resume without a checkpoint, and bad options, with one line', async () => {
     const net = new ToyNet(FEATURES, [6], 1, CLASSES, 3);
     const task = toyTask(net);

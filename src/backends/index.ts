@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
+import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 export type BackendName = 'auto' | 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -312,6 +313,7 @@ async function activate(status: BackendStatus): Promise<void> {
   const { name } = status;
   if (name === 'webgpu') await loadWebgpuBackend();
   if (name === 'wasm') registerWasmTrainingKernels();
+  if (name === 'cpu') registerResizeGradFixes('cpu');
   const ok = await tf.setBackend(TFJS_NAME[name]);
   if (!ok) fail(`backend '${name}' could not be started; use --backend wasm or cpu, or see 'revcol info'`);
   await tf.ready();

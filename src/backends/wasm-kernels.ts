@@ -7,6 +7,7 @@
  *   DepthwiseConv2dNativeBackpropInput  (input gradient of depthwise conv)
  *   UnsortedSegmentSum                 (gradient of gather, i.e. of embeddings)
  * The other gaps (Complex, FFT, Einsum, Ragged*, string ops, Draw) are not used by training.
+ * Its resize gradients ignore halfPixelCenters; kernel-fixes.ts replaces them (for cpu too).
  *
  * Tensors live on the wasm heap: each kernel reads typed-array views of it and writes its
  * output there. A heap allocation may grow (and so replace) the heap's ArrayBuffer, so views
@@ -15,6 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo, util } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { RESIZE_GRAD_KERNELS, registerResizeGradFixes } from './kernel-fixes.js';
 
 type Pad = 'same' | 'valid' | number | backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
@@ -279,6 +281,7 @@ function unsortedSegmentSum({ inputs, attrs, backend }: KernelArgs): TensorInfo 
   return out;
 }
 
+
 // ---------------------------------------------------------------------------------------------
 
 const kernels: KernelConfig[] = [
@@ -296,8 +299,10 @@ const kernels: KernelConfig[] = [
   { kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as KernelFunc },
 ];
 
+
+
 /** The kernel names this module adds to the wasm backend. */
-export const WASM_TRAINING_KERNELS: readonly string[] = kernels.map((k) => k.kernelName);
+export const WASM_TRAINING_KERNELS: readonly string[] = [...kernels.map((k) => k.kernelName), ...RESIZE_GRAD_KERNELS];
 
 /**
  * Registers the training kernels for 'wasm' (idempotent; a kernel wasm already has, e.g. from
@@ -307,4 +312,5 @@ export function registerWasmTrainingKernels(): void {
   for (const config of kernels) {
     if (tf.getKernel(config.kernelName, 'wasm') === undefined) tf.registerKernel(config);
   }
+  registerResizeGradFixes('wasm');
 }

@@ -124,7 +124,9 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
   const lastFile = path.join(outDir, LAST_FILE);
   const bestFile = path.join(outDir, BEST_FILE);
   const metricsFile = path.join(outDir, METRICS_FILE);
-  await fs.mkdir(outDir, { recursive: true });
+  await fs.mkdir(outDir, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+    fail(`cannot create the output folder ${outDir} (${err.code ?? err.message}): choose another --out`);
+  });
 
   const noDecay = options.noWeightDecay;
   const optimizer = new AdamW(task.model, {
@@ -140,6 +142,9 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
   let best: BestRecord | null = null;
   let rows: EpochMetrics[] = [];
   try {
+    if (!options.resume && (await fs.stat(lastFile).then((st) => st.isFile(), () => false))) {
+      log(`note: starting a new run in ${outDir}; its earlier checkpoints will be replaced (--resume continues a run instead)`);
+    }
     if (options.resume) {
       const exists = await fs.stat(lastFile).then((s) => s.isFile(), () => false);
       if (!exists) fail(`cannot resume: ${lastFile} does not exist; run without --resume to start a new run in ${outDir}`);

