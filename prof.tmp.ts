@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from './src/backends/index.js';
 import { RevColVision } from './src/vision/model.js';
 import { visionConfig } from './src/vision/presets.js';
-await useBackend(process.argv[2] ?? 'wasm');
+await useBackend(process.argv[2] ?? 'wasm'); if (process.env.FIX) { const m = await import('./mmfix.tmp.js'); m.installFastTransposedMatMul(); }
 const config = await visionConfig(process.argv[3] ?? 'revcol-nano-32', { numClasses: 10 });
 const model = new RevColVision(config, 0);
 const B = 64;

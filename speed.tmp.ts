@@ -3,7 +3,7 @@ import { useBackend } from './src/backends/index.js';
 import { RevColVision } from './src/vision/model.js';
 import { visionConfig } from './src/vision/presets.js';
 const backend = process.argv[2] ?? 'wasm';
-await useBackend(backend);
+await useBackend(backend); if (process.env.FIX) { const m = await import('./mmfix.tmp.js'); m.installFastTransposedMatMul(); }
 for (const [name, ov] of JSON.parse(process.argv[3] ?? '[["revcol-nano-32",{}],["revcol-micro-32",{}]]') as Array<[string, object]>) {
   const config = await visionConfig(name, { numClasses: 10, ...ov });
   const model = new RevColVision(config, 0);

@@ -5,3 +5,5 @@ export * from './core/layers.js';
 export * from './core/engine.js';
 export * from './core/gradients.js';
 export * from './train/index.js';
+export * from './text/index.js';
+export * from './vision/index.js';

@@ -18,7 +18,7 @@ function tempDir(): string {
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 beforeAll(async () => {
-  await useBackend('cpu');
+  await useBackend('wasm');
 });
 
 const quiet = { progress: false, log: () => {} };

@@ -117,6 +117,8 @@ describe('wasm training kernels', () => {
     { name: '3x3 stride 2 same (odd size)', x: [2, 7, 7, 3], w: [3, 3, 3, 4], strides: 2, pad: 'same' },
     { name: '4x4 stride 4 stem', x: [2, 8, 8, 3], w: [4, 4, 3, 8], strides: 4, pad: 'valid' },
     { name: '2x2 stride 2 down', x: [2, 8, 8, 6], w: [2, 2, 6, 7], strides: 2, pad: 'valid' },
+    { name: '2x2 stride 2, more outputs than filter taps', x: [2, 8, 8, 2], w: [2, 2, 2, 16], strides: 2, pad: 'valid' },
+    { name: '1x1 conv', x: [2, 5, 5, 1], w: [1, 1, 1, 6], strides: 1, pad: 'valid' },
     {
       name: 'explicit padding, strides [2,3]',
       x: [1, 10, 7, 3],
@@ -144,6 +146,7 @@ describe('wasm training kernels', () => {
     const old = setIm2colChunkFloats(100);
     try {
       await expectSameGrads((x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'), [input([2, 6, 5, 3], 3), input([3, 3, 3, 4], 4)]);
+      await expectSameGrads((x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'), [input([2, 6, 5, 2], 5), input([2, 2, 2, 12], 6)]);
     } finally {
       setIm2colChunkFloats(old);
     }
@@ -176,6 +179,11 @@ describe('wasm training kernels', () => {
       ],
     },
     { name: '3x3 over 512 channels', x: [1, 4, 4, 512], w: [3, 3, 512, 1], strides: 1, pad: 'same' },
+    // from 100 output positions up the filter gradient runs as an XNNPACK depthwise conv
+    { name: '3x3 stride 1 same, 12x12 (XNNPACK route)', x: [2, 12, 12, 4], w: [3, 3, 4, 1], strides: 1, pad: 'same' },
+    { name: '7x7 stride 1 same, 14x11 batch 1 (XNNPACK route)', x: [1, 14, 11, 2], w: [7, 7, 2, 1], strides: 1, pad: 'same' },
+    { name: '3x3 stride 2 same, 21x21 (XNNPACK route)', x: [2, 21, 21, 3], w: [3, 3, 3, 1], strides: 2, pad: 'same' },
+    { name: '3x3 stride 2 valid, 22x23 (XNNPACK route)', x: [2, 22, 23, 3], w: [3, 3, 3, 1], strides: 2, pad: 'valid' },
   ];
   for (const c of depthwiseCases) {
     it(`depthwise conv gradients: ${c.name}`, async () => {
@@ -254,19 +262,20 @@ describe('wasm training kernels', () => {
     // cpu's backprop kernels ignore dilation, so check the identities
     // <conv(x, w), dy> = <x, backpropInput(dy, w)> = <w, backpropFilter(x, dy)> on wasm instead
     await tf.setBackend('wasm');
-    for (const [pad, strides] of [
-      ['same', 1],
-      ['valid', 1],
-      ['valid', 2],
+    for (const [pad, strides, mult] of [
+      ['same', 1, 1],
+      ['same', 1, 2],
+      ['valid', 1, 1],
+      ['valid', 2, 2],
     ] as const) {
       const [forward, viaInput, viaFilter] = tf.tidy(() => {
         const attrs = { strides: [strides, strides], pad, dilations: [2, 2] };
-        const x = tf.tensor(seeded(2 * 9 * 8 * 3, 61), [2, 9, 8, 3]) as tf.Tensor4D;
-        const w = tf.tensor(seeded(3 * 3 * 3 * 2, 62), [3, 3, 3, 2]) as tf.Tensor4D;
+        const x = tf.tensor(seeded(2 * 12 * 11 * 3, 61), [2, 12, 11, 3]) as tf.Tensor4D;
+        const w = tf.tensor(seeded(3 * 3 * 3 * mult, 62), [3, 3, 3, mult]) as tf.Tensor4D;
         const y = tf.depthwiseConv2d(x, w, strides, pad, 'NHWC', 2);
         const dy = tf.tensor(seeded(y.size, 63), y.shape);
-        const dw = tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...attrs, filterShape: [3, 3, 3, 2] }) as tf.Tensor;
-        const dx = tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: w }, { ...attrs, inputShape: [2, 9, 8, 3] }) as tf.Tensor;
+        const dw = tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...attrs, filterShape: [3, 3, 3, mult] }) as tf.Tensor;
+        const dx = tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: w }, { ...attrs, inputShape: [2, 12, 11, 3] }) as tf.Tensor;
         const dot = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(a, b)).dataSync()[0]!;
         return [dot(y, dy), dot(x, dx), dot(w, dw)];
       });

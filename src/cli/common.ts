@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs-core';
 import { type Command, Option } from 'commander';
 import { type ActiveBackend, BACKEND_NAMES, useBackend } from '../backends/index.js';
 
@@ -22,6 +23,9 @@ export interface BackendOptions {
  * (stdout stays clean for the command's own output). Unknown or unusable: a RevcolError.
  */
 export async function backendFromOptions(opts: BackendOptions): Promise<ActiveBackend> {
+  // PROD only silences tfjs's console warnings (e.g. the cpu backend's "install tfjs-node"
+  // banner), which would otherwise break the CLI's one-line messages on stderr
+  tf.env().set('PROD', true);
   const active = await useBackend(opts.backend ?? 'auto');
   if (!opts.quiet) {
     const on = active.adapter ? ` (${active.adapter})` : '';

@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { RevcolError } from '../core/errors.js';
 import { registerInfoCommand } from './info.js';
+import { registerTextCommands } from './text.js';
+import { registerVisionCommands } from './vision.js';
 
 /**
  * The `revcol` command line. Each family registers its subcommands from its own file;
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerInfoCommand(program);
+  registerTextCommands(program);
+  registerVisionCommands(program);
   return program;
 }
 

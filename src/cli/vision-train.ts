@@ -164,6 +164,7 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
         seed,
         resume: options.resume ?? false,
         progress: options.progress ?? true,
+        log: options.log,
         meta: {
           family: 'vision',
           preset: presetName,

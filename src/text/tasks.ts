@@ -87,7 +87,8 @@ export async function loadTask(name: string): Promise<TaskDefinition> {
   let sourceText: string;
   if (source.package === SPAM_PACKAGE) {
     ({ examples: all, groups } = spamAssassinExamples(source, where));
-    sourceText = `${SPAM_PACKAGE} (SpamAssassin public corpus): subject + body of each message, headers dropped`;
+    const kept = Array.isArray(source.headers) ? source.headers.join(', ') : source.headers === 'all' ? 'all headers' : 'Subject';
+    sourceText = `${SPAM_PACKAGE} (SpamAssassin public corpus): ${kept} + body of each message`;
   } else if (typeof source.file === 'string') {
     // A task over a data file shipped beside the task definition.
     all = await readTextExamples(path.resolve(TASKS_DIR, source.file), {
@@ -135,19 +136,26 @@ function readSpamCorpus(): SpamMessage[] {
 }
 
 /**
- * The text a message is classified from: its Subject (folded lines joined) and its body as
- * stored (MIME parts, HTML and transfer encodings left as they are), separated by a blank line.
- * Other headers are dropped: routing headers (Received, Delivered-To, list headers) identify
- * the mailboxes the corpus was collected from rather than the message, and would let a model
- * tell ham from spam by where it was archived.
+ * The text a message is classified from: the headers named in `keep` (default Subject; folded
+ * lines joined; "Name: value" lines in the order given; 'all' keeps the whole header block) and
+ * the body as stored (MIME parts, HTML and transfer encodings left as they are), separated by a
+ * blank line. By default other headers are dropped: routing headers (Received, Delivered-To,
+ * list headers) and the corpus's anonymised addresses (…@spamassassin.taint.org, mostly in ham)
+ * tell where a message was archived rather than what it says.
  */
-export function spamAssassinText(raw: string): string {
+export function spamAssassinText(raw: string, keep: readonly string[] | 'all' = ['Subject']): string {
   const message = raw.replace(/\r\n/g, '\n');
   const end = message.indexOf('\n\n');
   const headers = end < 0 ? message : message.slice(0, end);
   const body = end < 0 ? '' : message.slice(end + 2);
-  const subject = /^subject:[ \t]*(.*(?:\n[ \t].*)*)/im.exec(headers)?.[1] ?? '';
-  return `${subject.replace(/\n[ \t]+/g, ' ').trim()}\n\n${body}`;
+  if (keep === 'all') return `${headers}\n\n${body}`;
+  const lines: string[] = [];
+  for (const name of keep) {
+    const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const value = new RegExp(`^${escaped}:[ \\t]*(.*(?:\\n[ \\t].*)*)`, 'im').exec(headers)?.[1];
+    if (value !== undefined) lines.push(`${name}: ${value.replace(/\n[ \t]+/g, ' ').trim()}`);
+  }
+  return `${lines.join('\n')}\n\n${body}`;
 }
 
 function spamAssassinExamples(source: Json, where: string): { examples: TextExamples; groups: string[] } {
@@ -158,6 +166,11 @@ function spamAssassinExamples(source: Json, where: string): { examples: TextExam
     if (!Array.isArray(groupList)) fail(`${where}: source.labels.${label} must be a list of corpus groups`);
     for (const g of groupList) labelOfGroup.set(String(g), label);
   }
+  const headers = source.headers ?? ['Subject'];
+  if (headers !== 'all' && !(Array.isArray(headers) && headers.every(isString))) {
+    fail(`${where}: source.headers must be "all" or a list of header names such as ["Subject"]`);
+  }
+  const keep = headers as string[] | 'all';
   const texts: string[] = [];
   const labels: string[] = [];
   const groups: string[] = [];
@@ -166,7 +179,7 @@ function spamAssassinExamples(source: Json, where: string): { examples: TextExam
   for (const message of readSpamCorpus()) {
     const label = labelOfGroup.get(message.group);
     if (label === undefined) fail(`${where}: corpus group ${message.group} has no label in source.labels`);
-    const text = spamAssassinText(message.text);
+    const text = spamAssassinText(message.text, keep);
     // The corpus holds some messages twice (same subject and body, different headers); keep the first.
     if (source.dropDuplicateTexts === true && seen.has(text)) {
       skipped++;

@@ -34,8 +34,6 @@ export const SHIPPED_TOKENIZER_DIR = path.join(packageRoot, 'tokenizers');
 const HUB_NAME = /^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/;
 /** Tokenizer files, as Hugging Face `tokenizers` and transformers.js read them. */
 const FILES = ['tokenizer.json', 'tokenizer_config.json'] as const;
-/** Beyond this many cached rows the encode cache starts over, bounding its memory. */
-const CACHE_LIMIT = 200_000;
 
 type JsonObject = Record<string, unknown>;
 
@@ -105,6 +103,8 @@ export class TextTokenizer {
   private readonly files: { tokenizer: JsonObject; config: JsonObject };
   /** Whether a prefix of a text cut at whitespace tokenizes to a prefix of the text's tokens (true for BERT-style pipelines). */
   private readonly prefixStable: boolean;
+  /** Beyond this many cached rows the encode cache starts over, bounding its memory (~1 KB a row at length 256). */
+  cacheLimit = 200_000;
   private readonly rows = new Map<number, Map<string, Row>>();
   private cachedRows = 0;
 
@@ -195,8 +195,11 @@ export class TextTokenizer {
     const isCached = FILES.every((f) => existsSync(path.join(cached, f)));
     if (!isCached) {
       if (!options.allowNetwork) {
+        const shipped = (SHIPPED_TOKENIZERS as readonly string[]).includes(name)
+          ? ` (a copy ships with revcol: leave out --tokenizer, or give ${BUILTIN_PREFIX}${name})`
+          : '';
         fail(
-          `tokenizer ${name} is not a folder here and has not been downloaded; pass --allow-network to fetch it from the Hugging Face Hub, or give a folder with ${FILES.join(' and ')}`,
+          `tokenizer ${name} is not a folder here and has not been downloaded; pass --allow-network to fetch it from the Hugging Face Hub, or give a folder with ${FILES.join(' and ')}${shipped}`,
         );
       }
       const { AutoTokenizer, env } = await transformers();
@@ -291,11 +294,12 @@ export class TextTokenizer {
       cache = new Map();
       this.rows.set(maxLength, cache);
     }
-    const missing = [...new Set(texts.filter((t) => !cache.has(t)))];
+    let missing = [...new Set(texts.filter((t) => !cache.has(t)))];
     if (missing.length > 0) {
-      if (this.cachedRows + missing.length > CACHE_LIMIT) {
+      if (this.cachedRows + missing.length > this.cacheLimit) {
         for (const m of this.rows.values()) m.clear();
         this.cachedRows = 0;
+        missing = [...new Set(texts)];
       }
       const fresh = this.prefixStable ? this.encodeByPrefix(missing, maxLength) : this.encodeWhole(missing, maxLength);
       missing.forEach((t, i) => cache.set(t, fresh[i]!));

@@ -45,6 +45,7 @@ const release = (channels: number[], layers: number[], columns: number, dropPath
 /**
  * Small presets for 28–32 px images (MNIST padded to 32, CIFAR-like sets): a 2×2 stem so that
  * level 0 works at 16×16 and the top level at 2×2; sized to train in minutes on two CPU cores.
+ * Their mean/std are ImageNet's; training replaces them with the dataset's own.
  */
 const small = (channels: number[], layers: number[], columns: number, dropPath: number): VisionConfig => ({
   channels,
@@ -69,9 +70,11 @@ export const VISION_PRESETS: Record<string, VisionConfig> = {
   'revcol-xl': release([224, 448, 896, 1792], [1, 2, 6, 2], 8, 0.5),
   'revcol-nano-32': small([16, 32, 48, 64], [1, 1, 1, 1], 2, 0),
   'revcol-micro-32': small([24, 48, 96, 192], [1, 1, 2, 1], 4, 0.05),
+  // 64 px images (photos of a folder dataset): the release's 4×4 stem, level 0 at 16×16.
+  'revcol-micro-64': { ...small([24, 48, 96, 192], [1, 1, 2, 1], 4, 0.05), inputSize: 64, stemPatch: 4 },
 };
 
-export function presetNames(): string[] {
+export function visionPresetNames(): string[] {
   return Object.keys(VISION_PRESETS);
 }
 
@@ -188,7 +191,7 @@ export async function visionConfig(presetOrPath: string, overrides: Partial<Visi
   } else {
     const looksLikeFile = presetOrPath.endsWith('.json') || presetOrPath.includes('/') || presetOrPath.includes('\\');
     const exists = await fs.stat(presetOrPath).then((s) => s.isFile(), () => false);
-    if (!looksLikeFile && !exists) fail(`unknown vision preset '${presetOrPath}': use one of ${presetNames().join(', ')}, or a JSON config file`);
+    if (!looksLikeFile && !exists) fail(`unknown vision preset '${presetOrPath}': use one of ${visionPresetNames().join(', ')}, or a JSON config file`);
     if (!exists) fail(`cannot read config file ${presetOrPath}: check the path`);
     let parsed: unknown;
     try {
@@ -197,10 +200,13 @@ export async function visionConfig(presetOrPath: string, overrides: Partial<Visi
       fail(`config file ${presetOrPath} is not valid JSON`);
     }
     what = `config ${presetOrPath}`;
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && 'preset' in parsed) {
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      fail(`${what} must be a JSON object with ${KEYS.join(', ')} (or "preset" and fields to change)`);
+    }
+    if ('preset' in parsed) {
       const { preset: name, ...rest } = parsed as Record<string, unknown>;
       const from = typeof name === 'string' ? VISION_PRESETS[name.toLowerCase()] : undefined;
-      if (!from) fail(`${what}: unknown preset ${JSON.stringify(name)}: use one of ${presetNames().join(', ')}`);
+      if (!from) fail(`${what}: unknown preset ${JSON.stringify(name)}: use one of ${visionPresetNames().join(', ')}`);
       base = { ...cloneConfig(from), ...rest };
     } else {
       base = parsed as Record<string, unknown>;

@@ -1,0 +1,209 @@
+import { readFile } from 'node:fs/promises';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { fail } from '../core/errors.js';
+import { readTextExamples, type TextExamples } from '../data/text.js';
+import { type TextEvaluationReport, fineTune, type FineTuneResult, TextClassifier } from '../text/classifier.js';
+import { presetNames } from '../text/presets.js';
+import { loadTask, taskNames } from '../text/tasks.js';
+import { addBackendOption, backendFromOptions } from './common.js';
+
+const integer = (what: string) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a whole number ≥ 1`);
+  return n;
+};
+const positive = (what: string) => (value: string): number => {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${what} must be a number > 0`);
+  return n;
+};
+const wholeOrZero = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('the seed must be a whole number ≥ 0');
+  return n;
+};
+
+const out = (line = '') => process.stdout.write(`${line}\n`);
+const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+
+function defaultOut(opts: { task?: string; train?: string }): string {
+  const base = opts.task ?? (opts.train ?? 'data').replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '');
+  return `runs/text-${base.replace(/[^\w.-]+/g, '_')}`;
+}
+
+function printSummary(r: FineTuneResult): void {
+  const s = r.summary;
+  out(`model: ${r.preset ?? 'custom config'} (${r.config.columns} columns, widths ${r.config.hidden.join('/')}, blocks ${r.config.layers.join('/')}), tokenizer ${r.tokenizer}, max length ${r.maxLength}`);
+  out(`training: ${r.trainExamples} texts, ${r.epochs} epochs, batch ${r.batchSize}, lr ${r.lr}; evaluation: ${r.evalExamples} texts`);
+  const counts = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ');
+  out(`labels (train): ${counts(r.labelCounts.train)}`);
+  out(`labels (eval):  ${counts(r.labelCounts.eval)}`);
+  out(`truncated to ${r.maxLength} tokens: ${r.truncated.train} of ${r.trainExamples} training texts, ${r.truncated.eval} of ${r.evalExamples} evaluation texts`);
+  if (r.skipped.train || r.skipped.eval) out(`skipped rows without text or label: ${r.skipped.train} (train), ${r.skipped.eval} (eval)`);
+  if (s.bestEpoch > 0) out(`best epoch: ${s.bestEpoch} of ${s.epochs.length}, accuracy ${pct(s.bestAccuracy)}; ${s.seconds.toFixed(1)} s`);
+  out(`saved: ${r.outDir}/best.safetensors (and last.ckpt.safetensors, metrics.jsonl, curves.png, curves.html)`);
+}
+
+function printReport(r: TextEvaluationReport): void {
+  out(`accuracy ${pct(r.accuracy)}  macro-F1 ${r.macroF1.toFixed(4)}  (${r.examples} texts, ${r.truncated} truncated)`);
+  const width = Math.max(5, ...r.labels.map((l) => l.length));
+  out(`${'label'.padEnd(width)}  precision  recall  f1      support`);
+  for (const label of r.labels) {
+    const c = r.perClass[label];
+    out(`${label.padEnd(width)}  ${c.precision.toFixed(4).padStart(9)}  ${c.recall.toFixed(4).padStart(6)}  ${c.f1.toFixed(4)}  ${String(c.support).padStart(7)}`);
+  }
+  out('confusion (rows: true label, columns: predicted):');
+  const cell = Math.max(width, ...r.confusion.flat().map((n) => String(n).length));
+  out(`${''.padEnd(width)}  ${r.labels.map((l) => l.padStart(cell)).join('  ')}`);
+  r.labels.forEach((label, i) => out(`${label.padEnd(width)}  ${r.confusion[i].map((n) => String(n).padStart(cell)).join('  ')}`));
+}
+
+/** Registers `fine-tune`, `eval` and `predict` (the text classifier's commands). */
+export function registerTextCommands(program: Command): void {
+  const fineTuneCmd = program
+    .command('fine-tune')
+    .description('Train a RevCol text classifier on a CSV/TSV/JSONL file (columns text and label) or a built-in task.')
+    .option('--train <file>', 'training data: CSV, TSV or JSONL with a text and a label column')
+    .option('--task <name>', `a built-in task instead of --train (its own train/test split): ${taskNames().join(', ') || 'see tasks/'}`)
+    .option('--eval <file>', 'evaluation data (default: 10% of --train held out, stratified)')
+    .option('--text-column <name>', 'column (or JSONL field) holding the text', 'text')
+    .option('--label-column <name>', 'column (or JSONL field) holding the label', 'label')
+    .option('--tokenizer <dir|name>', 'tokenizer folder (tokenizer.json + tokenizer_config.json) or Hugging Face Hub name (default: the shipped bert-base-uncased)')
+    .option('--allow-network', 'allow downloading a Hub tokenizer')
+    .addOption(new Option('--preset <name>', `model size (default: chosen from the data size): ${presetNames().join(', ')}`).conflicts('config'))
+    .option('--config <file>', 'model config as JSON (a TextConfig, or {"preset": "text-tiny", ...overrides})')
+    .option('--from <dir>', 'start from an earlier model folder (its columns; a new head when the labels differ)')
+    .option('--epochs <n>', 'epochs (default: the task\'s, else enough steps for the data size)', integer('--epochs'))
+    .option('--batch-size <n>', 'texts per step (default 32)', integer('--batch-size'))
+    .option('--lr <x>', 'peak learning rate of AdamW (default 1e-3; 3e-4 with --from)', positive('--lr'))
+    .option('--max-length <n>', 'tokens per text (default: covers 95% of the training texts, up to the preset\'s limit)', integer('--max-length'))
+    .option('--out <dir>', 'output folder (default runs/text-<data name>)')
+    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .option('--seed <n>', 'seed of initialisation, shuffling and dropout', wholeOrZero, 0)
+    .addOption(new Option('--mode <mode>', 'backward pass: reversible (memory-saving) or plain autodiff').choices(['reversible', 'plain']))
+    .option('--no-progress', 'no progress bar, one line per epoch')
+    .addHelpText('after', `
+Examples:
+  revcol fine-tune --train reviews.csv                       # defaults suited to the data
+  revcol fine-tune --train data.tsv --text-column body --label-column topic --out runs/topics
+  revcol fine-tune --task spam --out runs/spam               # the SpamAssassin task
+  revcol fine-tune --train more.csv --from runs/topics --epochs 3
+  revcol fine-tune --train big.jsonl --preset text-small --max-length 256 --backend wasm`);
+  addBackendOption(fineTuneCmd);
+  fineTuneCmd.action(async (opts) => {
+    await backendFromOptions(opts);
+    const result = await fineTune({
+      train: opts.train,
+      task: opts.task,
+      eval: opts.eval,
+      textColumn: opts.textColumn,
+      labelColumn: opts.labelColumn,
+      tokenizer: opts.tokenizer,
+      allowNetwork: opts.allowNetwork,
+      preset: opts.preset,
+      config: opts.config,
+      from: opts.from,
+      epochs: opts.epochs,
+      batchSize: opts.batchSize,
+      lr: opts.lr,
+      maxLength: opts.maxLength,
+      out: opts.out ?? defaultOut(opts),
+      resume: opts.resume,
+      seed: opts.seed,
+      mode: opts.mode,
+      progress: opts.progress,
+    });
+    printSummary(result);
+  });
+
+  const evalCmd = program
+    .command('eval')
+    .description('Score a text classifier on labelled data: accuracy, macro-F1, per-class precision/recall/F1, confusion matrix.')
+    .requiredOption('--model <dir>', 'model folder written by fine-tune')
+    .option('--data <file>', 'labelled CSV, TSV or JSONL')
+    .option('--task <name>', 'a built-in task\'s test split instead of --data')
+    .option('--text-column <name>', 'column (or JSONL field) holding the text', 'text')
+    .option('--label-column <name>', 'column (or JSONL field) holding the label', 'label')
+    .option('--allow-network', 'allow downloading the model\'s Hub tokenizer if its folder lacks one')
+    .option('--json', 'print one JSON object')
+    .addHelpText('after', `
+Examples:
+  revcol eval --model runs/spam --task spam --json
+  revcol eval --model runs/topics --data test.csv`);
+  addBackendOption(evalCmd);
+  evalCmd.action(async (opts) => {
+    if (!opts.data === !opts.task) fail('eval needs exactly one of --data FILE or --task NAME');
+    await backendFromOptions(opts);
+    let data: TextExamples;
+    let where: string;
+    if (opts.task) {
+      data = (await loadTask(opts.task)).test;
+      where = `the ${opts.task} test split`;
+    } else {
+      data = await readTextExamples(opts.data, { textColumn: opts.textColumn, labelColumn: opts.labelColumn });
+      where = opts.data;
+    }
+    const classifier = await TextClassifier.load(opts.model, { allowNetwork: opts.allowNetwork });
+    try {
+      const report = classifier.evaluate(data, where);
+      if (opts.json) out(JSON.stringify({ ...report, skipped: data.skipped, model: opts.model, data: opts.task ? `task:${opts.task}` : opts.data }));
+      else {
+        if (data.skipped) out(`skipped ${data.skipped} rows without text or label`);
+        printReport(report);
+      }
+    } finally {
+      classifier.dispose();
+    }
+  });
+
+  const predictCmd = program
+    .command('predict')
+    .description('Classify texts with a fine-tuned model: the label and every class\'s probability per text.')
+    .argument('[text...]', 'texts to classify')
+    .requiredOption('--model <dir>', 'model folder written by fine-tune')
+    .option('--file <file>', 'classify the texts in a file: CSV/TSV/JSONL with a text column, or plain text with one text per line')
+    .option('--text-column <name>', 'column (or JSONL field) holding the text, for --file', 'text')
+    .option('--allow-network', 'allow downloading the model\'s Hub tokenizer if its folder lacks one')
+    .option('--json', 'print a JSON array: {text, label, score, probabilities} per text')
+    .addHelpText('after', `
+Examples:
+  revcol predict --model runs/spam "WIN a FREE cruise, click now!" "Meeting moved to 3pm"
+  revcol predict --model runs/topics --file new.csv --json`);
+  addBackendOption(predictCmd);
+  predictCmd.action(async (texts: string[], opts) => {
+    if (texts.length && opts.file) fail('give texts as arguments or --file FILE, not both');
+    let list = texts;
+    if (opts.file) list = await readPredictFile(opts.file, opts.textColumn);
+    if (!list.length) fail('nothing to classify: give texts as arguments or --file FILE');
+    await backendFromOptions(opts);
+    const classifier = await TextClassifier.load(opts.model, { allowNetwork: opts.allowNetwork });
+    try {
+      const results = await classifier.classify(list);
+      if (opts.json) {
+        out(JSON.stringify(list.map((text, i) => ({ text, ...results[i] }))));
+      } else {
+        results.forEach((r, i) => {
+          const probs = Object.entries(r.probabilities).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+          const shown = list[i].length > 60 ? `${list[i].slice(0, 57).replace(/\s+/g, ' ')}...` : list[i].replace(/\s+/g, ' ');
+          out(`${r.label}\t${r.score.toFixed(4)}\t(${probs})\t${shown}`);
+        });
+      }
+    } finally {
+      classifier.dispose();
+    }
+  });
+}
+
+/** Texts of a prediction file: a table with a text column, or one text per line. */
+async function readPredictFile(file: string, textColumn: string): Promise<string[]> {
+  if (/\.(csv|tsv|tab|jsonl|ndjson)$/i.test(file)) {
+    return (await readTextExamples(file, { textColumn, requireLabels: false })).texts;
+  }
+  let content: string;
+  try {
+    content = await readFile(file, 'utf8');
+  } catch (err) {
+    fail(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return content.replace(/^\uFEFF/, '').split(/\r?\n/).filter((line) => line.trim() !== '');
+}

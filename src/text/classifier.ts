@@ -1,0 +1,533 @@
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../backends/index.js';
+import { fail } from '../core/errors.js';
+import { mixSeed } from '../core/random.js';
+import { countLabels, LabelMap, readTextExamples, seededPermutation, splitHeldOut, type TextExamples } from '../data/text.js';
+import { loadModelDir } from '../train/checkpoint.js';
+import { train, type TrainSummary } from '../train/trainer.js';
+import { RevColText, type TextBatch } from './model.js';
+import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
+import { loadTask } from './tasks.js';
+import { TextTokenizer } from './tokenizer.js';
+
+/** Class probabilities of one text, pipeline style. */
+export interface TextClassification {
+  label: string;
+  score: number;
+  probabilities: Record<string, number>;
+}
+
+export interface TextClassMetrics {
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+export interface TextEvaluationReport {
+  accuracy: number;
+  macroF1: number;
+  examples: number;
+  labels: string[];
+  perClass: Record<string, TextClassMetrics>;
+  /** confusion[t][p]: texts of true class t predicted as class p (in `labels` order). */
+  confusion: number[][];
+  /** Texts longer than the model's maxLength, cut for classification. */
+  truncated: number;
+}
+
+/** Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix. */
+export function textClassificationReport(trueIds: ArrayLike<number>, predicted: ArrayLike<number>, labels: string[], truncated = 0): TextEvaluationReport {
+  const k = labels.length;
+  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  let correct = 0;
+  for (let i = 0; i < trueIds.length; i++) {
+    confusion[trueIds[i]][predicted[i]]++;
+    if (trueIds[i] === predicted[i]) correct++;
+  }
+  const perClass: Record<string, TextClassMetrics> = {};
+  let f1Sum = 0;
+  labels.forEach((label, c) => {
+    const tp = confusion[c][c];
+    const support = confusion[c].reduce((a, b) => a + b, 0);
+    const predictedCount = confusion.reduce((a, row) => a + row[c], 0);
+    const precision = predictedCount ? tp / predictedCount : 0;
+    const recall = support ? tp / support : 0;
+    const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
+    perClass[label] = { precision, recall, f1, support };
+    f1Sum += f1;
+  });
+  return {
+    accuracy: trueIds.length ? correct / trueIds.length : 0,
+    macroF1: k ? f1Sum / k : 0,
+    examples: trueIds.length,
+    labels: [...labels],
+    perClass,
+    confusion,
+    truncated,
+  };
+}
+
+/** Token ids and masks of a data set, encoded once and cut into batches on demand. */
+class EncodedTexts {
+  readonly ids: Int32Array;
+  readonly mask: Int32Array;
+  readonly lengths: Int32Array;
+  readonly truncated: number;
+  constructor(tokenizer: TextTokenizer, texts: string[], readonly maxLength: number, readonly labels?: Int32Array) {
+    const enc = tokenizer.encode(texts, maxLength);
+    this.ids = enc.inputIds.dataSync() as Int32Array;
+    this.mask = enc.attentionMask.dataSync() as Int32Array;
+    this.truncated = enc.truncated;
+    enc.inputIds.dispose();
+    enc.attentionMask.dispose();
+    this.lengths = new Int32Array(texts.length);
+    for (let i = 0; i < texts.length; i++) {
+      let n = 0;
+      for (let j = 0; j < maxLength; j++) n += this.mask[i * maxLength + j] ? 1 : 0;
+      this.lengths[i] = n;
+    }
+  }
+  get size(): number {
+    return this.lengths.length;
+  }
+  /**
+   * A batch of the given rows, cut to its longest text: padded positions do not change a
+   * model's output, so the shorter tensor gives the same result for less work.
+   */
+  batch(rows: number[]): TextBatch {
+    const t = this.maxLength;
+    let width = 1;
+    for (const r of rows) width = Math.max(width, this.lengths[r]);
+    width = Math.min(t, Math.ceil(width / 8) * 8);
+    const ids = new Int32Array(rows.length * width);
+    const mask = new Int32Array(rows.length * width);
+    rows.forEach((r, i) => {
+      ids.set(this.ids.subarray(r * t, r * t + width), i * width);
+      mask.set(this.mask.subarray(r * t, r * t + width), i * width);
+    });
+    return {
+      inputIds: tf.tensor2d(ids, [rows.length, width], 'int32'),
+      attentionMask: tf.tensor2d(mask, [rows.length, width], 'int32'),
+      labels: tf.tensor1d(this.labels ? rows.map((r) => this.labels![r]) : new Array(rows.length).fill(0), 'int32'),
+    };
+  }
+}
+
+function disposeBatch(b: TextBatch): void {
+  tf.dispose([b.inputIds, b.attentionMask, b.labels]);
+}
+
+/** Probabilities [n, classes] of encoded texts, in batches, in eval mode. */
+function predictEncoded(model: RevColText, data: EncodedTexts, batchSize = 64): Float32Array {
+  const k = model.config.numLabels;
+  const out = new Float32Array(data.size * k);
+  // Similar lengths together: less padding per batch. Results go back to input order.
+  const order = Array.from({ length: data.size }, (_, i) => i).sort((a, b) => data.lengths[a] - data.lengths[b]);
+  for (let start = 0; start < order.length; start += batchSize) {
+    const rows = order.slice(start, start + batchSize);
+    const batch = data.batch(rows);
+    const probs = model.probabilities(batch.inputIds, batch.attentionMask);
+    const values = probs.dataSync();
+    probs.dispose();
+    disposeBatch(batch);
+    rows.forEach((r, i) => out.set(values.subarray(i * k, (i + 1) * k), r * k));
+  }
+  return out;
+}
+
+function argmaxRows(probs: Float32Array, k: number): Int32Array {
+  const n = probs.length / k;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (probs[i * k + c] > probs[i * k + best]) best = c;
+    out[i] = best;
+  }
+  return out;
+}
+
+/** What a text model's folder records about it (the `meta` of its checkpoints). */
+export interface TextModelMeta {
+  family: 'text';
+  config: TextConfig;
+  labels: string[];
+  /** Where the tokenizer came from; the model folder also keeps a copy of its files. */
+  tokenizer: string;
+  maxLength: number;
+  preset?: string;
+  task?: string;
+}
+
+function readMeta(meta: Record<string, unknown>, where: string): TextModelMeta {
+  if (meta.family !== 'text') {
+    fail(`${where} holds a ${meta.family === undefined ? 'model of unknown family' : `${String(meta.family)} model`}, not a text classifier: pass the --out folder of 'revcol fine-tune'`);
+  }
+  const m = meta as unknown as TextModelMeta;
+  if (!m.config || !Array.isArray(m.labels) || typeof m.maxLength !== 'number') fail(`${where} lacks the text model's config, labels or maxLength: it may be damaged; train it again`);
+  return m;
+}
+
+export interface TextLoadOptions {
+  /** Switch TensorFlow.js to this backend first (default: keep the current one). */
+  backend?: string;
+  allowNetwork?: boolean;
+}
+
+/** A trained text classifier: `await TextClassifier.load(dir)` then `classify(texts)`. */
+export class TextClassifier {
+  private constructor(
+    readonly model: RevColText,
+    readonly tokenizer: TextTokenizer,
+    readonly labels: LabelMap,
+    readonly maxLength: number,
+    readonly meta: TextModelMeta,
+    readonly source: string,
+  ) {}
+
+  /** Loads a fine-tune output folder (or its best.safetensors). */
+  static async load(dir: string, options: TextLoadOptions = {}): Promise<TextClassifier> {
+    if (options.backend) await useBackend(options.backend);
+    const loaded = await loadModelDir(dir);
+    try {
+      const meta = readMeta(loaded.meta, dir);
+      const folder = statSync(dir).isDirectory() ? dir : path.dirname(dir);
+      // The copy of the tokenizer kept beside the weights; the recorded source otherwise.
+      const tokenizer = existsSync(path.join(folder, 'tokenizer.json'))
+        ? await TextTokenizer.fromFolder(path.resolve(folder), meta.tokenizer)
+        : await TextTokenizer.load(meta.tokenizer, { allowNetwork: options.allowNetwork });
+      if (tokenizer.vocabSize !== meta.config.vocabSize) {
+        fail(`the tokenizer of ${dir} has ${tokenizer.vocabSize} tokens but the model was trained with ${meta.config.vocabSize}: the folder's tokenizer files do not belong to it`);
+      }
+      const model = new RevColText(meta.config);
+      try {
+        model.loadStateDict(loaded.tensors, `the weights in ${loaded.file}`);
+      } catch (err) {
+        model.dispose();
+        throw err;
+      }
+      return new TextClassifier(model, tokenizer, LabelMap.fromJSON(meta.labels), meta.maxLength, meta, loaded.file);
+    } finally {
+      loaded.tensors.forEach((t) => t.dispose());
+    }
+  }
+
+  /** Class probabilities [texts × labels], row-major. */
+  probabilities(texts: string[], batchSize = 64): Float32Array {
+    if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('classify takes an array of strings');
+    if (texts.length === 0) return new Float32Array(0);
+    return predictEncoded(this.model, new EncodedTexts(this.tokenizer, texts, this.maxLength), batchSize);
+  }
+
+  /** The most likely label, its probability, and every label's probability, per text. */
+  async classify(texts: string | string[]): Promise<TextClassification[]> {
+    const list = typeof texts === 'string' ? [texts] : texts;
+    const k = this.labels.size;
+    const probs = this.probabilities(list);
+    return list.map((_, i) => {
+      const row = probs.subarray(i * k, (i + 1) * k);
+      let best = 0;
+      for (let c = 1; c < k; c++) if (row[c] > row[best]) best = c;
+      const probabilities: Record<string, number> = {};
+      this.labels.names.forEach((name, c) => { probabilities[name] = row[c]; });
+      return { label: this.labels.name(best), score: row[best], probabilities };
+    });
+  }
+
+  /** Accuracy, macro-F1, per-class scores and confusion on labelled examples. */
+  evaluate(examples: TextExamples, where = 'the evaluation data'): TextEvaluationReport {
+    const trueIds = this.labels.ids(examples.labels, where);
+    const data = new EncodedTexts(this.tokenizer, examples.texts, this.maxLength, trueIds);
+    const probs = predictEncoded(this.model, data);
+    return textClassificationReport(trueIds, argmaxRows(probs, this.labels.size), this.labels.names, data.truncated);
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
+export interface FineTuneOptions {
+  /** Training file (CSV, TSV or JSONL) … */
+  train?: string;
+  /** … or a built-in task (its train split; its test split is the evaluation set). */
+  task?: string;
+  /** Evaluation file; default: a stratified 10% held out of the training file. */
+  eval?: string;
+  textColumn?: string;
+  labelColumn?: string;
+  /** Tokenizer folder or Hub name; default: the shipped one (or the --from model's). */
+  tokenizer?: string;
+  allowNetwork?: boolean;
+  preset?: string;
+  /** A JSON config file, or a partial config object (may name a preset to start from). */
+  config?: string | Partial<TextConfig>;
+  /** Start from an earlier model's columns (its folder); a new head when its labels differ. */
+  from?: string;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  maxLength?: number;
+  weightDecay?: number;
+  warmupEpochs?: number;
+  labelSmoothing?: number;
+  out: string;
+  resume?: boolean;
+  seed?: number;
+  /** Switch TensorFlow.js to this backend first (default: keep the current one). */
+  backend?: string;
+  progress?: boolean;
+  /** Where progress lines and the notes go (default stderr). */
+  log?: (line: string) => void;
+  mode?: 'reversible' | 'plain';
+}
+
+export interface FineTuneResult {
+  outDir: string;
+  summary: TrainSummary;
+  config: TextConfig;
+  preset: string | null;
+  labels: string[];
+  maxLength: number;
+  trainExamples: number;
+  evalExamples: number;
+  labelCounts: { train: Record<string, number>; eval: Record<string, number> };
+  truncated: { train: number; eval: number };
+  skipped: { train: number; eval: number };
+  tokenizer: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** Whether the columns came from --from, and whether the head was kept. */
+  from: { dir: string; keptHead: boolean } | null;
+}
+
+const HELD_OUT_FRACTION = 0.1;
+
+/**
+ * A max length that covers most texts: the 95th percentile of token counts, rounded up to a
+ * multiple of 32, between 32 and the cap.
+ */
+export function chooseMaxLength(tokenizer: TextTokenizer, texts: string[], cap: number, seed = 0): number {
+  const sample = texts.length > 2000 ? seededPermutation(texts.length, seed).slice(0, 2000).map((i) => texts[i]) : texts;
+  const counts = tokenizer.countTokens(sample, cap).sort((a, b) => a - b);
+  const p95 = counts[Math.min(counts.length - 1, Math.floor(counts.length * 0.95))] ?? cap;
+  return Math.max(Math.min(32, cap), Math.min(cap, Math.ceil(p95 / 32) * 32));
+}
+
+/** Epochs that give small data sets enough steps and large ones a few passes. */
+export function chooseEpochs(trainExamples: number, batchSize: number): number {
+  const stepsPerEpoch = Math.ceil(trainExamples / batchSize);
+  return Math.max(3, Math.min(30, Math.round(600 / stepsPerEpoch)));
+}
+
+/**
+ * Fine-tunes (or trains from scratch) a RevCol text classifier and writes its folder:
+ * best.safetensors, last.ckpt.safetensors, metrics.jsonl, curves.png/html and the tokenizer's files.
+ */
+export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (!options.out) fail('fine-tune needs an output folder (--out DIR)');
+  if (options.task && options.train) fail('give either --task or --train, not both');
+  if (!options.task && !options.train) fail('fine-tune needs training data: --train FILE (CSV, TSV or JSONL with text and label columns) or --task NAME');
+  if (options.from && (options.preset || options.config)) fail('--from takes the architecture of the earlier model: leave out --preset and --config');
+  if (options.preset && options.config) fail('give either --preset or --config, not both (a config file may name a preset to start from)');
+  if (options.backend) await useBackend(options.backend);
+  const seed = options.seed ?? 0;
+
+  // Data.
+  let trainSet: TextExamples;
+  let evalSet: TextExamples;
+  let taskPreset: string | undefined;
+  let hyper: Partial<{ epochs: number; batchSize: number; lr: number; maxLength: number; weightDecay: number; warmupEpochs: number }> = {};
+  if (options.task) {
+    if (options.eval) fail('--task brings its own test split: leave out --eval');
+    const task = await loadTask(options.task);
+    trainSet = task.train;
+    evalSet = task.test;
+    taskPreset = task.preset;
+    hyper = task.hyper;
+  } else {
+    const columns = { textColumn: options.textColumn, labelColumn: options.labelColumn };
+    const all = await readTextExamples(options.train!, columns);
+    if (options.eval) {
+      trainSet = all;
+      evalSet = await readTextExamples(options.eval, columns);
+    } else {
+      LabelMap.fromLabels(all.labels); // one-class data fails here, before the split
+      const split = splitHeldOut(all, HELD_OUT_FRACTION, seed);
+      trainSet = { ...split.train, skipped: all.skipped };
+      evalSet = split.eval;
+      log(`note: no --eval file: holding out ${evalSet.texts.length} of ${all.texts.length} texts (${HELD_OUT_FRACTION * 100}%, stratified) for evaluation`);
+    }
+  }
+  const labelMap = LabelMap.fromLabels(trainSet.labels);
+  const trainIds = labelMap.ids(trainSet.labels, 'the training data');
+  const evalIds = labelMap.ids(evalSet.labels, options.eval ? `the evaluation file ${options.eval}` : 'the evaluation data');
+  if (evalSet.texts.length === 0) fail('the evaluation set is empty: give an --eval file with labelled rows');
+
+  // The earlier model, for --resume (same architecture) or --from (its columns).
+  const resumeMeta = options.resume ? await readResumeMeta(options.out) : null;
+  const fromModel = options.from ? await loadModelDir(options.from) : null;
+  try {
+    const fromMeta = fromModel ? readMeta(fromModel.meta, options.from!) : null;
+    const baseMeta = resumeMeta ?? fromMeta;
+
+    // Tokenizer: the flag, else the earlier model's own copy, else the shipped one.
+    let tokenizer: TextTokenizer;
+    if (options.tokenizer) tokenizer = await TextTokenizer.load(options.tokenizer, { allowNetwork: options.allowNetwork });
+    else if (baseMeta) tokenizer = await modelTokenizer(resumeMeta ? options.out : options.from!, baseMeta, options.allowNetwork);
+    else tokenizer = await TextTokenizer.load(undefined, { allowNetwork: options.allowNetwork });
+
+    // Architecture.
+    let config: TextConfig;
+    let presetName: string | null = null;
+    if (baseMeta) {
+      config = { ...baseMeta.config, numLabels: labelMap.size };
+      presetName = baseMeta.preset ?? null;
+      if (tokenizer.vocabSize !== config.vocabSize) {
+        fail(`tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} tokens but the earlier model was trained with ${config.vocabSize}: leave out --tokenizer to use the model's own`);
+      }
+    } else {
+      let partial: Partial<TextConfig>;
+      if (options.config !== undefined) {
+        partial = typeof options.config === 'string' ? await readConfigFile(options.config) : { ...options.config };
+      } else {
+        presetName = options.preset ?? taskPreset ?? presetForDataSize(trainSet.texts.length);
+        partial = getPreset(presetName);
+      }
+      const fallback = getPreset('text-tiny');
+      config = { ...fallback, ...partial, vocabSize: tokenizer.vocabSize, numLabels: labelMap.size } as TextConfig;
+    }
+    if (options.mode) config.reversible = options.mode === 'reversible';
+
+    // Lengths: the flag, the task's, the earlier model's, or what covers 95% of the texts.
+    let maxLength: number;
+    if (options.maxLength !== undefined) maxLength = options.maxLength;
+    else if (resumeMeta) maxLength = resumeMeta.maxLength;
+    else if (hyper.maxLength !== undefined) maxLength = hyper.maxLength;
+    else maxLength = chooseMaxLength(tokenizer, trainSet.texts, config.maxLength, seed);
+    if (!Number.isInteger(maxLength) || maxLength < 2) fail(`--max-length must be a whole number ≥ 2, got ${maxLength}`);
+    if (baseMeta) {
+      if (maxLength > config.maxLength) fail(`--max-length ${maxLength} is longer than the earlier model's ${config.maxLength} positions: use ${config.maxLength} or less`);
+    } else {
+      // Learned positions cover exactly the lengths trained on.
+      config.maxLength = maxLength;
+    }
+    validateConfig(config);
+
+    const batchSize = options.batchSize ?? hyper.batchSize ?? 32;
+    if (!Number.isInteger(batchSize) || batchSize < 1) fail(`--batch-size must be a whole number ≥ 1, got ${batchSize}`);
+    const epochs = options.epochs ?? hyper.epochs ?? chooseEpochs(trainSet.texts.length, batchSize);
+    const lr = options.lr ?? hyper.lr ?? (fromMeta ? 3e-4 : 1e-3);
+    const weightDecay = options.weightDecay ?? hyper.weightDecay ?? 0.01;
+    const warmupEpochs = options.warmupEpochs ?? hyper.warmupEpochs ?? Math.min(1, epochs / 10);
+    const labelSmoothing = options.labelSmoothing ?? 0;
+
+    const model = new RevColText(config, seed);
+    let keptHead = false;
+    try {
+      if (fromModel && !resumeMeta) {
+        keptHead = sameLabels(fromMeta!.labels, labelMap.names);
+        const heads = new Set(model.headParameterNames());
+        const tensors = new Map(fromModel.tensors);
+        if (!keptHead) {
+          // A fresh head for the new labels; the columns and embeddings carry over.
+          for (const name of heads) tensors.delete(name);
+          for (const [name, v] of model.namedParameters()) if (heads.has(name)) tensors.set(name, v);
+        }
+        model.loadStateDict(tensors, `the weights in ${fromModel.file}`);
+        log(`starting from ${options.from}: ${keptHead ? 'same labels, keeping its head' : 'new labels, new classification head'}`);
+      }
+
+      const trainData = new EncodedTexts(tokenizer, trainSet.texts, maxLength, trainIds);
+      const evalData = new EncodedTexts(tokenizer, evalSet.texts, maxLength, evalIds);
+      const meta: TextModelMeta = {
+        family: 'text',
+        config,
+        labels: labelMap.toJSON(),
+        tokenizer: tokenizer.source,
+        maxLength,
+        ...(presetName ? { preset: presetName } : {}),
+        ...(options.task ? { task: options.task } : {}),
+      };
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(options.out, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+        fail(`cannot create the output folder ${options.out} (${err.code ?? err.message}): choose another --out`);
+      });
+      await tokenizer.save(options.out);
+
+      const summary = await train<TextBatch>({
+        model,
+        trainSize: trainData.size,
+        trainBatches: function* (_epoch, shuffleSeed) {
+          const order = seededPermutation(trainData.size, shuffleSeed);
+          for (let start = 0; start < order.length; start += batchSize) yield trainData.batch(order.slice(start, start + batchSize));
+        },
+        batchSize: (b) => b.labels.shape[0],
+        lossAndGradients: (b, step) => model.lossAndGradients(b, { seed: mixSeed(seed, step), labelSmoothing }),
+        disposeBatch,
+        evaluate: async () => {
+          const probs = predictEncoded(model, evalData);
+          const report = textClassificationReport(evalIds, argmaxRows(probs, labelMap.size), labelMap.names);
+          return { accuracy: report.accuracy, macroF1: report.macroF1 };
+        },
+      }, {
+        outDir: options.out,
+        epochs,
+        lr,
+        weightDecay,
+        warmupEpochs,
+        clipNorm: 1.0,
+        seed,
+        resume: options.resume,
+        progress: options.progress,
+        log,
+        meta: meta as unknown as Record<string, unknown>,
+        title: `RevCol text classifier (${presetName ?? 'custom config'})`,
+      });
+      return {
+        outDir: options.out,
+        summary,
+        config,
+        preset: presetName,
+        labels: labelMap.toJSON(),
+        maxLength,
+        trainExamples: trainData.size,
+        evalExamples: evalData.size,
+        labelCounts: { train: countLabels(trainSet.labels, labelMap), eval: countLabels(evalSet.labels, labelMap) },
+        truncated: { train: trainData.truncated, eval: evalData.truncated },
+        skipped: { train: trainSet.skipped, eval: evalSet.skipped },
+        tokenizer: tokenizer.source,
+        epochs,
+        batchSize,
+        lr,
+        from: options.from && !resumeMeta ? { dir: options.from, keptHead } : null,
+      };
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    fromModel?.tensors.forEach((t) => t.dispose());
+  }
+}
+
+function sameLabels(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+async function modelTokenizer(dir: string, meta: TextModelMeta, allowNetwork?: boolean): Promise<TextTokenizer> {
+  const folder = existsSync(dir) && statSync(dir).isDirectory() ? dir : path.dirname(dir);
+  if (existsSync(path.join(folder, 'tokenizer.json'))) return TextTokenizer.fromFolder(path.resolve(folder), meta.tokenizer);
+  return TextTokenizer.load(meta.tokenizer, { allowNetwork });
+}
+
+async function readResumeMeta(out: string): Promise<TextModelMeta> {
+  const last = path.join(out, 'last.ckpt.safetensors');
+  if (!existsSync(last)) fail(`cannot resume: ${last} does not exist; run without --resume to start a new run in ${out}`);
+  const loaded = await loadModelDir(last);
+  loaded.tensors.forEach((t) => t.dispose());
+  return readMeta(loaded.meta, out);
+}

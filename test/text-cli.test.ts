@@ -1,0 +1,182 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { runCli } from '../src/cli/main.js';
+
+const root = path.resolve(__dirname, '..');
+const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-text-cli-'));
+
+/** A small two-class CSV with quoted fields, embedded commas and newlines, and a UTF-8 BOM. */
+function writeReviews(file: string, rows = 80, seed = 1, labels = ['good', 'bad']): void {
+  let s = seed;
+  const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const pick = <T>(a: T[]) => a[Math.floor(rnd() * a.length)];
+  const cue: Record<string, string[]> = {
+    good: ['great', 'wonderful', 'loved', 'excellent', 'superb'],
+    bad: ['terrible', 'awful', 'hated', 'boring', 'dreadful'],
+    meh: ['fine', 'okay', 'average'],
+  };
+  const filler = ['the', 'movie', 'was', 'plot', 'acting', 'and', 'a', 'film', 'story', 'really'];
+  const lines = ['text,label'];
+  for (let i = 0; i < rows; i++) {
+    const label = labels[i % labels.length];
+    const words = Array.from({ length: 4 + Math.floor(rnd() * 8) }, () => pick(filler));
+    words.splice(Math.floor(rnd() * words.length), 0, pick(cue[label]), pick(cue[label]));
+    let text = words.join(' ');
+    if (i % 7 === 0) text = `"He said, ""${pick(cue[label])}""\nthen ${text}"`;
+    lines.push(`${text},${label}`);
+  }
+  writeFileSync(file, `\uFEFF${lines.join('\n')}\n`);
+}
+
+/** Runs the CLI in this process; returns exit code, stdout and stderr. */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const outSpy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => { stdout += String(chunk); return true; });
+  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => { stderr += String(chunk); return true; });
+  try {
+    const code = await runCli(args);
+    return { code, stdout, stderr };
+  } finally {
+    outSpy.mockRestore();
+    errSpy.mockRestore();
+  }
+}
+
+/** Runs the CLI as a user would: a separate node process. */
+function spawnCli(args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A user mistake: exit 1 and exactly one line `revcol: ...` on stderr (after the backend line), no stack. */
+function expectOneLineError(r: { code: number | null; stderr: string }, pattern: RegExp): void {
+  expect(r.code).toBe(1);
+  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('revcol: using backend'));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^revcol: /);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+const train = path.join(work, 'reviews.csv');
+const evalFile = path.join(work, 'reviews-eval.csv');
+const modelDir = path.join(work, 'model');
+
+beforeAll(() => {
+  writeReviews(train, 80, 1);
+  writeReviews(evalFile, 30, 2);
+});
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('fine-tune, eval, predict on a CSV with default flags', () => {
+  it('trains, evaluates and predicts end to end', async () => {
+    const ft = await cli(['fine-tune', '--train', train, '--epochs', '1', '--out', modelDir, '--no-progress']);
+    expect(ft.code, ft.stderr).toBe(0);
+    // The summary: preset chosen for the data size, truncation, label counts, best epoch.
+    expect(ft.stdout).toMatch(/model: text-micro/);
+    expect(ft.stdout).toMatch(/truncated to \d+ tokens: 0 of 72 training texts/);
+    expect(ft.stdout).toMatch(/labels \(train\): bad 36, good 36/);
+    expect(ft.stdout).toMatch(/best epoch: 1 of 1/);
+    expect(ft.stderr).toMatch(/holding out 8 of 80 texts/);
+    for (const f of ['best.safetensors', 'last.ckpt.safetensors', 'metrics.jsonl', 'curves.png', 'curves.html', 'tokenizer.json']) {
+      expect(existsSync(path.join(modelDir, f)), f).toBe(true);
+    }
+    const metrics = readFileSync(path.join(modelDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics).toHaveLength(1);
+    expect(metrics[0]).toHaveProperty('macroF1');
+
+    const ev = await cli(['eval', '--model', modelDir, '--data', evalFile, '--json']);
+    expect(ev.code, ev.stderr).toBe(0);
+    const report = JSON.parse(ev.stdout.trim());
+    expect(report.accuracy).toBeGreaterThanOrEqual(0);
+    expect(report.accuracy).toBeLessThanOrEqual(1);
+    expect(typeof report.macroF1).toBe('number');
+    expect(report.examples).toBe(30);
+    expect(report.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(30);
+    expect(Object.keys(report.perClass).sort()).toEqual(['bad', 'good']);
+
+    const text = await cli(['eval', '--model', modelDir, '--data', evalFile]);
+    expect(text.stdout).toMatch(/accuracy .*macro-F1/);
+    expect(text.stdout).toMatch(/confusion/);
+
+    const pr = await cli(['predict', '--model', modelDir, 'a wonderful film', 'awful, boring plot', '--json']);
+    expect(pr.code, pr.stderr).toBe(0);
+    const preds = JSON.parse(pr.stdout.trim());
+    expect(preds).toHaveLength(2);
+    for (const p of preds) {
+      expect(['good', 'bad']).toContain(p.label);
+      const total = Object.values(p.probabilities as Record<string, number>).reduce((a, b) => a + b, 0);
+      expect(total).toBeCloseTo(1, 5);
+      expect(p.score).toBe(Math.max(...Object.values(p.probabilities as Record<string, number>)));
+    }
+    // --file with a plain text file (one text per line) gives the same as arguments.
+    const lines = path.join(work, 'lines.txt');
+    writeFileSync(lines, 'a wonderful film\nawful, boring plot\n');
+    const fromFile = await cli(['predict', '--model', modelDir, '--file', lines, '--json']);
+    expect(JSON.parse(fromFile.stdout.trim())).toEqual(preds);
+  });
+
+  it('longer training learns the data (default epochs)', async () => {
+    const out = path.join(work, 'model-default');
+    const ft = await cli(['fine-tune', '--train', train, '--eval', evalFile, '--out', out, '--no-progress', '--backend', 'cpu']);
+    expect(ft.code, ft.stderr).toBe(0);
+    const ev = await cli(['eval', '--model', out, '--data', evalFile, '--json', '--backend', 'cpu']);
+    expect(JSON.parse(ev.stdout.trim()).accuracy).toBeGreaterThanOrEqual(0.9);
+  });
+});
+
+describe('bad input: one line, non-zero exit', () => {
+  it('a missing column lists the columns found (spawned CLI)', () => {
+    const file = path.join(work, 'wrong.csv');
+    writeFileSync(file, 'body,category\nhello there,a\nbye now,b\n');
+    const r = spawnCli(['fine-tune', '--train', file, '--out', path.join(work, 'x'), '--backend', 'cpu']);
+    expectOneLineError(r, /"body", "category"/);
+  });
+
+  it('a hub tokenizer name without --allow-network (spawned CLI)', () => {
+    const r = spawnCli(['fine-tune', '--train', train, '--tokenizer', 'someone/not-downloaded-tokenizer', '--out', path.join(work, 'x'), '--backend', 'cpu']);
+    expectOneLineError(r, /--allow-network/);
+  });
+
+  it('a one-class training set', async () => {
+    const file = path.join(work, 'one.csv');
+    writeReviews(file, 20, 3, ['good']);
+    expectOneLineError(await cli(['fine-tune', '--train', file, '--out', path.join(work, 'x'), '--backend', 'cpu']), /only one label/);
+  });
+
+  it('evaluation labels unseen in training', async () => {
+    const file = path.join(work, 'unseen.csv');
+    writeReviews(file, 12, 4, ['good', 'bad', 'meh']);
+    expectOneLineError(await cli(['fine-tune', '--train', train, '--eval', file, '--out', path.join(work, 'x'), '--backend', 'cpu']), /not seen in training: "meh"/);
+    expectOneLineError(await cli(['eval', '--model', modelDir, '--data', file, '--backend', 'cpu']), /not seen in training: "meh"/);
+  });
+
+  it('an unreadable tokenizer folder', async () => {
+    const folder = path.join(work, 'broken-tokenizer');
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(path.join(folder, 'tokenizer.json'), '{ not json');
+    writeFileSync(path.join(folder, 'tokenizer_config.json'), '{}');
+    expectOneLineError(await cli(['fine-tune', '--train', train, '--tokenizer', folder, '--out', path.join(work, 'x'), '--backend', 'cpu']), /tokenizer\.json/);
+    const empty = path.join(work, 'empty-tokenizer');
+    mkdirSync(empty, { recursive: true });
+    expectOneLineError(await cli(['fine-tune', '--train', train, '--tokenizer', empty, '--out', path.join(work, 'x'), '--backend', 'cpu']), /no tokenizer\.json/);
+  });
+
+  it('a folder that is not a text model, an unknown preset, both --data and --task', async () => {
+    expectOneLineError(await cli(['predict', '--model', path.join(work, 'nowhere'), 'hi', '--backend', 'cpu']), /does not exist/);
+    expectOneLineError(await cli(['fine-tune', '--train', train, '--preset', 'text-huge', '--out', path.join(work, 'x'), '--backend', 'cpu']), /unknown text preset 'text-huge'.*text-tiny/);
+    expectOneLineError(await cli(['eval', '--model', modelDir, '--data', train, '--task', 'spam', '--backend', 'cpu']), /exactly one of --data FILE or --task NAME/);
+  });
+
+  it('--help shows examples', async () => {
+    for (const cmd of ['fine-tune', 'eval', 'predict']) {
+      const r = await cli([cmd, '--help']);
+      expect(r.stdout).toMatch(/Examples:\n\s+revcol /);
+    }
+  });
+});

