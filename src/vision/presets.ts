@@ -69,6 +69,7 @@ export const VISION_PRESETS: Record<string, VisionConfig> = {
   'revcol-l': release([128, 256, 512, 1024], [1, 2, 6, 2], 8, 0.5),
   'revcol-xl': release([224, 448, 896, 1792], [1, 2, 6, 2], 8, 0.5),
   'revcol-nano-32': small([16, 32, 48, 64], [1, 1, 1, 1], 2, 0),
+  'revcol-mini-32': small([16, 32, 64, 128], [1, 1, 1, 1], 4, 0),
   'revcol-micro-32': small([24, 48, 96, 192], [1, 1, 2, 1], 4, 0.05),
   // 64 px images (photos of a folder dataset): the release's 4×4 stem, level 0 at 16×16.
   'revcol-micro-64': { ...small([24, 48, 96, 192], [1, 1, 2, 1], 4, 0.05), inputSize: 64, stemPatch: 4 },
