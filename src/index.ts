@@ -7,3 +7,4 @@ export * from './core/gradients.js';
 export * from './train/index.js';
 export * from './text/index.js';
 export * from './vision/index.js';
+export * from './backends/index.js';

@@ -121,12 +121,36 @@ describe('fine-tune, eval, predict on a CSV with default flags', () => {
     expect(JSON.parse(fromFile.stdout.trim())).toEqual(preds);
   });
 
-  it('longer training learns the data (default epochs)', async () => {
+  it('with the default epochs it learns the data', async () => {
     const out = path.join(work, 'model-default');
-    const ft = await cli(['fine-tune', '--train', train, '--eval', evalFile, '--out', out, '--no-progress', '--backend', 'cpu']);
+    const ft = await cli(['fine-tune', '--train', train, '--eval', evalFile, '--out', out, '--no-progress']);
     expect(ft.code, ft.stderr).toBe(0);
-    const ev = await cli(['eval', '--model', out, '--data', evalFile, '--json', '--backend', 'cpu']);
+    expect(ft.stdout).toMatch(/training: 80 texts, 30 epochs/);
+    const ev = await cli(['eval', '--model', out, '--data', evalFile, '--json']);
     expect(JSON.parse(ev.stdout.trim()).accuracy).toBeGreaterThanOrEqual(0.9);
+  });
+});
+
+describe('config files and resume', () => {
+  it('--config takes a JSON config that starts from a preset', async () => {
+    const config = path.join(work, 'config.json');
+    writeFileSync(config, JSON.stringify({ preset: 'text-micro', columns: 3, pooling: 'first' }));
+    const out = path.join(work, 'model-config');
+    const r = await cli(['fine-tune', '--train', train, '--config', config, '--epochs', '1', '--out', out, '--no-progress']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/model: custom config \(3 columns, widths 16\/16/);
+    writeFileSync(config, JSON.stringify({ preset: 'text-micro', colums: 3 }));
+    expectOneLineError(await cli(['fine-tune', '--train', train, '--config', config, '--out', out]), /unknown keys colums/);
+  });
+
+  it('--resume continues a run from its last checkpoint', async () => {
+    const out = path.join(work, 'model-resume');
+    expect((await cli(['fine-tune', '--train', train, '--epochs', '1', '--out', out, '--no-progress'])).code).toBe(0);
+    const r = await cli(['fine-tune', '--train', train, '--epochs', '2', '--out', out, '--resume', '--no-progress']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/resuming .* after epoch 1/);
+    const rows = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows.map((row) => row.epoch)).toEqual([1, 2]);
   });
 });
 
@@ -164,7 +188,7 @@ describe('bad input: one line, non-zero exit', () => {
     expectOneLineError(await cli(['fine-tune', '--train', train, '--tokenizer', folder, '--out', path.join(work, 'x'), '--backend', 'cpu']), /tokenizer\.json/);
     const empty = path.join(work, 'empty-tokenizer');
     mkdirSync(empty, { recursive: true });
-    expectOneLineError(await cli(['fine-tune', '--train', train, '--tokenizer', empty, '--out', path.join(work, 'x'), '--backend', 'cpu']), /no tokenizer\.json/);
+    expectOneLineError(await cli(['fine-tune', '--train', train, '--tokenizer', empty, '--out', path.join(work, 'x'), '--backend', 'cpu']), /has no tokenizer\.json/);
   });
 
   it('a folder that is not a text model, an unknown preset, both --data and --task', async () => {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RevColText, type TextConfig } from '../src/text/model.js';
+import { matMulUntransposed, RevColText, type TextConfig } from '../src/text/model.js';
 import { TEXT_PRESETS, validateConfig } from '../src/text/presets.js';
 import { RevcolError } from '../src/core/errors.js';
 
@@ -79,6 +79,20 @@ describe('text columns: reversible backward agrees with plain autodiff', () => {
     for (const r of [plain, rev, other]) { r.loss.dispose(); r.grads.forEach((g) => g.dispose()); }
     [data.inputIds, data.attentionMask, data.labels].forEach((t) => t.dispose());
     model.dispose();
+  });
+});
+
+describe('matMulUntransposed', () => {
+  it.each([[[5, 7], [7, 3]], [[2, 3, 5, 4], [2, 3, 4, 6]]])('gives tf.matMul\'s values and gradients for %j @ %j', (aShape, bShape) => {
+    const a = tf.randomNormal(aShape, 0, 1, 'float32', 1);
+    const b = tf.randomNormal(bShape, 0, 1, 'float32', 2);
+    const w = tf.randomNormal([...aShape.slice(0, -1), bShape[bShape.length - 1]], 0, 1, 'float32', 3);
+    const loss = (f: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor) => (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), w));
+    const ours = tf.grads(loss(matMulUntransposed))([a, b]);
+    const theirs = tf.grads(loss((x, y) => tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D)))([a, b]);
+    expect(tf.tidy(() => relativeError(matMulUntransposed(a, b), tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D)))).toBeLessThan(1e-6);
+    ours.forEach((g, i) => expect(relativeError(g, theirs[i])).toBeLessThan(1e-6));
+    tf.dispose([a, b, w, ...ours, ...theirs]);
   });
 });
 

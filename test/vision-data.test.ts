@@ -6,7 +6,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RevcolError } from '../src/core/errors.js';
-import { defaultAugment, shuffledIndices } from '../src/data/augment.js';
+import { defaultAugment, shuffledIndices, writeAffineNormalised, writeNormalised } from '../src/data/augment.js';
 import { loadImageFolders } from '../src/data/images.js';
 import { loadVisionData } from '../src/data/load.js';
 import { loadMnist, MNIST_SIZE } from '../src/data/mnist.js';
@@ -121,7 +121,8 @@ describe('splits, normalisation and batches', () => {
 
     // Training batches: a seeded shuffle and random shifts; same seed, same batches.
     const aug = defaultAugment('digits', 32);
-    expect(aug).toEqual({ pad: 4, flip: false });
+    expect(aug).toEqual({ pad: 2, flip: false, rotate: 10, scale: 0.1 });
+    expect(defaultAugment('natural', 32)).toEqual({ pad: 4, flip: true });
     expect(defaultAugment('natural', 32).flip).toBe(true);
     const epoch = (seed: number) =>
       [...trainingBatches(data.train, 16, norm, aug, seed)].map((b) => {
@@ -153,6 +154,25 @@ describe('splits, normalisation and batches', () => {
     }
     expect(differing).toBeGreaterThan(8);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the affine augmentation: identity and integer shifts match the plain copy; a 90° turn moves pixels', () => {
+    const size = 8;
+    const src = Float32Array.from({ length: size * size * 3 }, (_, i) => ((i * 7) % 11) / 10);
+    const mean = [0.1, 0.2, 0.3];
+    const std = [0.5, 0.6, 0.7];
+    const plain = new Float32Array(src.length);
+    const affine = new Float32Array(src.length);
+    for (const [dy, dx, flip] of [[0, 0, false], [1, -2, false], [-1, 1, true]] as const) {
+      writeNormalised(src, 0, size, size, plain, 0, mean, std, dy, dx, flip);
+      writeAffineNormalised(src, 0, size, size, affine, 0, mean, std, 0, 1, dy, dx, flip);
+      for (let i = 0; i < src.length; i++) expect(affine[i]).toBeCloseTo(plain[i], 5);
+    }
+    // A quarter turn: the output pixel at (y, x) reads the source at a rotated position.
+    writeAffineNormalised(src, 0, size, size, affine, 0, [0, 0, 0], [1, 1, 1], Math.PI / 2, 1, 0, 0);
+    const at = (a: Float32Array, y: number, x: number) => a[(y * size + x) * 3];
+    expect(at(affine, 0, 0)).toBeCloseTo(at(src, size - 1, 0), 5);
+    expect(at(affine, 2, 5)).toBeCloseTo(at(src, size - 1 - 5, 2), 5);
   });
 
   it('reports accuracy, per-class accuracy and the confusion matrix', () => {

@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import { evaluateVision, formatReport } from '../src/cli/vision-eval.js';
-import { defaultEpochs, defaultPresetFor, trainVision } from '../src/cli/vision-train.js';
+import { defaultEpochs, defaultModelFor, trainVision } from '../src/cli/vision-train.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 
 const dirs: string[] = [];
@@ -47,7 +47,7 @@ describe('vision train / eval on MNIST (smoke)', () => {
     expect(stored.meta.config.numClasses).toBe(10);
     expect(stored.meta.config.inputSize).toBe(32);
     expect(stored.meta.config.mean[0]).toBeLessThan(0.3); // MNIST's, not ImageNet's 0.485
-    expect(stored.meta.augment).toEqual({ pad: 4, flip: false });
+    expect(stored.meta.augment).toEqual({ pad: 2, flip: false, rotate: 10, scale: 0.1 });
 
     // --resume continues from the last checkpoint to the new epoch count.
     const resumed = await trainVision({ data: 'mnist', limit: 64, preset: 'revcol-nano-32', epochs: 2, batchSize: 32, out, resume: true, ...quiet });
@@ -67,8 +67,9 @@ describe('vision train / eval on MNIST (smoke)', () => {
   });
 
   it('chooses defaults from the data', () => {
-    expect(defaultPresetFor(28)).toBe('revcol-micro-32');
-    expect(defaultEpochs(7996)).toBe(20);
+    expect(defaultModelFor(28)).toEqual({ preset: 'revcol-nano-32', overrides: { stemPatch: 4 } });
+    expect(defaultModelFor(200).preset).toBe('revcol-micro-64');
+    expect(defaultEpochs(7996)).toBe(50);
     expect(defaultEpochs(100)).toBe(100);
     expect(defaultEpochs(10_000_000)).toBe(10);
   });

@@ -40,13 +40,27 @@ export function shuffledIndices(n: number, seed: number): Int32Array {
  * (a mirrored 2 or 7 is not a 2 or 7), so they are off for those.
  */
 export interface AugmentOptions {
+  /** Largest shift in pixels, each direction (random crop with this much padding). */
   pad: number;
+  /** Horizontal flips with probability 0.5. */
   flip: boolean;
+  /** Largest rotation in degrees, each way (0: none). */
+  rotate?: number;
+  /** Largest relative change of scale, each way (0.1: 0.9× to 1.1×; 0: none). */
+  scale?: number;
 }
 
-/** The augmentation a dataset kind gets by default: pad = size/8 (4 px at 32), flips for natural images only. */
+/**
+ * The augmentation a dataset kind gets by default: shifts of up to size/8 (4 px at 32) and
+ * flips for natural images; for digits shifts of up to size/16 (2 px at 32, the usual MNIST
+ * translation: larger shifts push strokes of a centred 20×20 digit out of the frame), rotations
+ * up to ±10°, scaling by 0.9–1.1, and no flips.
+ */
 export function defaultAugment(kind: 'digits' | 'natural', size: number): AugmentOptions {
-  return { pad: Math.max(1, Math.round(size / 8)), flip: kind === 'natural' };
+  // Handwriting varies in slant and size as well as position: small rotations and rescalings
+  // are the classic MNIST augmentation besides shifts.
+  if (kind === 'digits') return { pad: Math.max(1, Math.round(size / 16)), flip: false, rotate: 10, scale: 0.1 };
+  return { pad: Math.max(1, Math.round(size / 8)), flip: true };
 }
 
 /**
@@ -84,6 +98,54 @@ export function writeNormalised(
         out[o] = (src[s] - mean[0]) * inv[0];
         out[o + 1] = (src[s + 1] - mean[1]) * inv[1];
         out[o + 2] = (src[s + 2] - mean[2]) * inv[2];
+      }
+    }
+  }
+}
+
+/**
+ * Like writeNormalised, with a rotation (radians) and a scale about the image centre before
+ * the shift: each output pixel samples the source bilinearly at the inverse-transformed
+ * position; positions outside the image read 0 (before normalisation).
+ */
+export function writeAffineNormalised(
+  src: Float32Array,
+  srcOffset: number,
+  height: number,
+  width: number,
+  out: Float32Array,
+  outOffset: number,
+  mean: readonly number[],
+  std: readonly number[],
+  angle: number,
+  scale: number,
+  dy: number,
+  dx: number,
+  flip = false,
+): void {
+  const inv = [1 / std[0], 1 / std[1], 1 / std[2]];
+  const cy = (height - 1) / 2;
+  const cx = (width - 1) / 2;
+  const cos = Math.cos(angle) / scale;
+  const sin = Math.sin(angle) / scale;
+  const sample = (y: number, x: number, c: number): number =>
+    y < 0 || y >= height || x < 0 || x >= width ? 0 : src[srcOffset + (y * width + x) * 3 + c];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      // Output pixel -> source position: undo the shift, then the rotation and scale.
+      const u = (flip ? width - 1 - x : x) + dx - cx;
+      const v = y + dy - cy;
+      const sx = cos * u + sin * v + cx;
+      const sy = -sin * u + cos * v + cy;
+      const x0 = Math.floor(sx);
+      const y0 = Math.floor(sy);
+      const fx = sx - x0;
+      const fy = sy - y0;
+      const o = outOffset + (y * width + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        const top = sample(y0, x0, c) * (1 - fx) + sample(y0, x0 + 1, c) * fx;
+        const bottom = sample(y0 + 1, x0, c) * (1 - fx) + sample(y0 + 1, x0 + 1, c) * fx;
+        out[o + c] = (top * (1 - fy) + bottom * fy - mean[c]) * inv[c];
       }
     }
   }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
-import { type AugmentOptions, SeededRandom, shuffledIndices, writeNormalised } from './augment.js';
+import { type AugmentOptions, SeededRandom, shuffledIndices, writeAffineNormalised, writeNormalised } from './augment.js';
 
 /** A set of labelled square RGB images held in memory as pixels in [0, 1], NHWC. */
 export interface ImageSet {
@@ -139,10 +139,17 @@ export function makeBatch(
     let dx = 0;
     let flip = false;
     if (augment) {
-      const { pad } = augment.options;
+      const { pad, rotate = 0, scale = 0 } = augment.options;
       dy = augment.rng.int(-pad, pad);
       dx = augment.rng.int(-pad, pad);
       flip = augment.options.flip && augment.rng.next() < 0.5;
+      if (rotate > 0 || scale > 0) {
+        const angle = ((augment.rng.next() * 2 - 1) * rotate * Math.PI) / 180;
+        const factor = 1 + (augment.rng.next() * 2 - 1) * scale;
+        writeAffineNormalised(set.pixels, j * per, size, size, data, i * per, norm.mean, norm.std, angle, factor, dy, dx, flip);
+        labels[i] = set.labels[j];
+        continue;
+      }
     }
     writeNormalised(set.pixels, j * per, size, size, data, i * per, norm.mean, norm.std, dy, dx, flip);
     labels[i] = set.labels[j];

@@ -336,6 +336,8 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   if (options.preset && options.config) fail('give either --preset or --config, not both (a config file may name a preset to start from)');
   if (options.backend) await useBackend(options.backend);
   const seed = options.seed ?? 0;
+  // Notes are printed once everything is checked, so that a mistake is the only line shown.
+  const notes: string[] = [];
 
   // Data.
   let trainSet: TextExamples;
@@ -360,7 +362,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
       const split = splitHeldOut(all, HELD_OUT_FRACTION, seed);
       trainSet = { ...split.train, skipped: all.skipped };
       evalSet = split.eval;
-      log(`note: no --eval file: holding out ${evalSet.texts.length} of ${all.texts.length} texts (${HELD_OUT_FRACTION * 100}%, stratified) for evaluation`);
+      notes.push(`note: no --eval file: holding out ${evalSet.texts.length} of ${all.texts.length} texts (${HELD_OUT_FRACTION * 100}%, stratified) for evaluation`);
     }
   }
   const labelMap = LabelMap.fromLabels(trainSet.labels);
@@ -439,7 +441,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
           for (const [name, v] of model.namedParameters()) if (heads.has(name)) tensors.set(name, v);
         }
         model.loadStateDict(tensors, `the weights in ${fromModel.file}`);
-        log(`starting from ${options.from}: ${keptHead ? 'same labels, keeping its head' : 'new labels, new classification head'}`);
+        notes.push(`starting from ${options.from}: ${keptHead ? 'same labels, keeping its head' : 'new labels, new classification head'}`);
       }
 
       const trainData = new EncodedTexts(tokenizer, trainSet.texts, maxLength, trainIds);
@@ -458,13 +460,13 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
         fail(`cannot create the output folder ${options.out} (${err.code ?? err.message}): choose another --out`);
       });
       await tokenizer.save(options.out);
+      notes.forEach((line) => log(line));
 
       const summary = await train<TextBatch>({
         model,
         trainSize: trainData.size,
         trainBatches: function* (_epoch, shuffleSeed) {
-          const order = seededPermutation(trainData.size, shuffleSeed);
-          for (let start = 0; start < order.length; start += batchSize) yield trainData.batch(order.slice(start, start + batchSize));
+          for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) yield trainData.batch(rows);
         },
         batchSize: (b) => b.labels.shape[0],
         lossAndGradients: (b, step) => model.lossAndGradients(b, { seed: mixSeed(seed, step), labelSmoothing }),
@@ -512,6 +514,23 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   } finally {
     fromModel?.tensors.forEach((t) => t.dispose());
   }
+}
+
+/**
+ * Shuffled batches of texts of similar length: a shuffled order is cut into pools of 64
+ * batches, each pool is sorted by length and cut into batches, and the batches are shuffled.
+ * Batches are cut to their longest text, so less padding means less work; every text is
+ * still seen once per epoch, in a seeded order.
+ */
+export function lengthGroupedBatches(lengths: ArrayLike<number>, batchSize: number, seed: number): number[][] {
+  const order = seededPermutation(lengths.length, seed);
+  const pool = batchSize * 64;
+  const batches: number[][] = [];
+  for (let start = 0; start < order.length; start += pool) {
+    const chunk = order.slice(start, start + pool).sort((a, b) => lengths[a] - lengths[b]);
+    for (let b = 0; b < chunk.length; b += batchSize) batches.push(chunk.slice(b, b + batchSize));
+  }
+  return seededPermutation(batches.length, mixSeed(seed, 1)).map((i) => batches[i]);
 }
 
 function sameLabels(a: string[], b: string[]): boolean {

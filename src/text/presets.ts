@@ -35,9 +35,9 @@ export type TextPreset = Omit<TextConfig, 'vocabSize' | 'numLabels'>;
  * (~110M with a 30k vocabulary).
  */
 export const TEXT_PRESETS: Record<string, TextPreset> = {
-  'text-micro': { maxLength: 128, hidden: [32, 32], layers: [1, 1], heads: 2, mlpRatio: 2, columns: 2, dropout: 0.1, dropPath: 0, pooling: 'mean' },
-  'text-tiny': { maxLength: 256, hidden: [64, 64], layers: [1, 1], heads: 2, mlpRatio: 2, columns: 2, dropout: 0.1, dropPath: 0, pooling: 'mean' },
-  'text-small': { maxLength: 512, hidden: [256, 256], layers: [2, 2], heads: 4, mlpRatio: 4, columns: 2, dropout: 0.1, dropPath: 0.1, pooling: 'mean' },
+  'text-micro': { maxLength: 128, hidden: [16, 16], layers: [1, 1], heads: 2, mlpRatio: 2, columns: 2, dropout: 0.1, dropPath: 0, pooling: 'mean' },
+  'text-tiny': { maxLength: 256, hidden: [32, 32], layers: [1, 1], heads: 2, mlpRatio: 2, columns: 2, dropout: 0.1, dropPath: 0, pooling: 'mean' },
+  'text-small': { maxLength: 512, hidden: [128, 128], layers: [2, 2], heads: 4, mlpRatio: 4, columns: 2, dropout: 0.1, dropPath: 0.1, pooling: 'mean' },
   'text-medium': { maxLength: 512, hidden: [384, 384, 384], layers: [2, 2, 2], heads: 6, mlpRatio: 4, columns: 2, dropout: 0.1, dropPath: 0.1, pooling: 'first' },
   'text-base': { maxLength: 512, hidden: [768, 768], layers: [3, 3], heads: 12, mlpRatio: 4, columns: 2, dropout: 0.1, dropPath: 0.1, pooling: 'first' },
 };

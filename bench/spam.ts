@@ -1,0 +1,63 @@
+/**
+ * The spam goal: `revcol fine-tune --task spam --out DIR` with the defaults, then
+ * `revcol eval --model DIR --task spam --json`; prints the test accuracy and the wall time
+ * as one JSON line (goal: accuracy ≥ 0.99 on the task's test split, on the CPU).
+ *
+ * Run: npx tsx bench/spam.ts [--out DIR] [--backend B] [-- extra fine-tune flags]
+ * Both commands run as separate processes, exactly as a user types them; their progress
+ * goes to stderr.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const flag = (name: string, fallback?: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const out = flag('--out', path.join('runs', `bench-spam-${process.pid}`))!;
+const backend = flag('--backend');
+const extra = args.includes('--') ? args.slice(args.indexOf('--') + 1) : [];
+const backendArgs = backend ? ['--backend', backend] : [];
+
+function revcol(cliArgs: string[], captureStdout: boolean): Promise<{ code: number; stdout: string; seconds: number }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...cliArgs], {
+      cwd: root,
+      stdio: ['ignore', captureStdout ? 'pipe' : 'inherit', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout?.on('data', (chunk) => { stdout += String(chunk); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, seconds: (performance.now() - started) / 1000 }));
+  });
+}
+
+const fineTune = await revcol(['fine-tune', '--task', 'spam', '--out', out, '--no-progress', ...backendArgs, ...extra], false);
+if (fineTune.code !== 0) {
+  process.stderr.write(`bench spam: fine-tune failed with exit code ${fineTune.code}\n`);
+  process.exit(1);
+}
+const evaluation = await revcol(['eval', '--model', out, '--task', 'spam', '--json', ...backendArgs], true);
+if (evaluation.code !== 0) {
+  process.stderr.write(`bench spam: eval failed with exit code ${evaluation.code}\n`);
+  process.exit(1);
+}
+const report = JSON.parse(evaluation.stdout.trim().split('\n').pop()!);
+process.stdout.write(`${JSON.stringify({
+  bench: 'spam',
+  accuracy: report.accuracy,
+  macroF1: report.macroF1,
+  testExamples: report.examples,
+  errors: report.examples - Math.round(report.accuracy * report.examples),
+  goal: 0.99,
+  reached: report.accuracy >= 0.99,
+  fineTuneSeconds: Math.round(fineTune.seconds),
+  evalSeconds: Math.round(evaluation.seconds),
+  totalSeconds: Math.round(fineTune.seconds + evaluation.seconds),
+  out,
+  command: `revcol fine-tune --task spam --out ${out}${backend ? ` --backend ${backend}` : ''}${extra.length ? ` ${extra.join(' ')}` : ''} && revcol eval --model ${out} --task spam --json`,
+})}\n`);

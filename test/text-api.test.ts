@@ -1,0 +1,139 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useBackend } from '../src/backends/index.js';
+import { saveWeights } from '../src/train/checkpoint.js';
+import { lengthGroupedBatches } from '../src/text/classifier.js';
+import { chooseMaxLength, fineTune, readTextExamples, RevColText, TextClassifier, TextTokenizer, textClassificationReport } from '../src/index.js';
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-text-api-'));
+
+function writeTopics(file: string, rows: number, seed: number, labels = ['sport', 'music']): void {
+  let s = seed;
+  const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const pick = <T>(a: T[]) => a[Math.floor(rnd() * a.length)];
+  const cue: Record<string, string[]> = {
+    sport: ['goal', 'match', 'team', 'score', 'coach'],
+    music: ['song', 'guitar', 'album', 'concert', 'melody'],
+    food: ['pasta', 'recipe', 'bread', 'spicy', 'dinner'],
+  };
+  const filler = ['the', 'new', 'was', 'today', 'and', 'a', 'big', 'after', 'we', 'saw'];
+  const lines = ['text,label'];
+  for (let i = 0; i < rows; i++) {
+    const label = labels[i % labels.length];
+    const words = Array.from({ length: 3 + Math.floor(rnd() * 6) }, () => pick(filler));
+    words.splice(Math.floor(rnd() * words.length), 0, pick(cue[label]), pick(cue[label]));
+    lines.push(`"${words.join(' ')}",${label}`);
+  }
+  writeFileSync(file, `${lines.join('\n')}\n`);
+}
+
+const trainFile = path.join(work, 'topics.csv');
+const evalFile = path.join(work, 'topics-eval.csv');
+
+beforeAll(async () => {
+  await useBackend('wasm');
+  writeTopics(trainFile, 60, 1);
+  writeTopics(evalFile, 24, 2);
+});
+
+describe('TextClassifier', () => {
+  it('a saved and loaded model predicts the same probabilities', async () => {
+    const tokenizer = await TextTokenizer.load();
+    const config = {
+      vocabSize: tokenizer.vocabSize, maxLength: 24, hidden: [16, 24], layers: [1, 1], heads: 2, mlpRatio: 2,
+      columns: 3, dropout: 0.1, dropPath: 0.1, pooling: 'first' as const, numLabels: 3,
+    };
+    const model = new RevColText(config, 42);
+    const dir = path.join(work, 'saved');
+    const labels = ['a', 'b', 'c'];
+    await saveWeights(path.join(dir, 'best.safetensors'), model, { family: 'text', config, labels, tokenizer: tokenizer.source, maxLength: 24 });
+    await tokenizer.save(dir);
+    const texts = ['the first text, fairly short', 'a second one that is a good deal longer than the first text and gets cut at twenty four tokens for sure'];
+    const enc = tokenizer.encode(texts, 24);
+    const expected = model.probabilities(enc.inputIds, enc.attentionMask);
+    const classifier = await TextClassifier.load(dir);
+    const got = classifier.probabilities(texts);
+    const want = expected.dataSync();
+    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThan(1e-6);
+    const results = await classifier.classify(texts);
+    expect(results).toHaveLength(2);
+    results.forEach((r, i) => {
+      expect(Object.keys(r.probabilities)).toEqual(labels);
+      const row = Array.from(want.slice(i * 3, i * 3 + 3));
+      expect(r.label).toBe(labels[row.indexOf(Math.max(...row))]);
+      expect(r.score).toBeCloseTo(Math.max(...row), 6);
+    });
+    // Classifying again allocates nothing that stays behind.
+    const before = tf.memory().numTensors;
+    for (let k = 0; k < 3; k++) await classifier.classify(texts);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([enc.inputIds, enc.attentionMask, expected]);
+    classifier.dispose();
+    model.dispose();
+  });
+
+  it('fineTune writes a model whose evaluation matches the best epoch, and --from keeps or replaces the head', async () => {
+    const out = path.join(work, 'ft');
+    const logs: string[] = [];
+    const result = await fineTune({ train: trainFile, eval: evalFile, out, epochs: 15, lr: 3e-3, progress: false, log: (l) => logs.push(l) });
+    expect(result.preset).toBe('text-micro');
+    expect(result.labels).toEqual(['music', 'sport']);
+    expect(result.labelCounts.train).toEqual({ music: 30, sport: 30 });
+    expect(result.summary.epochs).toHaveLength(15);
+    const classifier = await TextClassifier.load(out);
+    const report = classifier.evaluate(await readTextExamples(evalFile));
+    expect(report.accuracy).toBeCloseTo(result.summary.bestAccuracy, 10);
+    expect(report.accuracy).toBeGreaterThanOrEqual(0.9);
+    classifier.dispose();
+
+    // Same labels: the head carries over, and so does the accuracy before any new step.
+    const again = await fineTune({ train: trainFile, eval: evalFile, out: path.join(work, 'ft-same'), from: out, epochs: 1, lr: 1e-5, progress: false, log: (l) => logs.push(l) });
+    expect(again.from).toEqual({ dir: out, keptHead: true });
+    expect(again.summary.bestAccuracy).toBeGreaterThanOrEqual(0.9);
+    // New labels: a new head over the same columns.
+    const three = path.join(work, 'three.csv');
+    writeTopics(three, 45, 3, ['sport', 'music', 'food']);
+    const other = await fineTune({ train: three, out: path.join(work, 'ft-new'), from: out, epochs: 1, progress: false, log: (l) => logs.push(l) });
+    expect(other.from).toEqual({ dir: out, keptHead: false });
+    expect(other.config.numLabels).toBe(3);
+    expect(other.config.hidden).toEqual(result.config.hidden);
+    expect(logs.some((l) => l.includes('new labels, new classification head'))).toBe(true);
+  });
+});
+
+describe('helpers', () => {
+  it('chooseMaxLength covers most texts and respects the cap', async () => {
+    const tokenizer = await TextTokenizer.load();
+    const texts = Array.from({ length: 40 }, (_, i) => 'word '.repeat(5 + i));
+    const chosen = chooseMaxLength(tokenizer, texts, 512);
+    const counts = tokenizer.countTokens(texts).sort((a, b) => a - b);
+    expect(chosen % 32).toBe(0);
+    expect(chosen).toBeGreaterThanOrEqual(counts[Math.floor(counts.length * 0.95)]);
+    expect(chooseMaxLength(tokenizer, texts, 20)).toBe(20);
+  });
+
+  it('lengthGroupedBatches: every text once per epoch, similar lengths together, seeded', () => {
+    const lengths = Array.from({ length: 1000 }, (_, i) => (i * 7919) % 300);
+    const batches = lengthGroupedBatches(lengths, 16, 5);
+    expect(batches.flat().sort((a, b) => a - b)).toEqual(lengths.map((_, i) => i));
+    expect(lengthGroupedBatches(lengths, 16, 5)).toEqual(batches);
+    expect(lengthGroupedBatches(lengths, 16, 6)).not.toEqual(batches);
+    // Padding inside batches is far below that of random batches.
+    const waste = (bs: number[][]) => bs.reduce((sum, b) => sum + b.reduce((w, i) => w + Math.max(...b.map((j) => lengths[j])) - lengths[i], 0), 0);
+    const random = Array.from({ length: Math.ceil(1000 / 16) }, (_, k) => Array.from({ length: 16 }, (_, j) => (k * 16 + j) * 7 % 1000).slice(0, Math.min(16, 1000 - k * 16)));
+    expect(waste(batches)).toBeLessThan(waste(random) / 5);
+  });
+
+  it('textClassificationReport: precision, recall, F1 and confusion', () => {
+    const r = textClassificationReport([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0], ['x', 'y', 'z']);
+    expect(r.accuracy).toBeCloseTo(4 / 6, 10);
+    expect(r.confusion).toEqual([[1, 1, 0], [0, 2, 0], [1, 0, 1]]);
+    expect(r.perClass.y.precision).toBeCloseTo(2 / 3, 10);
+    expect(r.perClass.y.recall).toBe(1);
+    expect(r.perClass.z.f1).toBeCloseTo(2 / 3, 10);
+    expect(r.macroF1).toBeCloseTo((0.5 + 0.8 + 2 / 3) / 3, 10);
+  });
+});
