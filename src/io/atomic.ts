@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs, closeSync, fsyncSync, openSync, renameSync, writeSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { fail } from '../core/errors.js';
 
 /**
  * Writes a file so that readers see either the old content or the new, never a half-written
@@ -44,4 +45,14 @@ export function writeFileAtomicSync(file: string, data: Uint8Array | string): vo
   }
   closeSync(fd);
   renameSync(tmp, file);
+}
+
+/** Reads a file the user named; a missing or unreadable one is a one-line RevcolError. */
+export async function readUserFile(file: string): Promise<Uint8Array> {
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    fail(code === 'EISDIR' ? `${file} is a folder, not a file` : `cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? 'unreadable')}; check the path`);
+  }
 }

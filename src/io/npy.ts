@@ -1,6 +1,5 @@
-import { promises as fs } from 'node:fs';
 import { fail } from '../core/errors.js';
-import { writeFileAtomic } from './atomic.js';
+import { readUserFile, writeFileAtomic } from './atomic.js';
 
 /** NumPy .npy (format 1.0-3.0), float32/float64/int little-endian, C order. */
 export interface NpyArray {
@@ -47,13 +46,7 @@ export function parseNpy(bytes: Uint8Array, what = '.npy file'): NpyArray {
 }
 
 export async function readNpy(file: string): Promise<NpyArray> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await fs.readFile(file);
-  } catch {
-    fail(`cannot read ${file}: check the path`);
-  }
-  return parseNpy(bytes, file);
+  return parseNpy(await readUserFile(file), file);
 }
 
 export function serializeNpy(shape: number[], data: Float32Array): Uint8Array {

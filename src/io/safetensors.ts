@@ -1,6 +1,5 @@
-import { promises as fs } from 'node:fs';
 import { fail } from '../core/errors.js';
-import { writeFileAtomic } from './atomic.js';
+import { readUserFile, writeFileAtomic } from './atomic.js';
 
 /**
  * The safetensors format (https://huggingface.co/docs/safetensors): an 8-byte little-endian
@@ -86,13 +85,7 @@ function bf16ToFloat(b: number): number {
 }
 
 export async function readSafetensors(file: string): Promise<SafetensorsFile> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await fs.readFile(file);
-  } catch {
-    fail(`cannot read ${file}: check the path`);
-  }
-  return parseSafetensors(bytes, file);
+  return parseSafetensors(await readUserFile(file), file);
 }
 
 /** Serialises float32 tensors (in the given order) with optional string metadata. */

@@ -180,12 +180,14 @@ function spamAssassinExamples(source: Json, where: string): { examples: TextExam
     const label = labelOfGroup.get(message.group);
     if (label === undefined) fail(`${where}: corpus group ${message.group} has no label in source.labels`);
     const text = spamAssassinText(message.text, keep);
-    // The corpus holds some messages twice (same subject and body, different headers); keep the first.
-    if (source.dropDuplicateTexts === true && seen.has(text)) {
+    // The corpus holds some messages twice (same subject and body, different headers); keep the
+    // first. Compare subject and body only, so that no message's content lands in both splits.
+    const content = spamAssassinText(message.text, ['Subject']);
+    if (source.dropDuplicateTexts === true && seen.has(content)) {
       skipped++;
       continue;
     }
-    seen.add(text);
+    seen.add(content);
     texts.push(text);
     labels.push(label);
     groups.push(message.group);
