@@ -33,9 +33,9 @@ export function defaultModelFor(side: number): { preset: string; overrides: Part
   return { preset: small[0][0], overrides: {} };
 }
 
-/** Epochs when --epochs is not given: about 640k samples seen, between 10 and 100 epochs (80 for MNIST). */
+/** Epochs when --epochs is not given: about 400k samples seen, between 10 and 100 epochs (50 for MNIST). */
 export function defaultEpochs(trainSize: number): number {
-  return Math.min(100, Math.max(10, Math.round(640_000 / Math.max(1, trainSize))));
+  return Math.min(100, Math.max(10, Math.round(400_000 / Math.max(1, trainSize))));
 }
 
 export const DEFAULT_BATCH_SIZE = 64;
@@ -224,7 +224,7 @@ export function registerVisionTrain(vision: Command): void {
     .option('--held-out <fraction>', 'share of each class held out for testing when there is no --eval-data', num('--held-out'), 0.2)
     .option('--preset <name>', `a preset (${Object.keys(VISION_PRESETS).join(', ')}); default: revcol-nano-32 with a 4×4 stem for images up to 40 px, revcol-micro-64 above`)
     .option('--config <file.json>', 'a custom model config (channels, layers, columns, kernelSize, ...)')
-    .option('--epochs <n>', 'epochs (default: about 640k samples in all, 10 to 100 epochs; 80 for MNIST)', num('--epochs'))
+    .option('--epochs <n>', 'epochs (default: about 400k samples in all, 10 to 100 epochs; 50 for MNIST)', num('--epochs'))
     .option('--batch-size <n>', 'batch size', num('--batch-size'), DEFAULT_BATCH_SIZE)
     .option('--lr <x>', `peak AdamW learning rate (default ${DEFAULT_LR} at batch ${DEFAULT_BATCH_SIZE}, scaled with the batch size)`, num('--lr'))
     .option('--weight-decay <x>', 'AdamW weight decay', num('--weight-decay'), DEFAULT_WEIGHT_DECAY)

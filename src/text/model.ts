@@ -268,6 +268,8 @@ export class RevColText extends Module {
         const rate = blocksPerColumn > 1 ? (c.dropPath * index) / (blocksPerColumn - 1) : 0;
         return new EncoderBlock(info.channels, c.heads, c.mlpRatio, c.dropout, rate, columnsRng, this.state);
       })),
+      // Same default as the vision family: exact outputs of every 2nd column (see VisionConfig.anchorEvery).
+      anchorEvery: c.anchorEvery ?? 2,
     }));
     this.head = this.child('head', new ClassificationHead(c.hidden[c.hidden.length - 1], c.numLabels, c.pooling, c.dropout, rng.fork(3)));
   }

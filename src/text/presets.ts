@@ -25,6 +25,8 @@ export interface TextConfig {
   numLabels: number;
   /** Train with the memory-saving reversible backward (default) or plain autodiff. */
   reversible?: boolean;
+  /** Reversible training keeps every k-th column's exact outputs to bound rebuild drift (RevColumns' anchorEvery; default 2). */
+  anchorEvery?: number;
 }
 
 export type TextPreset = Omit<TextConfig, 'vocabSize' | 'numLabels'>;
@@ -59,7 +61,7 @@ export function presetForDataSize(examples: number): string {
   return 'text-small';
 }
 
-const CONFIG_KEYS = ['vocabSize', 'maxLength', 'hidden', 'layers', 'heads', 'mlpRatio', 'columns', 'dropout', 'dropPath', 'pooling', 'numLabels', 'reversible'];
+const CONFIG_KEYS = ['vocabSize', 'maxLength', 'hidden', 'layers', 'heads', 'mlpRatio', 'columns', 'dropout', 'dropPath', 'pooling', 'numLabels', 'reversible', 'anchorEvery'];
 
 /**
  * Reads a config from JSON: a full or partial TextConfig, optionally naming a `preset` to start
@@ -101,6 +103,7 @@ export function validateConfig(config: TextConfig): TextConfig {
   whole('heads', config.heads);
   whole('columns', config.columns);
   whole('numLabels', config.numLabels, 2);
+  if (config.anchorEvery !== undefined) whole('anchorEvery', config.anchorEvery, 0);
   if (typeof config.mlpRatio !== 'number' || !(config.mlpRatio > 0)) fail(`text config: mlpRatio must be a number > 0, got ${JSON.stringify(config.mlpRatio)}`);
   rate('dropout', config.dropout);
   rate('dropPath', config.dropPath);

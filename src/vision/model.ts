@@ -7,7 +7,7 @@ import { Module, ModuleList } from '../core/module.js';
 import { type ForwardContext, RandomStream, evalContext } from '../core/random.js';
 import { bceWithLogits, softmaxCrossEntropy } from '../train/losses.js';
 import { ConvNeXtBlock, PatchConv, pixelShuffle, sequence, upsampleNearest2x } from './layers.js';
-import { type VisionConfig, headColumns, sizeMultiple, usesSimpleDecoder, validateVisionConfig } from './presets.js';
+import { DEFAULT_ANCHOR_EVERY, type VisionConfig, headColumns, sizeMultiple, usesSimpleDecoder, validateVisionConfig } from './presets.js';
 
 /** Loss weights of the release's compound loss (§5): reconstruction 3.0, early classification 0.7. */
 export const RECONSTRUCTION_WEIGHT = 3.0;
@@ -209,6 +209,7 @@ export class RevColVision extends Module {
       columnName: 'subnet',
       scaleName: 'alpha',
       bodyName: 'blocks',
+      anchorEvery: c.anchorEvery ?? DEFAULT_ANCHOR_EVERY,
     }));
     this.headColumns = headColumns(c);
     const top = c.channels[c.channels.length - 1];

@@ -23,7 +23,16 @@ export interface VisionConfig {
   /** Input normalisation, per RGB channel, of pixels in [0, 1]. */
   mean: [number, number, number];
   std: [number, number, number];
+  /**
+   * Reversible training keeps the exact outputs of every k-th column and rebuilds the rest
+   * (RevColumns' anchorEvery). Rebuilding drifts by float rounding, ~3× per column here: with
+   * trained-like layer scales, pure rebuilding (0) gave gradients off by 1e-2 at 8 columns and
+   * useless ones at 16; every 2nd column kept them within 2e-6. Default 2.
+   */
+  anchorEvery?: number;
 }
+
+export const DEFAULT_ANCHOR_EVERY = 2;
 
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
@@ -80,7 +89,7 @@ export function visionPresetNames(): string[] {
 }
 
 const KEYS: Array<keyof VisionConfig> = [
-  'channels', 'layers', 'columns', 'kernelSize', 'numClasses', 'dropPath', 'interSupervision', 'inputSize', 'stemPatch', 'mean', 'std',
+  'channels', 'layers', 'columns', 'kernelSize', 'numClasses', 'dropPath', 'interSupervision', 'inputSize', 'stemPatch', 'mean', 'std', 'anchorEvery',
 ];
 
 /** Fields a custom config may leave out: the release's values. */
@@ -156,6 +165,7 @@ export function validateVisionConfig(raw: unknown, what = 'vision config'): Visi
     stemPatch: int('stemPatch', 1),
     mean: triple('mean', false),
     std: triple('std', true),
+    ...(given.anchorEvery === undefined ? {} : { anchorEvery: int('anchorEvery', 0) }),
   };
   if (config.kernelSize % 2 !== 1) fail(`${what}: kernelSize must be odd (the release pads (k-1)/2 on each side), got ${config.kernelSize}`);
   if (typeof config.dropPath !== 'number' || !(config.dropPath >= 0 && config.dropPath < 1)) {
