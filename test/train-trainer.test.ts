@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   RevcolError, accuracy, evalContext, loadCheckpoint, disposeCheckpoint, lossAndGradients, mixSeed, train,
-  type TrainOptions, type TrainTask,
+  WeightAverage, type TrainOptions, type TrainTask,
 } from '../src/index.js';
 import { ToyNet } from '../examples/gated-mlp-columns.js';
 
@@ -165,6 +165,67 @@ describe('train()', () => {
     [ca, cb].forEach(disposeCheckpoint);
     [straight, crashing, resumed].forEach((t) => t.dispose());
     [straightNet, crashNet, resumedNet].forEach((n) => n.dispose());
+  });
+
+  it('with a weight average: evaluates and saves the average, and a resume continues it exactly', async () => {
+    const straightNet = new ToyNet(FEATURES, [6, 8], 2, CLASSES, 31);
+    const straight = toyTask(straightNet);
+    const straightDir = path.join(root, 'ema-straight');
+    await train(straight, options(straightDir, { ema: 0.9 }));
+    const crashNet = new ToyNet(FEATURES, [6, 8], 2, CLASSES, 31);
+    const crashing = toyTask(crashNet, { failAtEpoch: 1 });
+    const resumeDir = path.join(root, 'ema-resumed');
+    await expect(train(crashing, options(resumeDir, { ema: 0.9 }))).rejects.toThrow('simulated crash');
+    const resumedNet = new ToyNet(FEATURES, [6, 8], 2, CLASSES, 999);
+    const resumed = toyTask(resumedNet);
+    await train(resumed, options(resumeDir, { ema: 0.9, resume: true }));
+
+    const [ca, cb] = await Promise.all([loadCheckpoint(path.join(straightDir, 'last.ckpt.safetensors')), loadCheckpoint(path.join(resumeDir, 'last.ckpt.safetensors'))]);
+    expect(ca.average && cb.average).toBeTruthy();
+    expect(cb.average!.updates).toBe(ca.average!.updates);
+    expect(ca.average!.updates).toBe(ca.step);
+    let averageVsWeights = 0;
+    for (const [k, t] of ca.average!.tensors) {
+      const d = tf.tidy(() => tf.max(tf.abs(tf.sub(t, cb.average!.tensors.get(k)!))).dataSync()[0]);
+      expect(d, k).toBeLessThanOrEqual(1e-6);
+      averageVsWeights = Math.max(averageVsWeights, tf.tidy(() => tf.max(tf.abs(tf.sub(t, ca.weights.get(k)!))).dataSync()[0]));
+    }
+    // The average is not the trained weights, and the model keeps its trained weights after evaluation.
+    expect(averageVsWeights).toBeGreaterThan(1e-4);
+    const trained = weights(straightNet);
+    for (const [k, t] of ca.weights) {
+      const d = Math.max(...Array.from(t.dataSync()).map((x, i) => Math.abs(x - trained.get(k)![i])));
+      expect(d, k).toBeLessThanOrEqual(1e-7);
+    }
+    [ca, cb].forEach(disposeCheckpoint);
+    [straight, crashing, resumed].forEach((t) => t.dispose());
+    [straightNet, crashNet, resumedNet].forEach((n) => n.dispose());
+  });
+
+  it('a weight average follows d = min(decay, (1+n)/(10+n)) and swaps in and out without leaks', () => {
+    const net = new ToyNet(FEATURES, [6], 1, CLASSES, 41);
+    const [name, v] = net.namedParameters()[0];
+    const start = Float32Array.from(v.dataSync());
+    const avg = new WeightAverage(net, 0.5);
+    const numTensors = tf.memory().numTensors;
+    let expected = Float64Array.from(start);
+    for (let n = 1; n <= 3; n++) {
+      tf.tidy(() => v.assign(tf.add(v, 1)));
+      avg.update();
+      const d = Math.min(0.5, (1 + n) / (10 + n));
+      const w = v.dataSync();
+      expected = expected.map((e, i) => d * e + (1 - d) * w[i]);
+    }
+    const got = avg.tensors().get(name)!.dataSync();
+    got.forEach((g, i) => expect(g).toBeCloseTo(expected[i], 5));
+    const trained = Float32Array.from(v.dataSync());
+    avg.swapIn();
+    expect(Array.from(v.dataSync())).toEqual(Array.from(got));
+    avg.swapOut();
+    expect(Array.from(v.dataSync())).toEqual(Array.from(trained));
+    expect(tf.memory().numTensors).toBe(numTensors);
+    avg.dispose();
+    net.dispose();
   });
 
   it('stops with one line when the loss is not finite; async batch sources work', async () => {

@@ -43,6 +43,8 @@ export const DEFAULT_BATCH_SIZE = 64;
 export const DEFAULT_LR = 5e-3;
 export const DEFAULT_WEIGHT_DECAY = 0.05;
 export const DEFAULT_LABEL_SMOOTHING = 0.1;
+/** Decay of the weights' moving average that is evaluated and saved (the release trains with one); 0 turns it off. */
+export const DEFAULT_EMA = 0.999;
 
 export interface VisionTrainOptions {
   data: string;
@@ -56,6 +58,8 @@ export interface VisionTrainOptions {
   weightDecay?: number;
   warmupEpochs?: number;
   labelSmoothing?: number;
+  /** Decay of the evaluated weight average; 0 for none. */
+  ema?: number;
   out?: string;
   resume?: boolean;
   mode?: 'reversible' | 'plain';
@@ -151,6 +155,8 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
   const lr = options.lr ?? (DEFAULT_LR * batchSize) / DEFAULT_BATCH_SIZE;
   if (!(lr > 0)) fail(`--lr must be a positive number, got ${lr}`);
   const labelSmoothing = options.labelSmoothing ?? DEFAULT_LABEL_SMOOTHING;
+  const ema = options.ema ?? DEFAULT_EMA;
+  if (!(ema >= 0 && ema < 1)) fail(`--ema must be in [0, 1) (0 turns the weight average off), got ${ema}`);
   const augment = { ...defaultAugment(data.kind, config.inputSize), ...(options.flip === false ? { flip: false } : {}) };
 
   const model = new RevColVision(config, seed);
@@ -181,6 +187,7 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
         warmupEpochs: options.warmupEpochs ?? Math.min(2, Math.max(1, Math.round(epochs / 20))),
         minLr: lr * 0.01,
         clipNorm: 5,
+        ema: ema > 0 ? ema : undefined,
         seed,
         resume: options.resume ?? false,
         progress: options.progress ?? true,
@@ -195,7 +202,7 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
           kind: data.kind,
           augment,
           trainCounts: counts,
-          hyper: { epochs, batchSize, lr, labelSmoothing, mode, seed },
+          hyper: { epochs, batchSize, lr, labelSmoothing, ema, mode, seed },
         },
       },
     );
@@ -229,6 +236,7 @@ export function registerVisionTrain(vision: Command): void {
     .option('--lr <x>', `peak AdamW learning rate (default ${DEFAULT_LR} at batch ${DEFAULT_BATCH_SIZE}, scaled with the batch size)`, num('--lr'))
     .option('--weight-decay <x>', 'AdamW weight decay', num('--weight-decay'), DEFAULT_WEIGHT_DECAY)
     .option('--label-smoothing <x>', 'label smoothing', num('--label-smoothing'), DEFAULT_LABEL_SMOOTHING)
+    .option('--ema <decay>', 'evaluate and save a moving average of the weights with this decay (0: off)', num('--ema'), DEFAULT_EMA)
     .option('--out <DIR>', 'output folder (default: runs/vision-<data name>)')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .addOption(new Option('--mode <mode>', 'reversible (memory-saving backward) or plain autodiff').choices(['reversible', 'plain']).default('reversible'))
@@ -264,6 +272,7 @@ with a warning naming each one.`,
       lr: opts.lr as number | undefined,
       weightDecay: opts.weightDecay as number,
       labelSmoothing: opts.labelSmoothing as number,
+      ema: opts.ema as number,
       out: opts.out as string | undefined,
       resume: Boolean(opts.resume),
       mode: opts.mode as 'reversible' | 'plain',

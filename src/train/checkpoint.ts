@@ -32,6 +32,8 @@ export interface CheckpointContent {
   best: BestRecord | null;
   /** Training samples seen (the schedule's position); defaults to 0. */
   samples?: number;
+  /** Averaged weights (`ema.<name>`) and how many updates they have had. */
+  average?: { tensors: Map<string, tf.Tensor>; updates: number };
 }
 
 export interface Checkpoint {
@@ -43,6 +45,8 @@ export interface Checkpoint {
   /** Parameter name -> tensor (caller disposes; see disposeCheckpoint). */
   weights: Map<string, tf.Tensor>;
   optimizer: AdamWState;
+  /** Averaged weights, when the run kept them. */
+  average?: { tensors: Map<string, tf.Tensor>; updates: number };
 }
 
 export interface WriteOptions {
@@ -65,6 +69,7 @@ export async function saveCheckpoint(file: string, content: CheckpointContent, o
   for (const [name, v] of content.model.namedParameters()) entries.push([`model.${name}`, await rawTensor(v)]);
   const state = content.optimizer.getState();
   for (const [name, t] of state.tensors) entries.push([`optim.${name}`, await rawTensor(t)]);
+  for (const [name, t] of content.average?.tensors ?? []) entries.push([`ema.${name}`, await rawTensor(t)]);
   const header = {
     meta: content.meta,
     step: content.step,
@@ -72,6 +77,7 @@ export async function saveCheckpoint(file: string, content: CheckpointContent, o
     samples: content.samples ?? 0,
     optimizerStep: state.step,
     best: content.best,
+    ...(content.average ? { averageUpdates: content.average.updates } : {}),
   };
   const bytes = serializeSafetensors(entries, { format: CHECKPOINT_FORMAT, revcol: JSON.stringify(header) });
   await (options.writeFile ?? writeFileAtomic)(file, bytes);
@@ -100,9 +106,11 @@ export async function loadCheckpoint(file: string): Promise<Checkpoint> {
   const header = parseHeader(metadata, file);
   const weights = new Map<string, tf.Tensor>();
   const optimizer = new Map<string, tf.Tensor>();
+  const average = new Map<string, tf.Tensor>();
   for (const [name, raw] of tensors) {
     if (name.startsWith('model.')) weights.set(name.slice('model.'.length), toTensor(raw));
     else if (name.startsWith('optim.')) optimizer.set(name.slice('optim.'.length), toTensor(raw));
+    else if (name.startsWith('ema.')) average.set(name.slice('ema.'.length), toTensor(raw));
   }
   const num = (key: string): number => {
     const x = header[key];
@@ -117,12 +125,14 @@ export async function loadCheckpoint(file: string): Promise<Checkpoint> {
     best: (header.best ?? null) as BestRecord | null,
     weights,
     optimizer: { step: num('optimizerStep'), tensors: optimizer },
+    ...(average.size ? { average: { tensors: average, updates: typeof header.averageUpdates === 'number' ? header.averageUpdates : 0 } } : {}),
   };
 }
 
 export function disposeCheckpoint(checkpoint: Checkpoint): void {
   checkpoint.weights.forEach((t) => t.dispose());
   checkpoint.optimizer.tensors.forEach((t) => t.dispose());
+  checkpoint.average?.tensors.forEach((t) => t.dispose());
 }
 
 /**

@@ -6,3 +6,4 @@ export * from './checkpoint.js';
 export * from './progress.js';
 export * from './plot.js';
 export * from './trainer.js';
+export * from './ema.js';

@@ -7,6 +7,7 @@ import { mixSeed } from '../core/random.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { BEST_FILE, type BestRecord, LAST_FILE, disposeCheckpoint, loadCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
 import { clipByGlobalNorm } from './clip.js';
+import { WeightAverage } from './ema.js';
 import { AdamW } from './optimizer.js';
 import { type EpochMetrics, writeCurves } from './plot.js';
 import { ProgressBar } from './progress.js';
@@ -64,6 +65,11 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** Title of the curves plot. */
   title?: string;
+  /**
+   * Keep an exponential moving average of the weights with this decay (e.g. 0.999); evaluation
+   * and best.safetensors then use the averaged weights. Default: none.
+   */
+  ema?: number;
 }
 
 export interface TrainSummary {
@@ -133,6 +139,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
     weightDecay: options.weightDecay ?? 0.05,
     noWeightDecay: noDecay ? (name) => noDecay(name) : undefined,
   });
+  const average = options.ema ? new WeightAverage(task.model, options.ema) : null;
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const progress = new ProgressBar({ epochs, total: task.trainSize, enabled: options.progress !== false, log });
 
@@ -157,6 +164,10 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
         }
         task.model.loadStateDict(ckpt.weights, `the weights in ${lastFile}`);
         optimizer.setState(ckpt.optimizer);
+        if (average) {
+          if (!ckpt.average) fail(`cannot resume with a weight average: ${lastFile} has none (the run was started without one); continue without it (vision train: --ema 0)`);
+          average.load(ckpt.average.tensors, ckpt.average.updates);
+        }
       } finally {
         disposeCheckpoint(ckpt);
       }
@@ -191,6 +202,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
             }
             if (options.clipNorm !== undefined) clipByGlobalNorm(grads, options.clipNorm);
             optimizer.applyGradients(grads, lr);
+            average?.update();
           } finally {
             loss.dispose();
             grads.forEach((g) => g.dispose());
@@ -206,6 +218,8 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       }
       if (seen === 0) fail(`epoch ${epoch + 1} had no training batches: the training set is empty`);
 
+      // Evaluate (and save as best) the averaged weights when there are any.
+      average?.swapIn();
       const evaluation = await task.evaluate();
       const row: EpochMetrics = { epoch: epoch + 1, step, loss: lossSum / seen, lr, accuracy: evaluation.accuracy };
       for (const [k, v] of Object.entries(evaluation)) row[TRAINER_KEYS.has(k) ? `eval_${k}` : k] = v;
@@ -217,7 +231,11 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
         best = { epoch: epoch + 1, accuracy: row.accuracy, metrics: { ...evaluation } };
         await saveWeights(bestFile, task.model, options.meta, { epoch: epoch + 1, metrics: row });
       }
-      await saveCheckpoint(lastFile, { model: task.model, optimizer, step, epoch: epoch + 1, samples, meta: options.meta, best });
+      average?.swapOut();
+      await saveCheckpoint(lastFile, {
+        model: task.model, optimizer, step, epoch: epoch + 1, samples, meta: options.meta, best,
+        ...(average ? { average: { tensors: average.tensors(), updates: average.updates } } : {}),
+      });
       await writeFileAtomic(metricsFile, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
       await writeCurves(outDir, rows, options.title);
       progress.endEpoch(epochLine(row, epochs, seen, improved));
@@ -225,6 +243,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
   } finally {
     progress.stop();
     optimizer.dispose();
+    average?.dispose();
   }
   return {
     bestEpoch: best?.epoch ?? 0,
