@@ -206,7 +206,9 @@ describe('train()', () => {
     const net = new ToyNet(FEATURES, [6], 1, CLASSES, 41);
     const [name, v] = net.namedParameters()[0];
     const start = Float32Array.from(v.dataSync());
+    const before = tf.memory().numTensors;
     const avg = new WeightAverage(net, 0.5);
+    expect(tf.memory().numTensors).toBe(before + net.parameters().length);
     const numTensors = tf.memory().numTensors;
     let expected = Float64Array.from(start);
     for (let n = 1; n <= 3; n++) {
@@ -225,6 +227,7 @@ describe('train()', () => {
     expect(Array.from(v.dataSync())).toEqual(Array.from(trained));
     expect(tf.memory().numTensors).toBe(numTensors);
     avg.dispose();
+    expect(tf.memory().numTensors).toBe(before);
     net.dispose();
   });
 

@@ -17,7 +17,8 @@ export class WeightAverage {
   constructor(readonly model: Module, readonly decay: number) {
     if (!(decay > 0 && decay < 1)) fail(`the weight-average decay must be in (0, 1), got ${decay}`);
     this.params = model.namedParameters().filter(([, v]) => v.trainable);
-    for (const [name, v] of this.params) this.shadow.set(name, tf.variable(v.clone(), false));
+    // tidy frees the clone; the variable keeps its data.
+    for (const [name, v] of this.params) this.shadow.set(name, tf.tidy(() => tf.variable(v.clone(), false)));
   }
 
   update(): void {
@@ -56,7 +57,7 @@ export class WeightAverage {
     for (const [name, s] of this.shadow) {
       const t = tensors.get(name);
       if (!t || t.size !== s.size) fail(`the checkpoint's weight average has no valid tensor for ${name}: it was written by a run without --ema or another model`);
-      s.assign(t.reshape(s.shape));
+      tf.tidy(() => s.assign(t.reshape(s.shape)));
     }
     this.updates = updates;
   }
