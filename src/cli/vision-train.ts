@@ -43,8 +43,12 @@ export const DEFAULT_BATCH_SIZE = 64;
 export const DEFAULT_LR = 5e-3;
 export const DEFAULT_WEIGHT_DECAY = 0.05;
 export const DEFAULT_LABEL_SMOOTHING = 0.1;
-/** Decay of the weights' moving average that is evaluated and saved (the release trains with one); 0 turns it off. */
-export const DEFAULT_EMA = 0.999;
+/**
+ * Decay of a moving average of the weights to evaluate and save instead of the weights (the
+ * release trains with one); 0 = off. Off by default: on MNIST's defaults it measured 98.30%
+ * with 0.999 against 98.45% without (bench/results/mnist.jsonl).
+ */
+export const DEFAULT_EMA = 0;
 
 export interface VisionTrainOptions {
   data: string;
@@ -236,7 +240,7 @@ export function registerVisionTrain(vision: Command): void {
     .option('--lr <x>', `peak AdamW learning rate (default ${DEFAULT_LR} at batch ${DEFAULT_BATCH_SIZE}, scaled with the batch size)`, num('--lr'))
     .option('--weight-decay <x>', 'AdamW weight decay', num('--weight-decay'), DEFAULT_WEIGHT_DECAY)
     .option('--label-smoothing <x>', 'label smoothing', num('--label-smoothing'), DEFAULT_LABEL_SMOOTHING)
-    .option('--ema <decay>', 'evaluate and save a moving average of the weights with this decay (0: off)', num('--ema'), DEFAULT_EMA)
+    .option('--ema <decay>', 'evaluate and save a moving average of the weights with this decay, e.g. 0.999 (0: off)', num('--ema'), DEFAULT_EMA)
     .option('--out <DIR>', 'output folder (default: runs/vision-<data name>)')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .addOption(new Option('--mode <mode>', 'reversible (memory-saving backward) or plain autodiff').choices(['reversible', 'plain']).default('reversible'))

@@ -165,7 +165,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
         task.model.loadStateDict(ckpt.weights, `the weights in ${lastFile}`);
         optimizer.setState(ckpt.optimizer);
         if (average) {
-          if (!ckpt.average) fail(`cannot resume with a weight average: ${lastFile} has none (the run was started without one); continue without it (vision train: --ema 0)`);
+          if (!ckpt.average) fail(`cannot resume with a weight average: ${lastFile} has none (the run was started without one); continue without it (vision train: leave out --ema)`);
           average.load(ckpt.average.tensors, ckpt.average.updates);
         }
       } finally {
