@@ -27,7 +27,7 @@ describe('reversible backward agrees with plain autodiff', () => {
     const input = tf.randomNormal([4, 5], 0, 1, 'float32', 7);
     const labels = tf.oneHot(tf.tensor1d([0, 2, 1, 2], 'int32'), 3);
     const heads = net.headsFor(labels);
-    const opts = { training: true, seed: 1234 };
+    const opts = { training: true, seed: 1234, inputGradient: true };
     const plain = lossAndGradients(net.columns, net.stem(), heads, input, { ...opts, mode: 'plain' });
     const rev = lossAndGradients(net.columns, net.stem(), heads, input, { ...opts, mode: 'reversible' });
     expect(relativeError(rev.loss, plain.loss)).toBeLessThanOrEqual(1e-5);
@@ -37,9 +37,12 @@ describe('reversible backward agrees with plain autodiff', () => {
       const err = relativeError(rev.grads.get(v)!, g);
       expect(err, names.get(v)).toBeLessThanOrEqual(1e-4);
     }
+    // The input's gradient agrees too.
+    expect(relativeError(rev.inputGrad!, plain.inputGrad!)).toBeLessThanOrEqual(1e-4);
+    expect(tf.max(tf.abs(plain.inputGrad!)).dataSync()[0]).toBeGreaterThan(0);
     // Every level of every column and every scale past column 0 gets a gradient.
     expect(plain.grads.size).toBe(net.parameters().length - levels /* column 0's scales */ );
-    for (const r of [plain, rev]) { r.loss.dispose(); r.grads.forEach((g) => g.dispose()); }
+    for (const r of [plain, rev]) { r.loss.dispose(); r.grads.forEach((g) => g.dispose()); r.inputGrad?.dispose(); }
     input.dispose(); labels.dispose(); net.dispose();
   });
 });

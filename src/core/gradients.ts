@@ -23,12 +23,16 @@ export interface StepOptions {
   mode: TrainingMode;
   training?: boolean;
   seed?: number;
+  /** Also return dLoss/d(input) (for checks; the input must be a float tensor). */
+  inputGradient?: boolean;
 }
 
 export interface LossAndGradients {
   loss: tf.Scalar;
   /** Gradient of every variable that received one. The caller disposes. */
   grads: Map<tf.Variable, tf.Tensor>;
+  /** dLoss/d(input), when asked for with inputGradient. */
+  inputGrad?: tf.Tensor;
 }
 
 export const stemContext = (training: boolean, seed: number): ForwardContext => ({
@@ -69,19 +73,20 @@ export function lossAndGradients(
   if (options.mode === 'plain') {
     const colVars = columns.trainableParameters();
     const all = [...stemVars, ...colVars, ...headVars];
+    const xs: tf.Tensor[] = options.inputGradient ? [...all, input] : all;
     const { value, grads } = tf.engine().gradients(
       () => {
         const s = stem.forward(input, stemContext(training, seed));
         const outs = columns.forward(s, { training, seed, keep: 'all' });
         return tf.addN(heads.columns.map((c) => heads.loss(c, outs[c], headContext(training, seed, c)))) as tf.Scalar;
       },
-      all,
+      xs,
       undefined,
       true,
     );
     const map = new Map<tf.Variable, tf.Tensor>();
     all.forEach((v, i) => addInto(map, v, grads[i]));
-    return { loss: value, grads: map };
+    return { loss: value, grads: map, ...(options.inputGradient ? { inputGrad: grads[all.length] ?? tf.zerosLike(input) } : {}) };
   }
   if (options.mode !== 'reversible') fail(`unknown training mode '${options.mode as string}': use reversible or plain`);
 
@@ -117,19 +122,22 @@ export function lossAndGradients(
   lastOuts.forEach((t) => t.dispose());
   lastGrads.forEach((t) => t?.dispose());
   for (const [v, g] of grads) addInto(map, v, g);
-  if (stemVars.length) {
+  let inputGrad: tf.Tensor | undefined;
+  if (stemVars.length || options.inputGradient) {
+    const xs: tf.Tensor[] = options.inputGradient ? [...stemVars, input] : stemVars;
     const { value, grads: sg } = tf.engine().gradients(
       () => stem.forward(input, stemContext(training, seed)),
-      stemVars,
+      xs,
       stemGrad,
       true,
     );
     value.dispose();
     stemVars.forEach((v, i) => addInto(map, v, sg[i]));
+    if (options.inputGradient) inputGrad = sg[stemVars.length] ?? tf.zerosLike(input);
   }
   stemGrad.dispose();
   stemOut.dispose();
   const loss = tf.addN(losses) as tf.Scalar;
   losses.forEach((t) => t.dispose());
-  return { loss, grads: map };
+  return { loss, grads: map, ...(inputGrad ? { inputGrad } : {}) };
 }
