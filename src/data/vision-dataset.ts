@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
+import { confusionMatrix } from '../train/losses.js';
 import { type AugmentOptions, SeededRandom, shuffledIndices, writeAffineNormalised, writeNormalised } from './augment.js';
 
 /** A set of labelled square RGB images held in memory as pixels in [0, 1], NHWC. */
@@ -194,18 +195,12 @@ export interface ClassificationReport {
 }
 
 export function classificationReport(truth: ArrayLike<number>, predicted: ArrayLike<number>, classNames: string[]): ClassificationReport {
-  const k = classNames.length;
-  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
-  let correct = 0;
-  for (let i = 0; i < truth.length; i++) {
-    confusion[truth[i]][predicted[i]]++;
-    if (truth[i] === predicted[i]) correct++;
-  }
+  const { confusion, accuracy } = confusionMatrix(truth, predicted, classNames.length);
   const perClass = classNames.map((label, c) => {
     const count = confusion[c].reduce((a, b) => a + b, 0);
     return { label, accuracy: count ? confusion[c][c] / count : null, count };
   });
-  return { accuracy: truth.length ? correct / truth.length : 0, count: truth.length, perClass, confusion };
+  return { accuracy, count: truth.length, perClass, confusion };
 }
 
 /**

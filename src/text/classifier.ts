@@ -6,6 +6,7 @@ import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
 import { countLabels, LabelMap, readTextExamples, seededPermutation, splitHeldOut, type TextExamples } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
+import { confusionMatrix } from '../train/losses.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { RevColText, type TextBatch } from './model.js';
 import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
@@ -41,12 +42,7 @@ export interface TextEvaluationReport {
 /** Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix. */
 export function textClassificationReport(trueIds: ArrayLike<number>, predicted: ArrayLike<number>, labels: string[], truncated = 0): TextEvaluationReport {
   const k = labels.length;
-  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
-  let correct = 0;
-  for (let i = 0; i < trueIds.length; i++) {
-    confusion[trueIds[i]][predicted[i]]++;
-    if (trueIds[i] === predicted[i]) correct++;
-  }
+  const { confusion, accuracy } = confusionMatrix(trueIds, predicted, k);
   const perClass: Record<string, TextClassMetrics> = {};
   let f1Sum = 0;
   labels.forEach((label, c) => {
@@ -60,7 +56,7 @@ export function textClassificationReport(trueIds: ArrayLike<number>, predicted: 
     f1Sum += f1;
   });
   return {
-    accuracy: trueIds.length ? correct / trueIds.length : 0,
+    accuracy,
     macroF1: k ? f1Sum / k : 0,
     examples: trueIds.length,
     labels: [...labels],

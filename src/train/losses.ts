@@ -48,3 +48,17 @@ export function accuracy(logits: tf.Tensor, labels: tf.Tensor): number {
   const rows = logits.shape[0] ?? 0;
   return rows === 0 ? 0 : correctCount(logits, labels) / rows;
 }
+
+/**
+ * Counts of (true class, predicted class) pairs — confusion[t][p] — and the accuracy they give.
+ * Both families' evaluation reports build on this.
+ */
+export function confusionMatrix(truth: ArrayLike<number>, predicted: ArrayLike<number>, classes: number): { confusion: number[][]; accuracy: number } {
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  let correct = 0;
+  for (let i = 0; i < truth.length; i++) {
+    confusion[truth[i]][predicted[i]]++;
+    if (truth[i] === predicted[i]) correct++;
+  }
+  return { confusion, accuracy: truth.length ? correct / truth.length : 0 };
+}
