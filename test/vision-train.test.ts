@@ -67,8 +67,9 @@ describe('vision train / eval on MNIST (smoke)', () => {
   });
 
   it('chooses defaults from the data', () => {
-    expect(defaultModelFor(28)).toEqual({ preset: 'revcol-nano-32', overrides: { stemPatch: 4 } });
+    expect(defaultModelFor(28)).toEqual({ preset: 'revcol-nano-32', overrides: {}, samples: 240_000 });
     expect(defaultModelFor(200).preset).toBe('revcol-micro-64');
+    expect(defaultEpochs(7996, defaultModelFor(28).samples)).toBe(30);
     expect(defaultEpochs(7996)).toBe(50);
     expect(defaultEpochs(100)).toBe(100);
     expect(defaultEpochs(10_000_000)).toBe(10);
