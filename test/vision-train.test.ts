@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import { evaluateVision, formatReport } from '../src/cli/vision-eval.js';
-import { defaultEpochs, defaultModelFor, trainVision } from '../src/cli/vision-train.js';
+import { PRESET_SAMPLES, defaultEpochs, defaultModelFor, trainVision } from '../src/cli/vision-train.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 
 const dirs: string[] = [];
@@ -67,9 +67,9 @@ describe('vision train / eval on MNIST (smoke)', () => {
   });
 
   it('chooses defaults from the data', () => {
-    expect(defaultModelFor(28)).toEqual({ preset: 'revcol-nano-32', overrides: {}, samples: 240_000 });
+    expect(defaultModelFor(28)).toEqual({ preset: 'revcol-nano-32', overrides: {} });
     expect(defaultModelFor(200).preset).toBe('revcol-micro-64');
-    expect(defaultEpochs(7996, defaultModelFor(28).samples)).toBe(30);
+    expect(defaultEpochs(7996, PRESET_SAMPLES['revcol-nano-32'])).toBe(30);
     expect(defaultEpochs(7996)).toBe(50);
     expect(defaultEpochs(100)).toBe(100);
     expect(defaultEpochs(10_000_000)).toBe(10);

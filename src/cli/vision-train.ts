@@ -12,30 +12,30 @@ import { VISION_PRESETS, visionConfig, type VisionConfig } from '../vision/prese
 import { addBackendOption, backendFromOptions } from './common.js';
 
 /**
- * What runs on data given without --preset/--config, by the data's typical image side, and how
- * many samples it trains on in all (see defaultEpochs).
+ * What runs on data given without --preset/--config, by the data's typical image side.
  * Small images: revcol-nano-32 as preset, 2×2 stem (levels at 16, 8, 4, 2 px on a 32 px input).
  * Measured on MNIST here (bench/results/mnist.jsonl): 30 epochs of it beat 50 epochs of the same
  * columns with a 4×4 stem, which cost a quarter per epoch but plateaued near 98.4%.
  */
-export const DEFAULT_MODEL_BY_SIDE: Array<{ maxSide: number; preset: string; overrides?: Partial<VisionConfig>; samples: number }> = [
-  { maxSide: 40, preset: 'revcol-nano-32', samples: 240_000 },
-  { maxSide: Infinity, preset: 'revcol-micro-64', samples: 400_000 },
+export const DEFAULT_MODEL_BY_SIDE: Array<{ maxSide: number; preset: string; overrides?: Partial<VisionConfig> }> = [
+  { maxSide: 40, preset: 'revcol-nano-32' },
+  { maxSide: Infinity, preset: 'revcol-micro-64' },
 ];
 
-/** Samples seen in all when the model is not one of DEFAULT_MODEL_BY_SIDE's. */
+/** Samples seen in all when --epochs is not given (see defaultEpochs), by preset; DEFAULT_SAMPLES otherwise. */
+export const PRESET_SAMPLES: Record<string, number> = { 'revcol-nano-32': 240_000 };
 export const DEFAULT_SAMPLES = 400_000;
 
-/** The small preset (and overrides) suited to images of this side, and its sample budget. */
-export function defaultModelFor(side: number): { preset: string; overrides: Partial<VisionConfig>; samples: number } {
-  for (const { maxSide, preset, overrides, samples } of DEFAULT_MODEL_BY_SIDE) {
-    if (side <= maxSide && VISION_PRESETS[preset]) return { preset, overrides: overrides ?? {}, samples };
+/** The small preset (and overrides) suited to images of this side. */
+export function defaultModelFor(side: number): { preset: string; overrides: Partial<VisionConfig> } {
+  for (const { maxSide, preset, overrides } of DEFAULT_MODEL_BY_SIDE) {
+    if (side <= maxSide && VISION_PRESETS[preset]) return { preset, overrides: overrides ?? {} };
   }
   // Fall back to the small preset whose input side is nearest to the data's.
   const small = Object.entries(VISION_PRESETS).filter(([, c]) => c.inputSize <= 64);
   if (!small.length) fail('no small vision preset is registered: pass --preset or --config');
   small.sort((a, b) => Math.abs(a[1].inputSize - side) - Math.abs(b[1].inputSize - side));
-  return { preset: small[0][0], overrides: {}, samples: DEFAULT_SAMPLES };
+  return { preset: small[0][0], overrides: {} };
 }
 
 /** Epochs when --epochs is not given: `samples` seen in all, between 10 and 100 epochs (30 for MNIST's default model). */
@@ -128,7 +128,6 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
   let presetName: string | null = null;
   let modelName: string;
   let base: VisionConfig;
-  let samples = DEFAULT_SAMPLES;
   const resumed = options.resume ? await resumedConfig(out) : null;
   if (options.config) {
     base = await visionConfig(options.config);
@@ -140,7 +139,6 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
   } else {
     const chosen = defaultModelFor(await dataImageSide(spec));
     presetName = chosen.preset;
-    samples = chosen.samples;
     base = await visionConfig(chosen.preset, chosen.overrides);
     const changes = Object.entries(chosen.overrides).map(([k, v]) => `${k} ${JSON.stringify(v)}`);
     modelName = changes.length ? `${presetName} with ${changes.join(', ')}` : presetName;
@@ -161,7 +159,7 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
 
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   if (!Number.isInteger(batchSize) || batchSize < 1) fail(`--batch-size must be a whole number ≥ 1, got ${batchSize}`);
-  const epochs = options.epochs ?? defaultEpochs(data.train.count, samples);
+  const epochs = options.epochs ?? defaultEpochs(data.train.count, (presetName && PRESET_SAMPLES[presetName]) || DEFAULT_SAMPLES);
   if (!Number.isInteger(epochs) || epochs < 1) fail(`--epochs must be a whole number ≥ 1, got ${epochs}`);
   const lr = options.lr ?? (DEFAULT_LR * batchSize) / DEFAULT_BATCH_SIZE;
   if (!(lr > 0)) fail(`--lr must be a positive number, got ${lr}`);
@@ -242,7 +240,7 @@ export function registerVisionTrain(vision: Command): void {
     .option('--held-out <fraction>', 'share of each class held out for testing when there is no --eval-data', num('--held-out'), 0.2)
     .option('--preset <name>', `a preset (${Object.keys(VISION_PRESETS).join(', ')}); default: revcol-nano-32 for images up to 40 px, revcol-micro-64 above`)
     .option('--config <file.json>', 'a custom model config (channels, layers, columns, kernelSize, ...)')
-    .option('--epochs <n>', 'epochs (default: 240k samples in all for revcol-nano-32, 400k otherwise, 10 to 100 epochs; 30 for MNIST)', num('--epochs'))
+    .option('--epochs <n>', 'epochs (default: 240k samples in all for revcol-nano-32, 400k for other models, 10 to 100 epochs; 30 for MNIST)', num('--epochs'))
     .option('--batch-size <n>', 'batch size', num('--batch-size'), DEFAULT_BATCH_SIZE)
     .option('--lr <x>', `peak AdamW learning rate (default ${DEFAULT_LR} at batch ${DEFAULT_BATCH_SIZE}, scaled with the batch size)`, num('--lr'))
     .option('--weight-decay <x>', 'AdamW weight decay', num('--weight-decay'), DEFAULT_WEIGHT_DECAY)
