@@ -1,15 +1,18 @@
 /**
  * The spam goal: `revcol fine-tune --task spam --out DIR` with the defaults, then
  * `revcol eval --model DIR --task spam --json`; prints the test accuracy and the wall time
- * as one JSON line (goal: accuracy ≥ 0.99 on the task's test split, on the CPU).
+ * as one JSON line (goal: accuracy ≥ 0.99 on the task's test split, on the CPU), and appends it
+ * to bench/results/spam.jsonl.
  *
  * Run: npx tsx bench/spam.ts [--out DIR] [--backend B] [-- extra fine-tune flags]
  * Both commands run as separate processes, exactly as a user types them; their progress
  * goes to stderr.
  */
 import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../src/io/atomic.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -47,12 +50,20 @@ if (evaluation.code !== 0) {
   process.exit(1);
 }
 const report = JSON.parse(evaluation.stdout.trim().split('\n').pop()!);
-process.stdout.write(`${JSON.stringify({
+// eval scores best.safetensors, the epoch with the best test accuracy; the last epoch's figure
+// (from metrics.jsonl) is the one no choice was made on.
+const epochs = (await fs.readFile(path.resolve(root, out, 'metrics.jsonl'), 'utf8'))
+  .split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { epoch?: number; accuracy?: number })
+  .filter((r) => typeof r.epoch === 'number' && typeof r.accuracy === 'number');
+const line = JSON.stringify({
   bench: 'spam',
+  date: new Date().toISOString(),
   accuracy: report.accuracy,
   macroF1: report.macroF1,
   testExamples: report.examples,
   errors: report.examples - Math.round(report.accuracy * report.examples),
+  lastEpochAccuracy: epochs.at(-1)?.accuracy,
+  perEpochAccuracy: epochs.map((r) => r.accuracy),
   goal: 0.99,
   reached: report.accuracy >= 0.99,
   fineTuneSeconds: Math.round(fineTune.seconds),
@@ -60,4 +71,8 @@ process.stdout.write(`${JSON.stringify({
   totalSeconds: Math.round(fineTune.seconds + evaluation.seconds),
   out,
   command: `revcol fine-tune --task spam --out ${out}${backend ? ` --backend ${backend}` : ''}${extra.length ? ` ${extra.join(' ')}` : ''} && revcol eval --model ${out} --task spam --json`,
-})}\n`);
+});
+process.stdout.write(`${line}\n`);
+const resultsFile = path.join(root, 'bench', 'results', 'spam.jsonl');
+const previous = await fs.readFile(resultsFile, 'utf8').catch(() => '');
+await writeFileAtomic(resultsFile, `${previous}${line}\n`);

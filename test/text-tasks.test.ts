@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RevcolError } from '../src/core/errors.js';
 import { countLabels } from '../src/data/text.js';
-import { TEXT_PRESETS } from '../src/text/presets.js';
+import { TEXT_PRESETS, configObject, validateConfig } from '../src/text/presets.js';
 import { loadTask, spamAssassinText, taskNames } from '../src/text/tasks.js';
 
 describe('built-in tasks', () => {
@@ -21,7 +21,8 @@ describe('built-in tasks', () => {
     expect(countLabels(task.test.labels)).toEqual({ ham: 822, spam: 366 });
     const train = new Set(task.train.texts);
     expect(task.test.texts.some((t) => train.has(t))).toBe(false);
-    // Headers other than the subject are gone.
+    // The sender-written headers are kept, routing headers are gone.
+    expect(task.train.texts.filter((t) => /^From: /m.test(t.slice(0, t.indexOf('\n\n')))).length).toBeGreaterThan(4000);
     const withRouting = [...task.train.texts, ...task.test.texts].filter((t) => /^(Received|Return-Path|Delivered-To):/m.test(t.slice(0, t.indexOf('\n\n'))));
     expect(withRouting).toEqual([]);
     // The same split every time.
@@ -29,6 +30,8 @@ describe('built-in tasks', () => {
     expect(again.test.texts).toEqual(task.test.texts);
     expect(again.test.labels).toEqual(task.test.labels);
     expect(TEXT_PRESETS[task.preset]).toBeDefined();
+    // The task's changes to its preset make a valid config.
+    expect(() => validateConfig({ ...TEXT_PRESETS[task.preset], ...task.presetChanges, vocabSize: 30522, numLabels: 2 })).not.toThrow();
     expect(task.hyper.maxLength).toBeGreaterThanOrEqual(64);
     expect(task.hyper.epochs).toBeGreaterThan(0);
     expect(task.split).toContain('seed 0');
@@ -47,5 +50,12 @@ describe('built-in tasks', () => {
     expect(spamAssassinText('X-A: b\n\nbody without subject')).toBe('\n\nbody without subject');
     expect(spamAssassinText(raw, ['X-Mailer', 'Subject', 'To'])).toBe('X-Mailer: Foo\nSubject: Cheap meds   now\n\nBuy now!\n\nReally.\n');
     expect(spamAssassinText(raw, 'all')).toMatch(/^From someone.*\nReceived: .*\nX-Mailer: Foo\n\nBuy now!/s);
+  });
+
+  it('preset changes in a task file take only config keys', () => {
+    expect(configObject({ dropout: 0.3 }, 'task file x: presetChanges')).toEqual({ dropout: 0.3 });
+    expect(() => configObject({ dropuot: 0.3 }, 'task file x: presetChanges')).toThrow(/task file x: presetChanges has unknown keys dropuot: allowed are vocabSize/);
+    expect(() => configObject([0.3], 'task file x: presetChanges')).toThrow(/must hold a JSON object/);
+    expect(() => configObject({ preset: 'text-tiny' }, 'task file x: presetChanges')).toThrow(/unknown keys preset/);
   });
 });

@@ -339,6 +339,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   let trainSet: TextExamples;
   let evalSet: TextExamples;
   let taskPreset: string | undefined;
+  let taskPresetChanges: Partial<TextConfig> = {};
   let hyper: Partial<{ epochs: number; batchSize: number; lr: number; maxLength: number; weightDecay: number; warmupEpochs: number }> = {};
   if (options.task) {
     if (options.eval) fail('--task brings its own test split: leave out --eval');
@@ -346,6 +347,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     trainSet = task.train;
     evalSet = task.test;
     taskPreset = task.preset;
+    taskPresetChanges = task.presetChanges;
     hyper = task.hyper;
   } else {
     const columns = { textColumn: options.textColumn, labelColumn: options.labelColumn };
@@ -395,6 +397,11 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
       } else {
         presetName = options.preset ?? taskPreset ?? presetForDataSize(trainSet.texts.length);
         partial = getPreset(presetName);
+        if (!options.preset && taskPreset && Object.keys(taskPresetChanges).length) {
+          partial = { ...partial, ...taskPresetChanges };
+          const changes = Object.entries(taskPresetChanges).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ');
+          notes.push(`task ${options.task}: preset ${presetName} with ${changes}`);
+        }
       }
       const fallback = getPreset('text-tiny');
       config = { ...fallback, ...partial, vocabSize: tokenizer.vocabSize, numLabels: labelMap.size } as TextConfig;

@@ -81,13 +81,24 @@ export async function readConfigFile(file: string): Promise<Partial<TextConfig>>
   } catch (err) {
     fail(`config file ${file} is not valid JSON (${(err as Error).message.split('\n')[0]})`);
   }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail(`config file ${file} must hold a JSON object`);
-  const obj = raw as Record<string, unknown>;
-  const unknown = Object.keys(obj).filter((k) => k !== 'preset' && !CONFIG_KEYS.includes(k));
-  if (unknown.length) fail(`config file ${file} has unknown keys ${unknown.join(', ')}: allowed are preset, ${CONFIG_KEYS.join(', ')}`);
+  const obj = configObject(raw, `config file ${file}`, true);
   const base = typeof obj.preset === 'string' ? getPreset(obj.preset) : {};
   const { preset: _preset, ...rest } = obj;
   return { ...base, ...(rest as Partial<TextConfig>) };
+}
+
+/**
+ * A JSON value as a partial config: an object whose keys are TextConfig fields (and `preset`
+ * when allowed); anything else is a one-line error naming `where`. Values are checked later,
+ * by validateConfig on the full config.
+ */
+export function configObject(raw: unknown, where: string, allowPreset = false): Record<string, unknown> {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail(`${where} must hold a JSON object`);
+  const obj = raw as Record<string, unknown>;
+  const allowed = allowPreset ? ['preset', ...CONFIG_KEYS] : CONFIG_KEYS;
+  const unknown = Object.keys(obj).filter((k) => !allowed.includes(k));
+  if (unknown.length) fail(`${where} has unknown keys ${unknown.join(', ')}: allowed are ${allowed.join(', ')}`);
+  return obj;
 }
 
 /** Checks a full config; every problem is a one-line RevcolError naming the field. */

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail } from '../core/errors.js';
 import { readTextExamples, splitByGroups, type TextExamples } from '../data/text.js';
+import { configObject, type TextConfig } from './presets.js';
 
 /** Training settings a task suggests; fine-tune uses them unless flags override. */
 export interface TaskHyper {
@@ -24,6 +25,8 @@ export interface TaskDefinition {
   train: TextExamples;
   test: TextExamples;
   preset: string;
+  /** Changes to the preset this task trains with (e.g. a higher dropout for a small data set). */
+  presetChanges: Partial<TextConfig>;
   hyper: TaskHyper;
   /** How train and test were made, in words (method, fraction, seed). */
   split: string;
@@ -108,6 +111,7 @@ export async function loadTask(name: string): Promise<TaskDefinition> {
     train,
     test,
     preset: field<string>(spec, 'preset', isString, where),
+    presetChanges: spec.presetChanges === undefined ? {} : (configObject(spec.presetChanges, `${where}: presetChanges`) as Partial<TextConfig>),
     hyper,
     split: `stratified by ${source.package === SPAM_PACKAGE ? 'corpus group' : 'label'}, ${Math.round(testFraction * 100)}% test, seed ${seed}`,
   };
