@@ -42,6 +42,15 @@ export abstract class Body extends Module {
 export type FusionFactory = (info: LevelInfo) => Fusion;
 export type BodyFactory = (info: LevelInfo) => Body;
 
+/**
+ * anchorEvery for the model families (vision, text): every 2nd column's outputs kept exact.
+ * Measured (`npm run bench -- reconstruction`): with trained-like layer scales, pure rebuilding
+ * gave gradients off by 1e-2 at 8 columns and useless ones at 16; every 2nd column kept them
+ * within 2e-6, for ~4% more activation memory at 8 columns (`npm run bench -- memory`).
+ * The engine itself defaults to 0.
+ */
+export const FAMILY_ANCHOR_EVERY = 2;
+
 export interface RevColOptions {
   /** Number of columns N (at least 1). */
   columns: number;

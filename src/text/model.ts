@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Body, Fusion, RevColumns, type LevelInfo } from '../core/engine.js';
+import { Body, FAMILY_ANCHOR_EVERY, Fusion, RevColumns, type LevelInfo } from '../core/engine.js';
 import { fail } from '../core/errors.js';
 import { lossAndGradients, type HeadsPart, type LossAndGradients, type StemPart, type TrainingMode } from '../core/gradients.js';
 import { LayerNorm, Linear, gelu, init } from '../core/layers.js';
@@ -268,8 +268,7 @@ export class RevColText extends Module {
         const rate = blocksPerColumn > 1 ? (c.dropPath * index) / (blocksPerColumn - 1) : 0;
         return new EncoderBlock(info.channels, c.heads, c.mlpRatio, c.dropout, rate, columnsRng, this.state);
       })),
-      // Same default as the vision family: exact outputs of every 2nd column (see VisionConfig.anchorEvery).
-      anchorEvery: c.anchorEvery ?? 2,
+      anchorEvery: c.anchorEvery ?? FAMILY_ANCHOR_EVERY,
     }));
     this.head = this.child('head', new ClassificationHead(c.hidden[c.hidden.length - 1], c.numLabels, c.pooling, c.dropout, rng.fork(3)));
   }
