@@ -12,7 +12,7 @@ import path from 'node:path';
 import { backendFromOptions } from '../src/cli/common.js';
 import { evaluateVision } from '../src/cli/vision-eval.js';
 import { trainVision } from '../src/cli/vision-train.js';
-import { writeFileAtomic } from '../src/io/atomic.js';
+import { recordResult } from './lib/record.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -55,6 +55,4 @@ const result = {
 };
 const line = JSON.stringify(result);
 process.stdout.write(`${line}\n`);
-const resultsFile = path.join('bench', 'results', 'mnist.jsonl');
-const previous = await fs.readFile(resultsFile, 'utf8').catch(() => '');
-await writeFileAtomic(resultsFile, `${previous}${line}\n`);
+await recordResult('mnist', line);

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../src/io/atomic.js';
+import { recordResult } from './lib/record.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -73,6 +73,4 @@ const line = JSON.stringify({
   command: `revcol fine-tune --task spam --out ${out}${backend ? ` --backend ${backend}` : ''}${extra.length ? ` ${extra.join(' ')}` : ''} && revcol eval --model ${out} --task spam --json`,
 });
 process.stdout.write(`${line}\n`);
-const resultsFile = path.join(root, 'bench', 'results', 'spam.jsonl');
-const previous = await fs.readFile(resultsFile, 'utf8').catch(() => '');
-await writeFileAtomic(resultsFile, `${previous}${line}\n`);
+await recordResult('spam', line);
