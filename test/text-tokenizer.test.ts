@@ -164,7 +164,11 @@ describe('loading errors are one-line RevcolErrors', () => {
     expect(await message(path.join(tmp, 'nope'))).toMatch(/does not exist/);
     const empty = path.join(tmp, 'empty');
     mkdirSync(empty);
-    expect(await message(empty)).toMatch(/has no tokenizer\.json/);
+    expect(await message(empty)).toMatch(/has no tokenizer\.json and no tokenizer_config\.json;/);
+    const halfEmpty = path.join(tmp, 'half-empty');
+    mkdirSync(halfEmpty);
+    copyFileSync(path.join(shipped, 'tokenizer.json'), path.join(halfEmpty, 'tokenizer.json'));
+    expect(await message(halfEmpty)).toMatch(/has no tokenizer_config\.json;/);
     const broken = path.join(tmp, 'broken');
     mkdirSync(broken);
     writeFileSync(path.join(broken, 'tokenizer.json'), '{"model": ');

@@ -167,10 +167,13 @@ export class TextTokenizer {
       fail(`${folder} is a file; the tokenizer must be a folder with ${FILES.join(' and ')}`);
     }
     const what = `tokenizer folder ${folder}`;
-    const [tokenizerJson, config] = await Promise.all([
-      readJsonFile(folder, FILES[0], what),
-      readJsonFile(folder, FILES[1], what),
-    ]);
+    // Name every missing file at once, and read in a fixed order so the message never depends on which read ends first.
+    const missing = FILES.filter((file) => !existsSync(path.join(folder, file)));
+    if (missing.length > 0) {
+      fail(`${what} has no ${missing.join(' and no ')}; a tokenizer folder needs ${FILES.join(' and ')} (as saved by Hugging Face tokenizers)`);
+    }
+    const tokenizerJson = await readJsonFile(folder, FILES[0], what);
+    const config = await readJsonFile(folder, FILES[1], what);
     const { AutoTokenizer, PreTrainedTokenizer } = await transformers();
     // The same choice AutoTokenizer.from_pretrained makes, on JSON we have read and checked ourselves.
     const className = typeof config.tokenizer_class === 'string' ? config.tokenizer_class.replace(/Fast$/, '') : '';
