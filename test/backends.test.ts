@@ -3,8 +3,9 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it } from 'vitest';
-import { BACKEND_ORDER, probeBackends, useBackend } from '../src/backends/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { BACKEND_ORDER, isWasmOutOfMemory, probeBackends, useBackend } from '../src/backends/index.js';
+import { backendFromOptions, fitBackendToModel } from '../src/cli/common.js';
 import { WASM_TRAINING_KERNELS } from '../src/backends/wasm-kernels.js';
 import { RevcolError } from '../src/core/errors.js';
 
@@ -103,5 +104,43 @@ describe('backends', () => {
     expect(status.name).toBe('webgpu');
     if (status.usable) expect(status.adapter).toBeTruthy();
     else expect(status.reason).toMatch(/adapter/);
+  });
+
+  it('a model too large for wasm memory: an error with --backend wasm, the cpu backend with auto', async () => {
+    let written = '';
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written += String(chunk);
+      return true;
+    });
+    try {
+      await backendFromOptions({ backend: 'wasm', quiet: true });
+      await fitBackendToModel(100e6, 'inference', 'small');
+      await fitBackendToModel(100e6, 'training', 'small');
+      expect(tf.getBackend()).toBe('wasm');
+      await expect(fitBackendToModel(1e9, 'inference', 'big')).rejects.toThrow(
+        /^big has 3\.7 GiB of weights and inference needs about 7\.5 GiB, more than the wasm backend's 4 GiB; use --backend cpu/,
+      );
+      await expect(fitBackendToModel(200e6, 'training', 'mid')).rejects.toThrow(/training needs about 3\.7 GiB/);
+      expect(tf.getBackend()).toBe('wasm');
+      const auto = await backendFromOptions({ backend: 'auto', quiet: true });
+      if (auto.name === 'wasm') {
+        // auto chose wasm (no GPU and no libtensorflow here): the large model moves it to cpu
+        await fitBackendToModel(1e9, 'inference', 'big');
+        expect(tf.getBackend()).toBe('cpu');
+        expect(written).toBe("revcol: big has 3.7 GiB of weights and inference needs about 7.5 GiB, more than the wasm backend's 4 GiB; using the cpu backend instead\n");
+      }
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it('recognises the wasm backend running out of memory, and nothing else', async () => {
+    const oom = new WebAssembly.RuntimeError('memory access out of bounds');
+    await useBackend('wasm');
+    expect(isWasmOutOfMemory(oom)).toBe(true);
+    expect(isWasmOutOfMemory(new WebAssembly.RuntimeError('unreachable'))).toBe(false);
+    expect(isWasmOutOfMemory(new TypeError('memory access out of bounds'))).toBe(false);
+    await useBackend('cpu');
+    expect(isWasmOutOfMemory(oom)).toBe(false);
   });
 });

@@ -75,29 +75,30 @@ describe('checkpoints', () => {
     const good = snapshot(first.model);
     const later = trained(4, 5);
 
-    // The disk fills up half-way through writing the bytes.
+    // The disk fills up half-way through the file: the first writes land, a later one fails.
     const realOpen = fsPromises.open.bind(fsPromises);
-    let partialWrites = 0;
-    vi.spyOn(fsPromises, 'open').mockImplementation((async (p: string, flags?: string) => {
-      const handle = await realOpen(p, flags);
-      return {
-        writeFile: async (data: Uint8Array) => {
-          await handle.writeFile(data.subarray(0, data.length >> 1));
-          partialWrites++;
-          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-        },
-        sync: () => handle.sync(),
-        close: () => handle.close(),
-      };
-    }) as unknown as typeof fsPromises.open);
+    const failingOpen = (writesBeforeFailure: number) => {
+      let writes = 0;
+      return vi.spyOn(fsPromises, 'open').mockImplementation((async (p: string, flags?: string) => {
+        const handle = await realOpen(p, flags);
+        return {
+          write: async (data: Uint8Array, offset = 0, length = data.length - offset) => {
+            if (writes++ >= writesBeforeFailure) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+            return handle.write(data, offset, length);
+          },
+          sync: () => handle.sync(),
+          close: () => handle.close(),
+        };
+      }) as unknown as typeof fsPromises.open);
+    };
+    failingOpen(3);
     await expect(saveCheckpoint(file, { model: later.model, optimizer: later.opt, step: 5, epoch: 2, meta: { run: 'bad' }, best: null })).rejects.toThrow(/ENOSPC/);
-    expect(partialWrites).toBe(1);
     vi.restoreAllMocks();
 
-    // An injected writer that dies before writing anything must not matter either.
-    await expect(saveCheckpoint(file, { model: later.model, optimizer: later.opt, step: 5, epoch: 2, meta: { run: 'bad' }, best: null }, {
-      writeFile: async () => { throw new Error('killed'); },
-    })).rejects.toThrow(/killed/);
+    // A save that dies before writing anything must not matter either.
+    failingOpen(0);
+    await expect(saveCheckpoint(file, { model: later.model, optimizer: later.opt, step: 5, epoch: 2, meta: { run: 'bad' }, best: null })).rejects.toThrow(/ENOSPC/);
+    vi.restoreAllMocks();
 
     const ckpt = await loadCheckpoint(file);
     expect(ckpt.meta).toEqual({ run: 'good' });

@@ -7,8 +7,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RevcolError } from '../src/core/errors.js';
 import { readNpy } from '../src/io/npy.js';
-import { type RawTensor, readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
-import { RevColVision, loadReleaseTensors, loadReleaseWeights, saveReleaseWeights, visionConfig } from '../src/vision/index.js';
+import { type RawTensor, type SafetensorsReader, openSafetensors, readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
+import { RevColVision, loadReleaseTensors, loadReleaseWeights, saveReleaseWeights, toReleaseLayout, visionConfig } from '../src/vision/index.js';
 
 // The release's PyTorch code run on seeded weights (../shared/reference/parity/README in REVCOL.md's folder).
 const PARITY = fileURLToPath(new URL('../../shared/reference/parity/', import.meta.url));
@@ -137,6 +137,33 @@ describe('weights that do not fit', () => {
   it('accepts a DistributedDataParallel "module." prefix', () => {
     const prefixed = new Map([...tensors].map(([n, t]) => [`module.${n}`, t]));
     expect(() => loadReleaseTensors(model, prefixed)).not.toThrow();
+  });
+
+  it('from a file, checks every name and shape before reading any tensor, then reads each once', async () => {
+    const file = path.join(tmp, 'prefixed.safetensors');
+    await writeSafetensors(file, [...tensors].map(([n, t]): [string, RawTensor] => [`module.${n}`, t]));
+    const count = (reader: SafetensorsReader) => {
+      const reads: string[] = [];
+      const read = reader.read.bind(reader);
+      reader.read = (name) => { reads.push(name); return read(name); };
+      return reads;
+    };
+    const fresh = new RevColVision(model.config, 7);
+    const reader = await openSafetensors(file);
+    const reads = count(reader);
+    await loadReleaseWeights(fresh, reader);
+    await reader.close();
+    expect(reads.sort()).toEqual([...tensors.keys()].map((n) => `module.${n}`).sort());
+    for (const [n, v] of fresh.namedParameters()) expect(tf.tidy(() => Array.from(toReleaseLayout(n, v).dataSync())), n).toEqual(Array.from(tensors.get(n)!.data));
+
+    const bad = path.join(tmp, 'mis-shaped.safetensors');
+    await writeSafetensors(bad, [...tensors].map(([n, t]): [string, RawTensor] => [n, n === 'cls.classifier.1.bias' ? { shape: [3], data: new Float32Array(3) } : t]));
+    const badReader = await openSafetensors(bad);
+    const badReads = count(badReader);
+    await expect(loadReleaseWeights(fresh, badReader)).rejects.toThrow(/mis-shaped cls\.classifier\.1\.bias/);
+    await badReader.close();
+    expect(badReads).toEqual([]);
+    fresh.dispose();
   });
 
   it('a file that is not safetensors is a one-line error', async () => {

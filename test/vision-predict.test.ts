@@ -134,6 +134,9 @@ describe('revcol vision predict', () => {
     ['an unknown preset', () => ['--preset', 'revcol-zz', 'x.png'], /unknown vision preset 'revcol-zz'/],
     ['a file that is not an image', () => [...nano, textFile('notes.png')], /cannot read .*notes\.png as an image/],
     ['a missing weights file', () => [...nano, '--weights', path.join(tmp, 'nope.safetensors'), 'x.png'], /cannot read .*nope\.safetensors/],
+    // Checked from the config before anything is built: 3.1 GiB of weights and XNNPACK's packed copy do not fit in 4 GiB.
+    ['revcol-xl on the wasm backend', () => ['--backend', 'wasm', '--preset', 'revcol-xl', npyFile('xl.npy', '<f4', [1, 3, 224, 224])],
+      /revcol-xl has 3\.1 GiB of weights and inference needs about 6\.2 GiB, more than the wasm backend's 4 GiB; use --backend cpu/],
   ];
   it.each(badCases)('%s: one line, exit 1', async (_, args, message) => {
     const { code, stderr } = await cli(...args());

@@ -371,3 +371,13 @@ export function releaseGpuBackend(): void {
   tf.removeBackend('webgpu');
   device?.destroy();
 }
+
+/**
+ * Whether an error is the wasm backend running out of memory: WebAssembly's memory stops at
+ * 4 GiB, and tfjs-backend-wasm then fails with a RuntimeError rather than a message of its own.
+ */
+export function isWasmOutOfMemory(err: unknown): boolean {
+  if (tf.getBackend() !== 'wasm' || !(err instanceof Error)) return false;
+  const runtime = err instanceof WebAssembly.RuntimeError || err.name === 'RuntimeError';
+  return runtime && /memory access out of bounds|out of memory|\bOOM\b|enlarge memory/i.test(err.message);
+}

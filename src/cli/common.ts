@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Command, Option } from 'commander';
 import { type ActiveBackend, BACKEND_NAMES, useBackend } from '../backends/index.js';
+import { fail } from '../core/errors.js';
 
 /** Adds `--backend <name>` (default auto) to a command. */
 export function addBackendOption(cmd: Command): Command {
@@ -26,10 +27,42 @@ export async function backendFromOptions(opts: BackendOptions): Promise<ActiveBa
   // PROD only silences tfjs's console warnings (e.g. the cpu backend's "install tfjs-node"
   // banner), which would otherwise break the CLI's one-line messages on stderr
   tf.env().set('PROD', true);
-  const active = await useBackend(opts.backend ?? 'auto');
+  requestedBackend = opts.backend ?? 'auto';
+  const active = await useBackend(requestedBackend);
   if (!opts.quiet) {
     const on = active.adapter ? ` (${active.adapter})` : '';
     process.stderr.write(`revcol: using backend ${active.name}${on}\n`);
   }
   return active;
+}
+
+/** The --backend the command was given (undefined when no command chose one: library use). */
+let requestedBackend: string | undefined;
+
+/** WebAssembly's 32-bit memory: everything the wasm backend holds lives in these 4 GiB. */
+export const WASM_MEMORY_BYTES = 4 * 2 ** 30;
+/**
+ * Copies of the weights a run keeps in wasm memory: inference holds the weights and
+ * XNNPACK's packed copy of them; training adds gradients and AdamW's two moments.
+ * (Measured: revcol-l, 1.0 GiB of weights, predicts on wasm; revcol-xl, 3.1 GiB, runs out.)
+ */
+const WEIGHT_COPIES = { inference: 2, training: 5 } as const;
+/** Leaves room for activations and the runtime's own memory. */
+const WASM_USABLE_FRACTION = 0.85;
+
+/**
+ * Before a CLI command builds a model of `parameters` float32 weights: if the wasm backend
+ * cannot hold it, 'auto' moves to the cpu backend (with a note), and an explicit
+ * `--backend wasm` is a one-line error saying what to use instead.
+ */
+export async function fitBackendToModel(parameters: number, use: keyof typeof WEIGHT_COPIES, what: string): Promise<void> {
+  if (requestedBackend === undefined || tf.getBackend() !== 'wasm') return;
+  const weightBytes = parameters * 4;
+  const need = weightBytes * WEIGHT_COPIES[use];
+  if (need <= WASM_MEMORY_BYTES * WASM_USABLE_FRACTION) return;
+  const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(1);
+  const why = `${what} has ${gib(weightBytes)} GiB of weights and ${use} needs about ${gib(need)} GiB, more than the wasm backend's 4 GiB`;
+  if (requestedBackend !== 'auto') fail(`${why}; use --backend cpu (slower, no such limit) or a GPU backend`);
+  process.stderr.write(`revcol: ${why}; using the cpu backend instead\n`);
+  await useBackend('cpu');
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { isWasmOutOfMemory } from '../backends/index.js';
 import { RevcolError } from '../core/errors.js';
 import { registerInfoCommand } from './info.js';
 import { registerTextCommands } from './text.js';
@@ -7,7 +8,8 @@ import { registerVisionCommands } from './vision.js';
 
 /**
  * The `revcol` command line. Each family registers its subcommands from its own file;
- * every command takes --backend. A RevcolError (a user mistake) prints one line and exits 1;
+ * every command takes --backend. A RevcolError (a user mistake) prints one line and exits 1,
+ * as does the wasm backend running out of memory (too large a model or batch for 4 GiB);
  * anything else is a bug and keeps its stack.
  */
 export function buildProgram(): Command {
@@ -34,6 +36,10 @@ export async function runCli(argv: string[]): Promise<number> {
     }
     if (err instanceof RevcolError) {
       process.stderr.write(`revcol: ${err.message}\n`);
+      return 1;
+    }
+    if (isWasmOutOfMemory(err)) {
+      process.stderr.write('revcol: the wasm backend ran out of memory (WebAssembly holds at most 4 GiB); use a smaller --batch-size or model, or --backend cpu\n');
       return 1;
     }
     throw err;

@@ -5,8 +5,8 @@ import { loadVisionData, isMnist } from '../data/load.js';
 import { classificationReport, predictClasses, type ClassificationReport, type VisionDataSource } from '../data/vision-dataset.js';
 import { loadModelDir } from '../train/checkpoint.js';
 import { RevColVision } from '../vision/model.js';
-import type { VisionConfig } from '../vision/presets.js';
-import { addBackendOption, backendFromOptions } from './common.js';
+import { type VisionConfig, visionParameterCount } from '../vision/presets.js';
+import { addBackendOption, backendFromOptions, fitBackendToModel } from './common.js';
 
 export interface VisionEvalOptions {
   model: string;
@@ -42,6 +42,7 @@ export async function evaluateVision(options: VisionEvalOptions): Promise<Vision
   let model: RevColVision | null = null;
   try {
     const { config, labels, data: trainedOn } = visionMeta(loaded.meta, options.model);
+    await fitBackendToModel(visionParameterCount(config), 'inference', `the model in ${options.model}`);
     model = new RevColVision(config);
     model.loadStateDict(loaded.tensors, `the weights in ${loaded.file}`);
     let split: string;

@@ -4,12 +4,12 @@ import type { Command } from 'commander';
 import sharp from 'sharp';
 import { fail, shapeString } from '../core/errors.js';
 import { readNpy } from '../io/npy.js';
-import { readSafetensors } from '../io/safetensors.js';
+import { openSafetensors } from '../io/safetensors.js';
 import { loadModelDir } from '../train/checkpoint.js';
 import { RevColVision } from '../vision/model.js';
-import { type VisionConfig, visionPresetNames, sizeMultiple, validateVisionConfig, visionConfig } from '../vision/presets.js';
-import { loadReleaseTensors } from '../vision/weights.js';
-import { addBackendOption, backendFromOptions } from './common.js';
+import { type VisionConfig, visionPresetNames, sizeMultiple, validateVisionConfig, visionConfig, visionParameterCount } from '../vision/presets.js';
+import { loadReleaseWeights } from '../vision/weights.js';
+import { addBackendOption, backendFromOptions, fitBackendToModel } from './common.js';
 
 export interface VisionPredictOptions {
   /** A training run's folder (or its .safetensors), holding config and labels in its metadata. */
@@ -51,6 +51,7 @@ async function loadModel(options: VisionPredictOptions): Promise<{ model: RevCol
       if (meta.family !== undefined && meta.family !== 'vision') fail(`${options.model} holds a ${String(meta.family)} model, not a vision one`);
       if (!meta.config) fail(`${options.model} has no vision model config in its metadata: pass the --out folder of revcol vision train`);
       const config = validateVisionConfig(meta.config, `the model config in ${loaded.file}`);
+      await fitBackendToModel(visionParameterCount(config), 'inference', `the model in ${options.model}`);
       const model = new RevColVision(config);
       try {
         model.loadStateDict(loaded.tensors, `the weights in ${loaded.file}`);
@@ -65,12 +66,17 @@ async function loadModel(options: VisionPredictOptions): Promise<{ model: RevCol
     }
   }
   const config = await visionConfig((options.preset ?? options.config)!);
+  await fitBackendToModel(visionParameterCount(config), 'inference', options.preset ?? `the model of ${options.config}`);
   const model = new RevColVision(config);
   try {
     if (options.weights) {
-      const { tensors, metadata } = await readSafetensors(options.weights);
-      if (metadata.format?.startsWith('revcol-')) fail(`${options.weights} was written by revcol vision train: pass its folder with --model instead`);
-      loadReleaseTensors(model, tensors, `weights in ${options.weights}`);
+      const reader = await openSafetensors(options.weights);
+      try {
+        if (reader.metadata.format?.startsWith('revcol-')) fail(`${options.weights} was written by revcol vision train: pass its folder with --model instead`);
+        await loadReleaseWeights(model, reader);
+      } finally {
+        await reader.close();
+      }
     }
   } catch (err) {
     model.dispose();

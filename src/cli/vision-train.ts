@@ -8,8 +8,8 @@ import { channelStats, classCounts, classificationReport, predictClasses, traini
 import { loadCheckpoint, disposeCheckpoint, LAST_FILE } from '../train/checkpoint.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { RevColVision } from '../vision/model.js';
-import { VISION_PRESETS, visionConfig, type VisionConfig } from '../vision/presets.js';
-import { addBackendOption, backendFromOptions } from './common.js';
+import { VISION_PRESETS, visionConfig, visionParameterCount, type VisionConfig } from '../vision/presets.js';
+import { addBackendOption, backendFromOptions, fitBackendToModel } from './common.js';
 
 /**
  * What runs on data given without --preset/--config, by the data's typical image side.
@@ -168,6 +168,7 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
   if (!(ema >= 0 && ema < 1)) fail(`--ema must be in [0, 1) (0 turns the weight average off), got ${ema}`);
   const augment = { ...defaultAugment(data.kind, config.inputSize), ...(options.flip === false ? { flip: false } : {}) };
 
+  await fitBackendToModel(visionParameterCount(config), 'training', resumed ? 'the resumed model' : modelName);
   const model = new RevColVision(config, seed);
   model.mode = mode;
   const evalBatch = Math.max(batchSize, 128);

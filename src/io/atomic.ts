@@ -3,16 +3,24 @@ import { promises as fs, closeSync, fsyncSync, openSync, renameSync, writeSync, 
 import path from 'node:path';
 import { fail } from '../core/errors.js';
 
+/** Appends bytes to the file being written. */
+export type ChunkWriter = (chunk: Uint8Array) => Promise<void>;
+
 /**
  * Writes a file so that readers see either the old content or the new, never a half-written
- * one: write a temporary file beside it, flush it to disk, then rename over the target.
+ * one: `body` writes a temporary file beside it chunk by chunk, which is flushed to disk and
+ * then renamed over the target. If anything fails, the temporary file is removed.
  */
-export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
+export async function writeAtomically(file: string, body: (write: ChunkWriter) => Promise<void>): Promise<void> {
   await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const handle = await fs.open(tmp, 'w');
+  const write: ChunkWriter = async (chunk) => {
+    let done = 0;
+    while (done < chunk.length) done += (await handle.write(chunk, done, chunk.length - done)).bytesWritten;
+  };
   try {
-    await handle.writeFile(data);
+    await body(write);
     await handle.sync();
   } catch (err) {
     await handle.close();
@@ -26,6 +34,11 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
     await fs.rm(tmp, { force: true });
     throw err;
   }
+}
+
+/** writeAtomically for content already in memory. */
+export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
+  await writeAtomically(file, (write) => write(typeof data === 'string' ? Buffer.from(data) : data));
 }
 
 /** Synchronous twin of writeFileAtomic, for exit paths. */
@@ -53,6 +66,8 @@ export async function readUserFile(file: string): Promise<Uint8Array> {
     return await fs.readFile(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    fail(code === 'EISDIR' ? `${file} is a folder, not a file` : `cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? 'unreadable')}; check the path`);
+    if (code === 'EISDIR') fail(`${file} is a folder, not a file`);
+    if (code === 'ERR_FS_FILE_TOO_LARGE') fail(`${file} is larger than 2 GiB, more than Node reads at once; split it into smaller files`);
+    fail(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? 'unreadable')}; check the path`);
   }
 }

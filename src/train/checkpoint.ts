@@ -3,8 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import type { Module } from '../core/module.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { type RawTensor, readSafetensors, serializeSafetensors } from '../io/safetensors.js';
+import { type DeferredTensor, type RawTensor, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { AdamW, AdamWState } from './optimizer.js';
 
 /** File names inside a training run's output folder. */
@@ -49,27 +48,29 @@ export interface Checkpoint {
   average?: { tensors: Map<string, tf.Tensor>; updates: number };
 }
 
-export interface WriteOptions {
-  /** How the bytes reach the disk; the default writes atomically (temp file, fsync, rename). */
-  writeFile?: (file: string, data: Uint8Array) => Promise<void>;
-}
-
-async function rawTensor(t: tf.Tensor): Promise<RawTensor> {
-  const data = await t.data();
-  return { shape: [...t.shape], data: data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>) };
+/** A tensor to be written; its values leave the backend only when the writer reaches it. */
+function deferred(t: tf.Tensor): DeferredTensor {
+  return {
+    shape: [...t.shape],
+    read: async () => {
+      const data = await t.data();
+      return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+    },
+  };
 }
 
 /**
  * Weights (`model.<name>`), optimizer moments (`optim.<name>.m|v`) and the run's position
- * in one safetensors file. Everything is read back into memory before the file is touched,
- * and the file is replaced atomically, so a failed save leaves the previous checkpoint whole.
+ * in one safetensors file. Tensors are streamed to a temporary file one at a time (memory
+ * holds one tensor's copy, not the checkpoint's), and the file replaces the old one only
+ * once complete and flushed, so a failed save leaves the previous checkpoint whole.
  */
-export async function saveCheckpoint(file: string, content: CheckpointContent, options: WriteOptions = {}): Promise<void> {
-  const entries: Array<[string, RawTensor]> = [];
-  for (const [name, v] of content.model.namedParameters()) entries.push([`model.${name}`, await rawTensor(v)]);
+export async function saveCheckpoint(file: string, content: CheckpointContent): Promise<void> {
+  const entries: Array<[string, DeferredTensor]> = [];
+  for (const [name, v] of content.model.namedParameters()) entries.push([`model.${name}`, deferred(v)]);
   const state = content.optimizer.getState();
-  for (const [name, t] of state.tensors) entries.push([`optim.${name}`, await rawTensor(t)]);
-  for (const [name, t] of content.average?.tensors ?? []) entries.push([`ema.${name}`, await rawTensor(t)]);
+  for (const [name, t] of state.tensors) entries.push([`optim.${name}`, deferred(t)]);
+  for (const [name, t] of content.average?.tensors ?? []) entries.push([`ema.${name}`, deferred(t)]);
   const header = {
     meta: content.meta,
     step: content.step,
@@ -79,8 +80,7 @@ export async function saveCheckpoint(file: string, content: CheckpointContent, o
     best: content.best,
     ...(content.average ? { averageUpdates: content.average.updates } : {}),
   };
-  const bytes = serializeSafetensors(entries, { format: CHECKPOINT_FORMAT, revcol: JSON.stringify(header) });
-  await (options.writeFile ?? writeFileAtomic)(file, bytes);
+  await writeSafetensors(file, entries, { format: CHECKPOINT_FORMAT, revcol: JSON.stringify(header) });
 }
 
 function parseHeader(metadata: Record<string, string>, file: string): Record<string, unknown> {
@@ -139,11 +139,9 @@ export function disposeCheckpoint(checkpoint: Checkpoint): void {
  * The model's weights alone, named as its namedParameters(), with metadata
  * `revcol` = JSON {meta, ...info} (the trainer adds epoch and metrics).
  */
-export async function saveWeights(file: string, model: Module, meta: Record<string, unknown>, info: Record<string, unknown> = {}, options: WriteOptions = {}): Promise<void> {
-  const entries: Array<[string, RawTensor]> = [];
-  for (const [name, v] of model.namedParameters()) entries.push([name, await rawTensor(v)]);
-  const bytes = serializeSafetensors(entries, { format: WEIGHTS_FORMAT, revcol: JSON.stringify({ meta, ...info }) });
-  await (options.writeFile ?? writeFileAtomic)(file, bytes);
+export async function saveWeights(file: string, model: Module, meta: Record<string, unknown>, info: Record<string, unknown> = {}): Promise<void> {
+  const entries = model.namedParameters().map(([name, v]): [string, DeferredTensor] => [name, deferred(v)]);
+  await writeSafetensors(file, entries, { format: WEIGHTS_FORMAT, revcol: JSON.stringify({ meta, ...info }) });
 }
 
 export interface LoadedModel {
@@ -180,7 +178,8 @@ export async function loadModelDir(dir: string): Promise<LoadedModel> {
     else if (await isFile(last)) file = last;
     else fail(`${dir} is not a model folder (no ${BEST_FILE} or ${LAST_FILE} in it): pass the --out folder of a training run`);
   }
-  const { tensors, metadata } = await readSafetensors(file);
+  // A training checkpoint's optimizer moments and averages are not read: they are twice the weights' size.
+  const { tensors, metadata } = await readSafetensors(file, { include: (name, m) => m.format !== CHECKPOINT_FORMAT || name.startsWith('model.') });
   const header = parseHeader(metadata, file);
   const checkpoint = metadata.format === CHECKPOINT_FORMAT;
   const out = new Map<string, tf.Tensor>();

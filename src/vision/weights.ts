@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail, shapeString } from '../core/errors.js';
 import { sameShape } from '../core/module.js';
-import { type RawTensor, readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { type DeferredTensor, type RawTensor, type SafetensorsReader, openSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { RevColVision } from './model.js';
 
 /**
@@ -65,25 +65,24 @@ function listSome(names: string[], max = 6): string {
 }
 
 /**
- * Checks a release state dict against the model and copies it in. Every tensor must be there
- * with its PyTorch shape; the one-line message names what is missing, extra or mis-shaped.
- * A `module.` prefix (DistributedDataParallel) on every name is ignored.
+ * Checks a release state dict's names and shapes against the model, before any value is read.
+ * Every tensor must be there with its PyTorch shape; the one-line message names what is
+ * missing, extra or mis-shaped. A `module.` prefix (DistributedDataParallel) on every name is
+ * ignored. Returns each of the model's parameters with its name in the file.
  */
-export function loadReleaseTensors(model: RevColVision, tensors: Map<string, RawTensor>, what = 'weights'): void {
-  let source = tensors;
-  const names = [...tensors.keys()];
-  if (names.length && names.every((n) => n.startsWith('module.'))) {
-    source = new Map(names.map((n) => [n.slice('module.'.length), tensors.get(n)!]));
-  }
+function matchReleaseNames(model: RevColVision, shapes: Map<string, readonly number[]>, what: string): Array<[string, tf.Variable, string]> {
+  const names = [...shapes.keys()];
+  const prefix = names.length && names.every((n) => n.startsWith('module.')) ? 'module.' : '';
+  const source = new Map(names.map((n) => [n.slice(prefix.length), shapes.get(n)!]));
   const own = model.namedParameters();
   const ownNames = new Set(own.map(([n]) => n));
   const missing = own.map(([n]) => n).filter((n) => !source.has(n));
   const extra = [...source.keys()].filter((n) => !ownNames.has(n));
   const misShaped: string[] = [];
   for (const [n, v] of own) {
-    const t = source.get(n);
+    const shape = source.get(n);
     const want = releaseShape(n, v.shape);
-    if (t && !sameShape(t.shape, want)) misShaped.push(`${n} (expected ${shapeString(want)}, got ${shapeString(t.shape)})`);
+    if (shape && !sameShape(shape, want)) misShaped.push(`${n} (expected ${shapeString(want)}, got ${shapeString(shape)})`);
   }
   if (missing.length || extra.length || misShaped.length) {
     const problems: string[] = [];
@@ -97,32 +96,55 @@ export function loadReleaseTensors(model: RevColVision, tensors: Map<string, Raw
     else if (fileCls && model.config.interSupervision) hint = 'the weights have a single head (cls): set interSupervision to false';
     fail(`${what} do not fit the model: ${problems.join('; ')}; ${hint}`);
   }
-  for (const [n, v] of own) {
-    const raw = source.get(n)!;
-    tf.tidy(() => v.assign(fromReleaseLayout(n, tf.tensor(raw.data, raw.shape, 'float32'), v.rank)));
+  return own.map(([n, v]) => [n, v, prefix + n]);
+}
+
+function assignFromRelease(name: string, v: tf.Variable, raw: RawTensor): void {
+  tf.tidy(() => v.assign(fromReleaseLayout(name, tf.tensor(raw.data, raw.shape, 'float32'), v.rank)));
+}
+
+/** Checks a release state dict held in memory against the model (see matchReleaseNames) and copies it in. */
+export function loadReleaseTensors(model: RevColVision, tensors: Map<string, RawTensor>, what = 'weights'): void {
+  const shapes = new Map([...tensors].map(([n, t]) => [n, t.shape]));
+  for (const [name, v, inFile] of matchReleaseNames(model, shapes, what)) assignFromRelease(name, v, tensors.get(inFile)!);
+}
+
+/**
+ * Loads a .safetensors file holding the release's state dict (plain or intermediate-supervision
+ * layout). Names and shapes are checked from the header first; then the tensors are read and
+ * copied in one at a time, so memory holds the model plus one tensor, not a second model.
+ */
+export async function loadReleaseWeights(model: RevColVision, file: string | SafetensorsReader): Promise<void> {
+  const reader = typeof file === 'string' ? await openSafetensors(file) : file;
+  try {
+    for (const [name, v, inFile] of matchReleaseNames(model, reader.shapes, `weights in ${reader.file}`)) {
+      assignFromRelease(name, v, await reader.read(inFile));
+    }
+  } finally {
+    if (typeof file === 'string') await reader.close();
   }
 }
 
-/** Loads a .safetensors file holding the release's state dict (plain or intermediate-supervision layout). */
-export async function loadReleaseWeights(model: RevColVision, file: string): Promise<void> {
-  const { tensors } = await readSafetensors(file);
-  loadReleaseTensors(model, tensors, `weights in ${file}`);
+/** The model's parameters in the release's names and layouts, in the model's order; each is converted when read. */
+export function releaseTensors(model: RevColVision): Array<[string, DeferredTensor]> {
+  return model.namedParameters().map(([name, v]): [string, DeferredTensor] => [
+    name,
+    {
+      shape: releaseShape(name, v.shape),
+      read: async () => {
+        const t = toReleaseLayout(name, v);
+        try {
+          return (await t.data()) as Float32Array;
+        } finally {
+          t.dispose();
+        }
+      },
+    },
+  ]);
 }
 
-/** The model's parameters in the release's names and layouts, in the model's order. */
-export async function releaseTensors(model: RevColVision): Promise<Array<[string, RawTensor]>> {
-  const out: Array<[string, RawTensor]> = [];
-  for (const [name, v] of model.namedParameters()) {
-    const t = toReleaseLayout(name, v);
-    const data = (await t.data()) as Float32Array;
-    out.push([name, { shape: [...t.shape], data }]);
-    t.dispose();
-  }
-  return out;
-}
-
-/** Saves the model as a release state dict in .safetensors (atomically), loadable by the release's PyTorch code. */
+/** Saves the model as a release state dict in .safetensors (atomically, a tensor at a time), loadable by the release's PyTorch code. */
 export async function saveReleaseWeights(model: RevColVision, file: string): Promise<void> {
   // 'pt' is what safetensors.torch.save_file writes: the file reads as a PyTorch state dict.
-  await writeSafetensors(file, await releaseTensors(model), { format: 'pt' });
+  await writeSafetensors(file, releaseTensors(model), { format: 'pt' });
 }
