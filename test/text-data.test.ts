@@ -94,6 +94,31 @@ describe('readTextExamples', () => {
     expect(await failure(() => readTextExamples(file('k.csv', 'text,label\n"unterminated,a\n')))).toContain('not a readable CSV');
     expect(await failure(() => readTextExamples(file('l.csv', 'text,label\na,b,c\n')))).toContain('has 3 fields');
   });
+
+  // Files are streamed in 64 KiB chunks: rows, quoted newlines and multi-byte characters
+  // that straddle chunk boundaries must read as they would from one string.
+  it('reads files of many chunks the same as small ones, and names a bad row far in', async () => {
+    const rows = Array.from({ length: 4000 }, (_, i) => ({
+      text: i % 7 === 0 ? `multi\nline "${i}", with comma ✓ héllo 日本語` : `row ${i} ${'é'.repeat(i % 50)} 🙂`,
+      label: `l${i % 3}`,
+    }));
+    const quote = (t: string) => `"${t.replace(/"/g, '""')}"`;
+    const csv = file('big.csv', `\uFEFFid,Text,label\n${rows.map((r, i) => `${i},${quote(r.text)},${r.label}`).join('\r\n')}\n`);
+    expect(Buffer.byteLength(rows.map((r) => r.text).join(''))).toBeGreaterThan(3 * 64 * 1024);
+    const fromCsv = await readTextExamples(csv);
+    expect(fromCsv.texts).toEqual(rows.map((r) => r.text));
+    expect(fromCsv.labels).toEqual(rows.map((r) => r.label));
+    expect(fromCsv.columns).toEqual(['id', 'Text', 'label']);
+    const jsonl = file('big.jsonl', `\uFEFF${rows.map((r, i) => JSON.stringify(i === 5 ? { Label: r.label, TEXT: r.text, extra: 1 } : { TEXT: r.text, Label: r.label })).join('\n')}\n`);
+    const fromJsonl = await readTextExamples(jsonl);
+    expect(fromJsonl.texts).toEqual(rows.map((r) => r.text));
+    expect(fromJsonl.labels).toEqual(rows.map((r) => r.label));
+    expect(fromJsonl.columns).toEqual(['TEXT', 'Label', 'extra']);
+    const badLate = file('bad-late.csv', `text,label\n${rows.map((r) => `${quote(r.text)},${r.label}`).join('\n')}\nx,y,z\n`);
+    expect(await failure(() => readTextExamples(badLate))).toMatch(/data row 4001 has 3 fields but the header has 2/);
+    const badJson = file('bad-late.jsonl', `${rows.map((r) => JSON.stringify(r)).join('\n')}\n{"text": \n`);
+    expect(await failure(() => readTextExamples(badJson))).toMatch(/line 4001 is not valid JSON/);
+  });
 });
 
 describe('LabelMap', () => {

@@ -1,7 +1,8 @@
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { parse as parseCsv } from 'csv-parse/sync';
-import { fail } from '../core/errors.js';
+import { createInterface } from 'node:readline';
+import { parse as parseCsvStream } from 'csv-parse';
+import { RevcolError, fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
 
 /** Labelled (or, for prediction, unlabelled) texts read from a file. */
@@ -40,74 +41,8 @@ export function detectFormat(file: string, content: string): TextFileFormat {
   return 'csv';
 }
 
-interface RawTable {
-  columns: string[];
-  /** Row values by column name; absent (undefined) when the row lacks the column. */
-  rows: Array<Record<string, unknown>>;
-}
-
-function readDelimited(file: string, content: string, delimiter: ',' | '\t'): RawTable {
-  let records: string[][];
-  try {
-    records = parseCsv(content, {
-      bom: true,
-      delimiter,
-      // Text fields often hold stray quotes; a quote only opens a quoted field at the field's start.
-      relax_quotes: true,
-      // Short rows read their missing cells as empty (and are then skipped); long rows are an error below.
-      relax_column_count: true,
-      skip_empty_lines: true,
-    }) as string[][];
-  } catch (err) {
-    const e = err as Error & { lines?: number };
-    fail(`${file}: not a readable ${delimiter === ',' ? 'CSV' : 'TSV'} file (${e.message.split('\n')[0]})`);
-  }
-  if (records.length === 0) fail(`${file} is empty: it needs a header row and at least one row of data`);
-  const columns = records[0]!.map((name) => name.trim());
-  const rows = records.slice(1).map((cells, i) => {
-    if (cells.length > columns.length && cells.slice(columns.length).some((c) => c.trim() !== '')) {
-      fail(
-        `${file}: data row ${i + 1} has ${cells.length} fields but the header has ${columns.length}; quote fields that contain ${delimiter === ',' ? 'commas' : 'tabs'}`,
-      );
-    }
-    const row: Record<string, unknown> = {};
-    columns.forEach((name, c) => {
-      if (!(name in row)) row[name] = cells[c];
-    });
-    return row;
-  });
-  return { columns, rows };
-}
-
-function readJsonLines(file: string, content: string): RawTable {
-  const columns: string[] = [];
-  const seen = new Set<string>();
-  const rows: Array<Record<string, unknown>> = [];
-  content
-    .replace(/^\uFEFF/, '')
-    .split(/\r?\n/)
-    .forEach((line, i) => {
-      if (line.trim() === '') return;
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch (err) {
-        fail(`${file}: line ${i + 1} is not valid JSON (${(err as Error).message.split('\n')[0]}); JSONL needs one JSON object per line`);
-      }
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-        fail(`${file}: line ${i + 1} is not a JSON object; JSONL needs one object per line, like {"text": "...", "label": "..."}`);
-      }
-      for (const key of Object.keys(value)) {
-        if (!seen.has(key)) {
-          seen.add(key);
-          columns.push(key);
-        }
-      }
-      rows.push(value as Record<string, unknown>);
-    });
-  if (rows.length === 0) fail(`${file} is empty: it needs at least one JSON object per line`);
-  return { columns, rows };
-}
+/** Bytes read to pick the format when the file name does not say. */
+const SNIFF_BYTES = 64 * 1024;
 
 /** Finds a column by exact name, else by a unique case-insensitive match. */
 function resolveColumn(columns: string[], wanted: string): string | undefined {
@@ -123,57 +58,176 @@ function cellText(value: unknown): string | undefined {
   return undefined;
 }
 
+/** Collects rows' texts and labels as they stream past, keeping nothing else of the file. */
+class ExampleCollector {
+  readonly texts: string[] = [];
+  readonly labels: string[] = [];
+  skipped = 0;
+
+  add(text: string | undefined, label: string | undefined, withLabels: boolean): void {
+    if (text === undefined || text.trim() === '' || (withLabels && (label === undefined || label === ''))) {
+      this.skipped++;
+      return;
+    }
+    this.texts.push(text);
+    if (withLabels) this.labels.push(label!);
+  }
+}
+
+function missingColumn(file: string, which: 'text' | 'label', wanted: string, columns: string[], kind: 'column' | 'field'): never {
+  const found = `${kind}s found: ${columns.map((c) => JSON.stringify(c)).join(', ') || '(none)'}`;
+  fail(`${file} has no ${which} ${kind} ${JSON.stringify(wanted)} (${found}); name it with --${which}-column`);
+}
+
+interface Columns {
+  textColumn: string;
+  labelColumn: string;
+  requireLabels: boolean;
+}
+
+/** What a reader found: the file's columns (or fields), and whether labels were read. */
+interface TableInfo {
+  columns: string[];
+  withLabels: boolean;
+}
+
+async function readDelimited(file: string, delimiter: ',' | '\t', want: Columns, out: ExampleCollector): Promise<TableInfo> {
+  const kind = delimiter === ',' ? 'CSV' : 'TSV';
+  const source = createReadStream(file);
+  const parser = source.pipe(
+    parseCsvStream({
+      bom: true,
+      delimiter,
+      // Text fields often hold stray quotes; a quote only opens a quoted field at the field's start.
+      relax_quotes: true,
+      // Short rows read their missing cells as empty (and are then skipped); long rows are an error below.
+      relax_column_count: true,
+      skip_empty_lines: true,
+    }),
+  );
+  let columns: string[] | null = null;
+  let textAt = -1;
+  let labelAt = -1;
+  let row = 0;
+  try {
+    for await (const cells of parser as AsyncIterable<string[]>) {
+      if (columns === null) {
+        columns = cells.map((name) => name.trim());
+        const textKey = resolveColumn(columns, want.textColumn);
+        if (textKey === undefined) missingColumn(file, 'text', want.textColumn, columns, 'column');
+        const labelKey = resolveColumn(columns, want.labelColumn);
+        if (labelKey === undefined && want.requireLabels) missingColumn(file, 'label', want.labelColumn, columns, 'column');
+        textAt = columns.indexOf(textKey);
+        labelAt = labelKey === undefined || labelKey === textKey ? -1 : columns.indexOf(labelKey);
+        continue;
+      }
+      row++;
+      if (cells.length > columns.length && cells.slice(columns.length).some((c) => c.trim() !== '')) {
+        fail(`${file}: data row ${row} has ${cells.length} fields but the header has ${columns.length}; quote fields that contain ${delimiter === ',' ? 'commas' : 'tabs'}`);
+      }
+      out.add(cells[textAt], labelAt < 0 ? undefined : cells[labelAt]?.trim(), labelAt >= 0);
+    }
+  } catch (err) {
+    if (err instanceof RevcolError) throw err;
+    fail(`${file}: not a readable ${kind} file (${(err as Error).message.split('\n')[0]})`);
+  } finally {
+    parser.destroy();
+    source.destroy();
+  }
+  if (columns === null) fail(`${file} is empty: it needs a header row and rows of text and label`);
+  return { columns, withLabels: labelAt >= 0 };
+}
+
+async function readJsonLines(file: string, want: Columns, out: ExampleCollector): Promise<TableInfo> {
+  const columns: string[] = [];
+  const seen = new Set<string>();
+  // Which key holds the text or label is known only once every line's keys are: keep, per
+  // row, the values of the keys that could be it (the name in any letter case), no more.
+  const textFold = want.textColumn.toLowerCase();
+  const labelFold = want.labelColumn.toLowerCase();
+  const rows: Array<{ text: Record<string, unknown>; label: Record<string, unknown> }> = [];
+  const source = createReadStream(file, { encoding: 'utf8' });
+  const lines = createInterface({ input: source, crlfDelay: Infinity });
+  let lineNo = 0;
+  try {
+    for await (const raw of lines) {
+      lineNo++;
+      const line = lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+      if (line.trim() === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch (err) {
+        fail(`${file}: line ${lineNo} is not valid JSON (${(err as Error).message.split('\n')[0]}); JSONL needs one JSON object per line`);
+      }
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        fail(`${file}: line ${lineNo} is not a JSON object; JSONL needs one object per line, like {"text": "...", "label": "..."}`);
+      }
+      const text: Record<string, unknown> = {};
+      const label: Record<string, unknown> = {};
+      for (const [key, v] of Object.entries(value)) {
+        if (!seen.has(key)) {
+          seen.add(key);
+          columns.push(key);
+        }
+        const folded = key.toLowerCase();
+        if (folded === textFold) text[key] = v;
+        if (folded === labelFold) label[key] = v;
+      }
+      rows.push({ text, label });
+    }
+  } finally {
+    lines.close();
+    source.destroy();
+  }
+  if (rows.length === 0) fail(`${file} is empty: it needs at least one JSON object per line`);
+  const textKey = resolveColumn(columns, want.textColumn);
+  if (textKey === undefined) missingColumn(file, 'text', want.textColumn, columns, 'field');
+  let labelKey = resolveColumn(columns, want.labelColumn);
+  if (labelKey === undefined && want.requireLabels) missingColumn(file, 'label', want.labelColumn, columns, 'field');
+  if (labelKey === textKey) labelKey = undefined;
+  for (const row of rows) {
+    out.add(cellText(row.text[textKey]), labelKey === undefined ? undefined : cellText(row.label[labelKey])?.trim(), labelKey !== undefined);
+  }
+  return { columns, withLabels: labelKey !== undefined };
+}
+
 /**
- * Reads texts and labels from CSV, TSV or JSONL. CSV/TSV go through csv-parse (quoted fields,
- * embedded newlines and delimiters, doubled quotes, a UTF-8 BOM); the first row is the header.
- * Labels are any strings (trimmed; JSONL numbers and booleans become strings). A row whose
- * text is empty or whitespace, or whose label is empty, is skipped and counted in `skipped`.
+ * Reads texts and labels from CSV, TSV or JSONL, streaming the file (files far past V8's
+ * 512 MB string limit read too; only the text and label of each row are kept). CSV/TSV go
+ * through csv-parse (quoted fields, embedded newlines and delimiters, doubled quotes, a UTF-8
+ * BOM); the first row is the header. Labels are any strings (trimmed; JSONL numbers and
+ * booleans become strings). A row whose text is empty or whitespace, or whose label is empty,
+ * is skipped and counted in `skipped`.
  */
 export async function readTextExamples(file: string, opts: ReadTextOptions = {}): Promise<TextExamples> {
-  const textColumn = opts.textColumn ?? 'text';
-  const labelColumn = opts.labelColumn ?? 'label';
-  const requireLabels = opts.requireLabels ?? true;
-  let content: string;
+  const want: Columns = { textColumn: opts.textColumn ?? 'text', labelColumn: opts.labelColumn ?? 'label', requireLabels: opts.requireLabels ?? true };
+  let head: string;
+  let wholeFile: boolean;
   try {
-    content = await fs.readFile(file, 'utf8');
+    const handle = await fs.open(file, 'r');
+    try {
+      if ((await handle.stat()).isDirectory()) fail(`${file} is a folder; give a CSV, TSV or JSONL file`);
+      const buffer = Buffer.alloc(SNIFF_BYTES);
+      const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
+      head = buffer.subarray(0, bytesRead).toString('utf8');
+      wholeFile = bytesRead < SNIFF_BYTES;
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
+    if (err instanceof RevcolError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') fail(`data file ${file} does not exist`);
     if (code === 'EISDIR') fail(`${file} is a folder; give a CSV, TSV or JSONL file`);
     fail(`cannot read data file ${file}: ${code ?? (err as Error).message}`);
   }
-  if (content.replace(/^\uFEFF/, '').trim() === '') fail(`${file} is empty: it needs a header row and rows of text and label`);
-  const format = opts.format ?? detectFormat(file, content);
-  const table =
-    format === 'jsonl' ? readJsonLines(file, content) : readDelimited(file, content, format === 'tsv' ? '\t' : ',');
-  const kind = format === 'jsonl' ? 'field' : 'column';
-  const found = `${kind}s found: ${table.columns.map((c) => JSON.stringify(c)).join(', ') || '(none)'}`;
-  const textKey = resolveColumn(table.columns, textColumn);
-  if (textKey === undefined) {
-    fail(`${file} has no text ${kind} ${JSON.stringify(textColumn)} (${found}); name it with --text-column`);
-  }
-  let labelKey = resolveColumn(table.columns, labelColumn);
-  if (labelKey === undefined && requireLabels) {
-    fail(`${file} has no label ${kind} ${JSON.stringify(labelColumn)} (${found}); name it with --label-column`);
-  }
-  if (labelKey === textKey) labelKey = undefined;
-  const texts: string[] = [];
-  const labels: string[] = [];
-  let skipped = 0;
-  for (const row of table.rows) {
-    const text = cellText(row[textKey]);
-    const label = labelKey === undefined ? undefined : cellText(row[labelKey])?.trim();
-    if (text === undefined || text.trim() === '' || (labelKey !== undefined && (label === undefined || label === ''))) {
-      skipped++;
-      continue;
-    }
-    texts.push(text);
-    if (label !== undefined) labels.push(label);
-  }
-  if (texts.length === 0) {
-    fail(`${file} has no usable rows: all ${skipped} rows lack a text${labelKey === undefined ? '' : ' or a label'}`);
-  }
-  return { texts, labels, skipped, columns: table.columns };
+  if (wholeFile && head.replace(/^\uFEFF/, '').trim() === '') fail(`${file} is empty: it needs a header row and rows of text and label`);
+  const format = opts.format ?? detectFormat(file, head);
+  const out = new ExampleCollector();
+  const { columns, withLabels } = format === 'jsonl' ? await readJsonLines(file, want, out) : await readDelimited(file, format === 'tsv' ? '\t' : ',', want, out);
+  if (out.texts.length === 0) fail(`${file} has no usable rows: all ${out.skipped} rows lack a text${withLabels ? ' or a label' : ''}`);
+  return { texts: out.texts, labels: out.labels, skipped: out.skipped, columns };
 }
 
 /** A deterministic permutation of 0..n-1 for a seed (each index ordered by a hash of seed and index). */
