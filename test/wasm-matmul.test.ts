@@ -4,6 +4,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import '../src/core/engine.js';
 import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { wasmLayoutKernelsActive } from '../src/backends/wasm-layout.js';
 import { fastTransposedMatMulActive } from '../src/backends/wasm-matmul.js';
 
 /** Values of f() on a backend, computed from the same host data. */
@@ -64,4 +66,90 @@ describe('wasm BatchMatMul with transposed operands (fast path)', () => {
     expect(maxRelDiff(wdx, cdx)).toBeLessThan(1e-5);
     expect(maxRelDiff(wdw, cdw)).toBeLessThan(1e-5);
   });
+});
+
+/** Runs f on wasm and on cpu from the same host data; checks that wasm keeps no tensor or heap entry. */
+async function wasmAgainstCpu(f: () => tf.Tensor): Promise<{ wasm: Float32Array | Int32Array; cpu: Float32Array | Int32Array; shape: number[][] }> {
+  await useBackend('cpu');
+  const c = f();
+  const cpu = (await c.data()) as Float32Array;
+  const cpuShape = c.shape;
+  c.dispose();
+  await useBackend('wasm');
+  const backend = tf.backend() as unknown as BackendWasm;
+  f().dispose(); // a first run may allocate lasting state; count after it
+  const [tensors, entries] = [tf.memory().numTensors, backend.numDataIds()];
+  const w = f();
+  const wasm = (await w.data()) as Float32Array;
+  const shape = [w.shape, cpuShape];
+  w.dispose();
+  expect(tf.memory().numTensors).toBe(tensors);
+  expect(backend.numDataIds()).toBe(entries);
+  return { wasm, cpu, shape };
+}
+
+const values = (shape: number[], seed: number) => Float32Array.from({ length: shape.reduce((x, y) => x * y, 1) }, (_, i) => Math.sin(i * 0.37 + seed) * 2);
+
+describe('wasm BatchMatMul over a batch of matrices (one XNNPACK product per pair)', () => {
+  const cases: Array<[string, number[], number[], boolean, boolean]> = [
+    ['attention scores', [3, 2, 17, 5], [3, 2, 5, 17], false, false],
+    ['attention scores, bᵀ', [3, 2, 17, 5], [3, 2, 17, 5], false, true],
+    ['weighted values', [4, 9, 9], [4, 9, 6], false, false],
+    ['aᵀ over a batch', [2, 7, 3], [2, 7, 4], true, false],
+    ['one a for every b', [1, 6, 5], [4, 5, 3], false, false],
+    ['a rank-2 a with a batched b', [6, 5], [2, 3, 5, 3], false, false],
+    ['one b for every a', [2, 3, 6, 5], [5, 4], false, false],
+    ['rank-4 batch of 1×1', [2, 2, 1, 1], [2, 2, 1, 1], false, false],
+  ];
+  for (const [name, sa, sb, ta, tb] of cases) {
+    it(`${name}: ${JSON.stringify(sa)}·${JSON.stringify(sb)} equals the cpu backend`, async () => {
+      const { wasm, cpu, shape } = await wasmAgainstCpu(() => tf.tidy(() => tf.matMul(tf.tensor(values(sa, 1), sa), tf.tensor(values(sb, 2), sb), ta, tb)));
+      expect(fastTransposedMatMulActive()).toBe(true);
+      expect(shape[0]).toEqual(shape[1]);
+      expect(maxRelDiff(wasm as Float32Array, cpu as Float32Array)).toBeLessThan(1e-5);
+    });
+  }
+
+  it('gradients of attention (softmax(q·kᵀ)·v) match the cpu backend', async () => {
+    const [q, k, v] = [[2, 3, 12, 4], [2, 3, 12, 4], [2, 3, 12, 4]].map((shape, i) => values(shape, i + 5));
+    const grads = () => tf.tidy(() => {
+      const g = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.square(tf.matMul(tf.softmax(tf.matMul(a, b, false, true)), c))));
+      return tf.concat(g([tf.tensor(q, [2, 3, 12, 4]), tf.tensor(k, [2, 3, 12, 4]), tf.tensor(v, [2, 3, 12, 4])]).map((t) => t.flatten()));
+    });
+    const { wasm, cpu } = await wasmAgainstCpu(grads);
+    expect(maxRelDiff(wasm as Float32Array, cpu as Float32Array)).toBeLessThan(1e-5);
+  });
+});
+
+describe('wasm Transpose and Sum fast paths', () => {
+  const transposes: Array<[number[], number[], 'float32' | 'int32']> = [
+    [[37, 70], [1, 0], 'float32'],
+    [[5, 3, 17, 33], [0, 1, 3, 2], 'float32'],
+    [[4, 19, 6], [0, 2, 1], 'int32'],
+    [[4, 5, 6], [2, 1, 0], 'float32'], // not a swap of the last two: wasm's own kernel
+  ];
+  for (const [shape, perm, dtype] of transposes) {
+    it(`transpose ${JSON.stringify(shape)} by ${JSON.stringify(perm)} (${dtype}) equals the cpu backend`, async () => {
+      const data = dtype === 'int32' ? Int32Array.from(values(shape, 3), (x) => Math.round(x * 1000)) : values(shape, 3);
+      const { wasm, cpu, shape: shapes } = await wasmAgainstCpu(() => tf.tidy(() => tf.transpose(tf.tensor(data, shape, dtype), perm)));
+      expect(wasmLayoutKernelsActive()).toBe(true);
+      expect(shapes[0]).toEqual(shapes[1]);
+      expect(Array.from(wasm)).toEqual(Array.from(cpu));
+    });
+  }
+
+  const sums: Array<[number[], number | number[], boolean]> = [
+    [[300, 7], 0, false],
+    [[6, 5, 4, 3], [0, 1, 2], false],
+    [[6, 5, 4, 3], [1, 0], true],
+    [[6, 5, 4], [1, 2], false], // trailing axes: wasm's own kernel
+    [[6, 5], [0, 1], false], // everything: wasm's own kernel
+  ];
+  for (const [shape, axis, keepDims] of sums) {
+    it(`sum of ${JSON.stringify(shape)} over ${JSON.stringify(axis)}${keepDims ? ' (keepDims)' : ''} equals the cpu backend`, async () => {
+      const { wasm, cpu, shape: shapes } = await wasmAgainstCpu(() => tf.tidy(() => tf.sum(tf.tensor(values(shape, 4), shape), axis, keepDims)));
+      expect(shapes[0]).toEqual(shapes[1]);
+      expect(maxRelDiff(wasm as Float32Array, cpu as Float32Array)).toBeLessThan(1e-6);
+    });
+  }
 });

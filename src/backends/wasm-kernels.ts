@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo, util } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { RESIZE_GRAD_KERNELS, registerResizeGradFixes } from './kernel-fixes.js';
+import { registerWasmLayoutKernels } from './wasm-layout.js';
 import { registerFastTransposedMatMul } from './wasm-matmul.js';
 
 type Pad = 'same' | 'valid' | number | backend_util.ExplicitPadding;
@@ -459,5 +460,7 @@ export function registerWasmTrainingKernels(): void {
     if (tf.getKernel(config.kernelName, 'wasm') === undefined) tf.registerKernel(config);
   }
   registerResizeGradFixes('wasm');
+  // Transpose first: the matmul wrapper transposes operands with the Transpose kernel it finds.
+  registerWasmLayoutKernels();
   registerFastTransposedMatMul();
 }
