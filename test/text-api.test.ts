@@ -4,7 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
-import { saveWeights } from '../src/train/checkpoint.js';
+import { disposeCheckpoint, loadCheckpoint, loadModelDir, saveWeights } from '../src/train/checkpoint.js';
 import { lengthGroupedBatches } from '../src/text/classifier.js';
 import { chooseMaxLength, fineTune, readTextExamples, RevColText, TextClassifier, TextTokenizer, textClassificationReport } from '../src/index.js';
 
@@ -101,6 +101,25 @@ describe('TextClassifier', () => {
     expect(other.config.numLabels).toBe(3);
     expect(other.config.hidden).toEqual(result.config.hidden);
     expect(logs.some((l) => l.includes('new labels, new classification head'))).toBe(true);
+  });
+
+  it('fineTune with a weight average evaluates and saves the averaged weights; bad values are one-line errors', async () => {
+    const out = path.join(work, 'ft-ema');
+    // One epoch, so that best.safetensors and the last checkpoint come from the same step.
+    const result = await fineTune({ train: trainFile, eval: evalFile, out, epochs: 1, lr: 3e-3, ema: 0.5, labelSmoothing: 0.1, progress: false, log: () => {} });
+    const ckpt = await loadCheckpoint(path.join(out, 'last.ckpt.safetensors'));
+    expect(ckpt.average?.updates).toBeGreaterThan(0);
+    // best.safetensors holds the average (what was evaluated), not the raw weights of the last step.
+    const best = await loadModelDir(out);
+    const differs = [...ckpt.weights].some(([name, raw]) => tf.tidy(() => tf.max(tf.abs(tf.sub(raw, best.tensors.get(name)!))).dataSync()[0]) > 0);
+    const averaged = [...ckpt.average!.tensors].every(([name, avg]) => tf.tidy(() => tf.max(tf.abs(tf.sub(avg, best.tensors.get(name)!))).dataSync()[0]) === 0);
+    expect(result.summary.bestEpoch).toBe(1);
+    expect(differs).toBe(true);
+    expect(averaged).toBe(true);
+    disposeCheckpoint(ckpt);
+    best.tensors.forEach((t) => t.dispose());
+    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), ema: 1, progress: false, log: () => {} })).rejects.toThrow(/--ema must be in \[0, 1\)/);
+    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), labelSmoothing: -0.1, progress: false, log: () => {} })).rejects.toThrow(/--label-smoothing must be in \[0, 1\)/);
   });
 });
 

@@ -100,6 +100,7 @@ describe('wasm BatchMatMul over a batch of matrices (one XNNPACK product per pai
     ['a rank-2 a with a batched b', [6, 5], [2, 3, 5, 3], false, false],
     ['one b for every a', [2, 3, 6, 5], [5, 4], false, false],
     ['rank-4 batch of 1×1', [2, 2, 1, 1], [2, 2, 1, 1], false, false],
+    ['empty rows', [3, 0, 4], [3, 4, 2], false, false],
   ];
   for (const [name, sa, sb, ta, tb] of cases) {
     it(`${name}: ${JSON.stringify(sa)}·${JSON.stringify(sb)} equals the cpu backend`, async () => {

@@ -17,6 +17,11 @@ const positive = (what: string) => (value: string): number => {
   if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${what} must be a number > 0`);
   return n;
 };
+const fraction = (what: string) => (value: string): number => {
+  const n = Number(value);
+  if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${what} must be a number in [0, 1)`);
+  return n;
+};
 const wholeOrZero = (value: string): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('the seed must be a whole number ≥ 0');
@@ -77,6 +82,8 @@ export function registerTextCommands(program: Command): void {
     .option('--batch-size <n>', 'texts per step (default 32)', integer('--batch-size'))
     .option('--lr <x>', 'peak learning rate of AdamW (default 1e-3; 3e-4 with --from)', positive('--lr'))
     .option('--max-length <n>', 'tokens per text (default: covers 95% of the training texts, up to the preset\'s limit)', integer('--max-length'))
+    .option('--label-smoothing <x>', 'label smoothing of the cross-entropy (default: the task\'s, else 0)', fraction('--label-smoothing'))
+    .option('--ema <decay>', 'evaluate and save a moving average of the weights with this decay, e.g. 0.999 (default: the task\'s, else none)', fraction('--ema'))
     .option('--out <dir>', 'output folder (default runs/text-<data name>)')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .option('--seed <n>', 'seed of initialisation, shuffling and dropout', wholeOrZero, 0)
@@ -107,6 +114,8 @@ Examples:
       batchSize: opts.batchSize,
       lr: opts.lr,
       maxLength: opts.maxLength,
+      labelSmoothing: opts.labelSmoothing,
+      ema: opts.ema,
       out: opts.out ?? defaultOut(opts),
       resume: opts.resume,
       seed: opts.seed,

@@ -269,6 +269,8 @@ export interface FineTuneOptions {
   weightDecay?: number;
   warmupEpochs?: number;
   labelSmoothing?: number;
+  /** Keep an exponential moving average of the weights with this decay; it is what gets evaluated and saved. 0 or absent: none (unless the task sets one). */
+  ema?: number;
   out: string;
   resume?: boolean;
   seed?: number;
@@ -340,7 +342,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   let evalSet: TextExamples;
   let taskPreset: string | undefined;
   let taskPresetChanges: Partial<TextConfig> = {};
-  let hyper: Partial<{ epochs: number; batchSize: number; lr: number; maxLength: number; weightDecay: number; warmupEpochs: number }> = {};
+  let hyper: Partial<{ epochs: number; batchSize: number; lr: number; maxLength: number; weightDecay: number; warmupEpochs: number; labelSmoothing: number; ema: number }> = {};
   if (options.task) {
     if (options.eval) fail('--task brings its own test split: leave out --eval');
     const task = await loadTask(options.task);
@@ -429,7 +431,10 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     const lr = options.lr ?? hyper.lr ?? (fromMeta ? 3e-4 : 1e-3);
     const weightDecay = options.weightDecay ?? hyper.weightDecay ?? 0.01;
     const warmupEpochs = options.warmupEpochs ?? hyper.warmupEpochs ?? Math.min(1, epochs / 10);
-    const labelSmoothing = options.labelSmoothing ?? 0;
+    const labelSmoothing = options.labelSmoothing ?? hyper.labelSmoothing ?? 0;
+    if (!(labelSmoothing >= 0 && labelSmoothing < 1)) fail(`--label-smoothing must be in [0, 1), got ${labelSmoothing}`);
+    const ema = options.ema ?? hyper.ema ?? 0;
+    if (!(ema >= 0 && ema < 1)) fail(`--ema must be in [0, 1) (0: no weight average), got ${ema}`);
 
     const model = new RevColText(config, seed);
     let keptHead = false;
@@ -485,6 +490,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
         lr,
         weightDecay,
         warmupEpochs,
+        ...(ema > 0 ? { ema } : {}),
         clipNorm: 1.0,
         seed,
         resume: options.resume,

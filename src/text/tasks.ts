@@ -14,6 +14,9 @@ export interface TaskHyper {
   maxLength: number;
   weightDecay?: number;
   warmupEpochs?: number;
+  labelSmoothing?: number;
+  /** Decay of an exponential moving average of the weights, evaluated and saved instead of the raw ones. */
+  ema?: number;
 }
 
 /** A built-in task: where its data comes from, its fixed train/test split, and a starting recipe. */
@@ -82,6 +85,10 @@ export async function loadTask(name: string): Promise<TaskDefinition> {
   };
   if (typeof hyperRaw.weightDecay === 'number') hyper.weightDecay = hyperRaw.weightDecay;
   if (typeof hyperRaw.warmupEpochs === 'number') hyper.warmupEpochs = hyperRaw.warmupEpochs;
+  if (hyperRaw.labelSmoothing !== undefined) {
+    hyper.labelSmoothing = field<number>(hyperRaw, 'labelSmoothing', (v) => typeof v === 'number' && v >= 0 && v < 1, where);
+  }
+  if (hyperRaw.ema !== undefined) hyper.ema = field<number>(hyperRaw, 'ema', (v) => typeof v === 'number' && v >= 0 && v < 1, where);
   const testFraction = field<number>(split, 'testFraction', (v) => typeof v === 'number' && v > 0 && v < 1, where);
   const seed = field<number>(split, 'seed', (v) => Number.isInteger(v), where);
 

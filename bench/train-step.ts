@@ -1,0 +1,103 @@
+// Time of one training step (loss, reversible gradients, AdamW update) of the models the
+// CLI's defaults train: text-tiny on a spam-sized batch (32 texts × 256 tokens, dropout 0.3,
+// drop path 0.1, as tasks/spam.json) and revcol-nano-32 on an MNIST batch (64 × 32×32).
+// Median of --steps steps after one warm-up step; --profile adds the kernels that took longest.
+//   npm run bench -- train-step [--backend wasm] [--steps 5] [--profile]
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../src/backends/index.js';
+import { RevColText } from '../src/text/model.js';
+import { TEXT_PRESETS, type TextConfig } from '../src/text/presets.js';
+import { AdamW } from '../src/train/optimizer.js';
+import { RevColVision } from '../src/vision/model.js';
+import { VISION_PRESETS } from '../src/vision/presets.js';
+import { recordResult } from './lib/record.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const backend = flag('backend', 'wasm');
+const steps = Number(flag('steps', '5'));
+const profile = args.includes('--profile');
+await useBackend(backend);
+
+/** Kernel name -> total ms, when --profile wraps every kernel of the backend with a timer. */
+const kernelMs = new Map<string, number>();
+if (profile) {
+  for (const k of tf.getKernelsForBackend(backend)) {
+    const run = k.kernelFunc;
+    tf.unregisterKernel(k.kernelName, backend);
+    tf.registerKernel({
+      ...k,
+      kernelFunc: (a) => {
+        const start = performance.now();
+        const out = run(a);
+        kernelMs.set(k.kernelName, (kernelMs.get(k.kernelName) ?? 0) + performance.now() - start);
+        return out;
+      },
+    });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Median step time in ms; step(s) must dispose what it makes. */
+function timeSteps(step: (s: number) => void): { ms: number; topKernels?: Record<string, number> } {
+  step(0);
+  kernelMs.clear();
+  const times: number[] = [];
+  for (let s = 1; s <= steps; s++) {
+    const start = performance.now();
+    step(s);
+    times.push(performance.now() - start);
+  }
+  const top = [...kernelMs].sort((a, b) => b[1] - a[1]).slice(0, 6);
+  return { ms: Math.round(median(times)), ...(profile ? { topKernels: Object.fromEntries(top.map(([k, ms]) => [k, Math.round(ms / steps)])) } : {}) };
+}
+
+function textStep(): ReturnType<typeof timeSteps> {
+  const config: TextConfig = { ...TEXT_PRESETS['text-tiny'], dropout: 0.3, dropPath: 0.1, vocabSize: 30522, numLabels: 2 };
+  const model = new RevColText(config, 1);
+  const optimizer = new AdamW(model);
+  const [batch, length] = [32, 256];
+  const inputIds = tf.tensor2d(Array.from({ length: batch * length }, (_, i) => (i * 7919) % 30522), [batch, length], 'int32');
+  const attentionMask = tf.tensor2d(Array.from({ length: batch * length }, (_, i) => (i % length < 200 ? 1 : 0)), [batch, length], 'int32');
+  const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 2), 'int32');
+  const result = timeSteps((seed) => {
+    const { loss, grads } = model.lossAndGradients({ inputIds, attentionMask, labels }, { seed });
+    optimizer.applyGradients(grads, 1e-3);
+    loss.dispose();
+    grads.forEach((g) => g.dispose());
+  });
+  tf.dispose([inputIds, attentionMask, labels]);
+  optimizer.dispose();
+  model.dispose();
+  return result;
+}
+
+function visionStep(): ReturnType<typeof timeSteps> {
+  const model = new RevColVision({ ...VISION_PRESETS['revcol-nano-32'], numClasses: 10 }, 1);
+  const optimizer = new AdamW(model);
+  const batch = 64;
+  const x = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
+  const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), 'int32');
+  const result = timeSteps((seed) => {
+    const { loss, grads } = model.lossAndGradients(x, labels, { seed });
+    optimizer.applyGradients(grads, 1e-3);
+    loss.dispose();
+    grads.forEach((g) => g.dispose());
+  });
+  tf.dispose([x, labels]);
+  optimizer.dispose();
+  model.dispose();
+  return result;
+}
+
+const result = { date: new Date().toISOString(), backend, steps, textTinyStepMs: textStep(), revcolNano32StepMs: visionStep() };
+const line = JSON.stringify(result);
+process.stdout.write(`${line}\n`);
+if (!profile) await recordResult('train-step', line);
