@@ -1,0 +1,49 @@
+/**
+ * Recipe selection for the spam task without its test split: fine-tunes on the task's train
+ * split minus a stratified 10% validation part (seed 12345) and evaluates on that part, with
+ * the task's recipe plus CHANGES (FineTuneOptions, and `config` for model config changes).
+ * Prints one JSON line and appends it to bench/results/spam-validation.jsonl.
+ *
+ *   npx tsx bench/spam-validation.ts NAME '{"labelSmoothing": 0.1}'
+ *   npx tsx bench/spam-validation.ts NAME '{"maxLength": 512, "config": {"columns": 4}}'
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { splitHeldOut, type TextExamples } from '../src/data/text.js';
+import { type FineTuneOptions, fineTune } from '../src/text/classifier.js';
+import { loadTask } from '../src/text/tasks.js';
+import { recordResult } from './lib/record.js';
+
+const [name, json] = process.argv.slice(2);
+if (!name) throw new Error('usage: npx tsx bench/spam-validation.ts NAME [CHANGES-JSON]');
+const { config: configChanges, ...changes } = JSON.parse(json ?? '{}') as Omit<Partial<FineTuneOptions>, 'config'> & { config?: Record<string, unknown> };
+const task = await loadTask('spam');
+const { train, eval: validation } = splitHeldOut(task.train, 0.1, 12345);
+const dir = path.join('runs', 'spam-validation', name);
+mkdirSync(dir, { recursive: true });
+const write = (file: string, ex: TextExamples) => writeFileSync(file, ex.texts.map((t, i) => JSON.stringify({ text: t, label: ex.labels[i] })).join('\n') + '\n');
+write(path.join(dir, 'train.jsonl'), train);
+write(path.join(dir, 'validation.jsonl'), validation);
+const configFile = path.join(dir, 'config.json');
+writeFileSync(configFile, JSON.stringify({ preset: task.preset, ...task.presetChanges, ...(configChanges ?? {}) }));
+const h = task.hyper;
+const started = performance.now();
+const result = await fineTune({
+  train: path.join(dir, 'train.jsonl'),
+  eval: path.join(dir, 'validation.jsonl'),
+  config: configFile,
+  epochs: h.epochs, batchSize: h.batchSize, lr: h.lr, maxLength: h.maxLength,
+  weightDecay: h.weightDecay, warmupEpochs: h.warmupEpochs, labelSmoothing: h.labelSmoothing, ema: h.ema,
+  ...changes,
+  out: path.join(dir, 'model'),
+  progress: false,
+});
+const perEpoch = result.summary.epochs.map((e) => e.accuracy as number);
+const line = JSON.stringify({
+  date: new Date().toISOString(), run: name, changes: { ...changes, ...(configChanges ? { config: configChanges } : {}) },
+  trainExamples: train.texts.length, valExamples: validation.texts.length,
+  bestEpoch: result.summary.bestEpoch, bestValAccuracy: result.summary.bestAccuracy, lastValAccuracy: perEpoch[perEpoch.length - 1],
+  perEpochValAccuracy: perEpoch, seconds: Math.round((performance.now() - started) / 1000),
+});
+process.stdout.write(`${line}\n`);
+await recordResult('spam-validation', line);
