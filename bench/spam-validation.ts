@@ -4,8 +4,9 @@
  * the task's recipe plus CHANGES (FineTuneOptions, and `config` for model config changes).
  * Prints one JSON line and appends it to bench/results/spam-validation.jsonl.
  *
- *   npx tsx bench/spam-validation.ts NAME '{"labelSmoothing": 0.1}'
+ *   npx tsx bench/spam-validation.ts NAME '{"labelSmoothing": 0.1}' [BACKEND]
  *   npx tsx bench/spam-validation.ts NAME '{"maxLength": 512, "config": {"columns": 4}}'
+ * BACKEND defaults to wasm (the library alone would stay on tfjs's default, the slow cpu one).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,7 +15,7 @@ import { type FineTuneOptions, fineTune } from '../src/text/classifier.js';
 import { loadTask } from '../src/text/tasks.js';
 import { recordResult } from './lib/record.js';
 
-const [name, json] = process.argv.slice(2);
+const [name, json, backend = 'wasm'] = process.argv.slice(2);
 if (!name) throw new Error('usage: npx tsx bench/spam-validation.ts NAME [CHANGES-JSON]');
 const { config: configChanges, ...changes } = JSON.parse(json ?? '{}') as Omit<Partial<FineTuneOptions>, 'config'> & { config?: Record<string, unknown> };
 const task = await loadTask('spam');
@@ -36,6 +37,7 @@ const result = await fineTune({
   weightDecay: h.weightDecay, warmupEpochs: h.warmupEpochs, labelSmoothing: h.labelSmoothing, ema: h.ema,
   ...changes,
   out: path.join(dir, 'model'),
+  backend,
   progress: false,
 });
 const perEpoch = result.summary.epochs.map((e) => e.accuracy as number);

@@ -143,4 +143,14 @@ describe('backends', () => {
     await useBackend('cpu');
     expect(isWasmOutOfMemory(oom)).toBe(false);
   });
+
+  it('ensureBackend picks auto when nothing chose a backend yet, and keeps one that was set', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join('test', 'helpers', 'ensure-backend.ts')], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    // No GPU and no libtensorflow in CI: auto is wasm; tfjs on its own would have taken cpu.
+    expect(out.before).toBeNull();
+    expect(['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm']).toContain(out.chosen);
+    expect(out.kept).toBe('cpu');
+  });
 });

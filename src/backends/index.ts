@@ -381,3 +381,13 @@ export function isWasmOutOfMemory(err: unknown): boolean {
   const runtime = err instanceof WebAssembly.RuntimeError || err.name === 'RuntimeError';
   return runtime && /memory access out of bounds|out of memory|\bOOM\b|enlarge memory/i.test(err.message);
 }
+
+/**
+ * The library's entry points call this when not told a backend: if nothing has chosen one yet
+ * (no useBackend, no tf.setBackend, no tensor made), take 'auto'. Left alone, tfjs would
+ * settle on its synchronous default, the plain-JavaScript cpu backend, about 25 times slower
+ * than wasm here for matmuls; a backend someone already set is kept.
+ */
+export async function ensureBackend(): Promise<void> {
+  if (!tf.engine().backendName) await useBackend('auto');
+}

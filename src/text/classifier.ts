@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../backends/index.js';
+import { ensureBackend, useBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
 import { countLabels, LabelMap, readTextExamples, seededPermutation, splitHeldOut, type TextExamples } from '../data/text.js';
@@ -186,6 +186,7 @@ export class TextClassifier {
   /** Loads a fine-tune output folder (or its best.safetensors). */
   static async load(dir: string, options: TextLoadOptions = {}): Promise<TextClassifier> {
     if (options.backend) await useBackend(options.backend);
+    else await ensureBackend();
     const loaded = await loadModelDir(dir);
     try {
       const meta = readMeta(loaded.meta, dir);
@@ -333,6 +334,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   if (options.from && (options.preset || options.config)) fail('--from takes the architecture of the earlier model: leave out --preset and --config');
   if (options.preset && options.config) fail('give either --preset or --config, not both (a config file may name a preset to start from)');
   if (options.backend) await useBackend(options.backend);
+  else await ensureBackend();
   const seed = options.seed ?? 0;
   // Notes are printed once everything is checked, so that a mistake is the only line shown.
   const notes: string[] = [];
