@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs, closeSync, fsyncSync, openSync, renameSync, writeSync, mkdirSync, rmSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fail } from '../core/errors.js';
 
@@ -60,14 +61,41 @@ export function writeFileAtomicSync(file: string, data: Uint8Array | string): vo
   renameSync(tmp, file);
 }
 
-/** Reads a file the user named; a missing or unreadable one is a one-line RevcolError. */
-export async function readUserFile(file: string): Promise<Uint8Array> {
+/** The one-line error for a file the user named that cannot be opened or read. */
+function failToRead(file: string, err: unknown): never {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EISDIR') fail(`${file} is a folder, not a file`);
+  if (code === 'ERR_FS_FILE_TOO_LARGE') fail(`${file} is larger than 2 GiB, more than Node reads at once; split it into smaller files`);
+  fail(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? 'unreadable')}; check the path`);
+}
+
+/**
+ * Opens a file the user named for reading; a missing or unreadable one, or a folder, is a
+ * one-line RevcolError. The caller closes the handle.
+ */
+export async function openUserFile(file: string): Promise<FileHandle> {
+  let handle: FileHandle;
   try {
-    return await fs.readFile(file);
+    handle = await fs.open(file, 'r');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EISDIR') fail(`${file} is a folder, not a file`);
-    if (code === 'ERR_FS_FILE_TOO_LARGE') fail(`${file} is larger than 2 GiB, more than Node reads at once; split it into smaller files`);
-    fail(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? 'unreadable')}; check the path`);
+    failToRead(file, err);
+  }
+  // Opening a folder succeeds on Linux; reading it would not.
+  if ((await handle.stat()).isDirectory()) {
+    await handle.close();
+    fail(`${file} is a folder, not a file`);
+  }
+  return handle;
+}
+
+/** Reads a whole file the user named (up to 2 GiB); problems are one-line RevcolErrors. */
+export async function readUserFile(file: string): Promise<Uint8Array> {
+  const handle = await openUserFile(file);
+  try {
+    return await handle.readFile();
+  } catch (err) {
+    failToRead(file, err);
+  } finally {
+    await handle.close();
   }
 }

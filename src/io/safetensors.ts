@@ -1,7 +1,6 @@
-import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { fail } from '../core/errors.js';
-import { writeAtomically } from './atomic.js';
+import { openUserFile, writeAtomically } from './atomic.js';
 
 /**
  * The safetensors format (https://huggingface.co/docs/safetensors): an 8-byte little-endian
@@ -138,16 +137,9 @@ export interface SafetensorsReader {
  * malformed file is a one-line RevcolError. The caller closes the reader.
  */
 export async function openSafetensors(file: string): Promise<SafetensorsReader> {
-  let handle: FileHandle;
-  try {
-    handle = await fs.open(file, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    fail(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? 'unreadable')}; check the path`);
-  }
+  const handle = await openUserFile(file);
   try {
     const stat = await handle.stat();
-    if (stat.isDirectory()) fail(`${file} is a folder, not a file`);
     if (stat.size < 8) fail(`${file} is not a safetensors file (too short)`);
     const prefix = new Uint8Array(8);
     await readFully(handle, prefix, 0, file);
