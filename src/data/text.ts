@@ -74,15 +74,26 @@ class ExampleCollector {
   }
 }
 
-function missingColumn(file: string, which: 'text' | 'label', wanted: string, columns: string[], kind: 'column' | 'field'): never {
-  const found = `${kind}s found: ${columns.map((c) => JSON.stringify(c)).join(', ') || '(none)'}`;
-  fail(`${file} has no ${which} ${kind} ${JSON.stringify(wanted)} (${found}); name it with --${which}-column`);
-}
-
 interface Columns {
   textColumn: string;
   labelColumn: string;
   requireLabels: boolean;
+}
+
+/**
+ * The text and label keys among a file's columns (or JSONL fields), by resolveColumn; a missing
+ * text column, or a missing label column when labels are required, is a one-line error that
+ * lists the columns found. No label key when there is none or it is the text column itself.
+ */
+function resolveColumns(file: string, columns: string[], want: Columns, kind: 'column' | 'field'): { textKey: string; labelKey?: string } {
+  const missing = (which: 'text' | 'label', wanted: string): never => {
+    const found = `${kind}s found: ${columns.map((c) => JSON.stringify(c)).join(', ') || '(none)'}`;
+    fail(`${file} has no ${which} ${kind} ${JSON.stringify(wanted)} (${found}); name it with --${which}-column`);
+  };
+  const textKey = resolveColumn(columns, want.textColumn) ?? missing('text', want.textColumn);
+  const labelKey = resolveColumn(columns, want.labelColumn);
+  if (labelKey === undefined && want.requireLabels) missing('label', want.labelColumn);
+  return { textKey, labelKey: labelKey === textKey ? undefined : labelKey };
 }
 
 /** What a reader found: the file's columns (or fields), and whether labels were read. */
@@ -113,12 +124,9 @@ async function readDelimited(file: string, delimiter: ',' | '\t', want: Columns,
     for await (const cells of parser as AsyncIterable<string[]>) {
       if (columns === null) {
         columns = cells.map((name) => name.trim());
-        const textKey = resolveColumn(columns, want.textColumn);
-        if (textKey === undefined) missingColumn(file, 'text', want.textColumn, columns, 'column');
-        const labelKey = resolveColumn(columns, want.labelColumn);
-        if (labelKey === undefined && want.requireLabels) missingColumn(file, 'label', want.labelColumn, columns, 'column');
+        const { textKey, labelKey } = resolveColumns(file, columns, want, 'column');
         textAt = columns.indexOf(textKey);
-        labelAt = labelKey === undefined || labelKey === textKey ? -1 : columns.indexOf(labelKey);
+        labelAt = labelKey === undefined ? -1 : columns.indexOf(labelKey);
         continue;
       }
       row++;
@@ -181,11 +189,7 @@ async function readJsonLines(file: string, want: Columns, out: ExampleCollector)
     source.destroy();
   }
   if (rows.length === 0) fail(`${file} is empty: it needs at least one JSON object per line`);
-  const textKey = resolveColumn(columns, want.textColumn);
-  if (textKey === undefined) missingColumn(file, 'text', want.textColumn, columns, 'field');
-  let labelKey = resolveColumn(columns, want.labelColumn);
-  if (labelKey === undefined && want.requireLabels) missingColumn(file, 'label', want.labelColumn, columns, 'field');
-  if (labelKey === textKey) labelKey = undefined;
+  const { textKey, labelKey } = resolveColumns(file, columns, want, 'field');
   for (const row of rows) {
     out.add(cellText(row.text[textKey]), labelKey === undefined ? undefined : cellText(row.label[labelKey])?.trim(), labelKey !== undefined);
   }
