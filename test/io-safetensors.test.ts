@@ -2,7 +2,7 @@ import { mkdtempSync, promises as fsPromises, readFileSync, readdirSync, rmSync,
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { RevcolError } from '../src/core/errors.js';
+import { oneLineError } from './helpers/errors.js';
 import { type DeferredTensor, type RawTensor, readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'revcol-st-'));
@@ -31,17 +31,6 @@ function handMade(entries: Array<{ name: string; dtype: string; shape: number[];
 
 function bytesOf(view: ArrayBufferView): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(RevcolError);
-    expect((err as Error).message).not.toContain('\n');
-    return (err as Error).message;
-  }
-  throw new Error('expected a failure');
 }
 
 describe('safetensors files', () => {
@@ -119,9 +108,9 @@ describe('safetensors files', () => {
     await writeSafetensors(file, [['w', { shape: [2], data: new Float32Array([5, 6]) }]]);
     const before = readFileSync(file);
     const wrong: DeferredTensor = { shape: [3], read: async () => new Float32Array(2) };
-    expect(await errorOf(writeSafetensors(file, [['ok', { shape: [1], data: new Float32Array(1) }], ['w', wrong]]))).toMatch(/tensor w: shape \[3\] does not match 2 values/);
-    expect(await errorOf(writeSafetensors(file, [['w', { shape: [4], data: new Float32Array(1) }]]))).toMatch(/shape \[4\] does not match 1 values/);
-    expect(await errorOf(writeSafetensors(file, [['w', { shape: [1], data: new Float32Array(1) }], ['w', { shape: [1], data: new Float32Array(1) }]]))).toMatch(/appears twice/);
+    expect(await oneLineError(() => writeSafetensors(file, [['ok', { shape: [1], data: new Float32Array(1) }], ['w', wrong]]))).toMatch(/tensor w: shape \[3\] does not match 2 values/);
+    expect(await oneLineError(() => writeSafetensors(file, [['w', { shape: [4], data: new Float32Array(1) }]]))).toMatch(/shape \[4\] does not match 1 values/);
+    expect(await oneLineError(() => writeSafetensors(file, [['w', { shape: [1], data: new Float32Array(1) }], ['w', { shape: [1], data: new Float32Array(1) }]]))).toMatch(/appears twice/);
     expect(readFileSync(file)).toEqual(before);
     expect(readdirSync(dir)).toEqual(['w.safetensors']);
   });
@@ -154,29 +143,29 @@ describe('safetensors files', () => {
   });
 
   it('missing, truncated, malformed and foreign files are one-line errors that say what is wrong', async () => {
-    expect(await errorOf(readSafetensors(path.join(tmp, 'nope.safetensors')))).toMatch(/cannot read .*nope\.safetensors: no such file/);
-    expect(await errorOf(readSafetensors(tmp))).toMatch(/is a folder, not a file/);
+    expect(await oneLineError(() => readSafetensors(path.join(tmp, 'nope.safetensors')))).toMatch(/cannot read .*nope\.safetensors: no such file/);
+    expect(await oneLineError(() => readSafetensors(tmp))).toMatch(/is a folder, not a file/);
     const file = (name: string, content: Uint8Array | string) => {
       const p = path.join(tmp, name);
       writeFileSync(p, content);
       return p;
     };
-    expect(await errorOf(readSafetensors(file('short', 'abc')))).toMatch(/too short/);
-    expect(await errorOf(readSafetensors(file('text', 'hello, this is not a tensor file')))).toMatch(/bad header length/);
+    expect(await oneLineError(() => readSafetensors(file('short', 'abc')))).toMatch(/too short/);
+    expect(await oneLineError(() => readSafetensors(file('text', 'hello, this is not a tensor file')))).toMatch(/bad header length/);
     const good = handMade([{ name: 'w', dtype: 'F32', shape: [4], bytes: bytesOf(new Float32Array(4)) }]);
     const cut = file('cut', good);
     truncateSync(cut, good.length - 4);
-    expect(await errorOf(readSafetensors(cut))).toMatch(/tensor w has inconsistent offsets/);
-    expect(await errorOf(readSafetensors(file('dtype', handMade([{ name: 'w', dtype: 'C64', shape: [1], bytes: new Uint8Array(8) }]))))).toMatch(/tensor w has unsupported dtype C64/);
-    expect(await errorOf(readSafetensors(file('shape', handMade([{ name: 'w', dtype: 'F32', shape: [2], bytes: new Uint8Array(4) }]))))).toMatch(/inconsistent offsets/);
+    expect(await oneLineError(() => readSafetensors(cut))).toMatch(/tensor w has inconsistent offsets/);
+    expect(await oneLineError(() => readSafetensors(file('dtype', handMade([{ name: 'w', dtype: 'C64', shape: [1], bytes: new Uint8Array(8) }]))))).toMatch(/tensor w has unsupported dtype C64/);
+    expect(await oneLineError(() => readSafetensors(file('shape', handMade([{ name: 'w', dtype: 'F32', shape: [2], bytes: new Uint8Array(4) }]))))).toMatch(/inconsistent offsets/);
     const notJson = new Uint8Array(16);
     new DataView(notJson.buffer).setBigUint64(0, 8n, true);
     notJson.set(new TextEncoder().encode('{{{{{{{{'), 8);
-    expect(await errorOf(readSafetensors(file('notjson', notJson)))).toMatch(/header is not JSON/);
+    expect(await oneLineError(() => readSafetensors(file('notjson', notJson)))).toMatch(/header is not JSON/);
     const malformed = new TextEncoder().encode(JSON.stringify({ w: { dtype: 'F32', shape: 'four', data_offsets: [0, 16] } }));
     const withMalformed = new Uint8Array(8 + malformed.length + 16);
     new DataView(withMalformed.buffer).setBigUint64(0, BigInt(malformed.length), true);
     withMalformed.set(malformed, 8);
-    expect(await errorOf(readSafetensors(file('malformed', withMalformed)))).toMatch(/tensor w has a malformed shape or data_offsets/);
+    expect(await oneLineError(() => readSafetensors(file('malformed', withMalformed)))).toMatch(/tensor w has a malformed shape or data_offsets/);
   });
 });

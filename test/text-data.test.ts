@@ -2,7 +2,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RevcolError } from '../src/core/errors.js';
+import { oneLineError } from './helpers/errors.js';
 import { countLabels, detectFormat, LabelMap, readTextExamples, splitHeldOut, type TextExamples } from '../src/data/text.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'revcol-textdata-'));
@@ -10,18 +10,6 @@ function file(name: string, content: string): string {
   const full = path.join(tmp, name);
   writeFileSync(full, content);
   return full;
-}
-
-async function failure(run: () => unknown): Promise<string> {
-  try {
-    await run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(RevcolError);
-    const message = (err as Error).message;
-    expect(message).not.toContain('\n');
-    return message;
-  }
-  throw new Error('expected a RevcolError');
 }
 
 describe('readTextExamples', () => {
@@ -80,19 +68,19 @@ describe('readTextExamples', () => {
 
   it('fails with one line on bad files', async () => {
     const csv = file('f.csv', 'message,class\nhi,a\n');
-    const missing = await failure(() => readTextExamples(csv));
+    const missing = await oneLineError(() => readTextExamples(csv));
     expect(missing).toContain('no text column "text"');
     expect(missing).toContain('"message", "class"');
-    expect(await failure(() => readTextExamples(csv, { textColumn: 'message' }))).toContain('no label column "label"');
-    expect(await failure(() => readTextExamples(file('g.csv', '')))).toContain('is empty');
-    expect(await failure(() => readTextExamples(file('h.csv', '\uFEFF\n  \n')))).toContain('is empty');
-    expect(await failure(() => readTextExamples(file('i.csv', 'text,label\n,a\nb,\n')))).toContain('no usable rows');
-    expect(await failure(() => readTextExamples(path.join(tmp, 'absent.csv')))).toContain('does not exist');
+    expect(await oneLineError(() => readTextExamples(csv, { textColumn: 'message' }))).toContain('no label column "label"');
+    expect(await oneLineError(() => readTextExamples(file('g.csv', '')))).toContain('is empty');
+    expect(await oneLineError(() => readTextExamples(file('h.csv', '\uFEFF\n  \n')))).toContain('is empty');
+    expect(await oneLineError(() => readTextExamples(file('i.csv', 'text,label\n,a\nb,\n')))).toContain('no usable rows');
+    expect(await oneLineError(() => readTextExamples(path.join(tmp, 'absent.csv')))).toContain('does not exist');
     mkdirSync(path.join(tmp, 'dir.csv'));
-    expect(await failure(() => readTextExamples(path.join(tmp, 'dir.csv')))).toContain('is a folder');
-    expect(await failure(() => readTextExamples(file('j.jsonl', '{"text": "a", "label": "b"}\nnot json\n')))).toContain('line 2');
-    expect(await failure(() => readTextExamples(file('k.csv', 'text,label\n"unterminated,a\n')))).toContain('not a readable CSV');
-    expect(await failure(() => readTextExamples(file('l.csv', 'text,label\na,b,c\n')))).toContain('has 3 fields');
+    expect(await oneLineError(() => readTextExamples(path.join(tmp, 'dir.csv')))).toContain('is a folder');
+    expect(await oneLineError(() => readTextExamples(file('j.jsonl', '{"text": "a", "label": "b"}\nnot json\n')))).toContain('line 2');
+    expect(await oneLineError(() => readTextExamples(file('k.csv', 'text,label\n"unterminated,a\n')))).toContain('not a readable CSV');
+    expect(await oneLineError(() => readTextExamples(file('l.csv', 'text,label\na,b,c\n')))).toContain('has 3 fields');
   });
 
   // Files are streamed in 64 KiB chunks: rows, quoted newlines and multi-byte characters
@@ -115,9 +103,9 @@ describe('readTextExamples', () => {
     expect(fromJsonl.labels).toEqual(rows.map((r) => r.label));
     expect(fromJsonl.columns).toEqual(['TEXT', 'Label', 'extra']);
     const badLate = file('bad-late.csv', `text,label\n${rows.map((r) => `${quote(r.text)},${r.label}`).join('\n')}\nx,y,z\n`);
-    expect(await failure(() => readTextExamples(badLate))).toMatch(/data row 4001 has 3 fields but the header has 2/);
+    expect(await oneLineError(() => readTextExamples(badLate))).toMatch(/data row 4001 has 3 fields but the header has 2/);
     const badJson = file('bad-late.jsonl', `${rows.map((r) => JSON.stringify(r)).join('\n')}\n{"text": \n`);
-    expect(await failure(() => readTextExamples(badJson))).toMatch(/line 4001 is not valid JSON/);
+    expect(await oneLineError(() => readTextExamples(badJson))).toMatch(/line 4001 is not valid JSON/);
   });
 });
 
@@ -131,17 +119,17 @@ describe('LabelMap', () => {
     expect(LabelMap.fromLabels(['10', '9', '2']).names).toEqual(['2', '9', '10']);
     expect(LabelMap.fromJSON(map.toJSON()).names).toEqual(map.names);
     expect(JSON.parse(JSON.stringify(map))).toEqual(map.names);
-    const unseen = await failure(() => map.ids(['ham', 'eggs', 'bacon', 'eggs']));
+    const unseen = await oneLineError(() => map.ids(['ham', 'eggs', 'bacon', 'eggs']));
     expect(unseen).toContain('"eggs", "bacon"');
     expect(unseen).toContain('training labels: ham, maybe spam, spam');
-    expect(await failure(() => map.id('toast'))).toContain('"toast"');
+    expect(await oneLineError(() => map.id('toast'))).toContain('"toast"');
     expect(countLabels(['spam', 'ham', 'spam'], map)).toEqual({ ham: 1, 'maybe spam': 0, spam: 2 });
   });
 
   it('refuses a one-class or empty training set', async () => {
-    expect(await failure(() => LabelMap.fromLabels(['a', 'a', 'a']))).toContain('only one label ("a")');
-    expect(await failure(() => LabelMap.fromLabels([]))).toContain('no labelled examples');
-    expect(await failure(() => LabelMap.fromJSON(['x']))).toContain('at least two');
+    expect(await oneLineError(() => LabelMap.fromLabels(['a', 'a', 'a']))).toContain('only one label ("a")');
+    expect(await oneLineError(() => LabelMap.fromLabels([]))).toContain('no labelled examples');
+    expect(await oneLineError(() => LabelMap.fromJSON(['x']))).toContain('at least two');
   });
 });
 
@@ -166,7 +154,7 @@ describe('splitHeldOut', () => {
   });
 
   it('rejects a fraction outside (0, 1)', async () => {
-    expect(await failure(() => splitHeldOut(ex, 1, 0))).toContain('between 0 and 1');
-    expect(await failure(() => splitHeldOut(ex, 0, 0))).toContain('between 0 and 1');
+    expect(await oneLineError(() => splitHeldOut(ex, 1, 0))).toContain('between 0 and 1');
+    expect(await oneLineError(() => splitHeldOut(ex, 0, 0))).toContain('between 0 and 1');
   });
 });
