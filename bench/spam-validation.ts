@@ -1,25 +1,34 @@
 /**
  * Recipe selection for the spam task without its test split: fine-tunes on the task's train
- * split minus a stratified 10% validation part (seed 12345) and evaluates on that part, with
- * the task's recipe plus CHANGES (FineTuneOptions, and `config` for model config changes).
+ * split minus a stratified validation part (10% unless CHANGES has `validationFraction`; seed
+ * 12345) and evaluates on that part, with the task's recipe plus CHANGES (FineTuneOptions, and
+ * `config` for model config changes).
  * Prints one JSON line and appends it to bench/results/spam-validation.jsonl.
  *
  *   npx tsx bench/spam-validation.ts NAME '{"labelSmoothing": 0.1}' [BACKEND]
  *   npx tsx bench/spam-validation.ts NAME '{"maxLength": 512, "config": {"columns": 4}}'
+ *   npx tsx bench/spam-validation.ts NAME '{"validationFraction": 0.2, "seed": 101}'
+ *   npx tsx bench/spam-validation.ts NAME '{"validationFraction": 0.2, "collapseRuns": 3}'
  * BACKEND defaults to wasm (the library alone would stay on tfjs's default, the slow cpu one).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { splitHeldOut, type TextExamples } from '../src/data/text.js';
 import { type FineTuneOptions, fineTune } from '../src/text/classifier.js';
-import { loadTask } from '../src/text/tasks.js';
+import { collapseSymbolRuns, loadTask } from '../src/text/tasks.js';
 import { recordResult } from './lib/record.js';
 
 const [name, json, backend = 'wasm'] = process.argv.slice(2);
 if (!name) throw new Error('usage: npx tsx bench/spam-validation.ts NAME [CHANGES-JSON]');
-const { config: configChanges, ...changes } = JSON.parse(json ?? '{}') as Omit<Partial<FineTuneOptions>, 'config'> & { config?: Record<string, unknown> };
+const { config: configChanges, validationFraction = 0.1, collapseRuns, ...changes } = JSON.parse(json ?? '{}') as Omit<Partial<FineTuneOptions>, 'config'> & {
+  config?: Record<string, unknown>;
+  validationFraction?: number;
+  /** As the task source's collapseRuns (tasks/spam.json), applied to the loaded texts. */
+  collapseRuns?: number;
+};
 const task = await loadTask('spam');
-const { train, eval: validation } = splitHeldOut(task.train, 0.1, 12345);
+if (collapseRuns !== undefined) task.train.texts = task.train.texts.map((t) => collapseSymbolRuns(t, collapseRuns));
+const { train, eval: validation } = splitHeldOut(task.train, validationFraction, 12345);
 const dir = path.join('runs', 'spam-validation', name);
 mkdirSync(dir, { recursive: true });
 const write = (file: string, ex: TextExamples) => writeFileSync(file, ex.texts.map((t, i) => JSON.stringify({ text: t, label: ex.labels[i] })).join('\n') + '\n');
@@ -42,7 +51,7 @@ const result = await fineTune({
 });
 const perEpoch = result.summary.epochs.map((e) => e.accuracy as number);
 const line = JSON.stringify({
-  date: new Date().toISOString(), run: name, changes: { ...changes, ...(configChanges ? { config: configChanges } : {}) },
+  date: new Date().toISOString(), run: name, changes: { ...changes, ...(configChanges ? { config: configChanges } : {}), ...(collapseRuns !== undefined ? { collapseRuns } : {}) }, validationFraction,
   trainExamples: train.texts.length, valExamples: validation.texts.length,
   bestEpoch: result.summary.bestEpoch, bestValAccuracy: result.summary.bestAccuracy, lastValAccuracy: perEpoch[perEpoch.length - 1],
   perEpochValAccuracy: perEpoch, seconds: Math.round((performance.now() - started) / 1000),

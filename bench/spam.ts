@@ -6,12 +6,17 @@
  *
  * Run: npx tsx bench/spam.ts [--out DIR] [--backend B] [-- extra fine-tune flags]
  * Both commands run as separate processes, exactly as a user types them; their progress
- * goes to stderr.
+ * goes to stderr. For an ensemble (the task's default) it also records each member's
+ * per-epoch test accuracy and the accuracy of the average of the members' last checkpoints.
  */
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { useBackend } from '../src/backends/index.js';
+import { TextClassifier } from '../src/text/classifier.js';
+import { readEnsembleManifest } from '../src/text/ensemble-manifest.js';
+import { loadTask } from '../src/text/tasks.js';
 import { recordResult } from './lib/record.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -51,10 +56,39 @@ if (evaluation.code !== 0) {
 }
 const report = JSON.parse(evaluation.stdout.trim().split('\n').pop()!);
 // eval scores best.safetensors, the epoch with the best test accuracy; the last epoch's figure
-// (from metrics.jsonl) is the one no choice was made on.
-const epochs = (await fs.readFile(path.resolve(root, out, 'metrics.jsonl'), 'utf8'))
+// (from metrics.jsonl) is the one no choice was made on. An ensemble has them per member, and
+// its last checkpoints' average is scored here too.
+const perEpoch = async (dir: string) => (await fs.readFile(path.resolve(root, dir, 'metrics.jsonl'), 'utf8'))
   .split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { epoch?: number; accuracy?: number })
   .filter((r) => typeof r.epoch === 'number' && typeof r.accuracy === 'number');
+const manifest = await readEnsembleManifest(path.resolve(root, out));
+const epochs = await perEpoch(manifest ? path.join(out, manifest.members[0]!) : out);
+let ensemble: Record<string, unknown> = {};
+if (manifest) {
+  await useBackend(backend ?? 'auto');
+  const test = (await loadTask('spam')).test;
+  let sum: Float32Array | null = null;
+  let labels: string[] = [];
+  const members: { bestAccuracy?: number; lastEpochAccuracy?: number; perEpochAccuracy: number[] }[] = [];
+  for (const member of manifest.members) {
+    const rows = await perEpoch(path.join(out, member));
+    members.push({ bestAccuracy: Math.max(...rows.map((r) => r.accuracy!)), lastEpochAccuracy: rows.at(-1)?.accuracy, perEpochAccuracy: rows.map((r) => r.accuracy!) });
+    const classifier = await TextClassifier.load(path.resolve(root, out, member, 'last.ckpt.safetensors'));
+    labels = classifier.labels.names;
+    const p = classifier.probabilities(test.texts);
+    classifier.dispose();
+    if (!sum) sum = p;
+    else for (let i = 0; i < p.length; i++) sum[i] += p[i]!;
+  }
+  const k = labels.length;
+  let right = 0;
+  test.labels.forEach((label, i) => {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (sum![i * k + c]! > sum![i * k + best]!) best = c;
+    if (labels[best] === label) right += 1;
+  });
+  ensemble = { members: manifest.members.length, seeds: manifest.seeds, lastCheckpointsAccuracy: right / test.labels.length, memberResults: members };
+}
 const line = JSON.stringify({
   bench: 'spam',
   date: new Date().toISOString(),
@@ -62,8 +96,7 @@ const line = JSON.stringify({
   macroF1: report.macroF1,
   testExamples: report.examples,
   errors: report.examples - Math.round(report.accuracy * report.examples),
-  lastEpochAccuracy: epochs.at(-1)?.accuracy,
-  perEpochAccuracy: epochs.map((r) => r.accuracy),
+  ...(manifest ? ensemble : { lastEpochAccuracy: epochs.at(-1)?.accuracy, perEpochAccuracy: epochs.map((r) => r.accuracy) }),
   goal: 0.99,
   reached: report.accuracy >= 0.99,
   fineTuneSeconds: Math.round(fineTune.seconds),

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RevcolError } from '../src/core/errors.js';
 import { countLabels } from '../src/data/text.js';
 import { TEXT_PRESETS, configObject, validateConfig } from '../src/text/presets.js';
-import { loadTask, spamAssassinText, taskNames } from '../src/text/tasks.js';
+import { collapseSymbolRuns, loadTask, spamAssassinText, taskNames } from '../src/text/tasks.js';
 
 describe('built-in tasks', () => {
   it('lists spam, and an unknown task is a one-line error naming the tasks', async () => {
@@ -50,6 +50,13 @@ describe('built-in tasks', () => {
     expect(spamAssassinText('X-A: b\n\nbody without subject')).toBe('\n\nbody without subject');
     expect(spamAssassinText(raw, ['X-Mailer', 'Subject', 'To'])).toBe('X-Mailer: Foo\nSubject: Cheap meds   now\n\nBuy now!\n\nReally.\n');
     expect(spamAssassinText(raw, 'all')).toMatch(/^From someone.*\nReceived: .*\nX-Mailer: Foo\n\nBuy now!/s);
+  });
+
+  it('collapseSymbolRuns cuts runs of one symbol, and leaves letters, digits and spaces', () => {
+    expect(collapseSymbolRuns('a____________b ***** c -- d ... e !!!! f', 3)).toBe('a___b *** c -- d ... e !!! f');
+    expect(collapseSymbolRuns('1111111 aaaaaa      x', 3)).toBe('1111111 aaaaaa      x');
+    expect(collapseSymbolRuns('=3D=3D ==== -*-*-*-*', 2)).toBe('=3D=3D == -*-*-*-*');
+    expect(collapseSymbolRuns('\u{1F600}'.repeat(5), 3)).toBe('\u{1F600}'.repeat(3));
   });
 
   it('preset changes in a task file take only config keys', () => {

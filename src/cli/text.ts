@@ -45,6 +45,13 @@ function printSummary(r: FineTuneResult): void {
   out(`labels (eval):  ${counts(r.labelCounts.eval)}`);
   out(`truncated to ${r.maxLength} tokens: ${r.truncated.train} of ${r.trainExamples} training texts, ${r.truncated.eval} of ${r.evalExamples} evaluation texts`);
   if (r.skipped.train || r.skipped.eval) out(`skipped rows without text or label: ${r.skipped.train} (train), ${r.skipped.eval} (eval)`);
+  if (r.ensemble) {
+    const e = r.ensemble;
+    e.members.forEach((m, k) => out(`member ${k + 1} (seed ${e.seeds[k]}): best epoch ${m.summary.bestEpoch} of ${m.summary.epochs.length}, accuracy ${pct(m.summary.bestAccuracy)}`));
+    out(`ensemble of ${e.members.length}: accuracy ${pct(e.accuracy)}, macro-F1 ${e.macroF1.toFixed(4)}; ${s.seconds.toFixed(1)} s`);
+    out(`saved: ${r.outDir}/ensemble.json and ${r.outDir}/member-1 … member-${e.members.length} (each with best.safetensors, last.ckpt.safetensors, metrics.jsonl, curves.png, curves.html)`);
+    return;
+  }
   if (s.bestEpoch > 0) out(`best epoch: ${s.bestEpoch} of ${s.epochs.length}, accuracy ${pct(s.bestAccuracy)}; ${s.seconds.toFixed(1)} s`);
   out(`saved: ${r.outDir}/best.safetensors (and last.ckpt.safetensors, metrics.jsonl, curves.png, curves.html)`);
 }
@@ -87,13 +94,16 @@ export function registerTextCommands(program: Command): void {
     .option('--out <dir>', 'output folder (default runs/text-<data name>)')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .option('--seed <n>', 'seed of initialisation, shuffling and dropout', wholeOrZero, 0)
+    .option('--ensemble <n>', 'train N models (seeds seed … seed+N-1) and average their probabilities; the folder loads as one model (default: the task\'s, else 1)', integer('--ensemble'))
+    .option('--parallel <n>', 'ensemble members trained at once, each in its own thread, on the cpu or wasm backend (default: the CPU cores, at most N)', integer('--parallel'))
     .addOption(new Option('--mode <mode>', 'backward pass: reversible (memory-saving) or plain autodiff').choices(['reversible', 'plain']))
     .option('--no-progress', 'no progress bar, one line per epoch')
     .addHelpText('after', `
 Examples:
   revcol fine-tune --train reviews.csv                       # defaults suited to the data
   revcol fine-tune --train data.tsv --text-column body --label-column topic --out runs/topics
-  revcol fine-tune --task spam --out runs/spam               # the SpamAssassin task
+  revcol fine-tune --task spam --out runs/spam               # the SpamAssassin task (an ensemble of 4)
+  revcol fine-tune --train reviews.csv --ensemble 3           # 3 seeds, averaged; 2 at a time on 2 cores
   revcol fine-tune --train more.csv --from runs/topics --epochs 3
   revcol fine-tune --train big.jsonl --preset text-small --max-length 256 --backend wasm`);
   addBackendOption(fineTuneCmd);
@@ -119,6 +129,8 @@ Examples:
       out: opts.out ?? defaultOut(opts),
       resume: opts.resume,
       seed: opts.seed,
+      ensemble: opts.ensemble,
+      parallel: opts.parallel,
       mode: opts.mode,
       progress: opts.progress,
     });

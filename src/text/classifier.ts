@@ -7,11 +7,12 @@ import { mixSeed } from '../core/random.js';
 import { countLabels, LabelMap, readTextExamples, seededPermutation, splitHeldOut, type TextExamples } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
 import { confusionMatrix } from '../train/losses.js';
-import { train, type TrainSummary } from '../train/trainer.js';
+import { type StepProgress, train, type TrainSummary } from '../train/trainer.js';
 import { RevColText, type TextBatch } from './model.js';
 import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
-import { loadTask } from './tasks.js';
+import { loadTask, type TaskHyper } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
+import { ENSEMBLE_FILE, readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.js';
 
 /** Class probabilities of one text, pipeline style. */
 export interface TextClassification {
@@ -134,6 +135,17 @@ function predictEncoded(model: RevColText, data: EncodedTexts, batchSize = 64): 
   return out;
 }
 
+/** The mean of several models' probabilities (one model: its own). */
+function predictAveraged(models: RevColText[], data: EncodedTexts, batchSize = 64): Float32Array {
+  if (models.length === 1) return predictEncoded(models[0]!, data, batchSize);
+  const sum = new Float32Array(data.size * models[0]!.config.numLabels);
+  for (const model of models) {
+    const probs = predictEncoded(model, data, batchSize);
+    for (let i = 0; i < sum.length; i++) sum[i] += probs[i]! / models.length;
+  }
+  return sum;
+}
+
 function argmaxRows(probs: Float32Array, k: number): Int32Array {
   const n = probs.length / k;
   const out = new Int32Array(n);
@@ -175,7 +187,8 @@ export interface TextLoadOptions {
 /** A trained text classifier: `await TextClassifier.load(dir)` then `classify(texts)`. */
 export class TextClassifier {
   private constructor(
-    readonly model: RevColText,
+    /** One model, or an ensemble's members (their probabilities are averaged). */
+    readonly models: RevColText[],
     readonly tokenizer: TextTokenizer,
     readonly labels: LabelMap,
     readonly maxLength: number,
@@ -183,14 +196,40 @@ export class TextClassifier {
     readonly source: string,
   ) {}
 
-  /** Loads a fine-tune output folder (or its best.safetensors). */
+  /** The model (an ensemble's first member). */
+  get model(): RevColText {
+    return this.models[0]!;
+  }
+
+  /** Loads a fine-tune output folder (or its best.safetensors); an ensemble's folder loads all its members. */
   static async load(dir: string, options: TextLoadOptions = {}): Promise<TextClassifier> {
     if (options.backend) await useBackend(options.backend);
     else await ensureBackend();
-    const loaded = await loadModelDir(dir);
+    const manifest = await readEnsembleManifest(dir);
+    const memberDirs = manifest ? manifest.members.map((m) => path.join(dir, m)) : [dir];
+    const models: RevColText[] = [];
     try {
-      const meta = readMeta(loaded.meta, dir);
-      const folder = statSync(dir).isDirectory() ? dir : path.dirname(dir);
+      let first: TextModelMeta | undefined;
+      let source = '';
+      for (const memberDir of memberDirs) {
+        const loaded = await loadModelDir(memberDir);
+        try {
+          const meta = readMeta(loaded.meta, memberDir);
+          if (!first) {
+            first = meta;
+            source = manifest ? path.join(dir, ENSEMBLE_FILE) : loaded.file;
+          } else if (!sameLabels(meta.labels, first.labels) || meta.maxLength !== first.maxLength || meta.config.vocabSize !== first.config.vocabSize) {
+            fail(`the members of the ensemble ${dir} differ in labels, max length or vocabulary: its folders do not belong together; train it again`);
+          }
+          const model = new RevColText(meta.config);
+          models.push(model);
+          model.loadStateDict(loaded.tensors, `the weights in ${loaded.file}`);
+        } finally {
+          loaded.tensors.forEach((t) => t.dispose());
+        }
+      }
+      const meta = first!;
+      const folder = manifest || statSync(dir).isDirectory() ? dir : path.dirname(dir);
       // The copy of the tokenizer kept beside the weights; the recorded source otherwise.
       const tokenizer = existsSync(path.join(folder, 'tokenizer.json'))
         ? await TextTokenizer.fromFolder(path.resolve(folder), meta.tokenizer)
@@ -198,16 +237,10 @@ export class TextClassifier {
       if (tokenizer.vocabSize !== meta.config.vocabSize) {
         fail(`the tokenizer of ${dir} has ${tokenizer.vocabSize} tokens but the model was trained with ${meta.config.vocabSize}: the folder's tokenizer files do not belong to it`);
       }
-      const model = new RevColText(meta.config);
-      try {
-        model.loadStateDict(loaded.tensors, `the weights in ${loaded.file}`);
-      } catch (err) {
-        model.dispose();
-        throw err;
-      }
-      return new TextClassifier(model, tokenizer, LabelMap.fromJSON(meta.labels), meta.maxLength, meta, loaded.file);
-    } finally {
-      loaded.tensors.forEach((t) => t.dispose());
+      return new TextClassifier(models, tokenizer, LabelMap.fromJSON(meta.labels), meta.maxLength, meta, source);
+    } catch (err) {
+      models.forEach((m) => m.dispose());
+      throw err;
     }
   }
 
@@ -215,7 +248,7 @@ export class TextClassifier {
   probabilities(texts: string[], batchSize = 64): Float32Array {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('classify takes an array of strings');
     if (texts.length === 0) return new Float32Array(0);
-    return predictEncoded(this.model, new EncodedTexts(this.tokenizer, texts, this.maxLength), batchSize);
+    return predictAveraged(this.models, new EncodedTexts(this.tokenizer, texts, this.maxLength), batchSize);
   }
 
   /** The most likely label, its probability, and every label's probability, per text. */
@@ -237,12 +270,12 @@ export class TextClassifier {
   evaluate(examples: TextExamples, where = 'the evaluation data'): TextEvaluationReport {
     const trueIds = this.labels.ids(examples.labels, where);
     const data = new EncodedTexts(this.tokenizer, examples.texts, this.maxLength, trueIds);
-    const probs = predictEncoded(this.model, data);
+    const probs = predictAveraged(this.models, data);
     return textClassificationReport(trueIds, argmaxRows(probs, this.labels.size), this.labels.names, data.truncated);
   }
 
   dispose(): void {
-    this.model.dispose();
+    this.models.forEach((m) => m.dispose());
   }
 }
 
@@ -275,11 +308,23 @@ export interface FineTuneOptions {
   out: string;
   resume?: boolean;
   seed?: number;
+  /**
+   * Train this many models with different seeds and average their class probabilities (a seed
+   * ensemble; default: the task's, else 1). The folder then holds member-1 … member-N and
+   * ensemble.json, and loads like a single model.
+   */
+  ensemble?: number;
+  /** Ensemble members trained at once, each in its own process (cpu and wasm backends; default: the CPU cores, at most `ensemble`). */
+  parallel?: number;
+  /** Seed of the held-out split and of the max-length sample (default: `seed`; ensemble members keep the run's). */
+  splitSeed?: number;
   /** Switch TensorFlow.js to this backend first (default: keep the current one). */
   backend?: string;
   progress?: boolean;
   /** Where progress lines and the notes go (default stderr). */
   log?: (line: string) => void;
+  /** Called after every training step (epoch, texts seen in it, their mean loss). */
+  onStep?: (progress: StepProgress) => void;
   mode?: 'reversible' | 'plain';
 }
 
@@ -301,6 +346,8 @@ export interface FineTuneResult {
   lr: number;
   /** Whether the columns came from --from, and whether the head was kept. */
   from: { dir: string; keptHead: boolean } | null;
+  /** For an ensemble: each member's result, and the averaged model's scores on the evaluation set. */
+  ensemble?: { members: FineTuneResult[]; accuracy: number; macroF1: number; seeds: number[] };
 }
 
 const HELD_OUT_FRACTION = 0.1;
@@ -335,45 +382,72 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   if (options.preset && options.config) fail('give either --preset or --config, not both (a config file may name a preset to start from)');
   if (options.backend) await useBackend(options.backend);
   else await ensureBackend();
-  const seed = options.seed ?? 0;
-  // Notes are printed once everything is checked, so that a mistake is the only line shown.
-  const notes: string[] = [];
+  const data = await prepareTextData(options, options.splitSeed ?? options.seed ?? 0);
+  // --resume of an ensemble continues all its members, however many the flags would give.
+  const resuming = options.resume && options.ensemble === undefined ? await readEnsembleManifest(options.out) : null;
+  const members = options.ensemble ?? resuming?.members.length ?? data.hyper.ensemble ?? 1;
+  if (!Number.isInteger(members) || members < 1) fail(`--ensemble must be a whole number ≥ 1, got ${members}`);
+  if (members > 1) {
+    const { fineTuneEnsemble } = await import('./ensemble.js');
+    return fineTuneEnsemble({ ...options, log }, members, data.evalSet);
+  }
+  return fineTuneModel({ ...options, log }, data);
+}
 
-  // Data.
-  let trainSet: TextExamples;
-  let evalSet: TextExamples;
-  let taskPreset: string | undefined;
-  let taskPresetChanges: Partial<TextConfig> = {};
-  let hyper: Partial<{ epochs: number; batchSize: number; lr: number; maxLength: number; weightDecay: number; warmupEpochs: number; labelSmoothing: number; ema: number }> = {};
+/** What fine-tune trains and evaluates on, and what a task brings along. */
+export interface PreparedTextData {
+  trainSet: TextExamples;
+  evalSet: TextExamples;
+  labelMap: LabelMap;
+  trainIds: Int32Array;
+  evalIds: Int32Array;
+  taskPreset?: string;
+  taskPresetChanges: Partial<TextConfig>;
+  hyper: Partial<TaskHyper>;
+  /** Lines to print once everything is checked. */
+  notes: string[];
+}
+
+/** Reads the training and evaluation texts (a task's splits, files, or a held-out part). */
+export async function prepareTextData(options: FineTuneOptions, splitSeed: number): Promise<PreparedTextData> {
+  const notes: string[] = [];
+  let sets: Omit<PreparedTextData, 'labelMap' | 'trainIds' | 'evalIds'>;
   if (options.task) {
     if (options.eval) fail('--task brings its own test split: leave out --eval');
     const task = await loadTask(options.task);
-    trainSet = task.train;
-    evalSet = task.test;
-    taskPreset = task.preset;
-    taskPresetChanges = task.presetChanges;
-    hyper = task.hyper;
+    sets = { trainSet: task.train, evalSet: task.test, taskPreset: task.preset, taskPresetChanges: task.presetChanges, hyper: task.hyper, notes };
   } else {
     const columns = { textColumn: options.textColumn, labelColumn: options.labelColumn };
     const all = await readTextExamples(options.train!, columns);
     if (options.eval) {
-      trainSet = all;
-      evalSet = await readTextExamples(options.eval, columns);
+      sets = { trainSet: all, evalSet: await readTextExamples(options.eval, columns), taskPresetChanges: {}, hyper: {}, notes };
     } else {
       LabelMap.fromLabels(all.labels); // one-class data fails here, before the split
-      const split = splitHeldOut(all, HELD_OUT_FRACTION, seed);
-      trainSet = { ...split.train, skipped: all.skipped };
-      evalSet = split.eval;
-      notes.push(`note: no --eval file: holding out ${evalSet.texts.length} of ${all.texts.length} texts (${HELD_OUT_FRACTION * 100}%, stratified) for evaluation`);
+      const split = splitHeldOut(all, HELD_OUT_FRACTION, splitSeed);
+      notes.push(`note: no --eval file: holding out ${split.eval.texts.length} of ${all.texts.length} texts (${HELD_OUT_FRACTION * 100}%, stratified) for evaluation`);
+      sets = { trainSet: { ...split.train, skipped: all.skipped }, evalSet: split.eval, taskPresetChanges: {}, hyper: {}, notes };
     }
   }
-  const labelMap = LabelMap.fromLabels(trainSet.labels);
-  const trainIds = labelMap.ids(trainSet.labels, 'the training data');
-  const evalIds = labelMap.ids(evalSet.labels, options.eval ? `the evaluation file ${options.eval}` : 'the evaluation data');
-  if (evalSet.texts.length === 0) fail('the evaluation set is empty: give an --eval file with labelled rows');
+  const labelMap = LabelMap.fromLabels(sets.trainSet.labels);
+  const trainIds = labelMap.ids(sets.trainSet.labels, 'the training data');
+  const evalIds = labelMap.ids(sets.evalSet.labels, options.eval ? `the evaluation file ${options.eval}` : 'the evaluation data');
+  if (sets.evalSet.texts.length === 0) fail('the evaluation set is empty: give an --eval file with labelled rows');
+  return { ...sets, labelMap, trainIds, evalIds };
+}
+
+/** One model: everything fine-tune does once the data is read. */
+async function fineTuneModel(options: FineTuneOptions & { log: (line: string) => void }, data: PreparedTextData): Promise<FineTuneResult> {
+  const { log } = options;
+  const seed = options.seed ?? 0;
+  const splitSeed = options.splitSeed ?? seed;
+  const { trainSet, evalSet, taskPreset, taskPresetChanges, hyper, labelMap, trainIds, evalIds } = data;
+  // Notes are printed once everything is checked, so that a mistake is the only line shown.
+  const notes = [...data.notes];
 
   // The earlier model, for --resume (same architecture) or --from (its columns).
   const resumeMeta = options.resume ? await readResumeMeta(options.out) : null;
+  const fromEnsemble = options.from ? await readEnsembleManifest(options.from) : null;
+  if (fromEnsemble) fail(`--from takes one model, and ${options.from} is an ensemble of ${fromEnsemble.members.length}: pass one of its members, e.g. --from ${path.join(options.from!, fromEnsemble.members[0]!)}`);
   const fromModel = options.from ? await loadModelDir(options.from) : null;
   try {
     const fromMeta = fromModel ? readMeta(fromModel.meta, options.from!) : null;
@@ -417,7 +491,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     if (options.maxLength !== undefined) maxLength = options.maxLength;
     else if (resumeMeta) maxLength = resumeMeta.maxLength;
     else if (hyper.maxLength !== undefined) maxLength = hyper.maxLength;
-    else maxLength = chooseMaxLength(tokenizer, trainSet.texts, config.maxLength, seed);
+    else maxLength = chooseMaxLength(tokenizer, trainSet.texts, config.maxLength, splitSeed);
     if (!Number.isInteger(maxLength) || maxLength < 2) fail(`--max-length must be a whole number ≥ 2, got ${maxLength}`);
     if (baseMeta) {
       if (maxLength > config.maxLength) fail(`--max-length ${maxLength} is longer than the earlier model's ${config.maxLength} positions: use ${config.maxLength} or less`);
@@ -470,6 +544,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
         fail(`cannot create the output folder ${options.out} (${err.code ?? err.message}): choose another --out`);
       });
       await tokenizer.save(options.out);
+      await removeStaleEnsemble(options.out, log);
       notes.forEach((line) => log(line));
 
       const summary = await train<TextBatch>({
@@ -498,6 +573,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
         resume: options.resume,
         progress: options.progress,
         log,
+        ...(options.onStep ? { onStep: options.onStep } : {}),
         meta: meta as unknown as Record<string, unknown>,
         title: `RevCol text classifier (${presetName ?? 'custom config'})`,
       });

@@ -63,6 +63,8 @@ export interface TrainOptions {
   meta: Record<string, unknown>;
   /** Receives the per-epoch lines (default: stderr). */
   log?: (line: string) => void;
+  /** Called after every step (e.g. to draw progress elsewhere, such as another thread's bar). */
+  onStep?: (progress: StepProgress) => void;
   /** Title of the curves plot. */
   title?: string;
   /**
@@ -70,6 +72,15 @@ export interface TrainOptions {
    * and best.safetensors then use the averaged weights. Default: none.
    */
   ema?: number;
+}
+
+/** Where a run is: epoch (from 1) of epochs, samples seen of the epoch's total, their mean loss. */
+export interface StepProgress {
+  epoch: number;
+  epochs: number;
+  seen: number;
+  total: number;
+  loss: number;
 }
 
 export interface TrainSummary {
@@ -212,6 +223,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
           seen += size;
           lossSum += lossValue * size;
           progress.update(seen, lossSum / seen);
+          options.onStep?.({ epoch: epoch + 1, epochs, seen, total: task.trainSize, loss: lossSum / seen });
         } finally {
           task.disposeBatch?.(batch);
         }

@@ -1,0 +1,196 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import cliProgress from 'cli-progress';
+import { fail, RevcolError } from '../core/errors.js';
+import type { TextExamples } from '../data/text.js';
+import type { StepProgress } from '../train/trainer.js';
+import { type FineTuneOptions, type FineTuneResult, fineTune, TextClassifier } from './classifier.js';
+import { writeEnsembleManifest } from './ensemble-manifest.js';
+import { TextTokenizer } from './tokenizer.js';
+
+/**
+ * Seed ensembles: N models that differ only in their seed (initialisation, batch order,
+ * dropout), each trained as a plain fine-tune into DIR/member-k, and one manifest that makes
+ * DIR load as their average. On the cpu and wasm backends, which use one core each, members
+ * train side by side in child processes.
+ */
+
+/** Messages from a member's process. */
+type WorkerMessage =
+  | { type: 'log'; line: string }
+  | ({ type: 'step' } & StepProgress)
+  | { type: 'done'; result: FineTuneResult }
+  | { type: 'error'; message: string; stack?: string; user: boolean };
+
+type Log = (line: string) => void;
+
+/** Member k (from 1) trains with seed + k - 1, so member 1 is the single model of the same seed. */
+export function memberSeeds(seed: number, members: number): number[] {
+  return Array.from({ length: members }, (_, k) => seed + k);
+}
+
+/** The backend's name as --backend spells it, when members can train in processes of their own on it. */
+function threadableBackend(): 'wasm' | 'cpu' | null {
+  const name = tf.getBackend();
+  return name === 'wasm' || name === 'cpu' ? name : null;
+}
+
+export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, members: number, evalSet: TextExamples): Promise<FineTuneResult> {
+  const { log } = options;
+  const started = performance.now();
+  const seed = options.seed ?? 0;
+  const backend = threadableBackend();
+  const parallel = options.parallel ?? (backend ? Math.min(members, os.availableParallelism()) : 1);
+  if (!Number.isInteger(parallel) || parallel < 1) fail(`--parallel must be a whole number ≥ 1, got ${parallel}`);
+  if (parallel > 1 && !backend) {
+    fail(`--parallel trains members in processes side by side, which needs the cpu or wasm backend (this run uses ${tf.getBackend()}): leave out --parallel, and the members train one after another`);
+  }
+  const threads = Math.min(parallel, members);
+  const seeds = memberSeeds(seed, members);
+  const names = seeds.map((_, k) => `member-${k + 1}`);
+  log(`ensemble of ${members} models (seeds ${seeds.join(', ')}), ${threads > 1 ? `${threads} at a time, each in its own process` : 'one after another'}`);
+
+  const memberOptions = names.map((name, k): FineTuneOptions => {
+    const { log: _log, onStep: _onStep, parallel: _parallel, ...rest } = options;
+    const out = path.join(options.out, name);
+    return {
+      ...rest,
+      ensemble: 1,
+      seed: seeds[k],
+      splitSeed: options.splitSeed ?? seed,
+      out,
+      // A member not started yet starts afresh; one already done has nothing left to do.
+      resume: Boolean(options.resume) && existsSync(path.join(out, 'last.ckpt.safetensors')),
+      ...(backend ? { backend } : {}),
+    };
+  });
+  const results = threads > 1
+    ? await trainInProcesses(memberOptions, threads, log, options.progress !== false)
+    : await trainInTurn(memberOptions, log, options.onStep);
+
+  // The ensemble's folder: the tokenizer (shared by all members), the manifest, its own score.
+  const first = results[0]!;
+  const tokenizer = await TextTokenizer.fromFolder(path.resolve(memberOptions[0]!.out), first.tokenizer);
+  await tokenizer.save(options.out);
+  const manifest = { members: names, seeds, labels: first.labels, maxLength: first.maxLength };
+  await writeEnsembleManifest(options.out, manifest);
+  const classifier = await TextClassifier.load(options.out);
+  let report;
+  try {
+    report = classifier.evaluate(evalSet, 'the evaluation data');
+  } finally {
+    classifier.dispose();
+  }
+  await writeEnsembleManifest(options.out, { ...manifest, eval: { accuracy: report.accuracy, macroF1: report.macroF1, examples: report.examples } });
+  const seconds = (performance.now() - started) / 1000;
+  log(`ensemble of ${members}: accuracy ${(report.accuracy * 100).toFixed(2)}%, macro-F1 ${report.macroF1.toFixed(4)} on ${report.examples} evaluation texts (members: ${results.map((r) => `${(r.summary.bestAccuracy * 100).toFixed(2)}%`).join(', ')})`);
+  return {
+    ...first,
+    outDir: options.out,
+    summary: { ...first.summary, outDir: options.out, seconds },
+    ensemble: { members: results, accuracy: report.accuracy, macroF1: report.macroF1, seeds },
+  };
+}
+
+async function trainInTurn(list: FineTuneOptions[], log: Log, onStep?: (p: StepProgress) => void): Promise<FineTuneResult[]> {
+  const results: FineTuneResult[] = [];
+  for (const [k, options] of list.entries()) {
+    const prefix = `member ${k + 1}/${list.length}: `;
+    results.push(await fineTune({ ...options, log: (line) => log(prefix + line), ...(onStep ? { onStep } : {}) }));
+  }
+  return results;
+}
+
+/**
+ * The member process's script and Node flags. Compiled, it is the .js file beside this one;
+ * from the TypeScript sources (tests, benches), a small .mjs starter registers tsx first.
+ */
+function workerCommand(): { script: string; args: string[] } {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return { script: fileURLToPath(new URL('./ensemble-worker.js', here)), args: [] };
+  return { script: fileURLToPath(new URL('./ensemble-worker-tsx.mjs', here)), args: [new URL('./ensemble-worker.ts', here).href] };
+}
+
+/** Trains the members `processes` at a time; the first failure stops the others and is thrown. */
+function trainInProcesses(list: FineTuneOptions[], processes: number, log: Log, progress: boolean): Promise<FineTuneResult[]> {
+  const { script, args } = workerCommand();
+  const results: FineTuneResult[] = new Array(list.length);
+  const bars = progress && process.stderr.isTTY
+    ? new cliProgress.MultiBar({
+        stream: process.stderr,
+        format: 'member {member} epoch {epoch}/{epochs} {bar} {percentage}% | loss {loss} | {speed} samples/s | ETA {eta_formatted}',
+        hideCursor: true,
+        clearOnComplete: true,
+        etaBuffer: 50,
+      }, cliProgress.Presets.shades_classic)
+    : null;
+  const say = (line: string) => (bars ? bars.log(`${line}\n`) : log(line));
+  const running = new Set<ChildProcess>();
+  let next = 0;
+  let finished = 0;
+  let failed = false;
+  return new Promise<FineTuneResult[]>((resolve, reject) => {
+    const stopAll = (err: Error) => {
+      if (failed) return;
+      failed = true;
+      bars?.stop();
+      for (const child of running) child.kill();
+      reject(err);
+    };
+    const start = (k: number) => {
+      const prefix = `member ${k + 1}/${list.length}: `;
+      // 'advanced': structured clone, so typed arrays and nested results cross intact.
+      const child = fork(script, args, { serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+      running.add(child);
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000); });
+      let bar: cliProgress.SingleBar | null = null;
+      let barEpoch = 0;
+      let epochStarted = 0;
+      let done = false;
+      child.on('message', (m: WorkerMessage) => {
+        if (m.type === 'log') say(prefix + m.line);
+        else if (m.type === 'step') {
+          if (!bars) return;
+          bar ??= bars.create(m.total, 0, { member: k + 1, epoch: m.epoch, epochs: m.epochs, loss: '-', speed: '-' });
+          if (m.epoch !== barEpoch) {
+            barEpoch = m.epoch;
+            epochStarted = performance.now();
+            bar.setTotal(m.total);
+          }
+          const seconds = (performance.now() - epochStarted) / 1000;
+          bar.update(m.seen, { epoch: m.epoch, loss: m.loss.toFixed(4), speed: seconds > 0 ? (m.seen / seconds).toFixed(1) : '-' });
+        } else if (m.type === 'done') {
+          done = true;
+          results[k] = m.result;
+        } else if (m.type === 'error') {
+          done = true;
+          const err = m.user ? new RevcolError(m.message) : Object.assign(new Error(`${prefix}${m.message}`), { stack: m.stack });
+          stopAll(err);
+        }
+      });
+      child.on('error', (err) => stopAll(err));
+      child.on('exit', (code, signal) => {
+        running.delete(child);
+        if (bar) bars?.remove(bar);
+        if (failed) return;
+        if (!done) {
+          const last = stderr.trim().split('\n').slice(-3).join(' | ');
+          return stopAll(new Error(`${prefix}its process ended (${signal ?? `exit code ${code}`}) without a result${last ? `: ${last}` : ''}`));
+        }
+        finished += 1;
+        if (next < list.length) start(next++);
+        else if (finished === list.length) {
+          bars?.stop();
+          resolve(results);
+        }
+      });
+      child.send({ options: list[k] });
+    };
+    while (next < Math.min(processes, list.length)) start(next++);
+  });
+}
