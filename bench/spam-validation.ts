@@ -15,19 +15,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { splitHeldOut, type TextExamples } from '../src/data/text.js';
 import { type FineTuneOptions, fineTune } from '../src/text/classifier.js';
-import { collapseSymbolRuns, loadTask } from '../src/text/tasks.js';
+import { loadTask } from '../src/text/tasks.js';
 import { recordResult } from './lib/record.js';
 
 const [name, json, backend = 'wasm'] = process.argv.slice(2);
 if (!name) throw new Error('usage: npx tsx bench/spam-validation.ts NAME [CHANGES-JSON]');
-const { config: configChanges, validationFraction = 0.1, collapseRuns, ...changes } = JSON.parse(json ?? '{}') as Omit<Partial<FineTuneOptions>, 'config'> & {
+const { config: configChanges, validationFraction = 0.1, ...changes } = JSON.parse(json ?? '{}') as Omit<Partial<FineTuneOptions>, 'config'> & {
   config?: Record<string, unknown>;
   validationFraction?: number;
-  /** As the task source's collapseRuns (tasks/spam.json), applied to the loaded texts. */
-  collapseRuns?: number;
 };
 const task = await loadTask('spam');
-if (collapseRuns !== undefined) task.train.texts = task.train.texts.map((t) => collapseSymbolRuns(t, collapseRuns));
 const { train, eval: validation } = splitHeldOut(task.train, validationFraction, 12345);
 const dir = path.join('runs', 'spam-validation', name);
 mkdirSync(dir, { recursive: true });
@@ -43,7 +40,7 @@ const result = await fineTune({
   eval: path.join(dir, 'validation.jsonl'),
   config: configFile,
   epochs: h.epochs, batchSize: h.batchSize, lr: h.lr, maxLength: h.maxLength,
-  weightDecay: h.weightDecay, warmupEpochs: h.warmupEpochs, labelSmoothing: h.labelSmoothing, ema: h.ema,
+  weightDecay: h.weightDecay, warmupEpochs: h.warmupEpochs, labelSmoothing: h.labelSmoothing, ema: h.ema, collapseRuns: h.collapseRuns,
   ...changes,
   out: path.join(dir, 'model'),
   backend,
@@ -51,7 +48,7 @@ const result = await fineTune({
 });
 const perEpoch = result.summary.epochs.map((e) => e.accuracy as number);
 const line = JSON.stringify({
-  date: new Date().toISOString(), run: name, changes: { ...changes, ...(configChanges ? { config: configChanges } : {}), ...(collapseRuns !== undefined ? { collapseRuns } : {}) }, validationFraction,
+  date: new Date().toISOString(), run: name, changes: { ...changes, ...(configChanges ? { config: configChanges } : {}) }, validationFraction,
   trainExamples: train.texts.length, valExamples: validation.texts.length,
   bestEpoch: result.summary.bestEpoch, bestValAccuracy: result.summary.bestAccuracy, lastValAccuracy: perEpoch[perEpoch.length - 1],
   perEpochValAccuracy: perEpoch, seconds: Math.round((performance.now() - started) / 1000),

@@ -105,6 +105,37 @@ describe('TextClassifier', () => {
 });
 
 describe('helpers', () => {
+  it('keep last: best.safetensors holds the last epoch whatever the evaluation says', async () => {
+    const out = path.join(work, 'ft-last');
+    const result = await fineTune({ train: trainFile, eval: evalFile, out, epochs: 3, lr: 3e-3, keep: 'last', progress: false, log: () => {} });
+    expect(result.keep).toBe('last');
+    expect(result.summary.bestEpoch).toBe(3);
+    expect(result.summary.bestAccuracy).toBe(result.summary.epochs[2]!.accuracy);
+    const ckpt = await loadCheckpoint(path.join(out, 'last.ckpt.safetensors'));
+    const best = await loadModelDir(out);
+    expect(best.epoch).toBe(3);
+    const same = [...ckpt.weights].every(([name, w]) => tf.tidy(() => tf.max(tf.abs(tf.sub(w, best.tensors.get(name)!))).dataSync()[0]) === 0);
+    expect(same).toBe(true);
+    disposeCheckpoint(ckpt);
+    best.tensors.forEach((t) => t.dispose());
+    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), keep: 'first' as 'best', progress: false, log: () => {} })).rejects.toThrow('--keep must be best or last, got first');
+  });
+
+  it('collapseRuns: recorded with the model and applied whenever it classifies', async () => {
+    const out = path.join(work, 'ft-runs');
+    await fineTune({ train: trainFile, eval: evalFile, out, epochs: 1, collapseRuns: 2, progress: false, log: () => {} });
+    const classifier = await TextClassifier.load(out);
+    expect(classifier.meta.collapseRuns).toBe(2);
+    const [long, short] = [classifier.probabilities(['goal ______________ match !!!!!!']), classifier.probabilities(['goal __ match !!'])];
+    expect(Array.from(long)).toEqual(Array.from(short));
+    classifier.dispose();
+    const plain = await TextClassifier.load(path.join(work, 'ft-ema'));
+    expect(plain.meta.collapseRuns).toBeUndefined();
+    expect(Array.from(plain.probabilities(['goal ______________ match !!!!!!']))).not.toEqual(Array.from(plain.probabilities(['goal __ match !!'])));
+    plain.dispose();
+    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), collapseRuns: 1.5, progress: false, log: () => {} })).rejects.toThrow('--collapse-runs must be a whole number ≥ 0 (0: off), got 1.5');
+  });
+
   it('chooseMaxLength covers most texts and respects the cap', async () => {
     const tokenizer = await TextTokenizer.load();
     const texts = Array.from({ length: 40 }, (_, i) => 'word '.repeat(5 + i));

@@ -3,7 +3,7 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { runCli } from '../src/cli/main.js';
+import { runCliCaptured } from './helpers/cli.js';
 
 const root = path.resolve(__dirname, '..');
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-text-cli-'));
@@ -31,20 +31,7 @@ function writeReviews(file: string, rows = 80, seed = 1, labels = ['good', 'bad'
   writeFileSync(file, `\uFEFF${lines.join('\n')}\n`);
 }
 
-/** Runs the CLI in this process; returns exit code, stdout and stderr. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const outSpy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => { stdout += String(chunk); return true; });
-  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => { stderr += String(chunk); return true; });
-  try {
-    const code = await runCli(args);
-    return { code, stdout, stderr };
-  } finally {
-    outSpy.mockRestore();
-    errSpy.mockRestore();
-  }
-}
+const cli = runCliCaptured;
 
 /** Runs the CLI as a user would: a separate node process. */
 function spawnCli(args: string[]) {
@@ -114,11 +101,14 @@ describe('fine-tune, eval, predict on a CSV with default flags', () => {
       expect(total).toBeCloseTo(1, 5);
       expect(p.score).toBe(Math.max(...Object.values(p.probabilities as Record<string, number>)));
     }
-    // --file with a plain text file (one text per line) gives the same as arguments.
+    // --file with a plain text file (one text per line; BOM, CRLF and blank lines allowed) gives the same as arguments.
     const lines = path.join(work, 'lines.txt');
-    writeFileSync(lines, 'a wonderful film\nawful, boring plot\n');
+    writeFileSync(lines, '\uFEFFa wonderful film\r\n\r\nawful, boring plot\n');
     const fromFile = await cli(['predict', '--model', modelDir, '--file', lines, '--json']);
     expect(JSON.parse(fromFile.stdout.trim())).toEqual(preds);
+    const missing = await cli(['predict', '--model', modelDir, '--file', path.join(work, 'no-such.txt')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim().split('\n').at(-1)).toBe(`revcol: ${path.join(work, 'no-such.txt')} does not exist`);
   });
 
   it('with the default epochs it learns the data', async () => {

@@ -1,10 +1,10 @@
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
-import { runCli } from '../src/cli/main.js';
 import { fineTune, readTextExamples, TextClassifier } from '../src/index.js';
+import { runCliCaptured } from './helpers/cli.js';
 import { writeTopics } from './helpers/text-data.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-text-ensemble-'));
@@ -31,18 +31,7 @@ async function probabilities(dir: string): Promise<Float32Array> {
 
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const outSpy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => { stdout += String(chunk); return true; });
-  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => { stderr += String(chunk); return true; });
-  try {
-    return { code: await runCli(args), stdout, stderr };
-  } finally {
-    outSpy.mockRestore();
-    errSpy.mockRestore();
-  }
-}
+const cli = runCliCaptured;
 
 describe('seed ensembles', () => {
   const inTurn = path.join(work, 'in-turn');

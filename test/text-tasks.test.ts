@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { RevcolError } from '../src/core/errors.js';
-import { countLabels } from '../src/data/text.js';
+import { collapseSymbolRuns, countLabels } from '../src/data/text.js';
 import { TEXT_PRESETS, configObject, validateConfig } from '../src/text/presets.js';
-import { collapseSymbolRuns, loadTask, spamAssassinText, taskNames } from '../src/text/tasks.js';
+import { loadTask, spamAssassinText, taskNames } from '../src/text/tasks.js';
 
 describe('built-in tasks', () => {
   it('lists spam, and an unknown task is a one-line error naming the tasks', async () => {

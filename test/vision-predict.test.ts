@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import sharp from 'sharp';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { runCli } from '../src/cli/main.js';
+import { runCliCaptured } from './helpers/cli.js';
 import { imageBatch } from '../src/cli/vision-predict.js';
 import { readNpy, serializeNpy } from '../src/io/npy.js';
 import { saveWeights } from '../src/train/checkpoint.js';
@@ -15,26 +15,8 @@ import { RevColVision, VISION_PRESETS } from '../src/vision/index.js';
 const PARITY = fileURLToPath(new URL('../../shared/reference/parity/', import.meta.url));
 const tmp = mkdtempSync(path.join(tmpdir(), 'revcol-vision-predict-'));
 
-/** Runs the CLI in-process, capturing what it writes. */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    const code = await runCli(['vision', 'predict', '--backend', 'cpu', ...args]);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+/** `revcol vision predict --backend cpu ARGS`, in this process. */
+const cli = (...args: string[]) => runCliCaptured(['vision', 'predict', '--backend', 'cpu', ...args]);
 
 /** The one `revcol: ...` line of a failed run (the backend line aside). */
 function errorLine(stderr: string): string {

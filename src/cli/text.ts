@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { fail } from '../core/errors.js';
-import { readTextExamples, type TextExamples } from '../data/text.js';
+import { readTextExamples, readTextLines, type TextExamples } from '../data/text.js';
 import { type TextEvaluationReport, fineTune, type FineTuneResult, TextClassifier } from '../text/classifier.js';
 import { presetNames } from '../text/presets.js';
 import { loadTask, taskNames } from '../text/tasks.js';
@@ -45,14 +44,17 @@ function printSummary(r: FineTuneResult): void {
   out(`labels (eval):  ${counts(r.labelCounts.eval)}`);
   out(`truncated to ${r.maxLength} tokens: ${r.truncated.train} of ${r.trainExamples} training texts, ${r.truncated.eval} of ${r.evalExamples} evaluation texts`);
   if (r.skipped.train || r.skipped.eval) out(`skipped rows without text or label: ${r.skipped.train} (train), ${r.skipped.eval} (eval)`);
+  const kept = (m: FineTuneResult) => (m.keep === 'last'
+    ? `last epoch kept: ${m.summary.bestEpoch} of ${m.summary.epochs.length}, accuracy ${pct(m.summary.bestAccuracy)}`
+    : `best epoch: ${m.summary.bestEpoch} of ${m.summary.epochs.length}, accuracy ${pct(m.summary.bestAccuracy)}`);
   if (r.ensemble) {
     const e = r.ensemble;
-    e.members.forEach((m, k) => out(`member ${k + 1} (seed ${e.seeds[k]}): best epoch ${m.summary.bestEpoch} of ${m.summary.epochs.length}, accuracy ${pct(m.summary.bestAccuracy)}`));
+    e.members.forEach((m, k) => out(`member ${k + 1} (seed ${e.seeds[k]}): ${kept(m)}`));
     out(`ensemble of ${e.members.length}: accuracy ${pct(e.accuracy)}, macro-F1 ${e.macroF1.toFixed(4)}; ${s.seconds.toFixed(1)} s`);
     out(`saved: ${r.outDir}/ensemble.json and ${r.outDir}/member-1 … member-${e.members.length} (each with best.safetensors, last.ckpt.safetensors, metrics.jsonl, curves.png, curves.html)`);
     return;
   }
-  if (s.bestEpoch > 0) out(`best epoch: ${s.bestEpoch} of ${s.epochs.length}, accuracy ${pct(s.bestAccuracy)}; ${s.seconds.toFixed(1)} s`);
+  if (s.bestEpoch > 0) out(`${kept(r)}; ${s.seconds.toFixed(1)} s`);
   out(`saved: ${r.outDir}/best.safetensors (and last.ckpt.safetensors, metrics.jsonl, curves.png, curves.html)`);
 }
 
@@ -90,12 +92,14 @@ export function registerTextCommands(program: Command): void {
     .option('--lr <x>', 'peak learning rate of AdamW (default 1e-3; 3e-4 with --from)', positive('--lr'))
     .option('--max-length <n>', 'tokens per text (default: covers 95% of the training texts, up to the preset\'s limit)', integer('--max-length'))
     .option('--label-smoothing <x>', 'label smoothing of the cross-entropy (default: the task\'s, else 0)', fraction('--label-smoothing'))
+    .addOption(new Option('--keep <which>', 'which epoch best.safetensors keeps: the best on the evaluation data, or the last (default: last with --task, whose evaluation data is its test split; else best)').choices(['best', 'last']))
+    .option('--collapse-runs <n>', 'cut runs of one repeated symbol (lines of ____ or ****, one token per character) to N characters, in training and when classifying (default: the task\'s, else off)', integer('--collapse-runs'))
     .option('--ema <decay>', 'evaluate and save a moving average of the weights with this decay, e.g. 0.999 (default: the task\'s, else none)', fraction('--ema'))
     .option('--out <dir>', 'output folder (default runs/text-<data name>)')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .option('--seed <n>', 'seed of initialisation, shuffling and dropout', wholeOrZero, 0)
     .option('--ensemble <n>', 'train N models (seeds seed … seed+N-1) and average their probabilities; the folder loads as one model (default: the task\'s, else 1)', integer('--ensemble'))
-    .option('--parallel <n>', 'ensemble members trained at once, each in its own thread, on the cpu or wasm backend (default: the CPU cores, at most N)', integer('--parallel'))
+    .option('--parallel <n>', 'ensemble members trained at once, each in its own process, on the cpu or wasm backend (default: the CPU cores, at most N)', integer('--parallel'))
     .addOption(new Option('--mode <mode>', 'backward pass: reversible (memory-saving) or plain autodiff').choices(['reversible', 'plain']))
     .option('--no-progress', 'no progress bar, one line per epoch')
     .addHelpText('after', `
@@ -125,6 +129,8 @@ Examples:
       lr: opts.lr,
       maxLength: opts.maxLength,
       labelSmoothing: opts.labelSmoothing,
+      collapseRuns: opts.collapseRuns,
+      keep: opts.keep,
       ema: opts.ema,
       out: opts.out ?? defaultOut(opts),
       resume: opts.resume,
@@ -220,11 +226,5 @@ async function readPredictFile(file: string, textColumn: string): Promise<string
   if (/\.(csv|tsv|tab|jsonl|ndjson)$/i.test(file)) {
     return (await readTextExamples(file, { textColumn, requireLabels: false })).texts;
   }
-  let content: string;
-  try {
-    content = await readFile(file, 'utf8');
-  } catch (err) {
-    fail(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  return content.replace(/^\uFEFF/, '').split(/\r?\n/).filter((line) => line.trim() !== '');
+  return readTextLines(file);
 }

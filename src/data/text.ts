@@ -367,3 +367,35 @@ export class LabelMap {
     return [...this.names];
   }
 }
+
+/** The non-empty lines of a plain-text file, one text each, streamed (a UTF-8 BOM is dropped). */
+export async function readTextLines(file: string): Promise<string[]> {
+  const source = createReadStream(file, { encoding: 'utf8' });
+  const lines = createInterface({ input: source, crlfDelay: Infinity });
+  const texts: string[] = [];
+  try {
+    for await (const raw of lines) {
+      const line = texts.length === 0 ? raw.replace(/^\uFEFF/, '') : raw;
+      if (line.trim() !== '') texts.push(line);
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') fail(`${file} does not exist`);
+    if (code === 'EISDIR') fail(`${file} is a folder; give a text file with one text per line`);
+    fail(`cannot read ${file}: ${code ?? (err as Error).message}`);
+  } finally {
+    lines.close();
+    source.destroy();
+  }
+  return texts;
+}
+
+/**
+ * Cuts every run of one repeated symbol (not a letter, digit or space) to `keep` characters.
+ * BERT-style tokenizers make each punctuation character a token of its own, so a rule of 70
+ * underscores or asterisks in a mail would fill 70 of the model's positions.
+ */
+export function collapseSymbolRuns(text: string, keep: number): string {
+  const re = new RegExp(`([^\\p{L}\\p{N}\\s])\\1{${keep},}`, 'gu');
+  return text.replace(re, (run) => run.slice(0, keep * (run.codePointAt(0)! > 0xffff ? 2 : 1)));
+}

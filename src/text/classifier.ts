@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ensureBackend, useBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
-import { countLabels, LabelMap, readTextExamples, seededPermutation, splitHeldOut, type TextExamples } from '../data/text.js';
+import { collapseSymbolRuns, countLabels, LabelMap, readTextExamples, seededPermutation, splitHeldOut, type TextExamples } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
 import { confusionMatrix } from '../train/losses.js';
 import { type StepProgress, train, type TrainSummary } from '../train/trainer.js';
@@ -167,6 +167,8 @@ export interface TextModelMeta {
   maxLength: number;
   preset?: string;
   task?: string;
+  /** Runs of one repeated symbol were cut to this many characters before tokenizing (training and classifying alike). */
+  collapseRuns?: number;
 }
 
 function readMeta(meta: Record<string, unknown>, where: string): TextModelMeta {
@@ -248,7 +250,13 @@ export class TextClassifier {
   probabilities(texts: string[], batchSize = 64): Float32Array {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('classify takes an array of strings');
     if (texts.length === 0) return new Float32Array(0);
-    return predictAveraged(this.models, new EncodedTexts(this.tokenizer, texts, this.maxLength), batchSize);
+    return predictAveraged(this.models, new EncodedTexts(this.tokenizer, this.prepare(texts), this.maxLength), batchSize);
+  }
+
+  /** Texts as the model was trained on them (the same symbol-run cut). */
+  private prepare(texts: string[]): string[] {
+    const runs = this.meta.collapseRuns;
+    return runs ? texts.map((t) => collapseSymbolRuns(t, runs)) : texts;
   }
 
   /** The most likely label, its probability, and every label's probability, per text. */
@@ -269,7 +277,7 @@ export class TextClassifier {
   /** Accuracy, macro-F1, per-class scores and confusion on labelled examples. */
   evaluate(examples: TextExamples, where = 'the evaluation data'): TextEvaluationReport {
     const trueIds = this.labels.ids(examples.labels, where);
-    const data = new EncodedTexts(this.tokenizer, examples.texts, this.maxLength, trueIds);
+    const data = new EncodedTexts(this.tokenizer, this.prepare(examples.texts), this.maxLength, trueIds);
     const probs = predictAveraged(this.models, data);
     return textClassificationReport(trueIds, argmaxRows(probs, this.labels.size), this.labels.names, data.truncated);
   }
@@ -303,6 +311,18 @@ export interface FineTuneOptions {
   weightDecay?: number;
   warmupEpochs?: number;
   labelSmoothing?: number;
+  /**
+   * Cut every run of one repeated symbol (e.g. a line of 70 underscores, which a BERT tokenizer
+   * makes 70 tokens) to this many characters, in training and whenever the model classifies.
+   * 0: off (default: the task's, else off).
+   */
+  collapseRuns?: number;
+  /**
+   * Which epoch best.safetensors keeps: the best on the evaluation set, or the last. Default:
+   * 'last' with a task (its evaluation set is its test split, which must not choose the
+   * model; its accuracy is still shown every epoch), else 'best'.
+   */
+  keep?: 'best' | 'last';
   /** Keep an exponential moving average of the weights with this decay; it is what gets evaluated and saved. 0 or absent: none (unless the task sets one). */
   ema?: number;
   out: string;
@@ -346,6 +366,8 @@ export interface FineTuneResult {
   lr: number;
   /** Whether the columns came from --from, and whether the head was kept. */
   from: { dir: string; keptHead: boolean } | null;
+  /** Which epoch best.safetensors holds: the best on the evaluation set, or the last. */
+  keep: 'best' | 'last';
   /** For an ensemble: each member's result, and the averaged model's scores on the evaluation set. */
   ensemble?: { members: FineTuneResult[]; accuracy: number; macroF1: number; seeds: number[] };
 }
@@ -395,7 +417,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
 }
 
 /** What fine-tune trains and evaluates on, and what a task brings along. */
-export interface PreparedTextData {
+interface PreparedTextData {
   trainSet: TextExamples;
   evalSet: TextExamples;
   labelMap: LabelMap;
@@ -409,7 +431,7 @@ export interface PreparedTextData {
 }
 
 /** Reads the training and evaluation texts (a task's splits, files, or a held-out part). */
-export async function prepareTextData(options: FineTuneOptions, splitSeed: number): Promise<PreparedTextData> {
+async function prepareTextData(options: FineTuneOptions, splitSeed: number): Promise<PreparedTextData> {
   const notes: string[] = [];
   let sets: Omit<PreparedTextData, 'labelMap' | 'trainIds' | 'evalIds'>;
   if (options.task) {
@@ -510,6 +532,11 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     const labelSmoothing = options.labelSmoothing ?? hyper.labelSmoothing ?? 0;
     if (!(labelSmoothing >= 0 && labelSmoothing < 1)) fail(`--label-smoothing must be in [0, 1), got ${labelSmoothing}`);
     const ema = options.ema ?? hyper.ema ?? 0;
+    const keep = options.keep ?? (options.task ? 'last' : 'best');
+    if (keep !== 'best' && keep !== 'last') fail(`--keep must be best or last, got ${String(keep)}`);
+    const collapseRuns = options.collapseRuns ?? hyper.collapseRuns ?? baseMeta?.collapseRuns ?? 0;
+    if (!(Number.isInteger(collapseRuns) && collapseRuns >= 0)) fail(`--collapse-runs must be a whole number ≥ 0 (0: off), got ${collapseRuns}`);
+    const prepare = (texts: string[]) => (collapseRuns ? texts.map((t) => collapseSymbolRuns(t, collapseRuns)) : texts);
     if (!(ema >= 0 && ema < 1)) fail(`--ema must be in [0, 1) (0: no weight average), got ${ema}`);
 
     const model = new RevColText(config, seed);
@@ -528,8 +555,8 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         notes.push(`starting from ${options.from}: ${keptHead ? 'same labels, keeping its head' : 'new labels, new classification head'}`);
       }
 
-      const trainData = new EncodedTexts(tokenizer, trainSet.texts, maxLength, trainIds);
-      const evalData = new EncodedTexts(tokenizer, evalSet.texts, maxLength, evalIds);
+      const trainData = new EncodedTexts(tokenizer, prepare(trainSet.texts), maxLength, trainIds);
+      const evalData = new EncodedTexts(tokenizer, prepare(evalSet.texts), maxLength, evalIds);
       const meta: TextModelMeta = {
         family: 'text',
         config,
@@ -538,6 +565,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         maxLength,
         ...(presetName ? { preset: presetName } : {}),
         ...(options.task ? { task: options.task } : {}),
+        ...(collapseRuns ? { collapseRuns } : {}),
       };
       const { mkdir } = await import('node:fs/promises');
       await mkdir(options.out, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
@@ -568,6 +596,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         weightDecay,
         warmupEpochs,
         ...(ema > 0 ? { ema } : {}),
+        keep,
         clipNorm: 1.0,
         seed,
         resume: options.resume,
@@ -594,6 +623,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         batchSize,
         lr,
         from: options.from && !resumeMeta ? { dir: options.from, keptHead } : null,
+        keep,
       };
     } finally {
       model.dispose();

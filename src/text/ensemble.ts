@@ -33,8 +33,8 @@ export function memberSeeds(seed: number, members: number): number[] {
   return Array.from({ length: members }, (_, k) => seed + k);
 }
 
-/** The backend's name as --backend spells it, when members can train in processes of their own on it. */
-function threadableBackend(): 'wasm' | 'cpu' | null {
+/** The backend's name as --backend spells it when it computes on one core, so that members can train side by side. */
+function oneCoreBackend(): 'wasm' | 'cpu' | null {
   const name = tf.getBackend();
   return name === 'wasm' || name === 'cpu' ? name : null;
 }
@@ -43,16 +43,16 @@ export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, 
   const { log } = options;
   const started = performance.now();
   const seed = options.seed ?? 0;
-  const backend = threadableBackend();
+  const backend = oneCoreBackend();
   const parallel = options.parallel ?? (backend ? Math.min(members, os.availableParallelism()) : 1);
   if (!Number.isInteger(parallel) || parallel < 1) fail(`--parallel must be a whole number ≥ 1, got ${parallel}`);
   if (parallel > 1 && !backend) {
     fail(`--parallel trains members in processes side by side, which needs the cpu or wasm backend (this run uses ${tf.getBackend()}): leave out --parallel, and the members train one after another`);
   }
-  const threads = Math.min(parallel, members);
+  const atOnce = Math.min(parallel, members);
   const seeds = memberSeeds(seed, members);
   const names = seeds.map((_, k) => `member-${k + 1}`);
-  log(`ensemble of ${members} models (seeds ${seeds.join(', ')}), ${threads > 1 ? `${threads} at a time, each in its own process` : 'one after another'}`);
+  log(`ensemble of ${members} models (seeds ${seeds.join(', ')}), ${atOnce > 1 ? `${atOnce} at a time, each in its own process` : 'one after another'}`);
 
   const memberOptions = names.map((name, k): FineTuneOptions => {
     const { log: _log, onStep: _onStep, parallel: _parallel, ...rest } = options;
@@ -68,8 +68,8 @@ export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, 
       ...(backend ? { backend } : {}),
     };
   });
-  const results = threads > 1
-    ? await trainInProcesses(memberOptions, threads, log, options.progress !== false)
+  const results = atOnce > 1
+    ? await trainInProcesses(memberOptions, atOnce, log, options.progress !== false)
     : await trainInTurn(memberOptions, log, options.onStep);
 
   // The ensemble's folder: the tokenizer (shared by all members), the manifest, its own score.
@@ -106,7 +106,7 @@ async function trainInTurn(list: FineTuneOptions[], log: Log, onStep?: (p: StepP
 }
 
 /**
- * The member process's script and Node flags. Compiled, it is the .js file beside this one;
+ * The member process's script and its arguments. Compiled, it is the .js file beside this one;
  * from the TypeScript sources (tests, benches), a small .mjs starter registers tsx first.
  */
 function workerCommand(): { script: string; args: string[] } {

@@ -4,4 +4,4 @@ export { TEXT_PRESETS, getPreset, presetNames, presetForDataSize, readConfigFile
 export * from './classifier.js';
 export { TextTokenizer, type EncodedBatch, type TokenizerLoadOptions, DEFAULT_TOKENIZER, SHIPPED_TOKENIZERS } from './tokenizer.js';
 export { loadTask, taskNames, type TaskDefinition, type TaskHyper } from './tasks.js';
-export { readTextExamples, splitHeldOut, LabelMap, type TextExamples, type ReadTextOptions } from '../data/text.js';
+export { collapseSymbolRuns, readTextExamples, splitHeldOut, LabelMap, type TextExamples, type ReadTextOptions } from '../data/text.js';

@@ -19,6 +19,8 @@ export interface TaskHyper {
   ema?: number;
   /** Models trained with different seeds whose probabilities are averaged (fine-tune --ensemble). */
   ensemble?: number;
+  /** Cut runs of one repeated symbol to this many before tokenizing (fine-tune --collapse-runs). */
+  collapseRuns?: number;
 }
 
 /** A built-in task: where its data comes from, its fixed train/test split, and a starting recipe. */
@@ -92,6 +94,7 @@ export async function loadTask(name: string): Promise<TaskDefinition> {
   }
   if (hyperRaw.ema !== undefined) hyper.ema = field<number>(hyperRaw, 'ema', (v) => typeof v === 'number' && v >= 0 && v < 1, where);
   if (hyperRaw.ensemble !== undefined) hyper.ensemble = field<number>(hyperRaw, 'ensemble', (v) => Number.isInteger(v) && (v as number) >= 1, where);
+  if (hyperRaw.collapseRuns !== undefined) hyper.collapseRuns = field<number>(hyperRaw, 'collapseRuns', (v) => Number.isInteger(v) && (v as number) >= 1, where);
   const testFraction = field<number>(split, 'testFraction', (v) => typeof v === 'number' && v > 0 && v < 1, where);
   const seed = field<number>(split, 'seed', (v) => Number.isInteger(v), where);
 
@@ -172,16 +175,6 @@ export function spamAssassinText(raw: string, keep: readonly string[] | 'all' = 
   return `${lines.join('\n')}\n\n${body}`;
 }
 
-/**
- * Cuts every run of one repeated symbol (not a letter, digit or space) to `keep` characters.
- * BERT-style tokenizers make each punctuation character a token of its own, so a rule of 70
- * underscores or asterisks in a mail would fill 70 of the model's positions.
- */
-export function collapseSymbolRuns(text: string, keep: number): string {
-  const re = new RegExp(`([^\\p{L}\\p{N}\\s])\\1{${keep},}`, 'gu');
-  return text.replace(re, (run) => run.slice(0, keep * (run.codePointAt(0)! > 0xffff ? 2 : 1)));
-}
-
 function spamAssassinExamples(source: Json, where: string): { examples: TextExamples; groups: string[] } {
   const labelsOf = source.labels;
   if (!isObject(labelsOf)) fail(`${where}: source.labels must map each label to its corpus groups`);
@@ -195,8 +188,6 @@ function spamAssassinExamples(source: Json, where: string): { examples: TextExam
     fail(`${where}: source.headers must be "all" or a list of header names such as ["Subject"]`);
   }
   const keep = headers as string[] | 'all';
-  const runs = source.collapseRuns;
-  if (runs !== undefined && !(Number.isInteger(runs) && (runs as number) >= 1)) fail(`${where}: source.collapseRuns must be a whole number ≥ 1 (the longest run of one symbol kept)`);
   const texts: string[] = [];
   const labels: string[] = [];
   const groups: string[] = [];
@@ -205,8 +196,7 @@ function spamAssassinExamples(source: Json, where: string): { examples: TextExam
   for (const message of readSpamCorpus()) {
     const label = labelOfGroup.get(message.group);
     if (label === undefined) fail(`${where}: corpus group ${message.group} has no label in source.labels`);
-    const whole = spamAssassinText(message.text, keep);
-    const text = runs === undefined ? whole : collapseSymbolRuns(whole, runs as number);
+    const text = spamAssassinText(message.text, keep);
     // The corpus holds some messages twice (same subject and body, different headers); keep the
     // first. Compare subject and body only, so that no message's content lands in both splits.
     const content = spamAssassinText(message.text, ['Subject']);

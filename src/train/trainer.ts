@@ -63,7 +63,13 @@ export interface TrainOptions {
   meta: Record<string, unknown>;
   /** Receives the per-epoch lines (default: stderr). */
   log?: (line: string) => void;
-  /** Called after every step (e.g. to draw progress elsewhere, such as another thread's bar). */
+  /**
+   * Which epoch's weights best.safetensors keeps: the one with the best evaluation accuracy
+   * (default), or always the last one, for when the evaluation set must not choose the model
+   * (a task's test split).
+   */
+  keep?: 'best' | 'last';
+  /** Called after every step (e.g. to draw progress elsewhere, such as another process's bar). */
   onStep?: (progress: StepProgress) => void;
   /** Title of the curves plot. */
   title?: string;
@@ -238,7 +244,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       row.seconds = (performance.now() - epochStart) / 1000;
       rows.push(row);
 
-      const improved = best === null || row.accuracy > best.accuracy;
+      const improved = options.keep === 'last' || best === null || row.accuracy > best.accuracy;
       if (improved) {
         best = { epoch: epoch + 1, accuracy: row.accuracy, metrics: { ...evaluation } };
         await saveWeights(bestFile, task.model, options.meta, { epoch: epoch + 1, metrics: row });
@@ -250,7 +256,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       });
       await writeFileAtomic(metricsFile, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
       await writeCurves(outDir, rows, options.title);
-      progress.endEpoch(epochLine(row, epochs, seen, improved));
+      progress.endEpoch(epochLine(row, epochs, seen, improved ? (options.keep === 'last' ? '  (saved)' : '  (best so far, saved)') : ''));
     }
   } finally {
     progress.stop();
@@ -267,7 +273,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
   };
 }
 
-function epochLine(row: EpochMetrics, epochs: number, seen: number, improved: boolean): string {
+function epochLine(row: EpochMetrics, epochs: number, seen: number, saved: string): string {
   const speed = row.seconds > 0 ? Math.round(seen / row.seconds) : 0;
   const extras = Object.entries(row)
     .filter(([k]) => !['epoch', 'step', 'loss', 'lr', 'seconds', 'accuracy'].includes(k))
@@ -279,6 +285,6 @@ function epochLine(row: EpochMetrics, epochs: number, seen: number, improved: bo
     ...extras,
     `lr ${row.lr.toExponential(2)}`,
     `${speed} samples/s`,
-    `${row.seconds.toFixed(1)} s${improved ? '  (best so far, saved)' : ''}`,
+    `${row.seconds.toFixed(1)} s${saved}`,
   ].join('  ');
 }
