@@ -107,6 +107,19 @@ describe('revcol vision predict', () => {
     expect(text.stdout).toMatch(/batch\.npy\[1\]: (cat|dog|eel) \d+\.\d%/);
   });
 
+  it('a --model folder too large for wasm: one line, exit 1', async () => {
+    // A header that says revcol-xl over a nano's tensors (the size check reads the config from
+    // the file's header, before any tensor is loaded), so the test needs no 3 GiB file.
+    const run = path.join(tmp, 'run-xl');
+    mkdirSync(run, { recursive: true });
+    const nanoModel = new RevColVision({ ...VISION_PRESETS['revcol-nano-32'], numClasses: 3 }, 4);
+    await saveWeights(path.join(run, 'best.safetensors'), nanoModel, { family: 'vision', config: { ...VISION_PRESETS['revcol-xl'] }, labels: ['a', 'b', 'c'] });
+    nanoModel.dispose();
+    const { code, stderr } = await runCliCaptured(['vision', 'predict', '--backend', 'wasm', '--model', run, npyFile('xl2.npy', '<f4', [1, 3, 224, 224])]);
+    expect(code).toBe(1);
+    expect(errorLine(stderr)).toMatch(/the model in .*run-xl has 3\.1 GiB of weights and inference needs about 6\.2 GiB, more than the wasm backend's 4 GiB/);
+  });
+
   const nano = ['--preset', 'revcol-nano-32'];
   const badCases: Array<[string, () => string[], RegExp]> = [
     ['a float64 .npy', () => [...nano, npyFile('f64.npy', '<f8', [1, 3, 32, 32])], /dtype float64.*float32/],

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { fail } from '../core/errors.js';
 import { loadVisionData, isMnist } from '../data/load.js';
 import { classificationReport, predictClasses, type ClassificationReport, type VisionDataSource } from '../data/vision-dataset.js';
-import { loadModelDir } from '../train/checkpoint.js';
+import { loadModelDir, readModelMeta } from '../train/checkpoint.js';
 import { RevColVision } from '../vision/model.js';
 import { type VisionConfig, visionParameterCount } from '../vision/presets.js';
 import { addBackendOption, backendFromOptions, fitBackendToModel } from './common.js';
@@ -38,11 +38,12 @@ function visionMeta(meta: Record<string, unknown>, dir: string): { config: Visio
 export async function evaluateVision(options: VisionEvalOptions): Promise<VisionEvalResult> {
   if (!options.model) fail('--model is required: the --out folder of revcol vision train');
   if (!options.data) fail('--data is required: give mnist or a folder laid out as DIR/<class>/*.png|jpg|jpeg');
+  // The backend is fitted to the model's size from the file's header, before any tensor is made.
+  const { config, labels, data: trainedOn } = visionMeta((await readModelMeta(options.model)).meta, options.model);
+  await fitBackendToModel(visionParameterCount(config), 'inference', `the model in ${options.model}`);
   const loaded = await loadModelDir(options.model);
   let model: RevColVision | null = null;
   try {
-    const { config, labels, data: trainedOn } = visionMeta(loaded.meta, options.model);
-    await fitBackendToModel(visionParameterCount(config), 'inference', `the model in ${options.model}`);
     model = new RevColVision(config);
     model.loadStateDict(loaded.tensors, `the weights in ${loaded.file}`);
     let split: string;

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { fail, shapeString } from '../core/errors.js';
 import { readNpy } from '../io/npy.js';
 import { openSafetensors } from '../io/safetensors.js';
-import { loadModelDir } from '../train/checkpoint.js';
+import { loadModelDir, readModelMeta } from '../train/checkpoint.js';
 import { RevColVision } from '../vision/model.js';
 import { type VisionConfig, visionPresetNames, sizeMultiple, validateVisionConfig, visionConfig, visionParameterCount } from '../vision/presets.js';
 import { loadReleaseWeights } from '../vision/weights.js';
@@ -45,13 +45,14 @@ async function loadModel(options: VisionPredictOptions): Promise<{ model: RevCol
   if (sources.length !== 1) fail(`give exactly one of --model DIR, --preset NAME or --config FILE.json${sources.length ? ` (got ${sources.join(' and ')})` : ''}`);
   if (options.model) {
     if (options.weights) fail('--weights goes with --preset or --config; a --model folder has its own weights');
+    // The backend is fitted to the model's size from the file's header, before any tensor is made.
+    const { meta, file } = await readModelMeta(options.model);
+    if (meta.family !== undefined && meta.family !== 'vision') fail(`${options.model} holds a ${String(meta.family)} model, not a vision one`);
+    if (!meta.config) fail(`${options.model} has no vision model config in its metadata: pass the --out folder of revcol vision train`);
+    const config = validateVisionConfig(meta.config, `the model config in ${file}`);
+    await fitBackendToModel(visionParameterCount(config), 'inference', `the model in ${options.model}`);
     const loaded = await loadModelDir(options.model);
     try {
-      const meta = loaded.meta;
-      if (meta.family !== undefined && meta.family !== 'vision') fail(`${options.model} holds a ${String(meta.family)} model, not a vision one`);
-      if (!meta.config) fail(`${options.model} has no vision model config in its metadata: pass the --out folder of revcol vision train`);
-      const config = validateVisionConfig(meta.config, `the model config in ${loaded.file}`);
-      await fitBackendToModel(visionParameterCount(config), 'inference', `the model in ${options.model}`);
       const model = new RevColVision(config);
       try {
         model.loadStateDict(loaded.tensors, `the weights in ${loaded.file}`);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import type { Module } from '../core/module.js';
-import { type DeferredTensor, type RawTensor, readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { type DeferredTensor, openSafetensors, type RawTensor, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { AdamW, AdamWState } from './optimizer.js';
 
 /** File names inside a training run's output folder. */
@@ -164,20 +164,32 @@ async function isFile(p: string): Promise<boolean> {
  * when no best exists. A .safetensors file written by saveWeights or saveCheckpoint may be
  * given directly too.
  */
-export async function loadModelDir(dir: string): Promise<LoadedModel> {
-  let file: string;
-  if (dir.endsWith('.safetensors') && (await isFile(dir))) {
-    file = dir;
-  } else {
-    const stat = await fs.stat(dir).catch(() => null);
-    if (!stat) fail(`model folder ${dir} does not exist: pass the --out folder of a training run`);
-    if (!stat.isDirectory()) fail(`${dir} is not a model folder: pass the --out folder of a training run (it holds ${BEST_FILE})`);
-    const best = path.join(dir, BEST_FILE);
-    const last = path.join(dir, LAST_FILE);
-    if (await isFile(best)) file = best;
-    else if (await isFile(last)) file = last;
-    else fail(`${dir} is not a model folder (no ${BEST_FILE} or ${LAST_FILE} in it): pass the --out folder of a training run`);
+/** The file a model folder names (best.safetensors, else last.ckpt.safetensors), or the .safetensors file given. */
+async function modelFile(dir: string): Promise<string> {
+  if (dir.endsWith('.safetensors') && (await isFile(dir))) return dir;
+  const stat = await fs.stat(dir).catch(() => null);
+  if (!stat) fail(`model folder ${dir} does not exist: pass the --out folder of a training run`);
+  if (!stat.isDirectory()) fail(`${dir} is not a model folder: pass the --out folder of a training run (it holds ${BEST_FILE})`);
+  const best = path.join(dir, BEST_FILE);
+  const last = path.join(dir, LAST_FILE);
+  if (await isFile(best)) return best;
+  if (await isFile(last)) return last;
+  fail(`${dir} is not a model folder (no ${BEST_FILE} or ${LAST_FILE} in it): pass the --out folder of a training run`);
+}
+
+/** A model folder's metadata (family, config, labels, …) from its file's header, without reading any tensor. */
+export async function readModelMeta(dir: string): Promise<{ meta: Record<string, unknown>; file: string }> {
+  const file = await modelFile(dir);
+  const reader = await openSafetensors(file);
+  try {
+    return { meta: (parseHeader(reader.metadata, file).meta ?? {}) as Record<string, unknown>, file };
+  } finally {
+    await reader.close();
   }
+}
+
+export async function loadModelDir(dir: string): Promise<LoadedModel> {
+  const file = await modelFile(dir);
   // A training checkpoint's optimizer moments and averages are not read: they are twice the weights' size.
   const { tensors, metadata } = await readSafetensors(file, { include: (name, m) => m.format !== CHECKPOINT_FORMAT || name.startsWith('model.') });
   const header = parseHeader(metadata, file);
