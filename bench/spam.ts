@@ -55,9 +55,9 @@ if (evaluation.code !== 0) {
   process.exit(1);
 }
 const report = JSON.parse(evaluation.stdout.trim().split('\n').pop()!);
-// eval scores best.safetensors, the epoch with the best test accuracy; the last epoch's figure
-// (from metrics.jsonl) is the one no choice was made on. An ensemble has them per member, and
-// its last checkpoints' average is scored here too.
+// eval scores best.safetensors: with --task, the last epoch (before, the epoch with the best
+// test accuracy). An ensemble's per-member epochs are recorded too, and the average of its
+// members' last checkpoints is scored here whichever epoch they kept.
 const perEpoch = async (dir: string) => (await fs.readFile(path.resolve(root, dir, 'metrics.jsonl'), 'utf8'))
   .split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { epoch?: number; accuracy?: number })
   .filter((r) => typeof r.epoch === 'number' && typeof r.accuracy === 'number');

@@ -53,6 +53,9 @@ describe('vision train / eval on MNIST (smoke)', () => {
     const resumed = await trainVision({ data: 'mnist', limit: 64, preset: 'revcol-nano-32', epochs: 2, batchSize: 32, out, resume: true, ...quiet });
     expect(resumed.summary.resumedFromEpoch).toBe(1);
     expect(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+    // MNIST's test split chooses nothing: best.safetensors holds the last epoch.
+    expect(resumed.summary.bestEpoch).toBe(2);
+    expect(JSON.parse((await readSafetensors(path.join(out, 'best.safetensors'))).metadata.revcol).epoch).toBe(2);
     expect(tf.memory().numTensors).toBe(before);
 
     // Eval from the saved model: accuracy, per-class accuracy, confusion matrix.

@@ -69,6 +69,12 @@ export interface VisionTrainOptions {
   labelSmoothing?: number;
   /** Decay of the evaluated weight average; 0 for none. */
   ema?: number;
+  /**
+   * Which epoch best.safetensors keeps: the best on the test data, or the last. Default: last
+   * for MNIST and --eval-data (test sets, which must not choose the model; their accuracy is
+   * still shown every epoch), best for a held-out part of --data.
+   */
+  keep?: 'best' | 'last';
   out?: string;
   resume?: boolean;
   mode?: 'reversible' | 'plain';
@@ -166,6 +172,8 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
   const labelSmoothing = options.labelSmoothing ?? DEFAULT_LABEL_SMOOTHING;
   const ema = options.ema ?? DEFAULT_EMA;
   if (!(ema >= 0 && ema < 1)) fail(`--ema must be in [0, 1) (0 turns the weight average off), got ${ema}`);
+  const keep = options.keep ?? (isMnist(options.data) || options.evalData ? 'last' : 'best');
+  if (keep !== 'best' && keep !== 'last') fail(`--keep must be best or last, got ${String(keep)}`);
   const augment = { ...defaultAugment(data.kind, config.inputSize), ...(options.flip === false ? { flip: false } : {}) };
 
   await fitBackendToModel(visionParameterCount(config), 'training', resumed ? 'the resumed model' : modelName);
@@ -198,6 +206,7 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
         minLr: lr * 0.01,
         clipNorm: 5,
         ema: ema > 0 ? ema : undefined,
+        keep,
         seed,
         resume: options.resume ?? false,
         progress: options.progress ?? true,
@@ -217,7 +226,7 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
       },
     );
     log(
-      `revcol: best test accuracy ${(summary.bestAccuracy * 100).toFixed(2)}% at epoch ${summary.bestEpoch} ` +
+      `revcol: ${keep === 'last' ? `last epoch (${summary.bestEpoch}) kept` : `best epoch ${summary.bestEpoch}`}, test accuracy ${(summary.bestAccuracy * 100).toFixed(2)}% ` +
         `(${summary.seconds.toFixed(0)} s); model in ${out}`,
     );
     return { out, summary, config, classNames: data.classNames, presetName, modelName, augment, epochs, lr, batchSize };
@@ -247,6 +256,7 @@ export function registerVisionTrain(vision: Command): void {
     .option('--weight-decay <x>', 'AdamW weight decay', num('--weight-decay'), DEFAULT_WEIGHT_DECAY)
     .option('--label-smoothing <x>', 'label smoothing', num('--label-smoothing'), DEFAULT_LABEL_SMOOTHING)
     .option('--ema <decay>', 'evaluate and save a moving average of the weights with this decay, e.g. 0.999 (0: off)', num('--ema'), DEFAULT_EMA)
+    .addOption(new Option('--keep <which>', 'which epoch best.safetensors keeps: the best on the test data, or the last (default: last for mnist and --eval-data, which are test sets; best for a held-out part)').choices(['best', 'last']))
     .option('--out <DIR>', 'output folder (default: runs/vision-<data name>)')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .addOption(new Option('--mode <mode>', 'reversible (memory-saving backward) or plain autodiff').choices(['reversible', 'plain']).default('reversible'))
@@ -265,7 +275,8 @@ Examples:
   $ revcol vision train --data mnist --out runs/mnist --resume   # continue an interrupted run
   $ revcol vision eval --model runs/vision-mnist --data mnist
 
-Files in --out: best.safetensors (best test accuracy), last.ckpt.safetensors (for --resume),
+Files in --out: best.safetensors (the model: the last epoch's, or the best on a held-out part;
+see --keep), last.ckpt.safetensors (for --resume),
 metrics.jsonl, curves.png and curves.html. Corrupt or non-image files in a folder are skipped
 with a warning naming each one.`,
   );
@@ -283,6 +294,7 @@ with a warning naming each one.`,
       weightDecay: opts.weightDecay as number,
       labelSmoothing: opts.labelSmoothing as number,
       ema: opts.ema as number,
+      keep: opts.keep as 'best' | 'last' | undefined,
       out: opts.out as string | undefined,
       resume: Boolean(opts.resume),
       mode: opts.mode as 'reversible' | 'plain',
