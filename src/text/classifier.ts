@@ -508,12 +508,16 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     }
     if (options.mode) config.reversible = options.mode === 'reversible';
 
+    const collapseRuns = options.collapseRuns ?? hyper.collapseRuns ?? baseMeta?.collapseRuns ?? 0;
+    if (!(Number.isInteger(collapseRuns) && collapseRuns >= 0)) fail(`--collapse-runs must be a whole number ≥ 0 (0: off), got ${collapseRuns}`);
+    const prepare = (texts: string[]) => (collapseRuns ? texts.map((t) => collapseSymbolRuns(t, collapseRuns)) : texts);
+
     // Lengths: the flag, the task's, the earlier model's, or what covers 95% of the texts.
     let maxLength: number;
     if (options.maxLength !== undefined) maxLength = options.maxLength;
     else if (resumeMeta) maxLength = resumeMeta.maxLength;
     else if (hyper.maxLength !== undefined) maxLength = hyper.maxLength;
-    else maxLength = chooseMaxLength(tokenizer, trainSet.texts, config.maxLength, splitSeed);
+    else maxLength = chooseMaxLength(tokenizer, prepare(trainSet.texts), config.maxLength, splitSeed);
     if (!Number.isInteger(maxLength) || maxLength < 2) fail(`--max-length must be a whole number ≥ 2, got ${maxLength}`);
     if (baseMeta) {
       if (maxLength > config.maxLength) fail(`--max-length ${maxLength} is longer than the earlier model's ${config.maxLength} positions: use ${config.maxLength} or less`);
@@ -534,9 +538,6 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     const ema = options.ema ?? hyper.ema ?? 0;
     const keep = options.keep ?? (options.task ? 'last' : 'best');
     if (keep !== 'best' && keep !== 'last') fail(`--keep must be best or last, got ${String(keep)}`);
-    const collapseRuns = options.collapseRuns ?? hyper.collapseRuns ?? baseMeta?.collapseRuns ?? 0;
-    if (!(Number.isInteger(collapseRuns) && collapseRuns >= 0)) fail(`--collapse-runs must be a whole number ≥ 0 (0: off), got ${collapseRuns}`);
-    const prepare = (texts: string[]) => (collapseRuns ? texts.map((t) => collapseSymbolRuns(t, collapseRuns)) : texts);
     if (!(ema >= 0 && ema < 1)) fail(`--ema must be in [0, 1) (0: no weight average), got ${ema}`);
 
     const model = new RevColText(config, seed);
