@@ -39,9 +39,10 @@ export async function evaluateVision(options: VisionEvalOptions): Promise<Vision
   if (!options.model) fail('--model is required: the --out folder of revcol vision train');
   if (!options.data) fail('--data is required: give mnist or a folder laid out as DIR/<class>/*.png|jpg|jpeg');
   // The backend is fitted to the model's size from the file's header, before any tensor is made.
-  const { config, labels, data: trainedOn } = visionMeta((await readModelMeta(options.model)).meta, options.model);
+  const { meta, file } = await readModelMeta(options.model);
+  const { config, labels, data: trainedOn } = visionMeta(meta, options.model);
   await fitBackendToModel(visionParameterCount(config), 'inference', `the model in ${options.model}`);
-  const loaded = await loadModelDir(options.model);
+  const loaded = await loadModelDir(file);
   let model: RevColVision | null = null;
   try {
     model = new RevColVision(config);

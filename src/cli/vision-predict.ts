@@ -51,7 +51,7 @@ async function loadModel(options: VisionPredictOptions): Promise<{ model: RevCol
     if (!meta.config) fail(`${options.model} has no vision model config in its metadata: pass the --out folder of revcol vision train`);
     const config = validateVisionConfig(meta.config, `the model config in ${file}`);
     await fitBackendToModel(visionParameterCount(config), 'inference', `the model in ${options.model}`);
-    const loaded = await loadModelDir(options.model);
+    const loaded = await loadModelDir(file);
     try {
       const model = new RevColVision(config);
       try {

@@ -159,11 +159,6 @@ async function isFile(p: string): Promise<boolean> {
   return fs.stat(p).then((s) => s.isFile(), () => false);
 }
 
-/**
- * Reads a trained model from a run's folder: DIR/best.safetensors, or DIR/last.ckpt.safetensors
- * when no best exists. A .safetensors file written by saveWeights or saveCheckpoint may be
- * given directly too.
- */
 /** The file a model folder names (best.safetensors, else last.ckpt.safetensors), or the .safetensors file given. */
 async function modelFile(dir: string): Promise<string> {
   if (dir.endsWith('.safetensors') && (await isFile(dir))) return dir;
@@ -188,6 +183,11 @@ export async function readModelMeta(dir: string): Promise<{ meta: Record<string,
   }
 }
 
+/**
+ * Reads a trained model from a run's folder: DIR/best.safetensors, or DIR/last.ckpt.safetensors
+ * when no best exists. A .safetensors file written by saveWeights or saveCheckpoint may be
+ * given directly too.
+ */
 export async function loadModelDir(dir: string): Promise<LoadedModel> {
   const file = await modelFile(dir);
   // A training checkpoint's optimizer moments and averages are not read: they are twice the weights' size.
