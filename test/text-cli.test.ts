@@ -108,7 +108,7 @@ describe('fine-tune, eval, predict on a CSV with default flags', () => {
     expect(JSON.parse(fromFile.stdout.trim())).toEqual(preds);
     const missing = await cli(['predict', '--model', modelDir, '--file', path.join(work, 'no-such.txt')]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr.trim().split('\n').at(-1)).toBe(`revcol: ${path.join(work, 'no-such.txt')} does not exist`);
+    expect(missing.stderr.trim().split('\n').at(-1)).toBe(`revcol: cannot read ${path.join(work, 'no-such.txt')}: no such file; check the path`);
   });
 
   it('with the default epochs it learns the data', async () => {

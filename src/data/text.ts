@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { parse as parseCsvStream } from 'csv-parse';
 import { RevcolError, fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
+import { openUserFile } from '../io/atomic.js';
 
 /** Labelled (or, for prediction, unlabelled) texts read from a file. */
 export interface TextExamples {
@@ -370,7 +371,7 @@ export class LabelMap {
 
 /** The non-empty lines of a plain-text file, one text each, streamed (a UTF-8 BOM is dropped). */
 export async function readTextLines(file: string): Promise<string[]> {
-  const source = createReadStream(file, { encoding: 'utf8' });
+  const source = (await openUserFile(file)).createReadStream({ encoding: 'utf8' });
   const lines = createInterface({ input: source, crlfDelay: Infinity });
   const texts: string[] = [];
   try {
@@ -378,11 +379,6 @@ export async function readTextLines(file: string): Promise<string[]> {
       const line = texts.length === 0 ? raw.replace(/^\uFEFF/, '') : raw;
       if (line.trim() !== '') texts.push(line);
     }
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') fail(`${file} does not exist`);
-    if (code === 'EISDIR') fail(`${file} is a folder; give a text file with one text per line`);
-    fail(`cannot read ${file}: ${code ?? (err as Error).message}`);
   } finally {
     lines.close();
     source.destroy();
