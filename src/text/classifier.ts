@@ -135,6 +135,11 @@ function predictEncoded(model: RevColText, data: EncodedTexts, batchSize = 64): 
   return out;
 }
 
+/** Texts as a model sees them: with runs of one symbol cut when it was trained so (collapseRuns > 0). */
+function asTrained(texts: string[], collapseRuns = 0): string[] {
+  return collapseRuns ? texts.map((t) => collapseSymbolRuns(t, collapseRuns)) : texts;
+}
+
 /** The mean of several models' probabilities (one model: its own). */
 function predictAveraged(models: RevColText[], data: EncodedTexts, batchSize = 64): Float32Array {
   if (models.length === 1) return predictEncoded(models[0]!, data, batchSize);
@@ -250,13 +255,7 @@ export class TextClassifier {
   probabilities(texts: string[], batchSize = 64): Float32Array {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('classify takes an array of strings');
     if (texts.length === 0) return new Float32Array(0);
-    return predictAveraged(this.models, new EncodedTexts(this.tokenizer, this.prepare(texts), this.maxLength), batchSize);
-  }
-
-  /** Texts as the model was trained on them (the same symbol-run cut). */
-  private prepare(texts: string[]): string[] {
-    const runs = this.meta.collapseRuns;
-    return runs ? texts.map((t) => collapseSymbolRuns(t, runs)) : texts;
+    return predictAveraged(this.models, new EncodedTexts(this.tokenizer, asTrained(texts, this.meta.collapseRuns), this.maxLength), batchSize);
   }
 
   /** The most likely label, its probability, and every label's probability, per text. */
@@ -277,7 +276,7 @@ export class TextClassifier {
   /** Accuracy, macro-F1, per-class scores and confusion on labelled examples. */
   evaluate(examples: TextExamples, where = 'the evaluation data'): TextEvaluationReport {
     const trueIds = this.labels.ids(examples.labels, where);
-    const data = new EncodedTexts(this.tokenizer, this.prepare(examples.texts), this.maxLength, trueIds);
+    const data = new EncodedTexts(this.tokenizer, asTrained(examples.texts, this.meta.collapseRuns), this.maxLength, trueIds);
     const probs = predictAveraged(this.models, data);
     return textClassificationReport(trueIds, argmaxRows(probs, this.labels.size), this.labels.names, data.truncated);
   }
@@ -510,14 +509,14 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
 
     const collapseRuns = options.collapseRuns ?? hyper.collapseRuns ?? baseMeta?.collapseRuns ?? 0;
     if (!(Number.isInteger(collapseRuns) && collapseRuns >= 0)) fail(`--collapse-runs must be a whole number ≥ 0 (0: off), got ${collapseRuns}`);
-    const prepare = (texts: string[]) => (collapseRuns ? texts.map((t) => collapseSymbolRuns(t, collapseRuns)) : texts);
+    const trainTexts = asTrained(trainSet.texts, collapseRuns);
 
     // Lengths: the flag, the task's, the earlier model's, or what covers 95% of the texts.
     let maxLength: number;
     if (options.maxLength !== undefined) maxLength = options.maxLength;
     else if (resumeMeta) maxLength = resumeMeta.maxLength;
     else if (hyper.maxLength !== undefined) maxLength = hyper.maxLength;
-    else maxLength = chooseMaxLength(tokenizer, prepare(trainSet.texts), config.maxLength, splitSeed);
+    else maxLength = chooseMaxLength(tokenizer, trainTexts, config.maxLength, splitSeed);
     if (!Number.isInteger(maxLength) || maxLength < 2) fail(`--max-length must be a whole number ≥ 2, got ${maxLength}`);
     if (baseMeta) {
       if (maxLength > config.maxLength) fail(`--max-length ${maxLength} is longer than the earlier model's ${config.maxLength} positions: use ${config.maxLength} or less`);
@@ -556,8 +555,8 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         notes.push(`starting from ${options.from}: ${keptHead ? 'same labels, keeping its head' : 'new labels, new classification head'}`);
       }
 
-      const trainData = new EncodedTexts(tokenizer, prepare(trainSet.texts), maxLength, trainIds);
-      const evalData = new EncodedTexts(tokenizer, prepare(evalSet.texts), maxLength, evalIds);
+      const trainData = new EncodedTexts(tokenizer, trainTexts, maxLength, trainIds);
+      const evalData = new EncodedTexts(tokenizer, asTrained(evalSet.texts, collapseRuns), maxLength, evalIds);
       const meta: TextModelMeta = {
         family: 'text',
         config,
