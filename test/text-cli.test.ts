@@ -4,31 +4,28 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCliCaptured } from './helpers/cli.js';
+import { type CueVocabulary, cueTextRows } from './helpers/text-data.js';
 
 const root = path.resolve(__dirname, '..');
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-text-cli-'));
 
-/** A small two-class CSV with quoted fields, embedded commas and newlines, and a UTF-8 BOM. */
-function writeReviews(file: string, rows = 80, seed = 1, labels = ['good', 'bad']): void {
-  let s = seed;
-  const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
-  const pick = <T>(a: T[]) => a[Math.floor(rnd() * a.length)];
-  const cue: Record<string, string[]> = {
+const REVIEWS: CueVocabulary = {
+  cue: {
     good: ['great', 'wonderful', 'loved', 'excellent', 'superb'],
     bad: ['terrible', 'awful', 'hated', 'boring', 'dreadful'],
     meh: ['fine', 'okay', 'average'],
-  };
-  const filler = ['the', 'movie', 'was', 'plot', 'acting', 'and', 'a', 'film', 'story', 'really'];
-  const lines = ['text,label'];
-  for (let i = 0; i < rows; i++) {
-    const label = labels[i % labels.length];
-    const words = Array.from({ length: 4 + Math.floor(rnd() * 8) }, () => pick(filler));
-    words.splice(Math.floor(rnd() * words.length), 0, pick(cue[label]), pick(cue[label]));
-    let text = words.join(' ');
-    if (i % 7 === 0) text = `"He said, ""${pick(cue[label])}""\nthen ${text}"`;
-    lines.push(`${text},${label}`);
-  }
-  writeFileSync(file, `\uFEFF${lines.join('\n')}\n`);
+  },
+  filler: ['the', 'movie', 'was', 'plot', 'acting', 'and', 'a', 'film', 'story', 'really'],
+  minWords: 4,
+  extraWords: 8,
+};
+
+/** A small two-class CSV with quoted fields, embedded commas and newlines, and a UTF-8 BOM. */
+function writeReviews(file: string, rows = 80, seed = 1, labels = ['good', 'bad']): void {
+  const quoted = (text: string, label: string, i: number, pick: <T>(a: T[]) => T) =>
+    (i % 7 === 0 ? `"He said, ""${pick(REVIEWS.cue[label]!)}""\nthen ${text}"` : text);
+  const lines = cueTextRows(rows, seed, labels, REVIEWS, quoted).map((r) => `${r.text},${r.label}`);
+  writeFileSync(file, `\uFEFF${['text,label', ...lines].join('\n')}\n`);
 }
 
 const cli = runCliCaptured;
