@@ -3,7 +3,7 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { runCliCaptured } from './helpers/cli.js';
+import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
 import { type CueVocabulary, cueTextRows } from './helpers/text-data.js';
 
 const root = path.resolve(__dirname, '..');
@@ -34,16 +34,6 @@ const cli = runCliCaptured;
 function spawnCli(args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** A user mistake: exit 1 and exactly one line `revcol: ...` on stderr (after the backend line), no stack. */
-function expectOneLineError(r: { code: number | null; stderr: string }, pattern: RegExp): void {
-  expect(r.code).toBe(1);
-  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('revcol: using backend'));
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(/^revcol: /);
-  expect(lines[0]).toMatch(pattern);
-  expect(r.stderr).not.toMatch(/\n\s+at /);
 }
 
 const train = path.join(work, 'reviews.csv');

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdamW, accuracy, bceWithLogits, clipByGlobalNorm, defaultNoWeightDecay, softmaxCrossEntropy, warmupCosine } from '../src/index.js';
+import { AdamW, accuracy, bceWithLogits, clipByGlobalNorm, defaultNoWeightDecay, softmaxCrossEntropy, sparseCrossEntropy, warmupCosine } from '../src/index.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -180,6 +180,19 @@ describe('losses', () => {
     const loss = softmaxCrossEntropy(logits, y, eps);
     expect(loss.dataSync()[0]).toBeCloseTo(directCE(eps), 5);
     tf.dispose([logits, y, loss]);
+  });
+  it('sparse cross-entropy (masked LM) has the direct value, and its written-out gradient equals autodiff\'s', () => {
+    const logits = tf.tensor2d(logitsData);
+    const y = tf.tensor1d(labels, 'int32');
+    const value = sparseCrossEntropy(logits, y);
+    const grad = tf.grad((x: tf.Tensor) => sparseCrossEntropy(x as tf.Tensor2D, y))(logits);
+    expect(value.dataSync()[0]).toBeCloseTo(directCE(0), 5);
+    const reference = tf.grad((x: tf.Tensor) => softmaxCrossEntropy(x, y))(logits);
+    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(grad, reference))).dataSync()[0]);
+    expect(diff).toBeLessThan(1e-6);
+    expect(tf.tidy(() => tf.max(tf.abs(reference)).dataSync()[0])).toBeGreaterThan(0.1);
+    expect(() => sparseCrossEntropy(logits, tf.tensor1d([0, 1], 'int32'))).toThrow(/one target per row/);
+    tf.dispose([logits, y, value, grad, reference]);
   });
   it('binary cross-entropy with logits is the direct formula and stays finite for large logits', () => {
     const x = [0.3, -1.2, 2.0, 0.0];

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
 
 export type BackendName = 'auto' | 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 export type ConcreteBackendName = Exclude<BackendName, 'auto'>;
@@ -225,6 +226,7 @@ async function loadWebgpuBackend(): Promise<void> {
   if (!dawnGpu) fail("backend 'webgpu' was not probed; call useBackend('webgpu')");
   installNavigatorGpu(dawnGpu);
   const module = await import('@tensorflow/tfjs-backend-webgpu');
+  registerWebgpuKernelFixes(); // the module's import registered its kernels
   if (tf.engine().registryFactory.webgpu !== undefined) return;
   // The module was imported earlier, before navigator.gpu existed: register it here.
   const gpu = dawnGpu;

@@ -2,6 +2,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { fail } from '../core/errors.js';
 import { readTextExamples, readTextLines, type TextExamples } from '../data/text.js';
 import { type TextEvaluationReport, fineTune, type FineTuneResult, TextClassifier } from '../text/classifier.js';
+import { pretrain } from '../text/pretrain.js';
 import { presetNames } from '../text/presets.js';
 import { loadTask, taskNames } from '../text/tasks.js';
 import { addBackendOption, backendFromOptions } from './common.js';
@@ -21,11 +22,12 @@ const fraction = (what: string) => (value: string): number => {
   if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${what} must be a number in [0, 1)`);
   return n;
 };
-const wholeOrZero = (value: string): number => {
+const wholeOrZeroOf = (what: string) => (value: string): number => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('the seed must be a whole number ≥ 0');
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${what} must be a whole number ≥ 0`);
   return n;
 };
+const wholeOrZero = wholeOrZeroOf('the seed');
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -72,7 +74,7 @@ function printReport(r: TextEvaluationReport): void {
   r.labels.forEach((label, i) => out(`${label.padEnd(width)}  ${r.confusion[i].map((n) => String(n).padStart(cell)).join('  ')}`));
 }
 
-/** Registers `fine-tune`, `eval` and `predict` (the text classifier's commands). */
+/** Registers `fine-tune`, `pretrain`, `eval` and `predict` (the text commands). */
 export function registerTextCommands(program: Command): void {
   const fineTuneCmd = program
     .command('fine-tune')
@@ -95,6 +97,7 @@ export function registerTextCommands(program: Command): void {
     .addOption(new Option('--keep <which>', 'which epoch best.safetensors keeps: the best on the evaluation data, or the last (default: last with --task, whose evaluation data is its test split; else best)').choices(['best', 'last']))
     .option('--collapse-runs <n>', 'cut runs of one repeated symbol (lines of ____ or ****, one token per character) to N characters, in training and when classifying (default: the task\'s, else off)', integer('--collapse-runs'))
     .option('--ema <decay>', 'evaluate and save a moving average of the weights with this decay, e.g. 0.999 (default: the task\'s, else none)', fraction('--ema'))
+    .option('--pretrain-epochs <n>', 'first pre-train the model on the training texts (masked LM) for N epochs, kept in OUT/pretrained, then fine-tune from it (default: the task\'s, else 0: none)', wholeOrZeroOf('--pretrain-epochs'))
     .option('--out <dir>', 'output folder (default runs/text-<data name>)')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .option('--seed <n>', 'seed of initialisation, shuffling and dropout', wholeOrZero, 0)
@@ -106,7 +109,8 @@ export function registerTextCommands(program: Command): void {
 Examples:
   revcol fine-tune --train reviews.csv                       # defaults suited to the data
   revcol fine-tune --train data.tsv --text-column body --label-column topic --out runs/topics
-  revcol fine-tune --task spam --out runs/spam               # the SpamAssassin task (an ensemble of 4)
+  revcol fine-tune --task spam --out runs/spam               # the SpamAssassin task (its recipe: tasks/spam.json)
+  revcol fine-tune --train mail.csv --pretrain-epochs 5      # masked-LM pre-training on the texts first
   revcol fine-tune --train reviews.csv --ensemble 3           # 3 seeds, averaged; 2 at a time on 2 cores
   revcol fine-tune --train more.csv --from runs/topics --epochs 3
   revcol fine-tune --train big.jsonl --preset text-small --max-length 256 --backend wasm`);
@@ -132,6 +136,7 @@ Examples:
       collapseRuns: opts.collapseRuns,
       keep: opts.keep,
       ema: opts.ema,
+      pretrainEpochs: opts.pretrainEpochs,
       out: opts.out ?? defaultOut(opts),
       resume: opts.resume,
       seed: opts.seed,
@@ -141,6 +146,64 @@ Examples:
       progress: opts.progress,
     });
     printSummary(result);
+  });
+
+  const pretrainCmd = program
+    .command('pretrain')
+    .description('Pre-train a RevCol text model\'s embeddings and columns on unlabelled texts (masked LM), to fine-tune from with --from.')
+    .option('--train <file>', 'texts: CSV, TSV or JSONL with a text column (labels not needed)')
+    .option('--task <name>', `a built-in task's training texts instead of --train: ${taskNames().join(', ') || 'see tasks/'}`)
+    .option('--text-column <name>', 'column (or JSONL field) holding the text', 'text')
+    .option('--tokenizer <dir|name>', 'tokenizer folder or Hugging Face Hub name (default: the shipped bert-base-uncased); it needs a [MASK] token')
+    .option('--allow-network', 'allow downloading a Hub tokenizer')
+    .addOption(new Option('--preset <name>', `model size (default: the task's, else chosen from the data size): ${presetNames().join(', ')}`).conflicts('config'))
+    .option('--config <file>', 'model config as JSON (a TextConfig, or {"preset": "text-tiny", ...overrides})')
+    .option('--epochs <n>', 'epochs (default 10)', integer('--epochs'))
+    .option('--batch-size <n>', 'texts per step (default 32)', integer('--batch-size'))
+    .option('--lr <x>', 'peak learning rate of AdamW (default 2e-3)', positive('--lr'))
+    .option('--max-length <n>', 'tokens per text (default: the task\'s, else covers 95% of the texts, up to the preset\'s limit)', integer('--max-length'))
+    .option('--mask-fraction <x>', 'share of tokens the model must predict (default 0.15; BERT\'s 80% [MASK], 10% random, 10% kept)', fraction('--mask-fraction'))
+    .option('--collapse-runs <n>', 'cut runs of one repeated symbol to N characters (use the same N when fine-tuning)', integer('--collapse-runs'))
+    .option('--out <dir>', 'output folder (default runs/pretrain-<data name>)')
+    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .option('--seed <n>', 'seed of initialisation, masking, shuffling and dropout', wholeOrZero, 0)
+    .addOption(new Option('--mode <mode>', 'backward pass: reversible (memory-saving) or plain autodiff').choices(['reversible', 'plain']))
+    .option('--no-progress', 'no progress bar, one line per epoch')
+    .addHelpText('after', `
+Each epoch reports the share of masked tokens predicted right on 5% of the texts held out.
+Examples:
+  revcol pretrain --train mail.csv --out runs/mail-lm --epochs 10
+  revcol fine-tune --train labelled.csv --from runs/mail-lm     # then fine-tune from it
+  revcol pretrain --task spam --preset text-tiny --out runs/spam-lm`);
+  addBackendOption(pretrainCmd);
+  pretrainCmd.action(async (opts) => {
+    if (!opts.train === !opts.task) fail('pretrain needs exactly one of --train FILE or --task NAME');
+    await backendFromOptions(opts);
+    const outDir = opts.out ?? defaultOut(opts).replace(/^runs\/text-/, 'runs/pretrain-');
+    const r = await pretrain({
+      train: opts.train,
+      task: opts.task,
+      textColumn: opts.textColumn,
+      tokenizer: opts.tokenizer,
+      allowNetwork: opts.allowNetwork,
+      preset: opts.preset,
+      config: opts.config,
+      epochs: opts.epochs,
+      batchSize: opts.batchSize,
+      lr: opts.lr,
+      maxLength: opts.maxLength,
+      maskFraction: opts.maskFraction,
+      collapseRuns: opts.collapseRuns,
+      out: outDir,
+      resume: opts.resume,
+      seed: opts.seed,
+      mode: opts.mode,
+      progress: opts.progress,
+    });
+    const last = r.summary.epochs[r.summary.epochs.length - 1];
+    out(`model: ${r.preset ?? 'custom config'} (${r.config.columns} columns, widths ${r.config.hidden.join('/')}, blocks ${r.config.layers.join('/')}), max length ${r.maxLength}`);
+    out(`pre-trained on ${r.trainTexts} texts for ${r.epochs} epochs; masked tokens right on ${r.heldOutTexts} held-out texts: ${last ? pct(last.accuracy) : 'n/a'}; ${r.summary.seconds.toFixed(1)} s`);
+    out(`saved: ${r.outDir}/best.safetensors; fine-tune from it with: revcol fine-tune --from ${r.outDir} --train FILE`);
   });
 
   const evalCmd = program

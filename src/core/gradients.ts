@@ -72,7 +72,8 @@ export function lossAndGradients(
 
   if (options.mode === 'plain') {
     const colVars = columns.trainableParameters();
-    const all = [...stemVars, ...colVars, ...headVars];
+    // A variable the stem and a head share (a tied embedding) is differentiated once.
+    const all = [...new Set([...stemVars, ...colVars, ...headVars])];
     const xs: tf.Tensor[] = options.inputGradient ? [...all, input] : all;
     const { value, grads } = tf.engine().gradients(
       () => {

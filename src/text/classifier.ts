@@ -1,17 +1,19 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { ensureBackend, useBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
-import { collapseSymbolRuns, countLabels, LabelMap, readTextExamples, seededPermutation, splitHeldOut, type TextExamples } from '../data/text.js';
+import { collapseSymbolRuns, countLabels, LabelMap, readTextExamples, splitHeldOut, type TextExamples } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
 import { confusionMatrix } from '../train/losses.js';
 import { type StepProgress, train, type TrainSummary } from '../train/trainer.js';
+import { chooseMaxLength, disposeBatch, EncodedTexts, lengthGroupedBatches } from './encoded.js';
 import { RevColText, type TextBatch } from './model.js';
+import { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, pretrain } from './pretrain.js';
 import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
 import { loadTask, type TaskHyper } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
+export { chooseMaxLength, lengthGroupedBatches } from './encoded.js';
 import { ENSEMBLE_FILE, readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.js';
 
 /** Class probabilities of one text, pipeline style. */
@@ -65,56 +67,6 @@ export function textClassificationReport(trueIds: ArrayLike<number>, predicted: 
     confusion,
     truncated,
   };
-}
-
-/** Token ids and masks of a data set, encoded once and cut into batches on demand. */
-class EncodedTexts {
-  readonly ids: Int32Array;
-  readonly mask: Int32Array;
-  readonly lengths: Int32Array;
-  readonly truncated: number;
-  constructor(tokenizer: TextTokenizer, texts: string[], readonly maxLength: number, readonly labels?: Int32Array) {
-    const enc = tokenizer.encode(texts, maxLength);
-    this.ids = enc.inputIds.dataSync() as Int32Array;
-    this.mask = enc.attentionMask.dataSync() as Int32Array;
-    this.truncated = enc.truncated;
-    enc.inputIds.dispose();
-    enc.attentionMask.dispose();
-    this.lengths = new Int32Array(texts.length);
-    for (let i = 0; i < texts.length; i++) {
-      let n = 0;
-      for (let j = 0; j < maxLength; j++) n += this.mask[i * maxLength + j] ? 1 : 0;
-      this.lengths[i] = n;
-    }
-  }
-  get size(): number {
-    return this.lengths.length;
-  }
-  /**
-   * A batch of the given rows, cut to its longest text: padded positions do not change a
-   * model's output, so the shorter tensor gives the same result for less work.
-   */
-  batch(rows: number[]): TextBatch {
-    const t = this.maxLength;
-    let width = 1;
-    for (const r of rows) width = Math.max(width, this.lengths[r]);
-    width = Math.min(t, Math.ceil(width / 8) * 8);
-    const ids = new Int32Array(rows.length * width);
-    const mask = new Int32Array(rows.length * width);
-    rows.forEach((r, i) => {
-      ids.set(this.ids.subarray(r * t, r * t + width), i * width);
-      mask.set(this.mask.subarray(r * t, r * t + width), i * width);
-    });
-    return {
-      inputIds: tf.tensor2d(ids, [rows.length, width], 'int32'),
-      attentionMask: tf.tensor2d(mask, [rows.length, width], 'int32'),
-      labels: tf.tensor1d(this.labels ? rows.map((r) => this.labels![r]) : new Array(rows.length).fill(0), 'int32'),
-    };
-  }
-}
-
-function disposeBatch(b: TextBatch): void {
-  tf.dispose([b.inputIds, b.attentionMask, b.labels]);
 }
 
 /** Probabilities [n, classes] of encoded texts, in batches, in eval mode. */
@@ -174,7 +126,12 @@ export interface TextModelMeta {
   task?: string;
   /** Runs of one repeated symbol were cut to this many characters before tokenizing (training and classifying alike). */
   collapseRuns?: number;
+  /** Set on a pre-training checkpoint ('masked-lm'): columns without a classifier, to fine-tune from. */
+  objective?: string;
 }
+
+/** The sub-folder of a fine-tune's output that holds its masked-LM pre-training (--pretrain-epochs). */
+export const PRETRAINED_DIR = 'pretrained';
 
 function readMeta(meta: Record<string, unknown>, where: string): TextModelMeta {
   if (meta.family !== 'text') {
@@ -222,6 +179,7 @@ export class TextClassifier {
         const loaded = await loadModelDir(memberDir);
         try {
           const meta = readMeta(loaded.meta, memberDir);
+          if (meta.objective === MASKED_LM_OBJECTIVE) fail(`${memberDir} is a pre-trained (masked-LM) model with no classifier: fine-tune it first (revcol fine-tune --from ${memberDir} --train FILE)`);
           if (!first) {
             first = meta;
             source = manifest ? path.join(dir, ENSEMBLE_FILE) : loaded.file;
@@ -322,6 +280,12 @@ export interface FineTuneOptions {
    * model; its accuracy is still shown every epoch), else 'best'.
    */
   keep?: 'best' | 'last';
+  /**
+   * Masked-LM pre-training epochs on the training texts before fine-tuning (0: none; default:
+   * the task's, else none). The pre-trained model is kept in OUT/pretrained and fine-tuning
+   * starts from it, as with --from. Not with --from.
+   */
+  pretrainEpochs?: number;
   /** Keep an exponential moving average of the weights with this decay; it is what gets evaluated and saved. 0 or absent: none (unless the task sets one). */
   ema?: number;
   out: string;
@@ -372,17 +336,6 @@ export interface FineTuneResult {
 }
 
 const HELD_OUT_FRACTION = 0.1;
-
-/**
- * A max length that covers most texts: the 95th percentile of token counts, rounded up to a
- * multiple of 32, between 32 and the cap.
- */
-export function chooseMaxLength(tokenizer: TextTokenizer, texts: string[], cap: number, seed = 0): number {
-  const sample = texts.length > 2000 ? seededPermutation(texts.length, seed).slice(0, 2000).map((i) => texts[i]) : texts;
-  const counts = tokenizer.countTokens(sample, cap).sort((a, b) => a - b);
-  const p95 = counts[Math.min(counts.length - 1, Math.floor(counts.length * 0.95))] ?? cap;
-  return Math.max(Math.min(32, cap), Math.min(cap, Math.ceil(p95 / 32) * 32));
-}
 
 /** Epochs that give small data sets enough steps and large ones a few passes. */
 export function chooseEpochs(trainExamples: number, batchSize: number): number {
@@ -465,6 +418,39 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
   // Notes are printed once everything is checked, so that a mistake is the only line shown.
   const notes = [...data.notes];
 
+  const pretrainEpochs = options.from ? 0 : options.pretrainEpochs ?? hyper.pretrainEpochs ?? 0;
+  if (!(Number.isInteger(pretrainEpochs) && pretrainEpochs >= 0)) fail(`--pretrain-epochs must be a whole number ≥ 0, got ${pretrainEpochs}`);
+  if (options.from && options.pretrainEpochs) fail('--from starts from a model already trained: leave out --pretrain-epochs');
+  if (pretrainEpochs > 0) {
+    // Self-pre-training on the training texts (never the evaluation texts), then fine-tuning from it.
+    const pretrainedDir = path.join(options.out, PRETRAINED_DIR);
+    const fineTuneStarted = existsSync(path.join(options.out, 'last.ckpt.safetensors'));
+    if (!(options.resume && fineTuneStarted)) {
+      const presetName = options.preset ?? taskPreset ?? presetForDataSize(trainSet.texts.length);
+      log(`pre-training (masked LM, ${pretrainEpochs} epochs) on the ${trainSet.texts.length} training texts in ${pretrainedDir}`);
+      await pretrain({
+        texts: trainSet.texts,
+        tokenizer: options.tokenizer,
+        allowNetwork: options.allowNetwork,
+        ...(options.config !== undefined ? { config: options.config } : { preset: presetName, presetChanges: options.preset ? {} : taskPresetChanges }),
+        epochs: pretrainEpochs,
+        batchSize: options.batchSize ?? hyper.batchSize,
+        maxLength: options.maxLength ?? hyper.maxLength,
+        collapseRuns: options.collapseRuns ?? hyper.collapseRuns ?? 0,
+        out: pretrainedDir,
+        resume: options.resume && existsSync(path.join(pretrainedDir, 'last.ckpt.safetensors')),
+        seed,
+        progress: options.progress,
+        log,
+        ...(options.onStep ? { onStep: options.onStep } : {}),
+        ...(options.mode ? { mode: options.mode } : {}),
+        ...(options.task ? { taskName: options.task } : {}),
+      });
+    }
+    // --resume of an interrupted pre-training starts the fine-tuning afresh.
+    options = { ...options, from: pretrainedDir, preset: undefined, config: undefined, resume: options.resume && fineTuneStarted };
+  }
+
   // The earlier model, for --resume (same architecture) or --from (its columns).
   const resumeMeta = options.resume ? await readResumeMeta(options.out) : null;
   const fromEnsemble = options.from ? await readEnsembleManifest(options.from) : null;
@@ -545,14 +531,17 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
       if (fromModel && !resumeMeta) {
         keptHead = sameLabels(fromMeta!.labels, labelMap.names);
         const heads = new Set(model.headParameterNames());
-        const tensors = new Map(fromModel.tensors);
+        // A pre-trained model brings its masked-LM head, which a classifier has no use for.
+        const tensors = new Map([...fromModel.tensors].filter(([name]) => !name.startsWith(`${MASKED_LM_HEAD}.`)));
         if (!keptHead) {
           // A fresh head for the new labels; the columns and embeddings carry over.
           for (const name of heads) tensors.delete(name);
           for (const [name, v] of model.namedParameters()) if (heads.has(name)) tensors.set(name, v);
         }
         model.loadStateDict(tensors, `the weights in ${fromModel.file}`);
-        notes.push(`starting from ${options.from}: ${keptHead ? 'same labels, keeping its head' : 'new labels, new classification head'}`);
+        notes.push(fromMeta!.objective === MASKED_LM_OBJECTIVE
+          ? `starting from the pre-trained model ${options.from}: its embeddings and columns, a new classification head`
+          : `starting from ${options.from}: ${keptHead ? 'same labels, keeping its head' : 'new labels, new classification head'}`);
       }
 
       const trainData = new EncodedTexts(tokenizer, trainTexts, maxLength, trainIds);
@@ -631,23 +620,6 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
   } finally {
     fromModel?.tensors.forEach((t) => t.dispose());
   }
-}
-
-/**
- * Shuffled batches of texts of similar length: a shuffled order is cut into pools of 64
- * batches, each pool is sorted by length and cut into batches, and the batches are shuffled.
- * Batches are cut to their longest text, so less padding means less work; every text is
- * still seen once per epoch, in a seeded order.
- */
-export function lengthGroupedBatches(lengths: ArrayLike<number>, batchSize: number, seed: number): number[][] {
-  const order = seededPermutation(lengths.length, seed);
-  const pool = batchSize * 64;
-  const batches: number[][] = [];
-  for (let start = 0; start < order.length; start += pool) {
-    const chunk = order.slice(start, start + pool).sort((a, b) => lengths[a] - lengths[b]);
-    for (let b = 0; b < chunk.length; b += batchSize) batches.push(chunk.slice(b, b + batchSize));
-  }
-  return seededPermutation(batches.length, mixSeed(seed, 1)).map((i) => batches[i]);
 }
 
 function sameLabels(a: string[], b: string[]): boolean {

@@ -3,6 +3,7 @@ import { Body, FAMILY_ANCHOR_EVERY, Fusion, RevColumns, type LevelInfo } from '.
 import { fail } from '../core/errors.js';
 import { lossAndGradients, type HeadsPart, type LossAndGradients, type StemPart, type TrainingMode } from '../core/gradients.js';
 import { LayerNorm, Linear, gelu, init } from '../core/layers.js';
+import { sparseCrossEntropy } from '../train/losses.js';
 import { Module, ModuleList } from '../core/module.js';
 import { type ForwardContext, RandomStream, dropPath, dropout, evalContext } from '../core/random.js';
 import { type TextConfig, validateConfig } from './presets.js';
@@ -222,6 +223,56 @@ class ClassificationHead extends Module {
   }
 }
 
+/**
+ * Masked-LM pre-training head (REVCOL.md §7's self-supervised warm start): predicts the original
+ * token at masked positions of the top level. BERT's shape: LayerNorm, Linear + GELU, LayerNorm,
+ * then a decoder tied to the token embedding (its transpose) plus a bias. Tying keeps the head
+ * small (the vocabulary is most of a tiny model) and trains the embedding rows directly.
+ */
+export class MaskedLMHead extends Module {
+  readonly norm: LayerNorm;
+  readonly dense: Linear;
+  readonly outNorm: LayerNorm;
+  readonly bias: tf.Variable;
+  /** `width`: the top level's; the dense layer maps it to the embedding's width, which the tied decoder needs. */
+  constructor(width: number, readonly tokens: tf.Variable, rng: RandomStream) {
+    super();
+    const embedding = tokens.shape[1]!;
+    this.norm = this.child('norm', new LayerNorm(width, 1e-6));
+    this.dense = this.child('dense', new TextLinear(width, embedding, rng));
+    this.outNorm = this.child('out_norm', new LayerNorm(embedding, 1e-6));
+    this.bias = this.param('bias', init.zeros([tokens.shape[0]]));
+  }
+
+  /** Its own parameters and the tied embedding, whose gradient it also produces. */
+  variables(): tf.Variable[] {
+    return [...this.parameters(), this.tokens];
+  }
+
+  /** Mean cross-entropy over the masked positions (`positions` index the flattened [B·T] top level). */
+  loss(top: tf.Tensor, positions: tf.Tensor1D, targets: tf.Tensor1D): tf.Scalar {
+    return tf.tidy(() => sparseCrossEntropy(this.logits(top, positions), targets));
+  }
+
+  /** Vocabulary logits [M, V] at the given flattened positions. */
+  logits(top: tf.Tensor, positions: tf.Tensor1D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const width = top.shape[top.rank - 1]!;
+      const picked = tf.gather(tf.reshape(top, [-1, width]), positions);
+      const h = this.outNorm.forward(gelu(this.dense.forward(this.norm.forward(picked))));
+      return tf.add(matMulUntransposed(h as tf.Tensor3D, tf.transpose(this.tokens) as tf.Tensor3D), this.bias) as tf.Tensor2D;
+    });
+  }
+}
+
+/** A pre-training batch: masked ids, and at which flattened positions (b·T + t) which tokens were there. */
+export interface MaskedTextBatch {
+  inputIds: tf.Tensor2D;
+  attentionMask: tf.Tensor2D;
+  positions: tf.Tensor1D;
+  targets: tf.Tensor1D;
+}
+
 export interface TextBatch {
   inputIds: tf.Tensor2D;
   attentionMask: tf.Tensor2D;
@@ -282,17 +333,18 @@ export class RevColText extends Module {
     return { forward: (ids, ctx) => this.embeddings.forward(ids, ctx), variables: () => this.embeddings.parameters() };
   }
 
-  private headsPart(labels: tf.Tensor1D, labelSmoothing: number): HeadsPart {
+  /** The loss on the last column's top level, for the engine: a classification or pre-training head. */
+  private topLevelHead(variables: () => tf.Variable[], loss: (top: tf.Tensor, ctx: ForwardContext) => tf.Scalar): HeadsPart {
     const top = this.config.hidden.length - 1;
-    return {
-      columns: [this.config.columns - 1],
-      variables: () => this.head.parameters(),
-      loss: (_c, outs, ctx) => tf.tidy(() => {
-        const logits = this.head.forward(outs[top], this.state.mask!, ctx);
-        const oneHot = tf.oneHot(tf.cast(labels, 'int32'), this.config.numLabels);
-        return tf.losses.softmaxCrossEntropy(oneHot, logits, undefined, labelSmoothing) as tf.Scalar;
-      }),
-    };
+    return { columns: [this.config.columns - 1], variables, loss: (_c, outs, ctx) => loss(outs[top]!, ctx) };
+  }
+
+  private classificationHead(labels: tf.Tensor1D, labelSmoothing: number): HeadsPart {
+    return this.topLevelHead(() => this.head.parameters(), (top, ctx) => tf.tidy(() => {
+      const logits = this.head.forward(top, this.state.mask!, ctx);
+      const oneHot = tf.oneHot(tf.cast(labels, 'int32'), this.config.numLabels);
+      return tf.losses.softmaxCrossEntropy(oneHot, logits, undefined, labelSmoothing) as tf.Scalar;
+    }));
   }
 
   private checkBatch(inputIds: tf.Tensor, attentionMask: tf.Tensor): void {
@@ -325,15 +377,44 @@ export class RevColText extends Module {
 
   /** Loss and gradients of one training batch (dropout and drop path on); the caller disposes. */
   lossAndGradients(batch: TextBatch, opts: TextStepOptions): LossAndGradients {
+    return this.stepWith(batch.inputIds, batch.attentionMask, this.classificationHead(batch.labels, opts.labelSmoothing ?? 0), opts);
+  }
+
+  /** Loss and gradients of one masked-LM pre-training batch through `head` (which is not part of this model). */
+  maskedLMLossAndGradients(batch: MaskedTextBatch, head: MaskedLMHead, opts: TextStepOptions): LossAndGradients {
+    return this.stepWith(batch.inputIds, batch.attentionMask, this.topLevelHead(() => head.variables(), (top) => head.loss(top, batch.positions, batch.targets)), opts);
+  }
+
+  /** Mean masked-LM loss and the predicted token ids [M] of one batch, in eval mode (read back asynchronously, as GPU backends need). */
+  async maskedLMPredict(batch: MaskedTextBatch, head: MaskedLMHead): Promise<{ loss: number; predicted: Int32Array }> {
     this.checkBatch(batch.inputIds, batch.attentionMask);
-    const mode: TrainingMode = opts.mode ?? (this.config.reversible === false ? 'plain' : 'reversible');
+    this.columns.clampScales();
     this.state.set(batch.attentionMask);
+    let loss: tf.Scalar;
+    let predicted: tf.Tensor1D;
     try {
-      return lossAndGradients(this.columns, this.stemPart(), this.headsPart(batch.labels, opts.labelSmoothing ?? 0), batch.inputIds, {
-        mode,
-        training: true,
-        seed: opts.seed,
+      [loss, predicted] = tf.tidy(() => {
+        const stem = this.embeddings.forward(batch.inputIds, evalContext());
+        const [last] = this.columns.forward(stem, { training: false, keep: 'last' });
+        const top = last[last.length - 1]!;
+        return [head.loss(top, batch.positions, batch.targets), tf.argMax(head.logits(top, batch.positions), 1) as tf.Tensor1D];
       });
+    } finally {
+      this.state.clear();
+    }
+    try {
+      return { loss: (await loss.data())[0]!, predicted: (await predicted.data()) as Int32Array };
+    } finally {
+      tf.dispose([loss, predicted]);
+    }
+  }
+
+  private stepWith(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, heads: HeadsPart, opts: TextStepOptions): LossAndGradients {
+    this.checkBatch(inputIds, attentionMask);
+    const mode: TrainingMode = opts.mode ?? (this.config.reversible === false ? 'plain' : 'reversible');
+    this.state.set(attentionMask);
+    try {
+      return lossAndGradients(this.columns, this.stemPart(), heads, inputIds, { mode, training: true, seed: opts.seed });
     } finally {
       this.state.clear();
     }

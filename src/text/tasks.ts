@@ -21,6 +21,8 @@ export interface TaskHyper {
   ensemble?: number;
   /** Cut runs of one repeated symbol to this many before tokenizing (fine-tune --collapse-runs). */
   collapseRuns?: number;
+  /** Masked-LM pre-training epochs on the training texts before fine-tuning (fine-tune --pretrain-epochs). */
+  pretrainEpochs?: number;
 }
 
 /** A built-in task: where its data comes from, its fixed train/test split, and a starting recipe. */
@@ -94,6 +96,7 @@ export async function loadTask(name: string): Promise<TaskDefinition> {
   }
   if (hyperRaw.ema !== undefined) hyper.ema = field<number>(hyperRaw, 'ema', (v) => typeof v === 'number' && v >= 0 && v < 1, where);
   if (hyperRaw.ensemble !== undefined) hyper.ensemble = field<number>(hyperRaw, 'ensemble', (v) => Number.isInteger(v) && (v as number) >= 1, where);
+  if (hyperRaw.pretrainEpochs !== undefined) hyper.pretrainEpochs = field<number>(hyperRaw, 'pretrainEpochs', (v) => Number.isInteger(v) && (v as number) >= 0, where);
   if (hyperRaw.collapseRuns !== undefined) hyper.collapseRuns = field<number>(hyperRaw, 'collapseRuns', (v) => Number.isInteger(v) && (v as number) >= 1, where);
   const testFraction = field<number>(split, 'testFraction', (v) => typeof v === 'number' && v > 0 && v < 1, where);
   const seed = field<number>(split, 'seed', (v) => Number.isInteger(v), where);

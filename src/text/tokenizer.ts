@@ -97,6 +97,10 @@ export class TextTokenizer {
   readonly source: string;
   readonly vocabSize: number;
   readonly padTokenId: number;
+  /** The [MASK] token's id (masked-LM pre-training), or null when the tokenizer has none. */
+  readonly maskTokenId: number | null;
+  /** Ids of the special tokens ([CLS], [SEP], [PAD], …), which pre-training never masks. */
+  readonly specialTokenIds: ReadonlySet<number>;
   /** The tokenizer's own model_max_length (512 for BERT); RevCol text models learn their own positions, so encode may go beyond it. */
   readonly modelMaxLength: number;
   private readonly tokenizer: PreTrainedTokenizer;
@@ -117,6 +121,8 @@ export class TextTokenizer {
       fail(`tokenizer ${source} has no padding token; set pad_token in its tokenizer_config.json`);
     }
     this.padTokenId = padId;
+    this.maskTokenId = typeof tokenizer.mask_token_id === 'number' ? tokenizer.mask_token_id : null;
+    this.specialTokenIds = new Set([padId, ...(tokenizer.all_special_ids ?? [])]);
     this.vocabSize = tokenizer.model.vocab.length;
     const max = Number(tokenizer.model_max_length);
     this.modelMaxLength = Number.isFinite(max) && max > 0 ? max : Number.POSITIVE_INFINITY;

@@ -21,6 +21,35 @@ export function softmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, labelS
 }
 
 /**
+ * Mean cross-entropy of logits [M, V] against target ids [M] over a large vocabulary (masked-LM
+ * training), with the gradient written out: (softmax − onehot) / M. Autodiff of logSoftmax and
+ * a gather takes several more passes over the [M, V] table and a scatter into a zero table of
+ * the same size; same values, to float rounding (tested).
+ */
+export function sparseCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
+  if (logits.rank !== 2 || targets.rank !== 1 || targets.shape[0] !== logits.shape[0]) {
+    fail(`sparse cross-entropy needs logits [rows, classes] and one target per row, got ${shapeString(logits.shape)} and ${shapeString(targets.shape)}`);
+  }
+  const [rows, classes] = logits.shape;
+  const loss = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const logSumExp = tf.logSumExp(x, 1, true);
+    const flat = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(classes, 'int32')), tf.cast(targets, 'int32'));
+    const picked = tf.gather(tf.reshape(x, [-1]), flat);
+    save([x, logSumExp]);
+    return {
+      value: tf.mean(tf.sub(tf.reshape(logSumExp, [-1]), picked)) as tf.Scalar,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, lse] = saved as [tf.Tensor2D, tf.Tensor2D];
+        const softmax = tf.exp(tf.sub(sx, lse));
+        return [tf.mul(tf.sub(softmax, tf.oneHot(tf.cast(targets, 'int32'), classes)), tf.div(dy, rows))];
+      },
+    };
+  });
+  return tf.tidy(() => loss(logits) as tf.Scalar);
+}
+
+/**
  * Mean binary cross-entropy with logits, stable for large |x|:
  * max(x, 0) − x·t + log(1 + e^(−|x|)), as PyTorch's BCEWithLogitsLoss.
  */

@@ -1,4 +1,4 @@
-import { vi } from 'vitest';
+import { expect, vi } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 
 /** Runs the CLI in this process, as `revcol ARGS` would; returns its exit code and what it wrote. */
@@ -13,4 +13,14 @@ export async function runCliCaptured(args: string[]): Promise<{ code: number; st
     outSpy.mockRestore();
     errSpy.mockRestore();
   }
+}
+
+/** A user mistake: exit 1 and exactly one line `revcol: ...` on stderr (after the backend line), no stack. */
+export function expectOneLineError(r: { code: number | null; stderr: string }, pattern: RegExp): void {
+  expect(r.code).toBe(1);
+  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('revcol: using backend'));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^revcol: /);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
 }

@@ -1,0 +1,90 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { mixSeed } from '../core/random.js';
+import { seededPermutation } from '../data/text.js';
+import type { TextBatch } from './model.js';
+import type { TextTokenizer } from './tokenizer.js';
+
+/** Token ids and masks of a data set, encoded once and cut into batches on demand. */
+export class EncodedTexts {
+  readonly ids: Int32Array;
+  readonly mask: Int32Array;
+  readonly lengths: Int32Array;
+  readonly truncated: number;
+  constructor(tokenizer: TextTokenizer, texts: string[], readonly maxLength: number, readonly labels?: Int32Array) {
+    const enc = tokenizer.encode(texts, maxLength);
+    this.ids = enc.inputIds.dataSync() as Int32Array;
+    this.mask = enc.attentionMask.dataSync() as Int32Array;
+    this.truncated = enc.truncated;
+    enc.inputIds.dispose();
+    enc.attentionMask.dispose();
+    this.lengths = new Int32Array(texts.length);
+    for (let i = 0; i < texts.length; i++) {
+      let n = 0;
+      for (let j = 0; j < maxLength; j++) n += this.mask[i * maxLength + j] ? 1 : 0;
+      this.lengths[i] = n;
+    }
+  }
+  get size(): number {
+    return this.lengths.length;
+  }
+  /**
+   * Ids and mask of the given rows, cut to their longest text (rounded up to a multiple of 8):
+   * padded positions do not change a model's output, so the shorter batch gives the same
+   * result for less work.
+   */
+  rowsOf(rows: number[]): { ids: Int32Array; mask: Int32Array; width: number } {
+    const t = this.maxLength;
+    let width = 1;
+    for (const r of rows) width = Math.max(width, this.lengths[r]);
+    width = Math.min(t, Math.ceil(width / 8) * 8);
+    const ids = new Int32Array(rows.length * width);
+    const mask = new Int32Array(rows.length * width);
+    rows.forEach((r, i) => {
+      ids.set(this.ids.subarray(r * t, r * t + width), i * width);
+      mask.set(this.mask.subarray(r * t, r * t + width), i * width);
+    });
+    return { ids, mask, width };
+  }
+
+  /** A batch of the given rows as tensors (see rowsOf). */
+  batch(rows: number[]): TextBatch {
+    const { ids, mask, width } = this.rowsOf(rows);
+    return {
+      inputIds: tf.tensor2d(ids, [rows.length, width], 'int32'),
+      attentionMask: tf.tensor2d(mask, [rows.length, width], 'int32'),
+      labels: tf.tensor1d(this.labels ? rows.map((r) => this.labels![r]) : new Array(rows.length).fill(0), 'int32'),
+    };
+  }
+}
+
+export function disposeBatch(b: TextBatch): void {
+  tf.dispose([b.inputIds, b.attentionMask, b.labels]);
+}
+
+/**
+ * Shuffled batches of texts of similar length: a shuffled order is cut into pools of 64
+ * batches, each pool is sorted by length and cut into batches, and the batches are shuffled.
+ * Batches are cut to their longest text, so less padding means less work; every text is
+ * still seen once per epoch, in a seeded order.
+ */
+export function lengthGroupedBatches(lengths: ArrayLike<number>, batchSize: number, seed: number): number[][] {
+  const order = seededPermutation(lengths.length, seed);
+  const pool = batchSize * 64;
+  const batches: number[][] = [];
+  for (let start = 0; start < order.length; start += pool) {
+    const chunk = order.slice(start, start + pool).sort((a, b) => lengths[a] - lengths[b]);
+    for (let b = 0; b < chunk.length; b += batchSize) batches.push(chunk.slice(b, b + batchSize));
+  }
+  return seededPermutation(batches.length, mixSeed(seed, 1)).map((i) => batches[i]);
+}
+
+/**
+ * A max length that covers most texts: the 95th percentile of token counts, rounded up to a
+ * multiple of 32, between 32 and the cap.
+ */
+export function chooseMaxLength(tokenizer: TextTokenizer, texts: string[], cap: number, seed = 0): number {
+  const sample = texts.length > 2000 ? seededPermutation(texts.length, seed).slice(0, 2000).map((i) => texts[i]) : texts;
+  const counts = tokenizer.countTokens(sample, cap).sort((a, b) => a - b);
+  const p95 = counts[Math.min(counts.length - 1, Math.floor(counts.length * 0.95))] ?? cap;
+  return Math.max(Math.min(32, cap), Math.min(cap, Math.ceil(p95 / 32) * 32));
+}

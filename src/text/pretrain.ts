@@ -1,0 +1,284 @@
+import { mkdir } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs-core';
+import { ensureBackend, useBackend } from '../backends/index.js';
+import { fail } from '../core/errors.js';
+import { Module } from '../core/module.js';
+import { mixSeed, RandomStream } from '../core/random.js';
+import { SeededRandom } from '../data/augment.js';
+import { collapseSymbolRuns, readTextExamples, seededPermutation } from '../data/text.js';
+import { type StepProgress, train, type TrainSummary } from '../train/trainer.js';
+import { chooseMaxLength, EncodedTexts, lengthGroupedBatches } from './encoded.js';
+import { MaskedLMHead, type MaskedTextBatch, RevColText } from './model.js';
+import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
+import { loadTask } from './tasks.js';
+import { TextTokenizer } from './tokenizer.js';
+
+/** What a masked-LM pre-training checkpoint records: a text model's columns without a classifier. */
+export const MASKED_LM_OBJECTIVE = 'masked-lm';
+
+/** Parameter-name prefix of the masked-LM head in a pre-training checkpoint. */
+export const MASKED_LM_HEAD = 'mlm';
+
+/** BERT's recipe: 15% of the tokens are chosen; of those 80% become [MASK], 10% a random token, 10% stay. */
+export const DEFAULT_MASK_FRACTION = 0.15;
+
+export interface MaskingOptions {
+  fraction: number;
+  maskTokenId: number;
+  vocabSize: number;
+  /** Never chosen ([CLS], [SEP], padding). */
+  specialTokenIds: ReadonlySet<number>;
+  seed: number;
+}
+
+/**
+ * Masks a batch of token ids [rows × width] (row-major, with its attention mask) for masked-LM
+ * training, BERT's way. Returns the corrupted ids and, per chosen token, its flattened position
+ * (row·width + column) and original id. Every batch with an eligible token gets at least one.
+ */
+export function maskTokens(ids: Int32Array, attention: Int32Array, o: MaskingOptions): { ids: Int32Array; positions: Int32Array; targets: Int32Array } {
+  const rng = new SeededRandom(o.seed);
+  const out = Int32Array.from(ids);
+  const positions: number[] = [];
+  let firstEligible = -1;
+  for (let i = 0; i < ids.length; i++) {
+    if (!attention[i] || o.specialTokenIds.has(ids[i]!)) continue;
+    if (firstEligible < 0) firstEligible = i;
+    if (rng.next() < o.fraction) positions.push(i);
+  }
+  if (positions.length === 0 && firstEligible >= 0) positions.push(firstEligible);
+  const targets = new Int32Array(positions.length);
+  positions.forEach((p, k) => {
+    targets[k] = ids[p]!;
+    const r = rng.next();
+    if (r < 0.8) out[p] = o.maskTokenId;
+    else if (r < 0.9) out[p] = rng.int(0, o.vocabSize - 1);
+  });
+  return { ids: out, positions: Int32Array.from(positions), targets };
+}
+
+/**
+ * The trained parts of pre-training: the text model's embeddings and columns (under the same
+ * names as in a classifier, so that fine-tune --from loads them) and the masked-LM head.
+ * The text model's own classification head is neither trained nor saved.
+ */
+class MaskedLMModel extends Module {
+  readonly mlm: MaskedLMHead;
+  constructor(readonly text: RevColText, seed: number) {
+    super();
+    this.child('embeddings', text.embeddings);
+    this.child('columns', text.columns);
+    const c = text.config;
+    this.mlm = this.child(MASKED_LM_HEAD, new MaskedLMHead(c.hidden[c.hidden.length - 1]!, text.embeddings.tokens, new RandomStream(seed).fork(4)));
+  }
+  override dispose(): void {
+    this.mlm.dispose();
+    this.text.dispose();
+  }
+}
+
+function maskedBatch(data: EncodedTexts, rows: number[], masking: Omit<MaskingOptions, 'seed'>, seed: number): MaskedTextBatch {
+  const { ids, mask, width } = data.rowsOf(rows);
+  const m = maskTokens(ids, mask, { ...masking, seed });
+  return {
+    inputIds: tf.tensor2d(m.ids, [rows.length, width], 'int32'),
+    attentionMask: tf.tensor2d(mask, [rows.length, width], 'int32'),
+    positions: tf.tensor1d(m.positions, 'int32'),
+    targets: tf.tensor1d(m.targets, 'int32'),
+  };
+}
+
+function disposeMasked(b: MaskedTextBatch): void {
+  tf.dispose([b.inputIds, b.attentionMask, b.positions, b.targets]);
+}
+
+export interface PretrainOptions {
+  /** Texts: a file (CSV, TSV or JSONL; only its text column is read, labels are not needed) … */
+  train?: string;
+  /** … a built-in task (its train split's texts) … */
+  task?: string;
+  /** … or the texts themselves (API). */
+  texts?: string[];
+  textColumn?: string;
+  /** Tokenizer folder or Hub name (default: the shipped one), or a loaded tokenizer (API). */
+  tokenizer?: string | TextTokenizer;
+  allowNetwork?: boolean;
+  preset?: string;
+  /** Changes over the preset (as a task's presetChanges). */
+  presetChanges?: Partial<TextConfig>;
+  config?: string | Partial<TextConfig>;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  maxLength?: number;
+  weightDecay?: number;
+  warmupEpochs?: number;
+  /** Share of tokens chosen for prediction (default 0.15). */
+  maskFraction?: number;
+  /** Cut runs of one repeated symbol before tokenizing (as fine-tune --collapse-runs; recorded for the fine-tune that follows). */
+  collapseRuns?: number;
+  out: string;
+  resume?: boolean;
+  seed?: number;
+  backend?: string;
+  progress?: boolean;
+  log?: (line: string) => void;
+  onStep?: (progress: StepProgress) => void;
+  mode?: 'reversible' | 'plain';
+  /** Recorded in the checkpoint (fine-tune passes its task). */
+  taskName?: string;
+}
+
+export interface PretrainResult {
+  outDir: string;
+  summary: TrainSummary;
+  config: TextConfig;
+  preset: string | null;
+  maxLength: number;
+  trainTexts: number;
+  heldOutTexts: number;
+  epochs: number;
+}
+
+/** Texts held out to score masked-token accuracy each epoch: 5%, between 1 and 256 texts. */
+function heldOutCount(n: number): number {
+  return n < 2 ? 0 : Math.max(1, Math.min(256, Math.round(n * 0.05)));
+}
+
+/**
+ * Masked-LM pre-training of a RevCol text model's embeddings and columns on unlabelled texts
+ * (self-pre-training: the texts a classifier will later be fine-tuned on are themselves a
+ * useful pre-training corpus). Writes a folder that `fine-tune --from` starts from:
+ * best.safetensors, last.ckpt.safetensors (--resume), metrics.jsonl (accuracy is the share of
+ * masked tokens predicted right on a held-out 5%), curves and the tokenizer's files.
+ */
+export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (!options.out) fail('pretrain needs an output folder (--out DIR)');
+  const sources = [options.train, options.task, options.texts].filter((x) => x !== undefined).length;
+  if (sources !== 1) fail('pretrain needs one source of texts: --train FILE or --task NAME');
+  if (options.preset && options.config) fail('give either --preset or --config, not both (a config file may name a preset to start from)');
+  if (options.backend) await useBackend(options.backend);
+  else await ensureBackend();
+
+  let texts: string[];
+  let taskPreset: string | undefined;
+  let taskChanges: Partial<TextConfig> = {};
+  let taskMaxLength: number | undefined;
+  if (options.task) {
+    const task = await loadTask(options.task);
+    texts = task.train.texts;
+    taskPreset = task.preset;
+    taskChanges = task.presetChanges;
+    taskMaxLength = task.hyper.maxLength;
+  } else if (options.train) {
+    texts = (await readTextExamples(options.train, { textColumn: options.textColumn, requireLabels: false })).texts;
+  } else {
+    texts = options.texts!;
+    if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('pretrain: texts must be an array of strings');
+  }
+  if (texts.length < 2) fail(`pretraining needs at least 2 texts, got ${texts.length}`);
+  const collapseRuns = options.collapseRuns ?? 0;
+  if (!(Number.isInteger(collapseRuns) && collapseRuns >= 0)) fail(`--collapse-runs must be a whole number ≥ 0 (0: off), got ${collapseRuns}`);
+  if (collapseRuns) texts = texts.map((t) => collapseSymbolRuns(t, collapseRuns));
+
+  const tokenizer = options.tokenizer instanceof TextTokenizer ? options.tokenizer : await TextTokenizer.load(options.tokenizer, { allowNetwork: options.allowNetwork });
+  if (tokenizer.maskTokenId === null) fail(`tokenizer ${tokenizer.source} has no mask token, which masked-LM pre-training needs; set mask_token in its tokenizer_config.json`);
+
+  let presetName: string | null = null;
+  let partial: Partial<TextConfig>;
+  if (options.config !== undefined) {
+    partial = typeof options.config === 'string' ? await readConfigFile(options.config) : { ...options.config };
+  } else {
+    presetName = options.preset ?? taskPreset ?? presetForDataSize(texts.length);
+    partial = { ...getPreset(presetName), ...(options.preset ? {} : taskChanges), ...(options.presetChanges ?? {}) };
+  }
+  const seed = options.seed ?? 0;
+  const cap = partial.maxLength ?? getPreset('text-tiny').maxLength;
+  const maxLength = options.maxLength ?? taskMaxLength ?? chooseMaxLength(tokenizer, texts, cap, seed);
+  if (!Number.isInteger(maxLength) || maxLength < 2) fail(`--max-length must be a whole number ≥ 2, got ${maxLength}`);
+  // numLabels is the classifier's business; pre-training keeps no classification head.
+  const config = validateConfig({ ...getPreset('text-tiny'), ...partial, maxLength, vocabSize: tokenizer.vocabSize, numLabels: 2 } as TextConfig);
+  if (options.mode) config.reversible = options.mode === 'reversible';
+
+  const batchSize = options.batchSize ?? 32;
+  if (!Number.isInteger(batchSize) || batchSize < 1) fail(`--batch-size must be a whole number ≥ 1, got ${batchSize}`);
+  const epochs = options.epochs ?? 10;
+  const maskFraction = options.maskFraction ?? DEFAULT_MASK_FRACTION;
+  if (!(maskFraction > 0 && maskFraction < 1)) fail(`--mask-fraction must be between 0 and 1, got ${maskFraction}`);
+
+  const order = seededPermutation(texts.length, mixSeed(seed, 0x9e1d));
+  const held = new Set(order.slice(0, heldOutCount(texts.length)));
+  const trainData = new EncodedTexts(tokenizer, texts.filter((_, i) => !held.has(i)), maxLength);
+  const heldData = new EncodedTexts(tokenizer, texts.filter((_, i) => held.has(i)), maxLength);
+  const masking = { fraction: maskFraction, maskTokenId: tokenizer.maskTokenId, vocabSize: tokenizer.vocabSize, specialTokenIds: tokenizer.specialTokenIds };
+
+  await mkdir(options.out, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+    fail(`cannot create the output folder ${options.out} (${err.code ?? err.message}): choose another --out`);
+  });
+  await tokenizer.save(options.out);
+
+  const model = new MaskedLMModel(new RevColText(config, seed), seed);
+  try {
+    // The held-out texts are masked once, so every epoch is scored on the same positions.
+    const heldBatches: number[][] = [];
+    for (let i = 0; i < heldData.size; i += 64) heldBatches.push(Array.from({ length: Math.min(64, heldData.size - i) }, (_, k) => i + k));
+    const summary = await train<MaskedTextBatch>({
+      model,
+      trainSize: trainData.size,
+      trainBatches: function* (_epoch, shuffleSeed) {
+        let b = 0;
+        for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) yield maskedBatch(trainData, rows, masking, mixSeed(shuffleSeed, 0x3a5c, b++));
+      },
+      batchSize: (b) => b.inputIds.shape[0],
+      lossAndGradients: (b, step) => model.text.maskedLMLossAndGradients(b, model.mlm, { seed: mixSeed(seed, step) }),
+      disposeBatch: disposeMasked,
+      evaluate: async () => {
+        let right = 0;
+        let total = 0;
+        let lossSum = 0;
+        for (const [k, rows] of heldBatches.entries()) {
+          const batch = maskedBatch(heldData, rows, masking, mixSeed(seed, 0xe7a1, k));
+          try {
+            const { loss, predicted } = await model.text.maskedLMPredict(batch, model.mlm);
+            const targets = await batch.targets.data();
+            for (let i = 0; i < predicted.length; i++) right += predicted[i] === targets[i] ? 1 : 0;
+            total += predicted.length;
+            lossSum += loss * predicted.length;
+          } finally {
+            disposeMasked(batch);
+          }
+        }
+        return { accuracy: total ? right / total : 0, maskedLoss: total ? lossSum / total : 0 };
+      },
+    }, {
+      outDir: options.out,
+      epochs,
+      lr: options.lr ?? 2e-3,
+      weightDecay: options.weightDecay ?? 0.01,
+      warmupEpochs: options.warmupEpochs ?? Math.min(1, epochs / 10),
+      keep: 'last',
+      clipNorm: 1.0,
+      seed,
+      resume: options.resume,
+      progress: options.progress,
+      log,
+      ...(options.onStep ? { onStep: options.onStep } : {}),
+      meta: {
+        family: 'text',
+        objective: MASKED_LM_OBJECTIVE,
+        config,
+        labels: [],
+        tokenizer: tokenizer.source,
+        maxLength,
+        ...(presetName ? { preset: presetName } : {}),
+        ...(options.taskName ?? options.task ? { task: options.taskName ?? options.task } : {}),
+        ...(collapseRuns ? { collapseRuns } : {}),
+      },
+      title: `RevCol text masked-LM pre-training (${presetName ?? 'custom config'})`,
+    });
+    return { outDir: options.out, summary, config, preset: presetName, maxLength, trainTexts: trainData.size, heldOutTexts: heldData.size, epochs };
+  } finally {
+    model.dispose();
+  }
+}
