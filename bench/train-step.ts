@@ -1,11 +1,15 @@
 // Time of one training step (loss, reversible gradients, AdamW update) of the models the
 // CLI's defaults train: text-tiny on a spam-sized batch (32 texts × 256 tokens, dropout 0.3,
-// drop path 0.1, as tasks/spam.json) and revcol-nano-32 on an MNIST batch (64 × 32×32).
+// drop path 0.1, as tasks/spam.json), the same as a masked-LM pre-training step (15% of the
+// tokens predicted over the 30,522-token vocabulary), and revcol-nano-32 on an MNIST batch
+// (64 × 32×32).
 // Median of --steps steps after one warm-up step; --profile adds the kernels that took longest.
 //   npm run bench -- train-step [--backend wasm] [--steps 5] [--profile]
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../src/backends/index.js';
-import { RevColText } from '../src/text/model.js';
+import { MaskedLMHead, RevColText } from '../src/text/model.js';
+import { RandomStream } from '../src/core/random.js';
+import { maskTokens } from '../src/text/pretrain.js';
 import { TEXT_PRESETS, type TextConfig } from '../src/text/presets.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { RevColVision } from '../src/vision/model.js';
@@ -59,22 +63,33 @@ function timeSteps(step: (s: number) => void): { ms: number; topKernels?: Record
   return { ms: Math.round(median(times)), ...(profile ? { topKernels: Object.fromEntries(top.map(([k, ms]) => [k, Math.round(ms / steps)])) } : {}) };
 }
 
-function textStep(): ReturnType<typeof timeSteps> {
+function textStep(objective: 'classification' | 'masked-lm'): ReturnType<typeof timeSteps> {
   const config: TextConfig = { ...TEXT_PRESETS['text-tiny'], dropout: 0.3, dropPath: 0.1, vocabSize: 30522, numLabels: 2 };
   const model = new RevColText(config, 1);
-  const optimizer = new AdamW(model);
+  const head = objective === 'masked-lm' ? new MaskedLMHead(32, model.embeddings.tokens, new RandomStream(2)) : null;
+  const optimizer = new AdamW(head ? [...model.namedParameters(), ...head.namedParameters('mlm.')] : model);
   const [batch, length] = [32, 256];
-  const inputIds = tf.tensor2d(Array.from({ length: batch * length }, (_, i) => (i * 7919) % 30522), [batch, length], 'int32');
-  const attentionMask = tf.tensor2d(Array.from({ length: batch * length }, (_, i) => (i % length < 200 ? 1 : 0)), [batch, length], 'int32');
+  const ids = Int32Array.from({ length: batch * length }, (_, i) => (i * 7919) % 30522);
+  const mask = Int32Array.from({ length: batch * length }, (_, i) => (i % length < 200 ? 1 : 0));
+  const inputIds = tf.tensor2d(ids, [batch, length], 'int32');
+  const attentionMask = tf.tensor2d(mask, [batch, length], 'int32');
   const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 2), 'int32');
+  const masked = maskTokens(ids, mask, { fraction: 0.15, maskTokenId: 103, vocabSize: 30522, specialTokenIds: new Set([0]), seed: 1 });
+  const maskedBatch = {
+    inputIds: tf.tensor2d(masked.ids, [batch, length], 'int32'),
+    attentionMask,
+    positions: tf.tensor1d(masked.positions, 'int32'),
+    targets: tf.tensor1d(masked.targets, 'int32'),
+  };
   const result = timeSteps((seed) => {
-    const { loss, grads } = model.lossAndGradients({ inputIds, attentionMask, labels }, { seed });
+    const { loss, grads } = head ? model.maskedLMLossAndGradients(maskedBatch, head, { seed }) : model.lossAndGradients({ inputIds, attentionMask, labels }, { seed });
     optimizer.applyGradients(grads, 1e-3);
     loss.dispose();
     grads.forEach((g) => g.dispose());
   });
-  tf.dispose([inputIds, attentionMask, labels]);
+  tf.dispose([inputIds, attentionMask, labels, maskedBatch.inputIds, maskedBatch.positions, maskedBatch.targets]);
   optimizer.dispose();
+  head?.dispose();
   model.dispose();
   return result;
 }
@@ -97,7 +112,7 @@ function visionStep(): ReturnType<typeof timeSteps> {
   return result;
 }
 
-const result = { date: new Date().toISOString(), backend, steps, textTinyStepMs: textStep(), revcolNano32StepMs: visionStep() };
+const result = { date: new Date().toISOString(), backend, steps, textTinyStepMs: textStep('classification'), textTinyMaskedLMStepMs: textStep('masked-lm'), revcolNano32StepMs: visionStep() };
 const line = JSON.stringify(result);
 process.stdout.write(`${line}\n`);
 if (!profile) await recordResult('train-step', line);

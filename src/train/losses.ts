@@ -33,16 +33,20 @@ export function sparseCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): t
   const [rows, classes] = logits.shape;
   const loss = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    const logSumExp = tf.logSumExp(x, 1, true);
+    // One exp pass, kept as the softmax for the backward (exp is the costliest kernel here on wasm).
+    const max = tf.max(x, 1, true);
+    const exp = tf.exp(tf.sub(x, max));
+    const sum = tf.sum(exp, 1, true);
+    const softmax = tf.div(exp, sum);
+    const logSumExp = tf.add(max, tf.log(sum));
     const flat = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(classes, 'int32')), tf.cast(targets, 'int32'));
     const picked = tf.gather(tf.reshape(x, [-1]), flat);
-    save([x, logSumExp]);
+    save([softmax]);
     return {
       value: tf.mean(tf.sub(tf.reshape(logSumExp, [-1]), picked)) as tf.Scalar,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sx, lse] = saved as [tf.Tensor2D, tf.Tensor2D];
-        const softmax = tf.exp(tf.sub(sx, lse));
-        return [tf.mul(tf.sub(softmax, tf.oneHot(tf.cast(targets, 'int32'), classes)), tf.div(dy, rows))];
+        const [p] = saved as [tf.Tensor2D];
+        return [tf.mul(tf.sub(p, tf.oneHot(tf.cast(targets, 'int32'), classes)), tf.div(dy, rows))];
       },
     };
   });
