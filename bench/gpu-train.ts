@@ -4,7 +4,8 @@
  *   matmul              square fp32 matmul (bench/lib/matmul.ts, as bench/gpu.ts)
  *   cast-transpose      rank-3 transpose of an int32 tensor cast to float32 (src/backends/webgpu-kernels.ts)
  *   addn-many           tf.addN of 40 tensors (more than WebGPU's 8 storage buffers per shader)
- *   clamp-scales        whether RevColumns.clampScales() (dataSync) works here; see readFreeClamp
+ *   clamp-scales        whether RevColumns.clampScales() works here (it used to read with dataSync,
+ *                       which webgpu cannot do in Node); see readFreeClamp
  *   correctness-text    text-tiny loss and gradients (4 × 32 tokens) on this backend vs cpu
  *   correctness-vision  the same for revcol-nano-32 (2 images of 32×32)
  *   text-*, vision-*    reversible training step (lossAndGradients + disposing)
@@ -101,10 +102,11 @@ async function check(name: string, run: () => Promise<object>): Promise<void> {
 }
 
 /**
- * RevColumns.clampScales(), run at the start of every lossAndGradients, checks for zero scales
- * with dataSync(); tfjs-backend-webgpu's readSync needs OffscreenCanvas, which Node lacks. When
- * the clamp-scales check finds that, models here get the same clamp without the read: the
- * scales start at 0.5 and no step here updates them, so the step's work is unchanged.
+ * RevColumns.clampScales(), run at the start of every lossAndGradients, checked for zero scales
+ * with dataSync() (it no longer does on webgpu); tfjs-backend-webgpu's readSync needs
+ * OffscreenCanvas, which Node lacks. When the clamp-scales check finds that, models here get the
+ * same clamp without the read: the scales start at 0.5 and no step here updates them, so the
+ * step's work is unchanged.
  */
 let readFreeClamp = false;
 

@@ -4,6 +4,7 @@ export * from './core/module.js';
 export * from './core/layers.js';
 export * from './core/engine.js';
 export * from './core/gradients.js';
+export * from './core/reads.js';
 export * from './io/safetensors.js';
 export * from './train/index.js';
 export * from './text/index.js';

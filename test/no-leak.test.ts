@@ -12,7 +12,7 @@ beforeAll(async () => {
  * Runs 20 full training steps (fresh batch, loss and gradients, clipping, AdamW update,
  * everything disposed) and returns tf.memory().numTensors after each step.
  */
-function tensorCounts(mode: TrainingMode, columns: number, headColumns?: number[]) {
+async function tensorCounts(mode: TrainingMode, columns: number, headColumns?: number[]) {
   const net = new ToyNet(6, [8, 10, 12], columns, 4, 17, headColumns);
   const opt = new AdamW(net, { weightDecay: 0.05 });
   const before = net.namedParameters().map(([, v]) => Float32Array.from(v.dataSync()));
@@ -24,7 +24,7 @@ function tensorCounts(mode: TrainingMode, columns: number, headColumns?: number[
     // Drop path (0.2) and dropout are on in the toy bodies and fusions when training.
     const { loss, grads } = lossAndGradients(net.columns, net.stem(), net.headsFor(labels), x, { mode, training: true, seed: 31 * step });
     losses.push(loss.dataSync()[0]);
-    clipByGlobalNorm(grads, 1.0);
+    await clipByGlobalNorm(grads, 1.0);
     opt.applyGradients(grads, 1e-3);
     loss.dispose();
     grads.forEach((g) => g.dispose());
@@ -44,9 +44,9 @@ describe('no tensor leaks over training steps', () => {
     ['plain', 4, undefined],
     ['reversible', 4, [1, 3]],
     ['plain', 4, [1, 3]],
-  ])('%s mode, %i columns, heads at %j', (mode, columns, heads) => {
+  ])('%s mode, %i columns, heads at %j', async (mode, columns, heads) => {
     const start = tf.memory().numTensors;
-    const { counts, losses, moved } = tensorCounts(mode, columns, heads);
+    const { counts, losses, moved } = await tensorCounts(mode, columns, heads);
     expect(counts[19]).toBe(counts[1]); // after step 20 = after step 2
     expect(new Set(counts).size).toBe(1); // and flat in between
     expect(tf.memory().numTensors).toBe(start); // the optimizer and model free everything

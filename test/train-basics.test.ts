@@ -141,20 +141,20 @@ describe('warmupCosine', () => {
 });
 
 describe('clipByGlobalNorm', () => {
-  it('scales all gradients together to the max norm and returns the norm before', () => {
+  it('scales all gradients together to the max norm and returns the norm before', async () => {
     const a = tf.variable(tf.zeros([2]));
     const b = tf.variable(tf.zeros([1, 2]));
     const ga = tf.tensor1d([3, 0]);
     const gb = tf.tensor2d([[0, 4]]);
     const grads = new Map<tf.Variable, tf.Tensor>([[a, ga], [b, gb]]);
-    const norm = clipByGlobalNorm(grads, 1);
+    const norm = await clipByGlobalNorm(grads, 1);
     expect(norm).toBeCloseTo(5, 5);
     expect(ga.isDisposed && gb.isDisposed).toBe(true);
     values(grads.get(a)!).forEach((x, i) => expect(x).toBeCloseTo([0.6, 0][i], 5));
     values(grads.get(b)!).forEach((x, i) => expect(x).toBeCloseTo([0, 0.8][i], 5));
     // Under the limit nothing changes.
     const kept = grads.get(a)!;
-    expect(clipByGlobalNorm(grads, 10)).toBeCloseTo(1, 4);
+    expect(await clipByGlobalNorm(grads, 10)).toBeCloseTo(1, 4);
     expect(grads.get(a)).toBe(kept);
     grads.forEach((g) => g.dispose());
     a.dispose(); b.dispose();

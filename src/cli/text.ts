@@ -235,7 +235,7 @@ Examples:
     }
     const classifier = await TextClassifier.load(opts.model, { allowNetwork: opts.allowNetwork });
     try {
-      const report = classifier.evaluate(data, where);
+      const report = await classifier.evaluateAsync(data, where);
       if (opts.json) out(JSON.stringify({ ...report, skipped: data.skipped, model: opts.model, data: opts.task ? `task:${opts.task}` : opts.data }));
       else {
         if (data.skipped) out(`skipped ${data.skipped} rows without text or label`);

@@ -7,6 +7,7 @@ import '../backends/kernel-fixes.js';
 import { fail, shapeString } from './errors.js';
 import { Module } from './module.js';
 import { type ForwardContext, mixSeed, RandomStream } from './random.js';
+import { readsSynchronously } from './reads.js';
 
 /** Where a level sits; handed to the fusion and body factories. */
 export interface LevelInfo {
@@ -161,6 +162,8 @@ export class RevColumns extends Module {
   readonly minScale: number;
   readonly anchorEvery: number;
   private readonly cols: Column[] = [];
+  /** Zero counts of the scales (columns 1…, levels) from a clampScales() that could not read them at once. */
+  private pendingZeros: tf.Tensor | null = null;
 
   constructor(options: RevColOptions) {
     super();
@@ -221,22 +224,62 @@ export class RevColumns extends Module {
 
   /**
    * Clamps every |g| to at least minScale, keeping its sign (in place, like the release).
-   * A scale of exactly 0 has no sign to keep and would make the unit non-invertible.
+   * A scale of exactly 0 has no sign to keep and would make the unit non-invertible: that is an
+   * error. Where tensors can be read synchronously (cpu, wasm, tensorflow) it is raised here;
+   * on webgpu, which reads only asynchronously, the zero counts are kept and checkScales()
+   * (which the trainer awaits after every step) raises it.
    */
   clampScales(): void {
+    const now = readsSynchronously();
     tf.tidy(() => {
+      const counts: tf.Tensor[] = [];
       for (const [c, col] of this.cols.entries()) {
         // Column 0's scales multiply x[-1] = 0: they take no part, and are not checked.
         if (c === 0) continue;
         for (const [l, g] of col.scales.entries()) {
-          const zeros = tf.sum(tf.cast(tf.equal(g, 0), 'int32')).dataSync()[0];
-          if (zeros > 0) {
-            fail(`shortcut scale ${l} of column ${c} has ${zeros} entries equal to 0: the reversible unit divides by it; set it to a non-zero value (the paper initialises it to 0.5)`);
+          const zeros = tf.sum(tf.cast(tf.equal(g, 0), 'int32'));
+          if (now) {
+            const n = zeros.dataSync()[0];
+            if (n > 0) fail(zeroScaleMessage(c, l, n));
+          } else {
+            counts.push(zeros);
           }
           g.assign(tf.mul(tf.sign(g), tf.maximum(tf.abs(g), this.minScale)));
         }
       }
+      if (counts.length > 0) {
+        this.pendingZeros?.dispose();
+        this.pendingZeros = tf.keep(tf.stack(counts));
+      }
     });
+  }
+
+  /**
+   * Raises the zero-scale error of the last clampScales() that could not check at once (see
+   * there); a no-op when nothing is pending.
+   */
+  async checkScales(): Promise<void> {
+    const pending = this.pendingZeros;
+    if (!pending) return;
+    this.pendingZeros = null;
+    let counts: tf.TypedArray;
+    try {
+      counts = (await pending.data()) as tf.TypedArray;
+    } finally {
+      pending.dispose();
+    }
+    let i = 0;
+    for (let c = 1; c < this.columns; c++) {
+      for (let l = 0; l < this.levels; l++, i++) {
+        if (counts[i]! > 0) fail(zeroScaleMessage(c, l, counts[i]!));
+      }
+    }
+  }
+
+  override dispose(): void {
+    this.pendingZeros?.dispose();
+    this.pendingZeros = null;
+    super.dispose();
   }
 
   /** The randomness of level l in column c for a step: the same in forward and recomputation. */
@@ -400,6 +443,19 @@ export class RevColumns extends Module {
     }
     return { stemGrad: stemGrad ?? tf.zerosLike(stemOut), grads };
   }
+}
+
+function zeroScaleMessage(c: number, l: number, zeros: number): string {
+  return `shortcut scale ${l} of column ${c} has ${zeros} entries equal to 0: the reversible unit divides by it; set it to a non-zero value (the paper initialises it to 0.5)`;
+}
+
+/** Awaits checkScales() of every RevColumns in `module` (the trainer runs it after each step). */
+export async function checkModelScales(module: Module): Promise<void> {
+  if (module instanceof RevColumns) {
+    await module.checkScales();
+    return;
+  }
+  for (const [, child] of module.children()) await checkModelScales(child);
 }
 
 function perLevel<T>(factory: T | T[], levels: number, what: string): T[] {

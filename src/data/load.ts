@@ -39,7 +39,7 @@ export async function loadVisionData(spec: VisionDataSpec, size: number, classNa
   if (isMnist(spec.data)) {
     if (spec.evalData) fail('--eval-data is for image folders; MNIST has its own fixed test split');
     const mnist = loadMnist(spec.limit ? { train: spec.limit, test: spec.limit } : undefined);
-    data = { ...mnist, train: fitImages(mnist.train, size), test: fitImages(mnist.test, size) };
+    data = { ...mnist, train: await fitImages(mnist.train, size), test: await fitImages(mnist.test, size) };
     if (classNames && classNames.join('\u0000') !== data.classNames.join('\u0000')) {
       fail(`the model's classes (${classNames.join(', ')}) are not MNIST's digits 0-9`);
     }

@@ -226,8 +226,8 @@ export async function predictClasses(
   return out;
 }
 
-/** Resizes a set's images (bilinear) to size×size, in chunks to bound memory. */
-export function resizeImages(set: ImageSet, size: number): ImageSet {
+/** Resizes a set's images (bilinear) to size×size, in chunks to bound memory (read back asynchronously, as webgpu needs). */
+export async function resizeImages(set: ImageSet, size: number): Promise<ImageSet> {
   if (set.size === size) return set;
   const per = set.size * set.size * 3;
   const outPer = size * size * 3;
@@ -238,14 +238,17 @@ export function resizeImages(set: ImageSet, size: number): ImageSet {
     const resized = tf.tidy(() =>
       tf.image.resizeBilinear(tf.tensor4d(set.pixels.subarray(start * per, (start + n) * per), [n, set.size, set.size, 3]), [size, size], true),
     );
-    pixels.set(resized.dataSync() as Float32Array, start * outPer);
-    resized.dispose();
+    try {
+      pixels.set((await resized.data()) as Float32Array, start * outPer);
+    } finally {
+      resized.dispose();
+    }
   }
   return { pixels, labels: set.labels, count: set.count, size };
 }
 
 /** Fits a set to a model's input side: centred zero padding when it is smaller (up to twice), bilinear resizing otherwise. */
-export function fitImages(set: ImageSet, size: number): ImageSet {
+export async function fitImages(set: ImageSet, size: number): Promise<ImageSet> {
   if (set.size === size) return set;
   if (set.size < size && size <= 2 * set.size) return padImages(set, size);
   return resizeImages(set, size);

@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ensureBackend, useBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
+import { readLater, readNow, type Reads } from '../core/reads.js';
 import { mixSeed } from '../core/random.js';
 import { collapseSymbolRuns, countLabels, LabelMap, readTextExamples, splitHeldOut, type TextExamples } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
@@ -69,8 +70,11 @@ export function textClassificationReport(trueIds: ArrayLike<number>, predicted: 
   };
 }
 
-/** Probabilities [n, classes] of encoded texts, in batches, in eval mode. */
-function predictEncoded(model: RevColText, data: EncodedTexts, batchSize = 64): Float32Array {
+/**
+ * Probabilities [n, classes] of encoded texts, in batches, in eval mode. Written once for both
+ * kinds of read (src/core/reads.ts): run it with readLater (any backend) or readNow.
+ */
+function* predictEncoded(model: RevColText, data: EncodedTexts, batchSize = 64): Reads<Float32Array> {
   const k = model.config.numLabels;
   const out = new Float32Array(data.size * k);
   // Similar lengths together: less padding per batch. Results go back to input order.
@@ -78,11 +82,15 @@ function predictEncoded(model: RevColText, data: EncodedTexts, batchSize = 64): 
   for (let start = 0; start < order.length; start += batchSize) {
     const rows = order.slice(start, start + batchSize);
     const batch = data.batch(rows);
-    const probs = model.probabilities(batch.inputIds, batch.attentionMask);
-    const values = probs.dataSync();
-    probs.dispose();
-    disposeBatch(batch);
-    rows.forEach((r, i) => out.set(values.subarray(i * k, (i + 1) * k), r * k));
+    let probs: ReturnType<RevColText['probabilities']> | undefined;
+    try {
+      probs = model.probabilities(batch.inputIds, batch.attentionMask);
+      const values = yield probs;
+      rows.forEach((r, i) => out.set(values.subarray(i * k, (i + 1) * k), r * k));
+    } finally {
+      probs?.dispose();
+      disposeBatch(batch);
+    }
   }
   return out;
 }
@@ -93,11 +101,11 @@ function asTrained(texts: string[], collapseRuns = 0): string[] {
 }
 
 /** The mean of several models' probabilities (one model: its own). */
-function predictAveraged(models: RevColText[], data: EncodedTexts, batchSize = 64): Float32Array {
-  if (models.length === 1) return predictEncoded(models[0]!, data, batchSize);
+function* predictAveraged(models: RevColText[], data: EncodedTexts, batchSize = 64): Reads<Float32Array> {
+  if (models.length === 1) return yield* predictEncoded(models[0]!, data, batchSize);
   const sum = new Float32Array(data.size * models[0]!.config.numLabels);
   for (const model of models) {
-    const probs = predictEncoded(model, data, batchSize);
+    const probs = yield* predictEncoded(model, data, batchSize);
     for (let i = 0; i < sum.length; i++) sum[i] += probs[i]! / models.length;
   }
   return sum;
@@ -209,10 +217,22 @@ export class TextClassifier {
     }
   }
 
-  /** Class probabilities [texts × labels], row-major. */
+  /**
+   * Class probabilities [texts × labels], row-major. Reads synchronously: on the webgpu backend
+   * use probabilitiesAsync.
+   */
   probabilities(texts: string[], batchSize = 64): Float32Array {
+    return readNow(this.predict(texts, batchSize), 'await classifier.probabilitiesAsync(texts)');
+  }
+
+  /** Class probabilities [texts × labels], row-major, read asynchronously (every backend). */
+  async probabilitiesAsync(texts: string[], batchSize = 64): Promise<Float32Array> {
+    return readLater(this.predict(texts, batchSize));
+  }
+
+  private predict(texts: string[], batchSize: number): Reads<Float32Array> {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('classify takes an array of strings');
-    if (texts.length === 0) return new Float32Array(0);
+    if (texts.length === 0) return (function* () { return new Float32Array(0); })();
     return predictAveraged(this.models, new EncodedTexts(this.tokenizer, asTrained(texts, this.meta.collapseRuns), this.maxLength), batchSize);
   }
 
@@ -220,7 +240,7 @@ export class TextClassifier {
   async classify(texts: string | string[]): Promise<TextClassification[]> {
     const list = typeof texts === 'string' ? [texts] : texts;
     const k = this.labels.size;
-    const probs = this.probabilities(list);
+    const probs = await this.probabilitiesAsync(list);
     return list.map((_, i) => {
       const row = probs.subarray(i * k, (i + 1) * k);
       let best = 0;
@@ -231,11 +251,23 @@ export class TextClassifier {
     });
   }
 
-  /** Accuracy, macro-F1, per-class scores and confusion on labelled examples. */
+  /**
+   * Accuracy, macro-F1, per-class scores and confusion on labelled examples. Reads
+   * synchronously: on the webgpu backend use evaluateAsync.
+   */
   evaluate(examples: TextExamples, where = 'the evaluation data'): TextEvaluationReport {
+    return readNow(this.scored(examples, where), 'await classifier.evaluateAsync(examples)');
+  }
+
+  /** evaluate, read asynchronously (every backend). */
+  async evaluateAsync(examples: TextExamples, where = 'the evaluation data'): Promise<TextEvaluationReport> {
+    return readLater(this.scored(examples, where));
+  }
+
+  private *scored(examples: TextExamples, where: string): Reads<TextEvaluationReport> {
     const trueIds = this.labels.ids(examples.labels, where);
     const data = new EncodedTexts(this.tokenizer, asTrained(examples.texts, this.meta.collapseRuns), this.maxLength, trueIds);
-    const probs = predictAveraged(this.models, data);
+    const probs = yield* predictAveraged(this.models, data);
     return textClassificationReport(trueIds, argmaxRows(probs, this.labels.size), this.labels.names, data.truncated);
   }
 
@@ -574,7 +606,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         lossAndGradients: (b, step) => model.lossAndGradients(b, { seed: mixSeed(seed, step), labelSmoothing }),
         disposeBatch,
         evaluate: async () => {
-          const probs = predictEncoded(model, evalData);
+          const probs = await readLater(predictEncoded(model, evalData));
           const report = textClassificationReport(evalIds, argmaxRows(probs, labelMap.size), labelMap.names);
           return { accuracy: report.accuracy, macroF1: report.macroF1 };
         },

@@ -81,7 +81,7 @@ export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, 
   const classifier = await TextClassifier.load(options.out);
   let report;
   try {
-    report = classifier.evaluate(evalSet, 'the evaluation data');
+    report = await classifier.evaluateAsync(evalSet, 'the evaluation data');
   } finally {
     classifier.dispose();
   }

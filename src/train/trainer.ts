@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { checkModelScales } from '../core/engine.js';
 import { fail } from '../core/errors.js';
 import type { LossAndGradients } from '../core/gradients.js';
 import type { Module } from '../core/module.js';
@@ -214,10 +215,12 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
           let lossValue: number;
           try {
             lossValue = (await loss.data())[0];
+            // A zero shortcut scale that clampScales could not report synchronously (webgpu).
+            await checkModelScales(task.model);
             if (!Number.isFinite(lossValue)) {
               fail(`the loss became ${lossValue} at step ${step + 1} (epoch ${epoch + 1}): lower the learning rate (now ${options.lr}) or clip gradients`);
             }
-            if (options.clipNorm !== undefined) clipByGlobalNorm(grads, options.clipNorm);
+            if (options.clipNorm !== undefined) await clipByGlobalNorm(grads, options.clipNorm);
             optimizer.applyGradients(grads, lr);
             average?.update();
           } finally {
