@@ -25,13 +25,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { writeNpy } from '../src/io/npy.js';
 import { loadModelDir } from '../src/train/checkpoint.js';
 import { writeTopics } from '../test/helpers/text-data.js';
+import { args, flag } from './lib/args.js';
 
 const started = performance.now();
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-};
 const quick = args.includes('--quick');
 const backend = flag('backend', 'webgpu');
 const only = flag('only', '').split(',').filter(Boolean);

@@ -28,13 +28,9 @@ import { TEXT_PRESETS, type TextConfig } from '../src/text/presets.js';
 import { RevColVision } from '../src/vision/model.js';
 import { VISION_PRESETS } from '../src/vision/presets.js';
 import { timeMatmul } from './lib/matmul.js';
+import { args, flag } from './lib/args.js';
 
 const started = performance.now();
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-};
 const quick = args.includes('--quick');
 const backendName = flag('backend', 'webgpu');
 const steps = Number(flag('steps', quick ? '2' : '10'));

@@ -9,12 +9,8 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { readTextExamples } from '../src/data/text.js';
 import { recordResult } from './lib/record.js';
+import { flag } from './lib/args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
 const mib = Number(flag('mib', '700'));
 const format = flag('format', 'csv');
 if (format !== 'csv' && format !== 'jsonl') throw new Error('--format is csv or jsonl');

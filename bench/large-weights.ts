@@ -14,12 +14,8 @@ import { RevColVision } from '../src/vision/model.js';
 import { VISION_PRESETS } from '../src/vision/presets.js';
 import { loadReleaseWeights, saveReleaseWeights } from '../src/vision/weights.js';
 import { recordResult } from './lib/record.js';
+import { args, flag } from './lib/args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
 const preset = flag('preset', 'revcol-xl');
 const withCheckpoint = args.includes('--checkpoint');
 const dir = args.includes('--dir') ? flag('dir', '') : mkdtempSync(path.join(os.tmpdir(), 'revcol-large-'));

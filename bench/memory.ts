@@ -12,12 +12,8 @@ import { lossAndGradients } from '../src/index.js';
 import { ToyNet } from '../examples/gated-mlp-columns.js';
 import { RevColVision } from '../src/vision/model.js';
 import { DEFAULT_ANCHOR_EVERY, VISION_PRESETS } from '../src/vision/presets.js';
+import { args, flag } from './lib/args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
 const json = args.includes('--json');
 const batch = Number(flag('batch', '16'));
 const size = Number(flag('size', '64'));

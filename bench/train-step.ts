@@ -15,12 +15,8 @@ import { AdamW } from '../src/train/optimizer.js';
 import { RevColVision } from '../src/vision/model.js';
 import { VISION_PRESETS } from '../src/vision/presets.js';
 import { recordResult } from './lib/record.js';
+import { args, flag } from './lib/args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
 const backend = flag('backend', 'wasm');
 const steps = Number(flag('steps', '5'));
 const profile = args.includes('--profile');

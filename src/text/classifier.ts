@@ -7,10 +7,10 @@ import { mixSeed } from '../core/random.js';
 import { collapseSymbolRuns, countLabels, LabelMap, readTextExamples, splitHeldOut, type TextExamples } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
 import { confusionMatrix } from '../train/losses.js';
-import { type StepProgress, train, type TrainSummary } from '../train/trainer.js';
+import { train, type TrainSummary } from '../train/trainer.js';
 import { chooseMaxLength, disposeBatch, EncodedTexts, lengthGroupedBatches } from './encoded.js';
 import { RevColText, type TextBatch } from './model.js';
-import { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, pretrain } from './pretrain.js';
+import { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, pretrain, runTrainOptions, type TextRunOptions } from './pretrain.js';
 import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
 import { loadTask, type TaskHyper } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
@@ -276,7 +276,7 @@ export class TextClassifier {
   }
 }
 
-export interface FineTuneOptions {
+export interface FineTuneOptions extends TextRunOptions {
   /** Training file (CSV, TSV or JSONL) … */
   train?: string;
   /** … or a built-in task (its train split; its test split is the evaluation set). */
@@ -293,12 +293,6 @@ export interface FineTuneOptions {
   config?: string | Partial<TextConfig>;
   /** Start from an earlier model's columns (its folder); a new head when its labels differ. */
   from?: string;
-  epochs?: number;
-  batchSize?: number;
-  lr?: number;
-  maxLength?: number;
-  weightDecay?: number;
-  warmupEpochs?: number;
   labelSmoothing?: number;
   /**
    * Cut every run of one repeated symbol (e.g. a line of 70 underscores, which a BERT tokenizer
@@ -320,9 +314,6 @@ export interface FineTuneOptions {
   pretrainEpochs?: number;
   /** Keep an exponential moving average of the weights with this decay; it is what gets evaluated and saved. 0 or absent: none (unless the task sets one). */
   ema?: number;
-  out: string;
-  resume?: boolean;
-  seed?: number;
   /**
    * Train this many models with different seeds and average their class probabilities (a seed
    * ensemble; default: the task's, else 1). The folder then holds member-1 … member-N and
@@ -333,14 +324,6 @@ export interface FineTuneOptions {
   parallel?: number;
   /** Seed of the held-out split and of the max-length sample (default: `seed`; ensemble members keep the run's). */
   splitSeed?: number;
-  /** Switch TensorFlow.js to this backend first (default: keep the current one). */
-  backend?: string;
-  progress?: boolean;
-  /** Where progress lines and the notes go (default stderr). */
-  log?: (line: string) => void;
-  /** Called after every training step (epoch, texts seen in it, their mean loss). */
-  onStep?: (progress: StepProgress) => void;
-  mode?: 'reversible' | 'plain';
 }
 
 export interface FineTuneResult {
@@ -611,19 +594,13 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
           return { accuracy: report.accuracy, macroF1: report.macroF1 };
         },
       }, {
-        outDir: options.out,
+        ...runTrainOptions(options, log),
         epochs,
         lr,
         weightDecay,
         warmupEpochs,
         ...(ema > 0 ? { ema } : {}),
         keep,
-        clipNorm: 1.0,
-        seed,
-        resume: options.resume,
-        progress: options.progress,
-        log,
-        ...(options.onStep ? { onStep: options.onStep } : {}),
         meta: meta as unknown as Record<string, unknown>,
         title: `RevCol text classifier (${presetName ?? 'custom config'})`,
       });

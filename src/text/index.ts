@@ -1,5 +1,6 @@
 // The text family: RevCol transformer columns, fine-tuning, evaluation and classification.
-export { RevColText, EncoderBlock, type TextBatch, type TextStepOptions } from './model.js';
+export { RevColText, EncoderBlock, MaskedLMHead, type MaskedTextBatch, type TextBatch, type TextStepOptions } from './model.js';
+export { pretrain, maskTokens, type PretrainOptions, type PretrainResult, type MaskingOptions, type TextRunOptions } from './pretrain.js';
 export { TEXT_PRESETS, getPreset, presetNames, presetForDataSize, readConfigFile, validateConfig, type TextConfig, type TextPreset } from './presets.js';
 export * from './classifier.js';
 export { TextTokenizer, type EncodedBatch, type TokenizerLoadOptions, DEFAULT_TOKENIZER, SHIPPED_TOKENIZERS } from './tokenizer.js';

@@ -92,7 +92,44 @@ function disposeMasked(b: MaskedTextBatch): void {
   tf.dispose([b.inputIds, b.attentionMask, b.positions, b.targets]);
 }
 
-export interface PretrainOptions {
+/** What every text training run (pretrain, fine-tune) takes besides its data and model. */
+export interface TextRunOptions {
+  out: string;
+  resume?: boolean;
+  seed?: number;
+  /** Switch TensorFlow.js to this backend first (default: keep the current one). */
+  backend?: string;
+  progress?: boolean;
+  /** Where progress lines and the notes go (default stderr). */
+  log?: (line: string) => void;
+  /** Called after every training step (epoch, texts seen in it, their mean loss). */
+  onStep?: (progress: StepProgress) => void;
+  mode?: 'reversible' | 'plain';
+  epochs?: number;
+  batchSize?: number;
+  /** Peak learning rate of AdamW. */
+  lr?: number;
+  /** Tokens per text. */
+  maxLength?: number;
+  weightDecay?: number;
+  /** Linear warm-up, in epochs (may be fractional). */
+  warmupEpochs?: number;
+}
+
+/** The trainer's options that a text run passes through as given (clipping at norm 1 for both). */
+export function runTrainOptions(options: TextRunOptions, log: (line: string) => void) {
+  return {
+    outDir: options.out,
+    clipNorm: 1.0,
+    seed: options.seed ?? 0,
+    resume: options.resume,
+    progress: options.progress,
+    log,
+    ...(options.onStep ? { onStep: options.onStep } : {}),
+  };
+}
+
+export interface PretrainOptions extends TextRunOptions {
   /** Texts: a file (CSV, TSV or JSONL; only its text column is read, labels are not needed) … */
   train?: string;
   /** … a built-in task (its train split's texts) … */
@@ -107,24 +144,10 @@ export interface PretrainOptions {
   /** Changes over the preset (as a task's presetChanges). */
   presetChanges?: Partial<TextConfig>;
   config?: string | Partial<TextConfig>;
-  epochs?: number;
-  batchSize?: number;
-  lr?: number;
-  maxLength?: number;
-  weightDecay?: number;
-  warmupEpochs?: number;
   /** Share of tokens chosen for prediction (default 0.15). */
   maskFraction?: number;
   /** Cut runs of one repeated symbol before tokenizing (as fine-tune --collapse-runs; recorded for the fine-tune that follows). */
   collapseRuns?: number;
-  out: string;
-  resume?: boolean;
-  seed?: number;
-  backend?: string;
-  progress?: boolean;
-  log?: (line: string) => void;
-  onStep?: (progress: StepProgress) => void;
-  mode?: 'reversible' | 'plain';
   /** Recorded in the checkpoint (fine-tune passes its task). */
   taskName?: string;
 }
@@ -252,18 +275,12 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
         return { accuracy: total ? right / total : 0, maskedLoss: total ? lossSum / total : 0 };
       },
     }, {
-      outDir: options.out,
+      ...runTrainOptions(options, log),
       epochs,
       lr: options.lr ?? 2e-3,
       weightDecay: options.weightDecay ?? 0.01,
       warmupEpochs: options.warmupEpochs ?? Math.min(1, epochs / 10),
       keep: 'last',
-      clipNorm: 1.0,
-      seed,
-      resume: options.resume,
-      progress: options.progress,
-      log,
-      ...(options.onStep ? { onStep: options.onStep } : {}),
       meta: {
         family: 'text',
         objective: MASKED_LM_OBJECTIVE,
