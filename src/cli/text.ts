@@ -163,7 +163,7 @@ Examples:
     .option('--lr <x>', 'peak learning rate of AdamW (default 2e-3)', positive('--lr'))
     .option('--max-length <n>', 'tokens per text (default: the task\'s, else covers 95% of the texts, up to the preset\'s limit)', integer('--max-length'))
     .option('--mask-fraction <x>', 'share of tokens the model must predict (default 0.15; BERT\'s 80% [MASK], 10% random, 10% kept)', fraction('--mask-fraction'))
-    .option('--collapse-runs <n>', 'cut runs of one repeated symbol to N characters (use the same N when fine-tuning)', integer('--collapse-runs'))
+    .option('--collapse-runs <n>', 'cut runs of one repeated symbol to N characters (default: the task\'s, else off; use the same N when fine-tuning)', integer('--collapse-runs'))
     .option('--out <dir>', 'output folder (default runs/pretrain-<data name>)')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .option('--seed <n>', 'seed of initialisation, masking, shuffling and dropout', wholeOrZero, 0)

@@ -146,7 +146,7 @@ export interface PretrainOptions extends TextRunOptions {
   config?: string | Partial<TextConfig>;
   /** Share of tokens chosen for prediction (default 0.15). */
   maskFraction?: number;
-  /** Cut runs of one repeated symbol before tokenizing (as fine-tune --collapse-runs; recorded for the fine-tune that follows). */
+  /** Cut runs of one repeated symbol before tokenizing (as fine-tune --collapse-runs; recorded for the fine-tune that follows; default: the task's, else off). */
   collapseRuns?: number;
   /** Recorded in the checkpoint (fine-tune passes its task). */
   taskName?: string;
@@ -188,12 +188,14 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   let taskPreset: string | undefined;
   let taskChanges: Partial<TextConfig> = {};
   let taskMaxLength: number | undefined;
+  let taskCollapseRuns: number | undefined;
   if (options.task) {
     const task = await loadTask(options.task);
     texts = task.train.texts;
     taskPreset = task.preset;
     taskChanges = task.presetChanges;
     taskMaxLength = task.hyper.maxLength;
+    taskCollapseRuns = task.hyper.collapseRuns;
   } else if (options.train) {
     texts = (await readTextExamples(options.train, { textColumn: options.textColumn, requireLabels: false })).texts;
   } else {
@@ -201,7 +203,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('pretrain: texts must be an array of strings');
   }
   if (texts.length < 2) fail(`pretraining needs at least 2 texts, got ${texts.length}`);
-  const collapseRuns = options.collapseRuns ?? 0;
+  const collapseRuns = options.collapseRuns ?? taskCollapseRuns ?? 0;
   if (!(Number.isInteger(collapseRuns) && collapseRuns >= 0)) fail(`--collapse-runs must be a whole number ≥ 0 (0: off), got ${collapseRuns}`);
   if (collapseRuns) texts = texts.map((t) => collapseSymbolRuns(t, collapseRuns));
 
