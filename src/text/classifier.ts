@@ -455,6 +455,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         out: pretrainedDir,
         resume: options.resume && existsSync(path.join(pretrainedDir, 'last.ckpt.safetensors')),
         seed,
+        lengthSeed: splitSeed,
         progress: options.progress,
         log,
         ...(options.onStep ? { onStep: options.onStep } : {}),

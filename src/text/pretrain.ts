@@ -150,6 +150,12 @@ export interface PretrainOptions extends TextRunOptions {
   collapseRuns?: number;
   /** Recorded in the checkpoint (fine-tune passes its task). */
   taskName?: string;
+  /**
+   * Seed of the sample the max length is chosen from (default: `seed`). Fine-tune passes its
+   * split seed, the one its own choice uses, so that an ensemble member (whose seed differs)
+   * pre-trains at the length it then fine-tunes at.
+   */
+  lengthSeed?: number;
 }
 
 export interface PretrainResult {
@@ -220,7 +226,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   }
   const seed = options.seed ?? 0;
   const cap = partial.maxLength ?? getPreset('text-tiny').maxLength;
-  const maxLength = options.maxLength ?? taskMaxLength ?? chooseMaxLength(tokenizer, texts, cap, seed);
+  const maxLength = options.maxLength ?? taskMaxLength ?? chooseMaxLength(tokenizer, texts, cap, options.lengthSeed ?? seed);
   if (!Number.isInteger(maxLength) || maxLength < 2) fail(`--max-length must be a whole number ≥ 2, got ${maxLength}`);
   // numLabels is the classifier's business; pre-training keeps no classification head.
   const config = validateConfig({ ...getPreset('text-tiny'), ...partial, maxLength, vocabSize: tokenizer.vocabSize, numLabels: 2 } as TextConfig);
