@@ -1,14 +1,15 @@
 /**
  * Recipe selection for the spam task without its test split: fine-tunes on the task's train
  * split minus a stratified validation part (10% unless CHANGES has `validationFraction`; seed
- * 12345) and evaluates on that part, with the task's recipe plus CHANGES (FineTuneOptions, and
- * `config` for model config changes).
+ * 12345) and evaluates on that part, with the task's recipe plus CHANGES (FineTuneOptions,
+ * `config` for model config changes, `source` for changes to the task's data source).
  * Prints one JSON line and appends it to bench/results/spam-validation.jsonl.
  *
  *   npx tsx bench/spam-validation.ts NAME '{"labelSmoothing": 0.1}' [BACKEND]
  *   npx tsx bench/spam-validation.ts NAME '{"maxLength": 512, "config": {"columns": 4}}'
  *   npx tsx bench/spam-validation.ts NAME '{"validationFraction": 0.2, "seed": 101}'
  *   npx tsx bench/spam-validation.ts NAME '{"validationFraction": 0.2, "collapseRuns": 3}'
+ *   npx tsx bench/spam-validation.ts NAME '{"source": {"body": "decoded"}}'
  * BACKEND defaults to wasm (the library alone would stay on tfjs's default, the slow cpu one).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -20,11 +21,12 @@ import { recordResult } from './lib/record.js';
 
 const [name, json, backend = 'wasm'] = process.argv.slice(2);
 if (!name) throw new Error('usage: npx tsx bench/spam-validation.ts NAME [CHANGES-JSON]');
-const { config: configChanges, validationFraction = 0.1, ...changes } = JSON.parse(json ?? '{}') as Omit<Partial<FineTuneOptions>, 'config'> & {
+const { config: configChanges, source: sourceChanges, validationFraction = 0.1, ...changes } = JSON.parse(json ?? '{}') as Omit<Partial<FineTuneOptions>, 'config'> & {
   config?: Record<string, unknown>;
+  source?: Record<string, unknown>;
   validationFraction?: number;
 };
-const task = await loadTask('spam');
+const task = await loadTask('spam', { source: sourceChanges });
 const { train, eval: validation } = splitHeldOut(task.train, validationFraction, 12345);
 const dir = path.join('runs', 'spam-validation', name);
 mkdirSync(dir, { recursive: true });
@@ -48,7 +50,7 @@ const result = await fineTune({
 });
 const perEpoch = result.summary.epochs.map((e) => e.accuracy as number);
 const line = JSON.stringify({
-  date: new Date().toISOString(), run: name, changes: { ...changes, ...(configChanges ? { config: configChanges } : {}) }, validationFraction,
+  date: new Date().toISOString(), run: name, changes: { ...changes, ...(configChanges ? { config: configChanges } : {}), ...(sourceChanges ? { source: sourceChanges } : {}) }, validationFraction,
   trainExamples: train.texts.length, valExamples: validation.texts.length,
   bestEpoch: result.summary.bestEpoch, bestValAccuracy: result.summary.bestAccuracy, lastValAccuracy: perEpoch[perEpoch.length - 1],
   perEpochValAccuracy: perEpoch, seconds: Math.round((performance.now() - started) / 1000),

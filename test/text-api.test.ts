@@ -102,6 +102,21 @@ describe('TextClassifier', () => {
     await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), ema: 1, progress: false, log: () => {} })).rejects.toThrow(/--ema must be in \[0, 1\)/);
     await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), labelSmoothing: -0.1, progress: false, log: () => {} })).rejects.toThrow(/--label-smoothing must be in \[0, 1\)/);
   });
+  it('fineTune --input-masking corrupts training batches only, reproducibly; bad values are one-line errors', async () => {
+    const run = (dir: string, inputMasking: number) =>
+      fineTune({ train: trainFile, eval: evalFile, out: path.join(work, dir), epochs: 1, lr: 3e-3, seed: 5, inputMasking, progress: false, log: () => {} });
+    const [clean, noisy, again] = [await run('ft-im0', 0), await run('ft-im1', 0.3), await run('ft-im2', 0.3)];
+    // The noise changes the training trajectory; the same seed gives the same one.
+    expect(noisy.summary.epochs[0]!.loss).not.toBe(clean.summary.epochs[0]!.loss);
+    expect(again.summary.epochs[0]!.loss).toBe(noisy.summary.epochs[0]!.loss);
+    const before = tf.memory().numTensors;
+    const classifier = await TextClassifier.load(path.join(work, 'ft-im1'));
+    // Classifying is never noisy.
+    expect(Array.from(classifier.probabilities(['a b c d e f']))).toEqual(Array.from(classifier.probabilities(['a b c d e f'])));
+    classifier.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), inputMasking: 1, progress: false, log: () => {} })).rejects.toThrow(/--input-masking must be in \[0, 1\)/);
+  });
 });
 
 describe('helpers', () => {

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -88,6 +88,19 @@ describe('seed ensembles', () => {
     const classifier = await TextClassifier.load(dir);
     expect(classifier.models).toHaveLength(1);
     classifier.dispose();
+  });
+
+  it('--resume of a member stopped in its pre-training continues the pre-training', async () => {
+    const dir = path.join(work, 'resume-pre');
+    await fineTune({ ...common, out: dir, epochs: 1, pretrainEpochs: 1, maxLength: 24, ensemble: 2, parallel: 1 });
+    // As if member 2 had stopped after its pre-training's first epoch, before fine-tuning.
+    for (const file of ['last.ckpt.safetensors', 'best.safetensors', 'metrics.jsonl']) rmSync(path.join(dir, 'member-2', file));
+    rmSync(path.join(dir, 'ensemble.json'));
+    const logs: string[] = [];
+    const resumed = await fineTune({ ...common, out: dir, epochs: 1, pretrainEpochs: 2, maxLength: 24, ensemble: 2, parallel: 1, resume: true, log: (l) => logs.push(l) });
+    const member2 = logs.filter((l) => l.startsWith('member 2/2: '));
+    expect(member2.some((l) => l.includes(`resuming ${path.join(dir, 'member-2', 'pretrained')} after epoch 1`))).toBe(true);
+    expect(resumed.ensemble!.members.map((m) => m.summary.epochs.length)).toEqual([1, 1]);
   });
 
   it('bad input: --from an ensemble, a damaged manifest, a bad member count', async () => {

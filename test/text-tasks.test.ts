@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RevcolError } from '../src/core/errors.js';
 import { collapseSymbolRuns, countLabels } from '../src/data/text.js';
 import { TEXT_PRESETS, configObject, validateConfig } from '../src/text/presets.js';
-import { loadTask, spamAssassinText, taskNames } from '../src/text/tasks.js';
+import { loadTask, spamAssassinDecodedText, spamAssassinText, taskNames } from '../src/text/tasks.js';
 
 describe('built-in tasks', () => {
   it('lists spam, and an unknown task is a one-line error naming the tasks', async () => {
@@ -50,6 +50,63 @@ describe('built-in tasks', () => {
     expect(spamAssassinText('X-A: b\n\nbody without subject')).toBe('\n\nbody without subject');
     expect(spamAssassinText(raw, ['X-Mailer', 'Subject', 'To'])).toBe('X-Mailer: Foo\nSubject: Cheap meds   now\n\nBuy now!\n\nReally.\n');
     expect(spamAssassinText(raw, 'all')).toMatch(/^From someone.*\nReceived: .*\nX-Mailer: Foo\n\nBuy now!/s);
+  });
+
+  it('spam decoded text: MIME parts taken apart, encodings undone, HTML as text, attachments named', async () => {
+    const multipart = [
+      'Subject: =?utf-8?Q?Caf=C3=A9?= offer',
+      'X-Mailer: Foo',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="XX"',
+      '',
+      '--XX',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: quoted-printable',
+      '',
+      'Half price on caf=C3=A9 =',
+      'today,     only.',
+      '',
+      '',
+      '',
+      'Bye',
+      '--XX',
+      'Content-Type: application/octet-stream; name="setup.exe"',
+      'Content-Disposition: attachment; filename="setup.exe"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('MZ binary').toString('base64'),
+      '--XX--',
+      '',
+    ].join('\r\n');
+    // Header values stay as written (the raw text's kept headers), the body is decoded and tidied.
+    expect(await spamAssassinDecodedText(multipart, ['Subject', 'X-Mailer'])).toBe(
+      'Subject: =?utf-8?Q?Caf=C3=A9?= offer\nX-Mailer: Foo\nAttachment: application/octet-stream setup.exe\n\nHalf price on café today, only.\n\nBye\n',
+    );
+    const htmlOnly = [
+      'Subject: Win',
+      'Content-Type: text/html',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('<html><body><p>You <b>won</b>!</p><a href="http://win.example/x">Claim</a></body></html>').toString('base64'),
+    ].join('\n');
+    expect(await spamAssassinDecodedText(htmlOnly)).toBe('Subject: Win\n\nYou won!\n\nClaim [http://win.example/x]\n');
+    // A plain message is its body with blank space cut.
+    expect(await spamAssassinDecodedText('Subject: Hi\n\nHello   there\n\n\n\nBob\n')).toBe('Subject: Hi\n\nHello there\n\nBob\n');
+  });
+
+  it('spam source.body: "decoded" keeps the same split, and another value is a one-line error', async () => {
+    const raw = await loadTask('spam');
+    const decoded = await loadTask('spam', { source: { body: 'decoded' } });
+    expect(decoded.test.labels).toEqual(raw.test.labels);
+    // Same messages in the same order: their first kept header line agrees.
+    const firstLines = (texts: string[]) => texts.map((t) => t.slice(0, t.indexOf('\n')));
+    expect(firstLines(decoded.test.texts)).toEqual(firstLines(raw.test.texts));
+    expect(decoded.source).toContain('decoded body');
+    // Decoding undoes quoted-printable: its escaped "=" (=3D) is gone.
+    const quotedPrintable = (texts: string[]) => texts.filter((t) => /=3D/.test(t.slice(t.indexOf('\n\n')))).length;
+    expect(quotedPrintable(raw.test.texts)).toBeGreaterThan(50);
+    expect(quotedPrintable(decoded.test.texts)).toBe(0);
+    await expect(loadTask('spam', { source: { body: 'html' } })).rejects.toThrow(/source.body must be "raw".*or "decoded"/);
   });
 
   it('collapseSymbolRuns cuts runs of one symbol, and leaves letters, digits and spaces', () => {

@@ -97,6 +97,7 @@ export function registerTextCommands(program: Command): void {
     .addOption(new Option('--keep <which>', 'which epoch best.safetensors keeps: the best on the evaluation data, or the last (default: last with --task, whose evaluation data is its test split; else best)').choices(['best', 'last']))
     .option('--collapse-runs <n>', 'cut runs of one repeated symbol (lines of ____ or ****, one token per character) to N characters, in training and when classifying (default: the task\'s, else off)', integer('--collapse-runs'))
     .option('--ema <decay>', 'evaluate and save a moving average of the weights with this decay, e.g. 0.999 (default: the task\'s, else none)', fraction('--ema'))
+    .option('--input-masking <x>', 'input noise: corrupt this fraction of the tokens of each training batch BERT\'s way ([MASK], random, kept), afresh every step (default: the task\'s, else 0: off)', fraction('--input-masking'))
     .option('--pretrain-epochs <n>', 'first pre-train the model on the training texts (masked LM) for N epochs, kept in OUT/pretrained, then fine-tune from it (default: the task\'s, else 0: none)', wholeOrZeroOf('--pretrain-epochs'))
     .option('--out <dir>', 'output folder (default runs/text-<data name>)')
     .option('--resume', 'continue the run in --out from its last checkpoint')
@@ -136,6 +137,7 @@ Examples:
       collapseRuns: opts.collapseRuns,
       keep: opts.keep,
       ema: opts.ema,
+      inputMasking: opts.inputMasking,
       pretrainEpochs: opts.pretrainEpochs,
       out: opts.out ?? defaultOut(opts),
       resume: opts.resume,

@@ -10,7 +10,7 @@ import { confusionMatrix } from '../train/losses.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { chooseMaxLength, disposeBatch, EncodedTexts, lengthGroupedBatches } from './encoded.js';
 import { RevColText, type TextBatch } from './model.js';
-import { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, pretrain, runTrainOptions, type TextRunOptions } from './pretrain.js';
+import { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, maskTokens, pretrain, runTrainOptions, type TextRunOptions } from './pretrain.js';
 import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
 import { loadTask, type TaskHyper } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
@@ -315,6 +315,12 @@ export interface FineTuneOptions extends TextRunOptions {
   /** Keep an exponential moving average of the weights with this decay; it is what gets evaluated and saved. 0 or absent: none (unless the task sets one). */
   ema?: number;
   /**
+   * Input noise while training: this fraction of each batch's tokens is corrupted BERT's way
+   * (80% [MASK], 10% a random token, 10% kept; never special tokens or padding), afresh every
+   * step, so the model cannot lean on any single word. 0: off (default: the task's, else off).
+   */
+  inputMasking?: number;
+  /**
    * Train this many models with different seeds and average their class probabilities (a seed
    * ensemble; default: the task's, else 1). The folder then holds member-1 … member-N and
    * ensemble.json, and loads like a single model.
@@ -540,6 +546,12 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     const keep = options.keep ?? (options.task ? 'last' : 'best');
     if (keep !== 'best' && keep !== 'last') fail(`--keep must be best or last, got ${String(keep)}`);
     if (!(ema >= 0 && ema < 1)) fail(`--ema must be in [0, 1) (0: no weight average), got ${ema}`);
+    const inputMasking = options.inputMasking ?? hyper.inputMasking ?? 0;
+    if (!(inputMasking >= 0 && inputMasking < 1)) fail(`--input-masking must be in [0, 1) (0: off), got ${inputMasking}`);
+    if (inputMasking > 0 && tokenizer.maskTokenId === null) fail(`tokenizer ${tokenizer.source} has no mask token, which --input-masking needs; set mask_token in its tokenizer_config.json or use --input-masking 0`);
+    const masking = inputMasking > 0
+      ? { fraction: inputMasking, maskTokenId: tokenizer.maskTokenId!, vocabSize: tokenizer.vocabSize, specialTokenIds: tokenizer.specialTokenIds }
+      : null;
 
     const model = new RevColText(config, seed);
     let keptHead = false;
@@ -584,7 +596,10 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         model,
         trainSize: trainData.size,
         trainBatches: function* (_epoch, shuffleSeed) {
-          for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) yield trainData.batch(rows);
+          let index = 0;
+          for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) {
+            yield masking ? trainData.batch(rows, (ids, mask) => maskTokens(ids, mask, { ...masking, seed: mixSeed(shuffleSeed, index++) }).ids) : trainData.batch(rows);
+          }
         },
         batchSize: (b) => b.labels.shape[0],
         lossAndGradients: (b, step) => model.lossAndGradients(b, { seed: mixSeed(seed, step), labelSmoothing }),

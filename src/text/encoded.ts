@@ -46,11 +46,11 @@ export class EncodedTexts {
     return { ids, mask, width };
   }
 
-  /** A batch of the given rows as tensors (see rowsOf). */
-  batch(rows: number[]): TextBatch {
+  /** A batch of the given rows as tensors (see rowsOf); `corrupt` may replace the ids (input noise). */
+  batch(rows: number[], corrupt?: (ids: Int32Array, mask: Int32Array) => Int32Array): TextBatch {
     const { ids, mask, width } = this.rowsOf(rows);
     return {
-      inputIds: tf.tensor2d(ids, [rows.length, width], 'int32'),
+      inputIds: tf.tensor2d(corrupt ? corrupt(ids, mask) : ids, [rows.length, width], 'int32'),
       attentionMask: tf.tensor2d(mask, [rows.length, width], 'int32'),
       labels: tf.tensor1d(this.labels ? rows.map((r) => this.labels![r]) : new Array(rows.length).fill(0), 'int32'),
     };

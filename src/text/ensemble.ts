@@ -8,7 +8,7 @@ import cliProgress from 'cli-progress';
 import { fail, RevcolError } from '../core/errors.js';
 import type { TextExamples } from '../data/text.js';
 import type { StepProgress } from '../train/trainer.js';
-import { type FineTuneOptions, type FineTuneResult, fineTune, TextClassifier } from './classifier.js';
+import { type FineTuneOptions, type FineTuneResult, fineTune, PRETRAINED_DIR, TextClassifier } from './classifier.js';
 import { writeEnsembleManifest } from './ensemble-manifest.js';
 import { TextTokenizer } from './tokenizer.js';
 
@@ -63,8 +63,9 @@ export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, 
       seed: seeds[k],
       splitSeed: options.splitSeed ?? seed,
       out,
-      // A member not started yet starts afresh; one already done has nothing left to do.
-      resume: Boolean(options.resume) && existsSync(path.join(out, 'last.ckpt.safetensors')),
+      // A member not started yet starts afresh; one already done has nothing left to do; one
+      // stopped while pre-training (--pretrain-epochs) continues its pre-training.
+      resume: Boolean(options.resume) && [out, path.join(out, PRETRAINED_DIR)].some((dir) => existsSync(path.join(dir, 'last.ckpt.safetensors'))),
       ...(backend ? { backend } : {}),
     };
   });

@@ -2,6 +2,8 @@ import { existsSync, promises as fs, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { convert as htmlToText } from 'html-to-text';
+import PostalMime from 'postal-mime';
 import { fail } from '../core/errors.js';
 import { readTextExamples, splitByGroups, type TextExamples } from '../data/text.js';
 import { configObject, type TextConfig } from './presets.js';
@@ -21,6 +23,8 @@ export interface TaskHyper {
   ensemble?: number;
   /** Cut runs of one repeated symbol to this many before tokenizing (fine-tune --collapse-runs). */
   collapseRuns?: number;
+  /** Fraction of input tokens corrupted in each training batch (fine-tune --input-masking). */
+  inputMasking?: number;
   /** Masked-LM pre-training epochs on the training texts before fine-tuning (fine-tune --pretrain-epochs). */
   pretrainEpochs?: number;
 }
@@ -67,7 +71,8 @@ const isString = (v: unknown): boolean => typeof v === 'string' && v.length > 0;
 const isObject = (v: unknown): boolean => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isPositive = (v: unknown): boolean => typeof v === 'number' && v > 0;
 
-export async function loadTask(name: string): Promise<TaskDefinition> {
+/** `changes.source` replaces fields of the task file's source (for experiments such as bench/spam-validation.ts). */
+export async function loadTask(name: string, changes: { source?: Json } = {}): Promise<TaskDefinition> {
   const names = taskNames();
   if (!names.includes(name)) {
     fail(`unknown task ${JSON.stringify(name)}; built-in tasks: ${names.join(', ') || '(none)'}`);
@@ -80,7 +85,7 @@ export async function loadTask(name: string): Promise<TaskDefinition> {
     fail(`task file ${file} is unreadable or not valid JSON (${(err as Error).message.split('\n')[0]})`);
   }
   const where = `task file ${file}`;
-  const source = field<Json>(spec, 'source', isObject, where);
+  const source = { ...field<Json>(spec, 'source', isObject, where), ...changes.source };
   const split = field<Json>(spec, 'split', isObject, where);
   const hyperRaw = field<Json>(spec, 'hyper', isObject, where);
   const hyper: TaskHyper = {
@@ -97,6 +102,7 @@ export async function loadTask(name: string): Promise<TaskDefinition> {
   if (hyperRaw.ema !== undefined) hyper.ema = field<number>(hyperRaw, 'ema', (v) => typeof v === 'number' && v >= 0 && v < 1, where);
   if (hyperRaw.ensemble !== undefined) hyper.ensemble = field<number>(hyperRaw, 'ensemble', (v) => Number.isInteger(v) && (v as number) >= 1, where);
   if (hyperRaw.pretrainEpochs !== undefined) hyper.pretrainEpochs = field<number>(hyperRaw, 'pretrainEpochs', (v) => Number.isInteger(v) && (v as number) >= 0, where);
+  if (hyperRaw.inputMasking !== undefined) hyper.inputMasking = field<number>(hyperRaw, 'inputMasking', (v) => typeof v === 'number' && v >= 0 && v < 1, where);
   if (hyperRaw.collapseRuns !== undefined) hyper.collapseRuns = field<number>(hyperRaw, 'collapseRuns', (v) => Number.isInteger(v) && (v as number) >= 1, where);
   const testFraction = field<number>(split, 'testFraction', (v) => typeof v === 'number' && v > 0 && v < 1, where);
   const seed = field<number>(split, 'seed', (v) => Number.isInteger(v), where);
@@ -105,9 +111,9 @@ export async function loadTask(name: string): Promise<TaskDefinition> {
   let groups: string[];
   let sourceText: string;
   if (source.package === SPAM_PACKAGE) {
-    ({ examples: all, groups } = spamAssassinExamples(source, where));
+    ({ examples: all, groups } = await spamAssassinExamples(source, where));
     const kept = Array.isArray(source.headers) ? source.headers.join(', ') : source.headers === 'all' ? 'all headers' : 'Subject';
-    sourceText = `${SPAM_PACKAGE} (SpamAssassin public corpus): ${kept} + body of each message`;
+    sourceText = `${SPAM_PACKAGE} (SpamAssassin public corpus): ${kept} + ${source.body === 'decoded' ? 'decoded body' : 'body'} of each message`;
   } else if (typeof source.file === 'string') {
     // A task over a data file shipped beside the task definition.
     all = await readTextExamples(path.resolve(TASKS_DIR, source.file), {
@@ -155,6 +161,22 @@ function readSpamCorpus(): SpamMessage[] {
   return spamCorpus;
 }
 
+function splitMessage(raw: string): { headers: string; body: string } {
+  const message = raw.replace(/\r\n/g, '\n');
+  const end = message.indexOf('\n\n');
+  return { headers: end < 0 ? message : message.slice(0, end), body: end < 0 ? '' : message.slice(end + 2) };
+}
+
+function keptHeaderLines(headers: string, keep: readonly string[]): string[] {
+  const lines: string[] = [];
+  for (const name of keep) {
+    const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const value = new RegExp(`^${escaped}:[ \\t]*(.*(?:\\n[ \\t].*)*)`, 'im').exec(headers)?.[1];
+    if (value !== undefined) lines.push(`${name}: ${value.replace(/\n[ \t]+/g, ' ').trim()}`);
+  }
+  return lines;
+}
+
 /**
  * The text a message is classified from: the headers named in `keep` (default Subject; folded
  * lines joined; "Name: value" lines in the order given; 'all' keeps the whole header block) and
@@ -164,21 +186,34 @@ function readSpamCorpus(): SpamMessage[] {
  * tell where a message was archived rather than what it says.
  */
 export function spamAssassinText(raw: string, keep: readonly string[] | 'all' = ['Subject']): string {
-  const message = raw.replace(/\r\n/g, '\n');
-  const end = message.indexOf('\n\n');
-  const headers = end < 0 ? message : message.slice(0, end);
-  const body = end < 0 ? '' : message.slice(end + 2);
+  const { headers, body } = splitMessage(raw);
   if (keep === 'all') return `${headers}\n\n${body}`;
-  const lines: string[] = [];
-  for (const name of keep) {
-    const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    const value = new RegExp(`^${escaped}:[ \\t]*(.*(?:\\n[ \\t].*)*)`, 'im').exec(headers)?.[1];
-    if (value !== undefined) lines.push(`${name}: ${value.replace(/\n[ \t]+/g, ' ').trim()}`);
-  }
-  return `${lines.join('\n')}\n\n${body}`;
+  return `${keptHeaderLines(headers, keep).join('\n')}\n\n${body}`;
 }
 
-function spamAssassinExamples(source: Json, where: string): { examples: TextExamples; groups: string[] } {
+/**
+ * Like spamAssassinText, but with the body as a reader sees it: postal-mime takes the MIME
+ * structure apart and undoes base64 and quoted-printable, the plain-text part is kept (an
+ * HTML-only message is turned into text by html-to-text, links as "text [url]"), each
+ * attachment becomes an "Attachment: type name" line after the headers, and runs of blank space
+ * are cut. Decoding frees the tokens that encodings and markup take at the start of a message.
+ */
+export async function spamAssassinDecodedText(raw: string, keep: readonly string[] | 'all' = ['Subject']): Promise<string> {
+  const { headers, body } = splitMessage(raw);
+  const lines = keep === 'all' ? [headers] : keptHeaderLines(headers, keep);
+  let text: string;
+  try {
+    const email = await PostalMime.parse(raw);
+    text = email.text?.trim() ? email.text : email.html ? htmlToText(email.html, { wordwrap: false }) : '';
+    for (const a of email.attachments) lines.push(`Attachment: ${a.mimeType}${a.filename ? ` ${a.filename}` : ''}`);
+  } catch {
+    text = body; // not parseable as MIME: keep the body as stored
+  }
+  const tidy = text.replace(/[ \t\u00a0]+/g, ' ').replace(/ ?\n ?/g, '\n').replace(/\n{3,}/g, '\n\n').trim();
+  return `${lines.join('\n')}\n\n${tidy}\n`;
+}
+
+async function spamAssassinExamples(source: Json, where: string): Promise<{ examples: TextExamples; groups: string[] }> {
   const labelsOf = source.labels;
   if (!isObject(labelsOf)) fail(`${where}: source.labels must map each label to its corpus groups`);
   const labelOfGroup = new Map<string, string>();
@@ -191,6 +226,8 @@ function spamAssassinExamples(source: Json, where: string): { examples: TextExam
     fail(`${where}: source.headers must be "all" or a list of header names such as ["Subject"]`);
   }
   const keep = headers as string[] | 'all';
+  const bodyForm = source.body ?? 'raw';
+  if (bodyForm !== 'raw' && bodyForm !== 'decoded') fail(`${where}: source.body must be "raw" (as stored) or "decoded" (MIME decoded, HTML as text)`);
   const texts: string[] = [];
   const labels: string[] = [];
   const groups: string[] = [];
@@ -199,7 +236,6 @@ function spamAssassinExamples(source: Json, where: string): { examples: TextExam
   for (const message of readSpamCorpus()) {
     const label = labelOfGroup.get(message.group);
     if (label === undefined) fail(`${where}: corpus group ${message.group} has no label in source.labels`);
-    const text = spamAssassinText(message.text, keep);
     // The corpus holds some messages twice (same subject and body, different headers); keep the
     // first. Compare subject and body only, so that no message's content lands in both splits.
     const content = spamAssassinText(message.text, ['Subject']);
@@ -208,7 +244,7 @@ function spamAssassinExamples(source: Json, where: string): { examples: TextExam
       continue;
     }
     seen.add(content);
-    texts.push(text);
+    texts.push(bodyForm === 'decoded' ? await spamAssassinDecodedText(message.text, keep) : spamAssassinText(message.text, keep));
     labels.push(label);
     groups.push(message.group);
   }
