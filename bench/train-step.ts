@@ -4,13 +4,17 @@
 // tokens predicted over the 30,522-token vocabulary), and revcol-nano-32 on an MNIST batch
 // (64 × 32×32).
 // Median of --steps steps after one warm-up step; --profile adds the kernels that took longest.
+// --text-config times only a text classification step of another model: a partial config,
+// optionally naming a preset (e.g. '{"preset": "text-small"}' or '{"hidden": [64, 64]}'), on
+// the same batch; what a larger model would cost per step.
 //   npm run bench -- train-step [--backend wasm] [--steps 5] [--profile]
+//   npm run bench -- train-step --text-config '{"preset": "text-small"}' --steps 3
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../src/backends/index.js';
 import { MaskedLMHead, RevColText } from '../src/text/model.js';
 import { RandomStream } from '../src/core/random.js';
 import { maskTokens } from '../src/text/pretrain.js';
-import { TEXT_PRESETS, type TextConfig } from '../src/text/presets.js';
+import { getPreset, TEXT_PRESETS, type TextConfig, validateConfig } from '../src/text/presets.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { RevColVision } from '../src/vision/model.js';
 import { VISION_PRESETS } from '../src/vision/presets.js';
@@ -59,10 +63,13 @@ function timeSteps(step: (s: number) => void): { ms: number; topKernels?: Record
   return { ms: Math.round(median(times)), ...(profile ? { topKernels: Object.fromEntries(top.map(([k, ms]) => [k, Math.round(ms / steps)])) } : {}) };
 }
 
-function textStep(objective: 'classification' | 'masked-lm'): ReturnType<typeof timeSteps> {
-  const config: TextConfig = { ...TEXT_PRESETS['text-tiny'], dropout: 0.3, dropPath: 0.1, vocabSize: 30522, numLabels: 2 };
+const textTiny: Partial<TextConfig> = { ...TEXT_PRESETS['text-tiny'], dropout: 0.3, dropPath: 0.1 };
+
+function textStep(objective: 'classification' | 'masked-lm', changes: Partial<TextConfig> = textTiny): ReturnType<typeof timeSteps> {
+  const config = { ...TEXT_PRESETS['text-tiny'], ...changes, vocabSize: 30522, numLabels: 2, maxLength: 256 } as TextConfig;
+  validateConfig(config);
   const model = new RevColText(config, 1);
-  const head = objective === 'masked-lm' ? new MaskedLMHead(32, model.embeddings.tokens, new RandomStream(2)) : null;
+  const head = objective === 'masked-lm' ? new MaskedLMHead(config.hidden[config.hidden.length - 1]!, model.embeddings.tokens, new RandomStream(2)) : null;
   const optimizer = new AdamW(head ? [...model.namedParameters(), ...head.namedParameters('mlm.')] : model);
   const [batch, length] = [32, 256];
   const ids = Int32Array.from({ length: batch * length }, (_, i) => (i * 7919) % 30522);
@@ -108,7 +115,15 @@ function visionStep(): ReturnType<typeof timeSteps> {
   return result;
 }
 
-const result = { date: new Date().toISOString(), backend, steps, textTinyStepMs: textStep('classification'), textTinyMaskedLMStepMs: textStep('masked-lm'), revcolNano32StepMs: visionStep() };
+const textConfig = flag('text-config', '');
+let result: Record<string, unknown>;
+if (textConfig) {
+  const { preset, ...changes } = JSON.parse(textConfig) as Partial<TextConfig> & { preset?: string };
+  const config = { ...(preset ? getPreset(preset) : textTiny), ...changes };
+  result = { date: new Date().toISOString(), backend, steps, textConfig: JSON.parse(textConfig), textStepMs: textStep('classification', config) };
+} else {
+  result = { date: new Date().toISOString(), backend, steps, textTinyStepMs: textStep('classification'), textTinyMaskedLMStepMs: textStep('masked-lm'), revcolNano32StepMs: visionStep() };
+}
 const line = JSON.stringify(result);
 process.stdout.write(`${line}\n`);
 if (!profile) await recordResult('train-step', line);
