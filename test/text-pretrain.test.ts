@@ -8,7 +8,7 @@ import { writeTopics } from './helpers/text-data.js';
 import { useBackend } from '../src/backends/index.js';
 import { loadModelDir } from '../src/train/checkpoint.js';
 import { fineTune, TextClassifier } from '../src/text/classifier.js';
-import { maskTokens, pretrain } from '../src/text/pretrain.js';
+import { maskingFor, maskTokens, pretrain } from '../src/text/pretrain.js';
 import { TextTokenizer } from '../src/text/tokenizer.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-pretrain-'));
@@ -140,6 +140,11 @@ describe('pretrain', () => {
     expect(tokenizer.maskTokenId).toBe(103); // BERT uncased's [MASK]
     expect([...tokenizer.specialTokenIds].sort((x, y) => x - y)).toEqual([0, 100, 101, 102, 103]);
     await expect(pretrain({ texts: ['only one'], out: path.join(work, 'one'), progress: false, log: () => {} })).rejects.toThrow(/at least 2 texts/);
+    expect(maskingFor(tokenizer, 0.2, 'x')).toEqual({ fraction: 0.2, maskTokenId: 103, vocabSize: 30522, specialTokenIds: tokenizer.specialTokenIds });
+    // A tokenizer without a mask token: a one-line error that says what needs it and what to do.
+    const noMask = Object.assign(Object.create(TextTokenizer.prototype) as TextTokenizer, { maskTokenId: null, source: 'my-tokenizer' });
+    expect(() => maskingFor(noMask, 0.15, '--input-masking', ' or use --input-masking 0'))
+      .toThrow('tokenizer my-tokenizer has no mask token, which --input-masking needs; set mask_token in its tokenizer_config.json or use --input-masking 0');
   });
 });
 

@@ -10,7 +10,7 @@ import { confusionMatrix } from '../train/losses.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { chooseMaxLength, disposeBatch, EncodedTexts, lengthGroupedBatches } from './encoded.js';
 import { RevColText, type TextBatch } from './model.js';
-import { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, maskTokens, pretrain, runTrainOptions, type TextRunOptions } from './pretrain.js';
+import { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, maskingFor, maskTokens, pretrain, runTrainOptions, type TextRunOptions } from './pretrain.js';
 import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
 import { loadTask, type TaskHyper } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
@@ -548,10 +548,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     if (!(ema >= 0 && ema < 1)) fail(`--ema must be in [0, 1) (0: no weight average), got ${ema}`);
     const inputMasking = options.inputMasking ?? hyper.inputMasking ?? 0;
     if (!(inputMasking >= 0 && inputMasking < 1)) fail(`--input-masking must be in [0, 1) (0: off), got ${inputMasking}`);
-    if (inputMasking > 0 && tokenizer.maskTokenId === null) fail(`tokenizer ${tokenizer.source} has no mask token, which --input-masking needs; set mask_token in its tokenizer_config.json or use --input-masking 0`);
-    const masking = inputMasking > 0
-      ? { fraction: inputMasking, maskTokenId: tokenizer.maskTokenId!, vocabSize: tokenizer.vocabSize, specialTokenIds: tokenizer.specialTokenIds }
-      : null;
+    const masking = inputMasking > 0 ? maskingFor(tokenizer, inputMasking, '--input-masking', ' or use --input-masking 0') : null;
 
     const model = new RevColText(config, seed);
     let keptHead = false;

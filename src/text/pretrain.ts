@@ -32,6 +32,15 @@ export interface MaskingOptions {
 }
 
 /**
+ * The masking settings for a tokenizer, or a one-line error when it has no mask token (`needs`
+ * says what needs it, `orElse` how to do without).
+ */
+export function maskingFor(tokenizer: TextTokenizer, fraction: number, needs: string, orElse = ''): Omit<MaskingOptions, 'seed'> {
+  if (tokenizer.maskTokenId === null) fail(`tokenizer ${tokenizer.source} has no mask token, which ${needs} needs; set mask_token in its tokenizer_config.json${orElse}`);
+  return { fraction, maskTokenId: tokenizer.maskTokenId, vocabSize: tokenizer.vocabSize, specialTokenIds: tokenizer.specialTokenIds };
+}
+
+/**
  * Masks a batch of token ids [rows × width] (row-major, with its attention mask) for masked-LM
  * training, BERT's way. Returns the corrupted ids and, per chosen token, its flattened position
  * (row·width + column) and original id. Every batch with an eligible token gets at least one.
@@ -214,7 +223,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   if (collapseRuns) texts = texts.map((t) => collapseSymbolRuns(t, collapseRuns));
 
   const tokenizer = options.tokenizer instanceof TextTokenizer ? options.tokenizer : await TextTokenizer.load(options.tokenizer, { allowNetwork: options.allowNetwork });
-  if (tokenizer.maskTokenId === null) fail(`tokenizer ${tokenizer.source} has no mask token, which masked-LM pre-training needs; set mask_token in its tokenizer_config.json`);
+  const masking = maskingFor(tokenizer, options.maskFraction ?? DEFAULT_MASK_FRACTION, 'masked-LM pre-training');
 
   let presetName: string | null = null;
   let partial: Partial<TextConfig>;
@@ -235,14 +244,13 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   const batchSize = options.batchSize ?? 32;
   if (!Number.isInteger(batchSize) || batchSize < 1) fail(`--batch-size must be a whole number ≥ 1, got ${batchSize}`);
   const epochs = options.epochs ?? 10;
-  const maskFraction = options.maskFraction ?? DEFAULT_MASK_FRACTION;
+  const maskFraction = masking.fraction;
   if (!(maskFraction > 0 && maskFraction < 1)) fail(`--mask-fraction must be between 0 and 1, got ${maskFraction}`);
 
   const order = seededPermutation(texts.length, mixSeed(seed, 0x9e1d));
   const held = new Set(order.slice(0, heldOutCount(texts.length)));
   const trainData = new EncodedTexts(tokenizer, texts.filter((_, i) => !held.has(i)), maxLength);
   const heldData = new EncodedTexts(tokenizer, texts.filter((_, i) => held.has(i)), maxLength);
-  const masking = { fraction: maskFraction, maskTokenId: tokenizer.maskTokenId, vocabSize: tokenizer.vocabSize, specialTokenIds: tokenizer.specialTokenIds };
 
   await mkdir(options.out, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
     fail(`cannot create the output folder ${options.out} (${err.code ?? err.message}): choose another --out`);
