@@ -7,8 +7,9 @@
  * (plain JS). Probing never throws: it reports why a backend is not usable instead.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
@@ -30,6 +31,8 @@ export interface BackendStatus {
   reason: string;
   /** The GPU adapter's name, for GPU backends that found one. */
   adapter?: string;
+  /** A software (CPU) GPU adapter, usable only when asked for by name with REVCOL_WEBGPU_SOFTWARE=1; 'auto' skips it. */
+  software?: boolean;
 }
 
 export interface ActiveBackend {
@@ -116,7 +119,16 @@ interface DawnModule {
 
 let dawnGpu: GPU | undefined;
 
+/** Set to 1 to let `--backend webgpu` (never 'auto') run on a software adapter such as lavapipe: for tests and kernel work. */
+export const SOFTWARE_GPU_ENV = 'REVCOL_WEBGPU_SOFTWARE';
+
+function softwareGpuAllowed(): boolean {
+  return process.env[SOFTWARE_GPU_ENV] === '1';
+}
+
 async function loadDawn(): Promise<DawnModule> {
+  // Dawn's Vulkan start-up wants a private runtime folder; without one it warns or stalls.
+  if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'revcol-xdg-'));
   const path = process.env.DAWN_NODE;
   if (path) return createRequire(import.meta.url)(path) as DawnModule;
   return (await import('webgpu')) as unknown as DawnModule;
@@ -212,7 +224,10 @@ async function probeWebgpu(): Promise<BackendStatus> {
     if (!adapter) return { name, usable: false, reason: 'no GPU adapter found (Vulkan/Dawn)' };
     const adapterLabel = adapterName(adapter);
     if (isSoftwareAdapter(adapter, adapterLabel)) {
-      return { name, usable: false, reason: `only a software (CPU) adapter found: ${adapterLabel}`, adapter: adapterLabel };
+      if (softwareGpuAllowed()) {
+        return { name, usable: true, software: true, reason: `WebGPU through Dawn on a software adapter, ${adapterLabel} (${SOFTWARE_GPU_ENV}=1; 'auto' skips it)`, adapter: adapterLabel };
+      }
+      return { name, usable: false, software: true, reason: `only a software (CPU) adapter found: ${adapterLabel} (${SOFTWARE_GPU_ENV}=1 allows it by name, for tests)`, adapter: adapterLabel };
     }
     // The adapter holds no device; the backend requests its own when it is selected.
     return { name, usable: true, reason: `WebGPU through Dawn on ${adapterLabel}`, adapter: adapterLabel };
@@ -330,7 +345,7 @@ export async function useBackend(name: string = 'auto'): Promise<ActiveBackend> 
   if (name === 'auto') {
     for (const candidate of BACKEND_ORDER) {
       const status = await probeBackend(candidate);
-      if (!status.usable) continue;
+      if (!status.usable || status.software) continue;
       try {
         await activate(status);
       } catch {
@@ -353,7 +368,7 @@ export async function useBackend(name: string = 'auto'): Promise<ActiveBackend> 
 export async function autoBackend(): Promise<BackendStatus | undefined> {
   for (const candidate of BACKEND_ORDER) {
     const status = await probeBackend(candidate);
-    if (status.usable) return status;
+    if (status.usable && !status.software) return status;
   }
   return undefined;
 }
