@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 // Correct resize gradients for the cpu backend (tfjs 4.22's are wrong for batch > 1); see src/backends/kernel-fixes.ts.
 import '../backends/kernel-fixes.js';
+import { addScaled, channelScale, columnSum, scaledResidual, unscaleDifference } from '../ops/fused.js';
 import { fail, shapeString } from './errors.js';
 import { Module } from './module.js';
 import { type ForwardContext, mixSeed, RandomStream } from './random.js';
@@ -349,7 +350,7 @@ export class RevColumns extends Module {
         if (prev) {
           const prevL: tf.Tensor = prev[l];
           const g = this.cols[c].scales[l];
-          cur.push(tf.tidy(() => tf.add(f, tf.mul(g, prevL))));
+          cur.push(scaledResidual(f, prevL, g, null)); // f + g·prev, one kernel
           // Safe under a tape too: tensors a gradient needs are kept by the tape itself.
           f.dispose();
         } else {
@@ -378,7 +379,7 @@ export class RevColumns extends Module {
       const up = l < this.levels - 1 ? rebuilt[l + 1] : null;
       const scale = this.cols[column].scales[l];
       const xl = outputs[l];
-      rebuilt[l] = tf.tidy(() => tf.div(tf.sub(xl, this.levelF(column, l, down, up, training, seed)), scale));
+      rebuilt[l] = tf.tidy(() => unscaleDifference(xl, this.levelF(column, l, down, up, training, seed), scale));
     }
     return rebuilt;
   }
@@ -423,11 +424,13 @@ export class RevColumns extends Module {
           const scale = this.cols[c].scales[l];
           const xl = x[l];
           const anchor = args.anchors?.get(c - 1);
-          const rebuilt = anchor ? anchor[l].clone() : tf.tidy(() => tf.div(tf.sub(xl, f), scale));
+          const rebuilt = anchor ? anchor[l].clone() : unscaleDifference(xl, f, scale);
           prevX[l] = rebuilt;
-          prevDx[l] = accumulate(prevDx[l], tf.mul(dy, scale));
-          const reduceAxes = dy.shape.slice(0, -1).map((_, i) => i);
-          addInto(grads, scale, tf.tidy(() => tf.sum(tf.mul(dy, rebuilt), reduceAxes)));
+          // prevDx += dy·scale and dscale = Σ dy·rebuilt, each one kernel
+          const before = prevDx[l];
+          prevDx[l] = before ? addScaled(before, dy, scale) : channelScale(dy, scale, null);
+          before?.dispose();
+          addInto(grads, scale, columnSum('product', dy, rebuilt));
         }
         f.dispose();
         dy.dispose();

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { gelu as fusedGelu, layerNorm } from '../ops/fused.js';
 import { Module } from './module.js';
 import { RandomStream } from './random.js';
 
@@ -47,18 +48,12 @@ export class LayerNorm extends Module {
     this.bias = this.param('bias', init.zeros([features]));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const axis = x.rank - 1;
-      const mean = tf.mean(x, axis, true);
-      const centred = tf.sub(x, mean);
-      const variance = tf.mean(tf.square(centred), axis, true);
-      const normed = tf.mul(centred, tf.rsqrt(tf.add(variance, this.eps)));
-      return tf.add(tf.mul(normed, this.weight), this.bias);
-    });
+    // one fused kernel where the backend has it (src/ops/fused.ts)
+    return layerNorm(x, this.weight, this.bias, this.eps);
   }
 }
 
 /** Exact (erf) GELU, as PyTorch's nn.GELU(). */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
+  return fusedGelu(x);
 }

@@ -60,6 +60,16 @@ export function evalContext(): ForwardContext {
   return { training: false, rng: new RandomStream(0) };
 }
 
+/**
+ * The per-sample factors of drop path, [N] (0, or 1/(1−rate) for a kept sample), or null
+ * when nothing is dropped; for ops that apply it fused (scaledResidual). Draws the same
+ * numbers as dropPath would.
+ */
+export function dropPathKeep(batch: number, rate: number, ctx: ForwardContext): tf.Tensor | null {
+  if (!ctx.training || rate <= 0) return null;
+  return ctx.rng.keepMask([batch], 1 - rate);
+}
+
 /** Drops whole samples of a residual branch (stochastic depth), scaling the kept ones. */
 export function dropPath(x: tf.Tensor, rate: number, ctx: ForwardContext): tf.Tensor {
   if (!ctx.training || rate <= 0) return x;

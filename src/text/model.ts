@@ -5,7 +5,8 @@ import { lossAndGradients, type HeadsPart, type LossAndGradients, type StemPart,
 import { LayerNorm, Linear, gelu, init } from '../core/layers.js';
 import { sparseCrossEntropy } from '../train/losses.js';
 import { Module, ModuleList } from '../core/module.js';
-import { type ForwardContext, RandomStream, dropPath, dropout, evalContext } from '../core/random.js';
+import { type ForwardContext, RandomStream, dropPathKeep, dropout, evalContext } from '../core/random.js';
+import { scaledResidual } from '../ops/fused.js';
 import { type TextConfig, validateConfig } from './presets.js';
 
 export { TEXT_PRESETS, type TextConfig, type TextPreset } from './presets.js';
@@ -121,9 +122,9 @@ export class EncoderBlock extends Module {
   forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     return tf.tidy(() => {
       const a = dropout(this.attn.forward(this.norm1.forward(x)), this.dropoutRate, ctx);
-      const h = tf.add(x, dropPath(a, this.dropPathRate, ctx));
+      const h = scaledResidual(x, a, null, dropPathKeep(x.shape[0]!, this.dropPathRate, ctx));
       const m = dropout(this.fc2.forward(gelu(this.fc1.forward(this.norm2.forward(h)))), this.dropoutRate, ctx);
-      return tf.add(h, dropPath(m, this.dropPathRate, ctx));
+      return scaledResidual(h, m, null, dropPathKeep(x.shape[0]!, this.dropPathRate, ctx));
     });
   }
 }

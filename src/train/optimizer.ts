@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail, shapeString } from '../core/errors.js';
 import { Module, sameShape } from '../core/module.js';
+import { adamMoment, adamUpdate } from '../ops/fused.js';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -110,16 +111,16 @@ export class AdamW {
     // p ← p − lr·m̂/(√v̂ + ε) with m̂ = m/corr1, √v̂ = √v/√corr2 (PyTorch's arrangement).
     const stepSize = lr / corr1;
     const sqrtCorr2 = Math.sqrt(corr2);
+    // three fused kernels per parameter (src/ops/fused.ts) where the backend has them
     tf.tidy(() => {
       for (const [variable, g] of grads) {
         const slot = this.slots.get(variable)!;
-        const m = tf.add(tf.mul(slot.m, this.beta1), tf.mul(g, 1 - this.beta1));
-        const v = tf.add(tf.mul(slot.v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        const m = adamMoment(slot.m, g, this.beta1, false);
+        const v = adamMoment(slot.v, g, this.beta2, true);
         slot.m.assign(m);
         slot.v.assign(v);
-        const p = slot.decay ? tf.mul(variable, 1 - lr * this.weightDecay) : variable;
-        const denom = tf.add(tf.div(tf.sqrt(v), sqrtCorr2), this.eps);
-        variable.assign(tf.sub(p, tf.mul(tf.div(m, denom), stepSize)));
+        const decay = slot.decay ? 1 - lr * this.weightDecay : 1;
+        variable.assign(adamUpdate(variable, m, v, stepSize, sqrtCorr2, this.eps, decay));
       }
     });
   }

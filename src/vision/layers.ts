@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LayerNorm, Linear, gelu, init } from '../core/layers.js';
 import { Module, ModuleList } from '../core/module.js';
-import { type ForwardContext, RandomStream, dropPath } from '../core/random.js';
+import { type ForwardContext, RandomStream, dropPathKeep } from '../core/random.js';
+import { scaledResidual } from '../ops/fused.js';
 
 /**
  * The convolutional pieces of the release's vision network, channels-last (NHWC).
@@ -121,7 +122,8 @@ export class ConvNeXtBlock extends Module {
   forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor4D {
     return tf.tidy(() => {
       const h = this.pwconv2.forward(gelu(this.pwconv1.forward(this.norm.forward(this.dwconv.forward(x)))));
-      return tf.add(x, dropPath(tf.mul(h, this.gamma), this.dropPathRate, ctx)) as tf.Tensor4D;
+      // x + h·gamma·keep in one kernel
+      return scaledResidual(x, h, this.gamma, dropPathKeep(x.shape[0]!, this.dropPathRate, ctx)) as tf.Tensor4D;
     });
   }
 }

@@ -1,0 +1,233 @@
+/**
+ * Fused ops: LayerNorm, GELU, residual with layer scale and drop path, the reversible update
+ * and its inverse, per-channel sums, and the AdamW update. Each runs as one kernel where the
+ * current backend has it (webgpu, wasm, cpu: see kernels-*.ts) and as the chain of tfjs ops it
+ * replaces elsewhere (or with REVCOL_FUSED=0), so results agree on every backend; tests check
+ * the kernels against that composed form, values and gradients.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { registerJsFusedKernels } from './kernels-js.js';
+import { registerWebgpuFusedKernels } from './kernels-webgpu.js';
+import { type ColumnSumMode, KERNELS } from './names.js';
+
+registerJsFusedKernels();
+registerWebgpuFusedKernels();
+
+let enabled = process.env.REVCOL_FUSED !== '0';
+
+/** Turns the fused kernels on or off (off: the composed ops, e.g. to compare); returns the old setting. */
+export function setFusedKernels(on: boolean): boolean {
+  const old = enabled;
+  enabled = on;
+  return old;
+}
+
+export function fusedKernelsEnabled(): boolean {
+  return enabled;
+}
+
+function has(kernel: string): boolean {
+  return enabled && tf.getKernel(kernel, tf.getBackend()) !== undefined;
+}
+
+function run(kernel: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}): tf.Tensor {
+  return tf.engine().runKernel(kernel, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+const leadingAxes = (x: tf.Tensor) => x.shape.slice(0, -1).map((_, i) => i);
+
+/** keep [N] broadcast over a tensor of rank r whose first axis is N. */
+function keepBroadcast(keep: tf.Tensor, rank: number): tf.Tensor {
+  return tf.reshape(keep, [keep.size, ...new Array(rank - 1).fill(1)]);
+}
+
+// --- per-channel sums --------------------------------------------------------------------------
+
+/**
+ * Sum over every axis but the last of: `a`, `a·b`, `a·b·keep[sample]` (keep: one factor per
+ * entry of the first axis), or `a·(b − mean)·rstd` with row statistics `stats` [rows, 2].
+ */
+export function columnSum(mode: ColumnSumMode, a: tf.Tensor, b?: tf.Tensor, extra?: tf.Tensor): tf.Tensor {
+  if (has(KERNELS.columnSum)) {
+    const inputs: tf.NamedTensorMap = { a };
+    if (b) inputs.b = b;
+    if (mode === 'productKeep') inputs.keep = extra!;
+    if (mode === 'normed') inputs.stats = extra!;
+    return run(KERNELS.columnSum, inputs, { mode });
+  }
+  return tf.tidy(() => {
+    const axes = leadingAxes(a);
+    if (mode === 'sum') return tf.sum(a, axes);
+    if (mode === 'product') return tf.sum(tf.mul(a, b!), axes);
+    if (mode === 'productKeep') return tf.sum(tf.mul(tf.mul(a, b!), keepBroadcast(extra!, a.rank)), axes);
+    const c = a.shape[a.rank - 1]!;
+    const stats = tf.reshape(extra!, [-1, 2]);
+    const mean = tf.slice(stats, [0, 0], [-1, 1]);
+    const rstd = tf.slice(stats, [0, 1], [-1, 1]);
+    const normed = tf.mul(tf.sub(tf.reshape(b!, [-1, c]), mean), rstd);
+    return tf.sum(tf.mul(tf.reshape(a, [-1, c]), normed), 0);
+  });
+}
+
+/** Per row (over the last axis) [mean, 1/√(var + eps)], as [rows, 2]. */
+export function rowStats(x: tf.Tensor, eps: number): tf.Tensor {
+  if (has(KERNELS.rowStats)) return run(KERNELS.rowStats, { x }, { eps });
+  return tf.tidy(() => {
+    const rows = tf.reshape(x, [-1, x.shape[x.rank - 1]!]);
+    const mean = tf.mean(rows, 1, true);
+    const variance = tf.mean(tf.square(tf.sub(rows, mean)), 1, true);
+    return tf.concat([mean, tf.rsqrt(tf.add(variance, eps))], 1);
+  });
+}
+
+// --- LayerNorm ---------------------------------------------------------------------------------
+
+function composedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    const axis = x.rank - 1;
+    const mean = tf.mean(x, axis, true);
+    const centred = tf.sub(x, mean);
+    const variance = tf.mean(tf.square(centred), axis, true);
+    return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), gamma), beta);
+  });
+}
+
+/** LayerNorm over the last axis: (x − mean)/√(var + eps)·gamma + beta. */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  if (x.dtype === 'float32' && has(KERNELS.layerNorm)) return run(KERNELS.layerNorm, { x, gamma, beta }, { eps });
+  return composedLayerNorm(x, gamma, beta, eps);
+}
+
+tf.registerGradient({
+  kernelName: KERNELS.layerNorm,
+  inputsToSave: ['x', 'gamma'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, gamma] = saved as [tf.Tensor, tf.Tensor];
+    const eps = (attrs as unknown as { eps: number }).eps;
+    const d = dy as tf.Tensor;
+    return {
+      x: () => {
+        if (has(KERNELS.layerNormGradInput)) return run(KERNELS.layerNormGradInput, { x, gamma, dy: d }, { eps });
+        // dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·gamma
+        const axis = x.rank - 1;
+        const mean = tf.mean(x, axis, true);
+        const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(tf.sub(x, mean)), axis, true), eps));
+        const xhat = tf.mul(tf.sub(x, mean), rstd);
+        const g = tf.mul(d, gamma);
+        return tf.mul(rstd, tf.sub(tf.sub(g, tf.mean(g, axis, true)), tf.mul(xhat, tf.mean(tf.mul(g, xhat), axis, true))));
+      },
+      gamma: () => columnSum('normed', d, x, rowStats(x, eps)),
+      beta: () => columnSum('sum', d),
+    };
+  },
+});
+
+// --- GELU --------------------------------------------------------------------------------------
+
+/** Exact (erf) GELU, as PyTorch's nn.GELU(). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  if (x.dtype === 'float32' && has(KERNELS.gelu)) return run(KERNELS.gelu, { x });
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
+}
+
+tf.registerGradient({
+  kernelName: KERNELS.gelu,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved) => {
+    const [x] = saved as [tf.Tensor];
+    const d = dy as tf.Tensor;
+    return {
+      x: () => {
+        if (has(KERNELS.geluGrad)) return run(KERNELS.geluGrad, { x, dy: d });
+        const cdf = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+        const pdf = tf.mul(1 / Math.sqrt(2 * Math.PI), tf.exp(tf.mul(-0.5, tf.square(x))));
+        return tf.mul(d, tf.add(cdf, tf.mul(x, pdf)));
+      },
+    };
+  },
+});
+
+// --- residuals, layer scale, drop path, the reversible update ------------------------------------
+
+/** h·gamma[c]·keep[sample] (gamma, keep optional), no gradient: a building block of the backward passes. */
+export function channelScale(h: tf.Tensor, gamma: tf.Tensor | null, keep: tf.Tensor | null): tf.Tensor {
+  if (has(KERNELS.channelScale)) {
+    const inputs: tf.NamedTensorMap = { h };
+    if (gamma) inputs.gamma = gamma;
+    if (keep) inputs.keep = keep;
+    return run(KERNELS.channelScale, inputs, { hasGamma: Boolean(gamma), hasKeep: Boolean(keep) });
+  }
+  return tf.tidy(() => {
+    let y = gamma ? tf.mul(h, gamma) : h;
+    if (keep) y = tf.mul(y, keepBroadcast(keep, h.rank));
+    return y === h ? h.clone() : y;
+  });
+}
+
+/** x + h·gamma[c]·keep[sample] without a gradient (backward passes that run outside the tape). */
+export function addScaled(x: tf.Tensor, h: tf.Tensor, gamma: tf.Tensor | null, keep: tf.Tensor | null = null): tf.Tensor {
+  return scaledResidualValue(x, h, gamma, keep);
+}
+
+function scaledResidualValue(x: tf.Tensor, h: tf.Tensor, gamma: tf.Tensor | null, keep: tf.Tensor | null): tf.Tensor {
+  if (has(KERNELS.scaledResidual)) {
+    const inputs: tf.NamedTensorMap = { x, h };
+    if (gamma) inputs.gamma = gamma;
+    if (keep) inputs.keep = keep;
+    return run(KERNELS.scaledResidual, inputs, { hasGamma: Boolean(gamma), hasKeep: Boolean(keep) });
+  }
+  return tf.tidy(() => {
+    let y = gamma ? tf.mul(h, gamma) : h;
+    if (keep) y = tf.mul(y, keepBroadcast(keep, h.rank));
+    return tf.add(x, y);
+  });
+}
+
+/**
+ * x + h·gamma·keep: a residual branch h with a per-channel scale gamma (layer scale, or the
+ * reversible unit's shortcut scale) and a per-sample factor keep (drop path: 0 or 1/(1−rate)
+ * for each entry of the first axis). gamma and keep may be null. Differentiable in x, h and
+ * gamma (keep is a constant).
+ */
+export function scaledResidual(x: tf.Tensor, h: tf.Tensor, gamma: tf.Tensor | null, keep: tf.Tensor | null): tf.Tensor {
+  if (!has(KERNELS.scaledResidual)) return scaledResidualValue(x, h, gamma, keep);
+  const differentiable = gamma ? [x, h, gamma] : [x, h];
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    save(keep ? [h, keep] : [h]);
+    return {
+      value: scaledResidualValue(x, h, gamma, keep),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [hs, ks] = saved as [tf.Tensor, tf.Tensor | undefined];
+        const grads = [dy.clone(), channelScale(dy, gamma, ks ?? null)];
+        if (gamma) grads.push(ks ? columnSum('productKeep', dy, hs, ks) : columnSum('product', dy, hs));
+        return grads;
+      },
+    };
+  });
+  return (op as (...t: tf.Tensor[]) => tf.Tensor)(...differentiable);
+}
+
+/** (x − f)/s[c]: the reversible unit's inverse (no gradient; the engine's backward calls it). */
+export function unscaleDifference(x: tf.Tensor, f: tf.Tensor, s: tf.Tensor): tf.Tensor {
+  if (has(KERNELS.unscaleDifference)) return run(KERNELS.unscaleDifference, { x, f, s });
+  return tf.tidy(() => tf.div(tf.sub(x, f), s));
+}
+
+// --- AdamW ---------------------------------------------------------------------------------------
+
+/** beta·m + (1 − beta)·g (square: g²), an Adam moment. */
+export function adamMoment(m: tf.Tensor, g: tf.Tensor, beta: number, square: boolean): tf.Tensor {
+  if (has(KERNELS.adamMoment) && g.dtype === 'float32') return run(KERNELS.adamMoment, { m, g }, { beta, square });
+  return tf.tidy(() => tf.add(tf.mul(m, beta), tf.mul(square ? tf.square(g) : g, 1 - beta)));
+}
+
+/** p·decay − stepSize·m/(√v/sqrtCorr2 + eps), the AdamW parameter update (PyTorch's arrangement). */
+export function adamUpdate(p: tf.Tensor, m: tf.Tensor, v: tf.Tensor, stepSize: number, sqrtCorr2: number, eps: number, decay: number): tf.Tensor {
+  if (has(KERNELS.adamUpdate)) return run(KERNELS.adamUpdate, { p, m, v }, { stepSize, sqrtCorr2, eps, decay });
+  return tf.tidy(() => {
+    const decayed = decay === 1 ? p : tf.mul(p, decay);
+    const denom = tf.add(tf.div(tf.sqrt(v), sqrtCorr2), eps);
+    return tf.sub(decayed, tf.mul(tf.div(m, denom), stepSize));
+  });
+}

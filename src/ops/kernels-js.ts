@@ -1,0 +1,292 @@
+/**
+ * The fused kernels for the CPU backends (cpu and wasm): each is one pass (or one pass per
+ * reduction) over plain Float32Arrays, written once and given each backend's memory. On cpu
+ * the arrays are the backend's own values; on wasm they are views of the wasm heap, taken
+ * after the output is allocated (an allocation may grow, and so replace, the heap).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { type AdamMomentAttrs, type AdamUpdateAttrs, type ColumnSumAttrs, KERNELS } from './names.js';
+
+type Arrays = Float32Array[];
+/** Computes into `out` from the inputs' values (in the order of `names`). */
+type Compute = (out: Float32Array, ins: Arrays, shapes: number[][], attrs: Record<string, unknown>) => void;
+
+interface FusedJsKernel {
+  name: string;
+  /** Input names in order; a name ending in '?' may be absent. */
+  inputs: string[];
+  outputShape: (shapes: number[][], attrs: Record<string, unknown>) => number[];
+  compute: Compute;
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const lastDim = (shape: readonly number[]) => shape[shape.length - 1] ?? 1;
+
+// --- erf and GELU ----------------------------------------------------------------------------
+// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), the same approximation on every backend.
+const ERF_P = 0.3275911;
+const ERF_A = [0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429] as const;
+
+export function erf(v: number): number {
+  const sign = v < 0 ? -1 : 1;
+  const a = Math.abs(v);
+  const t = 1 / (1 + ERF_P * a);
+  const poly = ((((ERF_A[4] * t + ERF_A[3]) * t + ERF_A[2]) * t + ERF_A[1]) * t + ERF_A[0]) * t;
+  return sign * (1 - poly * Math.exp(-a * a));
+}
+
+const INV_SQRT2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+// --- row statistics --------------------------------------------------------------------------
+function rowMeanRstd(x: Float32Array, base: number, cols: number, eps: number): [number, number] {
+  let s = 0;
+  for (let c = 0; c < cols; c++) s += x[base + c]!;
+  const mean = s / cols;
+  let q = 0;
+  for (let c = 0; c < cols; c++) {
+    const d = x[base + c]! - mean;
+    q += d * d;
+  }
+  return [mean, 1 / Math.sqrt(q / cols + eps)];
+}
+
+const kernels: FusedJsKernel[] = [
+  {
+    name: KERNELS.layerNorm,
+    inputs: ['x', 'gamma', 'beta'],
+    outputShape: ([x]) => x!,
+    compute: (out, [x, gamma, beta], [shape], attrs) => {
+      const cols = lastDim(shape!);
+      const rows = size(shape!) / cols;
+      const eps = attrs.eps as number;
+      for (let r = 0; r < rows; r++) {
+        const base = r * cols;
+        const [mean, rstd] = rowMeanRstd(x!, base, cols, eps);
+        for (let c = 0; c < cols; c++) out[base + c] = (x![base + c]! - mean) * rstd * gamma![c]! + beta![c]!;
+      }
+    },
+  },
+  {
+    name: KERNELS.layerNormGradInput,
+    inputs: ['x', 'gamma', 'dy'],
+    outputShape: ([x]) => x!,
+    compute: (out, [x, gamma, dy], [shape], attrs) => {
+      const cols = lastDim(shape!);
+      const rows = size(shape!) / cols;
+      const eps = attrs.eps as number;
+      for (let r = 0; r < rows; r++) {
+        const base = r * cols;
+        const [mean, rstd] = rowMeanRstd(x!, base, cols, eps);
+        let sg = 0;
+        let sgx = 0;
+        for (let c = 0; c < cols; c++) {
+          const g = dy![base + c]! * gamma![c]!;
+          sg += g;
+          sgx += g * (x![base + c]! - mean) * rstd;
+        }
+        const mg = sg / cols;
+        const mgx = sgx / cols;
+        for (let c = 0; c < cols; c++) {
+          const xhat = (x![base + c]! - mean) * rstd;
+          out[base + c] = rstd * (dy![base + c]! * gamma![c]! - mg - xhat * mgx);
+        }
+      }
+    },
+  },
+  {
+    name: KERNELS.rowStats,
+    inputs: ['x'],
+    outputShape: ([x]) => [size(x!) / lastDim(x!), 2],
+    compute: (out, [x], [shape], attrs) => {
+      const cols = lastDim(shape!);
+      const rows = size(shape!) / cols;
+      for (let r = 0; r < rows; r++) {
+        const [mean, rstd] = rowMeanRstd(x!, r * cols, cols, attrs.eps as number);
+        out[2 * r] = mean;
+        out[2 * r + 1] = rstd;
+      }
+    },
+  },
+  {
+    name: KERNELS.columnSum,
+    inputs: ['a', 'b?', 'keep?', 'stats?'],
+    outputShape: ([a]) => [lastDim(a!)],
+    compute: (out, ins, shapes, attrs) => {
+      const { mode } = attrs as unknown as ColumnSumAttrs;
+      const [a, ...rest] = ins;
+      const cols = lastDim(shapes[0]!);
+      const rows = size(shapes[0]!) / cols;
+      // accumulate in float64 per channel, as one pass over the rows
+      const acc = new Float64Array(cols);
+      if (mode === 'sum') {
+        for (let r = 0; r < rows; r++) for (let c = 0, i = r * cols; c < cols; c++, i++) acc[c]! += a![i]!;
+      } else if (mode === 'product') {
+        const b = rest[0]!;
+        for (let r = 0; r < rows; r++) for (let c = 0, i = r * cols; c < cols; c++, i++) acc[c]! += a![i]! * b[i]!;
+      } else if (mode === 'productKeep') {
+        const [b, keep] = rest as [Float32Array, Float32Array];
+        const perSample = rows / keep.length;
+        for (let r = 0; r < rows; r++) {
+          const k = keep[Math.floor(r / perSample)]!;
+          if (k === 0) continue;
+          for (let c = 0, i = r * cols; c < cols; c++, i++) acc[c]! += a![i]! * b[i]! * k;
+        }
+      } else {
+        const [b, stats] = rest as [Float32Array, Float32Array];
+        for (let r = 0; r < rows; r++) {
+          const mean = stats[2 * r]!;
+          const rstd = stats[2 * r + 1]!;
+          for (let c = 0, i = r * cols; c < cols; c++, i++) acc[c]! += a![i]! * (b[i]! - mean) * rstd;
+        }
+      }
+      out.set(acc);
+    },
+  },
+  {
+    name: KERNELS.gelu,
+    inputs: ['x'],
+    outputShape: ([x]) => x!,
+    compute: (out, [x]) => {
+      for (let i = 0; i < out.length; i++) {
+        const v = x![i]!;
+        out[i] = 0.5 * v * (1 + erf(v * INV_SQRT2));
+      }
+    },
+  },
+  {
+    name: KERNELS.geluGrad,
+    inputs: ['x', 'dy'],
+    outputShape: ([x]) => x!,
+    compute: (out, [x, dy]) => {
+      for (let i = 0; i < out.length; i++) {
+        const v = x![i]!;
+        const cdf = 0.5 * (1 + erf(v * INV_SQRT2));
+        const pdf = INV_SQRT_2PI * Math.exp(-0.5 * v * v);
+        out[i] = dy![i]! * (cdf + v * pdf);
+      }
+    },
+  },
+  {
+    name: KERNELS.scaledResidual,
+    inputs: ['x', 'h', 'gamma?', 'keep?'],
+    outputShape: ([x]) => x!,
+    compute: (out, ins, shapes, attrs) => scaleInto(out, ins[1]!, shapes[0]!, attrs, ins.slice(2), ins[0]),
+  },
+  {
+    name: KERNELS.channelScale,
+    inputs: ['h', 'gamma?', 'keep?'],
+    outputShape: ([h]) => h!,
+    compute: (out, ins, shapes, attrs) => scaleInto(out, ins[0]!, shapes[0]!, attrs, ins.slice(1), undefined),
+  },
+  {
+    name: KERNELS.unscaleDifference,
+    inputs: ['x', 'f', 's'],
+    outputShape: ([x]) => x!,
+    compute: (out, [x, f, s], [shape]) => {
+      const cols = lastDim(shape!);
+      const inv = Float32Array.from(s!, (v) => 1 / v);
+      for (let i = 0, c = 0; i < out.length; i++, c = c + 1 === cols ? 0 : c + 1) out[i] = (x![i]! - f![i]!) * inv[c]!;
+    },
+  },
+  {
+    name: KERNELS.adamMoment,
+    inputs: ['m', 'g'],
+    outputShape: ([m]) => m!,
+    compute: (out, [m, g], _shapes, attrs) => {
+      const { beta, square } = attrs as unknown as AdamMomentAttrs;
+      const rest = 1 - beta;
+      if (square) for (let i = 0; i < out.length; i++) out[i] = beta * m![i]! + rest * g![i]! * g![i]!;
+      else for (let i = 0; i < out.length; i++) out[i] = beta * m![i]! + rest * g![i]!;
+    },
+  },
+  {
+    name: KERNELS.adamUpdate,
+    inputs: ['p', 'm', 'v'],
+    outputShape: ([p]) => p!,
+    compute: (out, [p, m, v], _shapes, attrs) => {
+      const { stepSize, sqrtCorr2, eps, decay } = attrs as unknown as AdamUpdateAttrs;
+      for (let i = 0; i < out.length; i++) out[i] = p![i]! * decay - (stepSize * m![i]!) / (Math.sqrt(v![i]!) / sqrtCorr2 + eps);
+    },
+  },
+];
+
+/** out = (base ?? 0) + h · gamma[c] · keep[sample]; `optional` holds gamma and keep where present (attrs say which). */
+function scaleInto(out: Float32Array, h: Float32Array, shape: number[], attrs: Record<string, unknown>, optional: Arrays, base: Float32Array | undefined): void {
+  const cols = lastDim(shape);
+  let k = 0;
+  const gamma = attrs.hasGamma ? optional[k++] : undefined;
+  const keep = attrs.hasKeep ? optional[k++] : undefined;
+  const perSample = keep ? out.length / keep.length : out.length;
+  for (let start = 0, n = 0; start < out.length; start += perSample, n++) {
+    const factor = keep ? keep[n]! : 1;
+    for (let i = start, c = 0; i < start + perSample; i++, c = c + 1 === cols ? 0 : c + 1) {
+      const scaled = h[i]! * (gamma ? gamma[c]! : 1) * factor;
+      out[i] = base ? base[i]! + scaled : scaled;
+    }
+  }
+}
+
+// --- registration ----------------------------------------------------------------------------
+
+interface CpuBackendLike {
+  data: { get(dataId: object): { values: Float32Array } };
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
+}
+
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array;
+}
+
+function present(kernel: FusedJsKernel, inputs: tf.NamedTensorInfoMap): TensorInfo[] {
+  const infos: TensorInfo[] = [];
+  for (const spec of kernel.inputs) {
+    const name = spec.replace('?', '');
+    const info = inputs[name];
+    if (info) {
+      if (info.dtype !== 'float32') throw new Error(`${kernel.name}: input ${name} must be float32, got ${info.dtype}`);
+      infos.push(info);
+    } else if (!spec.endsWith('?')) {
+      throw new Error(`${kernel.name}: missing input ${name}`);
+    }
+  }
+  return infos;
+}
+
+export function registerJsFusedKernels(): void {
+  for (const kernel of kernels) {
+    if (!tf.getKernel(kernel.name, 'cpu')) {
+      tf.registerKernel({
+        kernelName: kernel.name,
+        backendName: 'cpu',
+        kernelFunc: ({ inputs, attrs, backend }) => {
+          const cpu = backend as unknown as CpuBackendLike;
+          const infos = present(kernel, inputs);
+          const shapes = infos.map((t) => t.shape);
+          const outShape = kernel.outputShape(shapes, attrs as Record<string, unknown>);
+          const out = new Float32Array(size(outShape));
+          kernel.compute(out, infos.map((t) => cpu.data.get(t.dataId).values), shapes, attrs as Record<string, unknown>);
+          return cpu.makeTensorInfo(outShape, 'float32', out);
+        },
+      });
+    }
+    if (!tf.getKernel(kernel.name, 'wasm')) {
+      tf.registerKernel({
+        kernelName: kernel.name,
+        backendName: 'wasm',
+        kernelFunc: ({ inputs, attrs, backend }) => {
+          const wasm = backend as unknown as WasmBackendLike;
+          const infos = present(kernel, inputs);
+          const shapes = infos.map((t) => t.shape);
+          const outShape = kernel.outputShape(shapes, attrs as Record<string, unknown>);
+          const out = wasm.makeOutput(outShape, 'float32');
+          // views after the allocation: it may have grown the heap
+          kernel.compute(wasm.typedArrayFromHeap(out), infos.map((t) => wasm.typedArrayFromHeap(t)), shapes, attrs as Record<string, unknown>);
+          return out;
+        },
+      });
+    }
+  }
+}

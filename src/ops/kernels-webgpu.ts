@@ -1,0 +1,383 @@
+/**
+ * The fused kernels as WebGPU programs, run through tfjs-backend-webgpu's own program runner
+ * (so they queue, batch and free buffers like its kernels). Tensors are seen as rows × C
+ * (C the last axis). Three shapes of program:
+ *  - element-wise: one thread per element (workgroups of 256);
+ *  - per row: one workgroup of 64 threads per row, reducing in workgroup memory (LayerNorm);
+ *  - column sums: a two-stage reduction over rows without a transpose — first partial sums
+ *    over chunks of rows for every (chunk, channel), so that tens of thousands of threads run
+ *    even for a few dozen channels, then one sum over the chunks.
+ * Only the program's source depends on the variant; sizes are uniforms, so one compiled
+ * pipeline serves every shape.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { type AdamMomentAttrs, type AdamUpdateAttrs, type ColumnSumAttrs, KERNELS } from './names.js';
+
+interface Uniform {
+  type: 'int32' | 'float32';
+  data: number[];
+}
+
+interface WebgpuBackendLike {
+  makeTensorInfo(shape: number[], dtype: 'float32'): TensorInfo;
+  runWebGPUProgram(program: object, inputs: TensorInfo[], dtype: 'float32', uniforms?: Uniform[], output?: TensorInfo): TensorInfo;
+  disposeData(dataId: object): void;
+}
+
+const ROW_THREADS = 64;
+const FLAT_THREADS = 256;
+
+// A&S 7.1.26, as kernels-js.ts
+const ERF_WGSL = `
+fn revcolErf(v : f32) -> f32 {
+  let a = abs(v);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+  return sign(v) * (1.0 - poly * exp(-a * a));
+}`;
+
+/** The linear index of this thread's workgroup (dispatches over 65,535 groups are folded into y and z). */
+const GROUP_INDEX_WGSL = `
+fn revcolGroup() -> i32 {
+  return i32(workgroupId.z * numWorkgroups.x * numWorkgroups.y + workgroupId.y * numWorkgroups.x + workgroupId.x);
+}`;
+
+interface ProgramSpec {
+  key: string;
+  inputs: string[];
+  outputShape: number[];
+  /** Extra uniform fields, WGSL ("rows : i32, eps : f32,"). */
+  uniforms: string;
+  /** One thread per output element, or one workgroup per row (outputShape [rows, C]). */
+  layout: 'flat' | 'rows';
+  /** WGSL: helper functions and `fn main(index : i32) {...}`. */
+  code: string;
+}
+
+/** A program in the shape tfjs-backend-webgpu runs (the fields its runner reads). */
+class FusedProgram {
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  uniforms: string;
+  size = true;
+  private readonly code: string;
+  constructor(spec: ProgramSpec) {
+    this.variableNames = spec.inputs;
+    this.outputShape = spec.outputShape;
+    this.shaderKey = `revcol_${spec.key}`;
+    this.dispatchLayout = { x: spec.outputShape.map((_, i) => i) };
+    this.uniforms = spec.uniforms;
+    this.code = spec.code;
+    if (spec.layout === 'rows') {
+      this.workgroupSize = [ROW_THREADS, 1, 1];
+      this.dispatch = [spec.outputShape[0]!, 1, 1];
+    } else {
+      const total = spec.outputShape.reduce((a, b) => a * b, 1);
+      this.workgroupSize = [FLAT_THREADS, 1, 1];
+      this.dispatch = [Math.max(1, Math.ceil(total / FLAT_THREADS)), 1, 1];
+    }
+  }
+  getUserCode(): string {
+    return this.code;
+  }
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const lastDim = (shape: readonly number[]) => shape[shape.length - 1] ?? 1;
+
+/** The same data seen with another shape (no copy; the runner binds by data id). */
+function view(info: TensorInfo, shape: number[]): TensorInfo {
+  return { dataId: info.dataId, shape, dtype: info.dtype };
+}
+
+function run(backend: WebgpuBackendLike, spec: ProgramSpec, inputs: TensorInfo[], uniforms: Uniform[]): TensorInfo {
+  for (const t of inputs) {
+    if (t.dtype !== 'float32') throw new Error(`${spec.key}: inputs must be float32, got ${t.dtype}`);
+  }
+  return backend.runWebGPUProgram(new FusedProgram(spec), inputs, 'float32', uniforms);
+}
+
+const int = (v: number): Uniform => ({ type: 'int32', data: [v] });
+const float = (v: number): Uniform => ({ type: 'float32', data: [v] });
+
+// --- per-row programs (LayerNorm) ------------------------------------------------------------
+
+/** WGSL: mean and 1/√(var + eps) of row `row` of X (cols C), reduced across the workgroup. */
+const ROW_STATS_WGSL = `
+var<workgroup> revcolPartA : array<f32, ${ROW_THREADS}>;
+var<workgroup> revcolPartB : array<f32, ${ROW_THREADS}>;
+fn revcolReduce2(a : f32, b : f32, lid : i32) -> vec2<f32> {
+  revcolPartA[lid] = a;
+  revcolPartB[lid] = b;
+  workgroupBarrier();
+  for (var k = ${ROW_THREADS / 2}; k > 0; k = k / 2) {
+    if (lid < k) {
+      revcolPartA[lid] = revcolPartA[lid] + revcolPartA[lid + k];
+      revcolPartB[lid] = revcolPartB[lid] + revcolPartB[lid + k];
+    }
+    workgroupBarrier();
+  }
+  let r = vec2<f32>(revcolPartA[0], revcolPartB[0]);
+  workgroupBarrier();
+  return r;
+}
+${GROUP_INDEX_WGSL}
+fn revcolRowStats(base : i32, n : i32, lid : i32) -> vec2<f32> {
+  let cols = uniforms.cols;
+  var s = 0.0;
+  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { s = s + X[base + c]; }
+  let mean = revcolReduce2(s, 0.0, lid).x / f32(cols);
+  var q = 0.0;
+  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { let d = X[base + c] - mean; q = q + d * d; }
+  let variance = revcolReduce2(q, 0.0, lid).x / f32(cols);
+  return vec2<f32>(mean, inverseSqrt(variance + uniforms.eps));
+}`;
+
+/** Row preamble: this workgroup's row, its base offset, and how many columns it owns (0 past the last row). */
+const ROW_PREAMBLE = `
+  let row = revcolGroup();
+  let lid = i32(localId.x);
+  let n = select(0, uniforms.cols, row < uniforms.rows);
+  let base = row * uniforms.cols;
+  let st = revcolRowStats(base, n, lid);`;
+
+function rowsAndCols(shape: readonly number[]): [number, number] {
+  const cols = lastDim(shape);
+  return [size(shape) / cols, cols];
+}
+
+function layerNorm(backend: WebgpuBackendLike, x: TensorInfo, gamma: TensorInfo, beta: TensorInfo, eps: number): TensorInfo {
+  const [rows, cols] = rowsAndCols(x.shape);
+  const out = run(
+    backend,
+    {
+      key: 'layer_norm',
+      inputs: ['X', 'Gamma', 'Beta'],
+      outputShape: [rows, cols],
+      uniforms: 'rows : i32, cols : i32, eps : f32,',
+      layout: 'rows',
+      code: `${ROW_STATS_WGSL}
+fn main(index : i32) {${ROW_PREAMBLE}
+  for (var c = lid; c < n; c = c + ${ROW_THREADS}) {
+    result[base + c] = (X[base + c] - st.x) * st.y * Gamma[c] + Beta[c];
+  }
+}`,
+    },
+    [view(x, [rows, cols]), gamma, beta],
+    [int(rows), int(cols), float(eps)],
+  );
+  return view(out, [...x.shape]);
+}
+
+function layerNormGradInput(backend: WebgpuBackendLike, x: TensorInfo, gamma: TensorInfo, dy: TensorInfo, eps: number): TensorInfo {
+  const [rows, cols] = rowsAndCols(x.shape);
+  const out = run(
+    backend,
+    {
+      key: 'layer_norm_grad_input',
+      inputs: ['X', 'Gamma', 'DY'],
+      outputShape: [rows, cols],
+      uniforms: 'rows : i32, cols : i32, eps : f32,',
+      layout: 'rows',
+      code: `${ROW_STATS_WGSL}
+fn main(index : i32) {${ROW_PREAMBLE}
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var c = lid; c < n; c = c + ${ROW_THREADS}) {
+    let g = DY[base + c] * Gamma[c];
+    sg = sg + g;
+    sgx = sgx + g * (X[base + c] - st.x) * st.y;
+  }
+  let sums = revcolReduce2(sg, sgx, lid) / f32(uniforms.cols);
+  for (var c = lid; c < n; c = c + ${ROW_THREADS}) {
+    let xhat = (X[base + c] - st.x) * st.y;
+    result[base + c] = st.y * (DY[base + c] * Gamma[c] - sums.x - xhat * sums.y);
+  }
+}`,
+    },
+    [view(x, [rows, cols]), gamma, view(dy, [rows, cols])],
+    [int(rows), int(cols), float(eps)],
+  );
+  return view(out, [...x.shape]);
+}
+
+function rowStats(backend: WebgpuBackendLike, x: TensorInfo, eps: number): TensorInfo {
+  const [rows, cols] = rowsAndCols(x.shape);
+  return run(
+    backend,
+    {
+      key: 'row_stats',
+      inputs: ['X'],
+      outputShape: [rows, 2],
+      uniforms: 'rows : i32, cols : i32, eps : f32,',
+      layout: 'rows',
+      code: `${ROW_STATS_WGSL}
+fn main(index : i32) {${ROW_PREAMBLE}
+  if (lid == 0 && n > 0) {
+    result[2 * row] = st.x;
+    result[2 * row + 1] = st.y;
+  }
+}`,
+    },
+    [view(x, [rows, cols])],
+    [int(rows), int(cols), float(eps)],
+  );
+}
+
+// --- column sums -----------------------------------------------------------------------------
+
+/** Threads the first stage aims for; the chunk of rows per thread follows from it. */
+const COLUMN_SUM_THREADS = 32768;
+const MIN_ROWS_PER_CHUNK = 16;
+
+const COLUMN_TERMS: Record<ColumnSumAttrs['mode'], { inputs: string[]; term: string }> = {
+  sum: { inputs: ['A'], term: 'A[i]' },
+  product: { inputs: ['A', 'B'], term: 'A[i] * B[i]' },
+  productKeep: { inputs: ['A', 'B', 'K'], term: 'A[i] * B[i] * K[r / uniforms.perSample]' },
+  normed: { inputs: ['A', 'B', 'S'], term: '(A[i] * (B[i] - S[2 * r]) * S[2 * r + 1])' },
+};
+
+function columnSumProgram(mode: ColumnSumAttrs['mode'], chunks: number, cols: number): ProgramSpec {
+  const { inputs, term } = COLUMN_TERMS[mode];
+  return {
+    key: `column_sum_${mode}`,
+    inputs,
+    outputShape: chunks === 1 ? [cols] : [chunks, cols],
+    uniforms: 'rows : i32, cols : i32, chunk : i32, perSample : i32,',
+    layout: 'flat',
+    code: `
+fn main(index : i32) {
+  if (index >= uniforms.size) { return; }
+  let c = index % uniforms.cols;
+  let first = (index / uniforms.cols) * uniforms.chunk;
+  let last = min(first + uniforms.chunk, uniforms.rows);
+  var acc = 0.0;
+  for (var r = first; r < last; r = r + 1) {
+    let i = r * uniforms.cols + c;
+    acc = acc + ${term};
+  }
+  result[index] = acc;
+}`,
+  };
+}
+
+function columnSum(backend: WebgpuBackendLike, mode: ColumnSumAttrs['mode'], infos: TensorInfo[]): TensorInfo {
+  const a = infos[0]!;
+  const [rows, cols] = rowsAndCols(a.shape);
+  const flat = (t: TensorInfo) => view(t, [size(t.shape)]);
+  const operands = [view(a, [rows * cols]), ...infos.slice(1).map(flat)];
+  const perSample = mode === 'productKeep' ? rows / size(infos[2]!.shape) : 1;
+  const wanted = Math.max(1, Math.floor(COLUMN_SUM_THREADS / cols));
+  const chunks = Math.max(1, Math.min(wanted, Math.ceil(rows / MIN_ROWS_PER_CHUNK)));
+  const chunk = Math.ceil(rows / chunks);
+  const used = Math.ceil(rows / chunk);
+  const first = run(backend, columnSumProgram(mode, used, cols), operands, [int(rows), int(cols), int(chunk), int(perSample)]);
+  if (used === 1) return first;
+  try {
+    return run(backend, columnSumProgram('sum', 1, cols), [view(first, [used * cols])], [int(used), int(cols), int(used), int(1)]);
+  } finally {
+    backend.disposeData(first.dataId);
+  }
+}
+
+// --- element-wise programs -------------------------------------------------------------------
+
+function elementwise(backend: WebgpuBackendLike, key: string, inputs: Array<[string, TensorInfo]>, uniforms: string, values: Uniform[], expression: string, helpers = ''): TensorInfo {
+  const shape = [...inputs[0]![1].shape];
+  const out = run(
+    backend,
+    {
+      key,
+      inputs: inputs.map(([name]) => name),
+      outputShape: [size(shape)],
+      uniforms,
+      layout: 'flat',
+      code: `${helpers}
+fn main(index : i32) {
+  if (index < uniforms.size) {
+    result[index] = ${expression};
+  }
+}`,
+    },
+    inputs.map(([, t]) => view(t, [size(t.shape)])),
+    values,
+  );
+  return view(out, shape);
+}
+
+/** x + h·gamma[c]·keep[sample], or without x (the branch's gradient), gamma or keep. */
+function scaled(backend: WebgpuBackendLike, x: TensorInfo | undefined, h: TensorInfo, gamma: TensorInfo | undefined, keep: TensorInfo | undefined): TensorInfo {
+  const inputs: Array<[string, TensorInfo]> = [['H', h]];
+  let term = 'H[index]';
+  if (gamma) {
+    inputs.push(['Gamma', gamma]);
+    term += ' * Gamma[index % uniforms.cols]';
+  }
+  if (keep) {
+    inputs.push(['K', keep]);
+    term += ' * K[index / uniforms.perSample]';
+  }
+  if (x) inputs.unshift(['X', x]);
+  const key = `scaled_${x ? 'res' : 'branch'}_${gamma ? 'g' : ''}${keep ? 'k' : ''}`;
+  const total = size(h.shape);
+  const perSample = keep ? total / size(keep.shape) : total;
+  return elementwise(backend, key, inputs, 'cols : i32, perSample : i32,', [int(lastDim(h.shape)), int(perSample)], x ? `X[index] + ${term}` : term);
+}
+
+// --- registration ----------------------------------------------------------------------------
+
+type Args = { inputs: tf.NamedTensorInfoMap; attrs: Record<string, unknown>; backend: WebgpuBackendLike };
+
+const webgpuKernels: Record<string, (args: Args) => TensorInfo> = {
+  [KERNELS.layerNorm]: ({ inputs: { x, gamma, beta }, attrs, backend }) => layerNorm(backend, x!, gamma!, beta!, attrs.eps as number),
+  [KERNELS.layerNormGradInput]: ({ inputs: { x, gamma, dy }, attrs, backend }) => layerNormGradInput(backend, x!, gamma!, dy!, attrs.eps as number),
+  [KERNELS.rowStats]: ({ inputs: { x }, attrs, backend }) => rowStats(backend, x!, attrs.eps as number),
+  [KERNELS.columnSum]: ({ inputs: { a, b, keep, stats }, attrs, backend }) => {
+    const { mode } = attrs as unknown as ColumnSumAttrs;
+    const infos = [a!, ...(mode === 'sum' ? [] : [b!]), ...(mode === 'productKeep' ? [keep!] : []), ...(mode === 'normed' ? [stats!] : [])];
+    return columnSum(backend, mode, infos);
+  },
+  [KERNELS.gelu]: ({ inputs: { x }, backend }) => elementwise(backend, 'gelu', [['X', x!]], '', [], '0.5 * X[index] * (1.0 + revcolErf(X[index] * 0.7071067811865476))', ERF_WGSL),
+  [KERNELS.geluGrad]: ({ inputs: { x, dy }, backend }) =>
+    elementwise(
+      backend,
+      'gelu_grad',
+      [['X', x!], ['DY', dy!]],
+      '',
+      [],
+      'DY[index] * (0.5 * (1.0 + revcolErf(X[index] * 0.7071067811865476)) + X[index] * 0.3989422804014327 * exp(-0.5 * X[index] * X[index]))',
+      ERF_WGSL,
+    ),
+  [KERNELS.scaledResidual]: ({ inputs: { x, h, gamma, keep }, backend }) => scaled(backend, x!, h!, gamma, keep),
+  [KERNELS.channelScale]: ({ inputs: { h, gamma, keep }, backend }) => scaled(backend, undefined, h!, gamma, keep),
+  [KERNELS.unscaleDifference]: ({ inputs: { x, f, s }, backend }) =>
+    elementwise(backend, 'unscale_difference', [['X', x!], ['F', f!], ['S', s!]], 'cols : i32,', [int(lastDim(x!.shape))], '(X[index] - F[index]) / S[index % uniforms.cols]'),
+  [KERNELS.adamMoment]: ({ inputs: { m, g }, attrs, backend }) => {
+    const { beta, square } = attrs as unknown as AdamMomentAttrs;
+    const grad = square ? 'G[index] * G[index]' : 'G[index]';
+    return elementwise(backend, `adam_moment_${square ? 'sq' : 'lin'}`, [['M', m!], ['G', g!]], 'beta : f32,', [float(beta)], `uniforms.beta * M[index] + (1.0 - uniforms.beta) * ${grad}`);
+  },
+  [KERNELS.adamUpdate]: ({ inputs: { p, m, v }, attrs, backend }) => {
+    const { stepSize, sqrtCorr2, eps, decay } = attrs as unknown as AdamUpdateAttrs;
+    return elementwise(
+      backend,
+      'adam_update',
+      [['P', p!], ['M', m!], ['V', v!]],
+      'stepSize : f32, sqrtCorr2 : f32, eps : f32, decay : f32,',
+      [float(stepSize), float(sqrtCorr2), float(eps), float(decay)],
+      'P[index] * uniforms.decay - uniforms.stepSize * M[index] / (sqrt(V[index]) / uniforms.sqrtCorr2 + uniforms.eps)',
+    );
+  },
+};
+
+export function registerWebgpuFusedKernels(): void {
+  for (const [kernelName, func] of Object.entries(webgpuKernels)) {
+    if (tf.getKernel(kernelName, 'webgpu')) continue;
+    tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc: (args) => func(args as unknown as Args) });
+  }
+}

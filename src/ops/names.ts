@@ -1,0 +1,51 @@
+/**
+ * Names and attributes of revcol's fused kernels. Each fused op is one tfjs kernel, so a
+ * backend runs it as one dispatch (webgpu) or one pass over memory (cpu, wasm) instead of the
+ * chain of small element-wise ops it replaces. Kernels work on the last axis as channels:
+ * a tensor of shape [..., C] is seen as rows × C.
+ */
+export const KERNELS = {
+  /** y = (x − mean) / √(var + eps) · gamma + beta, per row. Inputs x, gamma, beta. */
+  layerNorm: 'RevcolLayerNorm',
+  /** dx of layerNorm. Inputs x, gamma, dy. */
+  layerNormGradInput: 'RevcolLayerNormGradInput',
+  /** Per row [mean, 1/√(var + eps)] as [rows, 2]. Input x. */
+  rowStats: 'RevcolRowStats',
+  /**
+   * Sums over rows, per channel, of a term: `a`, `a·b`, `a·b·keep[sample]`, or
+   * `a·(b − mean)·rstd` (stats from rowStats). Output [C]. Inputs a, b?, keep?, stats?.
+   */
+  columnSum: 'RevcolColumnSum',
+  /** Exact (erf) GELU. Input x. */
+  gelu: 'RevcolGelu',
+  /** dy · GELU'(x). Inputs x, dy. */
+  geluGrad: 'RevcolGeluGrad',
+  /** x + h · gamma[c] · keep[sample]; gamma and keep optional. Inputs x, h, gamma?, keep?. */
+  scaledResidual: 'RevcolScaledResidual',
+  /** h · gamma[c] · keep[sample] (the residual branch's gradient). Inputs h, gamma?, keep?. */
+  channelScale: 'RevcolChannelScale',
+  /** (x − f) / s[c]: the reversible inverse. Inputs x, f, s. */
+  unscaleDifference: 'RevcolUnscaleDifference',
+  /** AdamW moment: beta·m + (1 − beta)·g (or g² with square). Inputs m, g. */
+  adamMoment: 'RevcolAdamMoment',
+  /** AdamW parameter: p·decay − stepSize · m / (√v / sqrtCorr2 + eps). Inputs p, m, v. */
+  adamUpdate: 'RevcolAdamUpdate',
+} as const;
+
+export type ColumnSumMode = 'sum' | 'product' | 'productKeep' | 'normed';
+
+export interface ColumnSumAttrs {
+  mode: ColumnSumMode;
+}
+
+export interface AdamMomentAttrs {
+  beta: number;
+  square: boolean;
+}
+
+export interface AdamUpdateAttrs {
+  stepSize: number;
+  sqrtCorr2: number;
+  eps: number;
+  decay: number;
+}

@@ -1,0 +1,156 @@
+// The fused kernels (src/ops) against the chains of tfjs ops they replace, computed on the cpu
+// backend with the kernels off: values and gradients, several shapes, on cpu, wasm and webgpu
+// (a software adapter such as lavapipe; reported as skipped where none can be had), and no
+// tensor left behind.
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { useBackend } from '../src/backends/index.js';
+import '../src/core/engine.js'; // registers tfjs's gradients
+import { adamMoment, adamUpdate, columnSum, gelu, layerNorm, rowStats, scaledResidual, setFusedKernels, unscaleDifference } from '../src/ops/fused.js';
+import { webgpu } from './helpers/webgpu.js';
+
+/** Deterministic values in about [-2, 2]. */
+function values(n: number, seed: number, positive = false): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u = s / 2 ** 32;
+    out[i] = positive ? 0.05 + u * 2 : (u - 0.5) * 4;
+  }
+  return out;
+}
+
+interface Case {
+  name: string;
+  shapes: number[][];
+  /** Which inputs get a gradient (indices); none: values only. */
+  grad?: number[];
+  positive?: number[];
+  f: (...xs: tf.Tensor[]) => tf.Tensor;
+}
+
+const keepOf = (n: number) => Float32Array.from({ length: n }, (_, i) => (i % 3 === 1 ? 0 : 1.25));
+
+const CASES: Case[] = [
+  ...[[5, 7], [2, 3, 4, 33], [3, 130], [70, 64]].map((s) => ({
+    name: `layerNorm ${s.join('×')}`,
+    shapes: [s, [s[s.length - 1]!], [s[s.length - 1]!]],
+    grad: [0, 1, 2],
+    f: (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => layerNorm(x, g, b, 1e-6),
+  })),
+  ...[[5, 7], [2, 9, 9, 65]].map((s) => ({ name: `gelu ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => gelu(x) })),
+  ...[[4, 5, 5, 12], [3, 17, 40]].flatMap((s) => {
+    const c = [s[s.length - 1]!];
+    return [
+      { name: `scaledResidual gamma ${s.join('×')}`, shapes: [s, s, c], grad: [0, 1, 2], f: (x: tf.Tensor, h: tf.Tensor, g: tf.Tensor) => scaledResidual(x, h, g, null) },
+      { name: `scaledResidual gamma+keep ${s.join('×')}`, shapes: [s, s, c], grad: [0, 1, 2], f: (x: tf.Tensor, h: tf.Tensor, g: tf.Tensor) => scaledResidual(x, h, g, tf.tensor1d(keepOf(s[0]!))) },
+      { name: `scaledResidual keep ${s.join('×')}`, shapes: [s, s], grad: [0, 1], f: (x: tf.Tensor, h: tf.Tensor) => scaledResidual(x, h, null, tf.tensor1d(keepOf(s[0]!))) },
+      { name: `unscaleDifference ${s.join('×')}`, shapes: [s, s, c], positive: [2], f: (x: tf.Tensor, f: tf.Tensor, g: tf.Tensor) => unscaleDifference(x, f, g) },
+    ];
+  }),
+  ...[[3, 5], [1000, 3], [2, 50, 40, 16]].flatMap((s) => [
+    { name: `columnSum sum ${s.join('×')}`, shapes: [s], f: (a: tf.Tensor) => columnSum('sum', a) },
+    { name: `columnSum product ${s.join('×')}`, shapes: [s, s], f: (a: tf.Tensor, b: tf.Tensor) => columnSum('product', a, b) },
+    { name: `columnSum productKeep ${s.join('×')}`, shapes: [s, s], f: (a: tf.Tensor, b: tf.Tensor) => columnSum('productKeep', a, b, tf.tensor1d(keepOf(s[0]!))) },
+    { name: `columnSum normed ${s.join('×')}`, shapes: [s, s], f: (a: tf.Tensor, b: tf.Tensor) => columnSum('normed', a, b, rowStats(b, 1e-6)) },
+  ]),
+  { name: 'rowStats 37×19', shapes: [[37, 19]], f: (x) => rowStats(x, 1e-5) },
+  { name: 'adamMoment', shapes: [[301], [301]], f: (m, g) => adamMoment(m, g, 0.9, false) },
+  { name: 'adamMoment squared', shapes: [[7, 9], [7, 9]], positive: [0], f: (v, g) => adamMoment(v, g, 0.999, true) },
+  { name: 'adamUpdate', shapes: [[7, 9], [7, 9], [7, 9]], positive: [2], f: (p, m, v) => adamUpdate(p, m, v, 1e-3 / 0.1, Math.sqrt(0.001), 1e-8, 1 - 1e-3 * 0.05) },
+];
+
+interface Result {
+  value: Float32Array;
+  grads: Float32Array[];
+}
+
+function evaluate(c: Case, seed: number): Promise<Result> {
+  return (async () => {
+    const xs = c.shapes.map((s, i) => tf.tensor(values(s.reduce((a, b) => a * b, 1), seed + 17 * i, c.positive?.includes(i)), s));
+    const value = tf.tidy(() => c.f(...xs));
+    const out: Result = { value: (await value.data()) as Float32Array, grads: [] };
+    if (c.grad) {
+      const dy = tf.tensor(values(value.size, seed + 999), value.shape);
+      const grads = tf.grads((...ins: tf.Tensor[]) => {
+        const all = xs.map((x, i) => (c.grad!.includes(i) ? ins[c.grad!.indexOf(i)]! : x));
+        return c.f(...all);
+      })(c.grad.map((i) => xs[i]!), dy);
+      for (const g of grads) out.grads.push((await g.data()) as Float32Array);
+      tf.dispose([dy, ...grads]);
+    }
+    tf.dispose([value, ...xs]);
+    return out;
+  })();
+}
+
+function expectClose(actual: Float32Array, expected: Float32Array, what: string, tolerance: number): void {
+  expect(actual.length, what).toBe(expected.length);
+  let scale = 0;
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    scale = Math.max(scale, Math.abs(expected[i]!));
+    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+  }
+  expect(worst, `${what}: max |Δ| ${worst} against max |value| ${scale}`).toBeLessThanOrEqual(tolerance * Math.max(1, scale));
+}
+
+const references = new Map<string, Result>();
+
+async function reference(c: Case): Promise<Result> {
+  let r = references.get(c.name);
+  if (!r) {
+    await useBackend('cpu');
+    const old = setFusedKernels(false);
+    try {
+      r = await evaluate(c, 7);
+    } finally {
+      setFusedKernels(old);
+    }
+    references.set(c.name, r);
+  }
+  return r;
+}
+
+const BACKENDS = [
+  { name: 'cpu', skip: false, reason: '' },
+  { name: 'wasm', skip: false, reason: '' },
+  { name: 'webgpu', skip: !webgpu.available, reason: webgpu.reason },
+] as const;
+
+for (const backend of BACKENDS) {
+  describe.skipIf(backend.skip)(`fused kernels on ${backend.name}${backend.skip ? ` (skipped: ${backend.reason})` : ''}`, () => {
+    it('match the composed ops, values and gradients', async () => {
+      for (const c of CASES) {
+        const expected = await reference(c);
+        await useBackend(backend.name);
+        const actual = await evaluate(c, 7);
+        expectClose(actual.value, expected.value, `${c.name} value`, 2e-5);
+        expect(actual.grads.length).toBe(expected.grads.length);
+        actual.grads.forEach((g, i) => expectClose(g, expected.grads[i]!, `${c.name} gradient ${i}`, 5e-5));
+      }
+    });
+
+    it('run as their own kernels here (not the composed fallback)', async () => {
+      await useBackend(backend.name);
+      for (const kernel of ['RevcolLayerNorm', 'RevcolGelu', 'RevcolScaledResidual', 'RevcolColumnSum', 'RevcolAdamUpdate']) {
+        expect(tf.getKernel(kernel, backend.name), kernel).toBeDefined();
+      }
+      const x = tf.ones([2, 3]);
+      const seen: string[] = [];
+      const profile = await tf.profile(() => gelu(x));
+      for (const k of profile.kernels) seen.push(k.name);
+      tf.dispose([x, profile.result as tf.Tensor]);
+      expect(seen).toEqual(['RevcolGelu']);
+    });
+
+    it('leave no tensor behind', async () => {
+      await useBackend(backend.name);
+      for (const c of CASES) await evaluate(c, 3); // warm up (kernels and pipelines)
+      const before = tf.memory().numTensors;
+      for (const c of CASES) await evaluate(c, 5);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  });
+}
