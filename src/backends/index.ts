@@ -6,11 +6,12 @@
  * (libtensorflow on the CPU, from a user-installed @tensorflow/tfjs-node), wasm (XNNPACK), cpu
  * (plain JS). Probing never throws: it reports why a backend is not usable instead.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { registerResizeGradFixes } from './kernel-fixes.js';
@@ -126,9 +127,13 @@ function softwareGpuAllowed(): boolean {
   return process.env[SOFTWARE_GPU_ENV] === '1';
 }
 
-async function loadDawn(): Promise<DawnModule> {
-  // Dawn's Vulkan start-up wants a private runtime folder; without one it warns or stalls.
+/** Dawn's Vulkan start-up wants a private runtime folder; without one it warns or stalls. */
+function ensureXdgRuntimeDir(): void {
   if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'revcol-xdg-'));
+}
+
+async function loadDawn(): Promise<DawnModule> {
+  ensureXdgRuntimeDir();
   const path = process.env.DAWN_NODE;
   if (path) return createRequire(import.meta.url)(path) as DawnModule;
   return (await import('webgpu')) as unknown as DawnModule;
@@ -200,50 +205,205 @@ function isSoftwareAdapter(adapter: GPUAdapter, name: string): boolean {
   return Boolean(fallback) || /swiftshader|llvmpipe|lavapipe|software/i.test(name);
 }
 
-async function probeWebgpu(): Promise<BackendStatus> {
-  const name = 'webgpu';
-  if (!vulkanLoaderPresent()) {
-    return { name, usable: false, reason: 'no GPU adapter found: the Vulkan loader (libvulkan.so.1) is not installed' };
+// Quiet probing. Dawn writes some notices from C++ straight to the process's stderr (fd 2):
+// finding a Vulkan driver that reports more dynamic buffers than Dawn supports (lavapipe, recent
+// NVIDIA drivers) it prints "Warning: maxDynamicUniformBuffersPerPipelineLayout artificially
+// reduced from 1000000 to 16 …" (and the same for storage buffers) on the first adapter request
+// of each instance, and a machine without a Vulkan driver gets "Warning: vkCreateInstance …"
+// lines. They come through dawn::WarningLog (fprintf to stderr), not through a logging callback
+// JavaScript could set, and neither `create([...])` options nor Dawn toggles turn them off;
+// Node cannot point its own fd 2 elsewhere and back (no dup2) without a native addon, and
+// closing and reopening fd 2 would race with other threads and lose a redirected file's offset.
+// So the probe asks for the adapter in a short-lived child Node process whose stderr is piped
+// back here: the known notices are dropped, and any other line Dawn wrote becomes part of the
+// one-line reason instead of reaching the terminal. It costs one Node start (~0.1 s) on top of
+// Dawn's adapter discovery, and only where a Vulkan loader is installed. Should the child not
+// start at all (an embedder whose process.execPath is not Node), the probe runs here as before.
+// The backend itself still opens Dawn in this process when webgpu is chosen; Dawn's notice then
+// appears at most once per process, there being no sound way to silence fd 2 from JavaScript.
+
+/** What the probing child reports about the adapter Dawn offers. */
+interface ProbedAdapter {
+  info: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
+  isFallbackAdapter: boolean;
+  features: string[];
+}
+
+type ChildAnswer = { adapter: ProbedAdapter | null } | { loadError: string } | { error: string };
+
+/** Dawn's notice that it lowered a driver's limit to its own: expected, not an error. */
+const DAWN_LIMIT_NOTICE = /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+/;
+
+/** Runs in the child (CommonJS, `node -e`): loads Dawn, asks for an adapter, prints one JSON line. */
+const PROBE_CHILD_SCRIPT = `
+const spec = process.env.REVCOL_DAWN_MODULE;
+const reply = (answer) => process.stdout.write(JSON.stringify(answer) + '\\n', () => process.exit(0));
+(async () => {
+  let dawn;
+  try { dawn = spec.endsWith('.node') ? require(spec) : await import(spec); }
+  catch (e) { return reply({ loadError: String((e && e.message) || e) }); }
+  try {
+    Object.assign(globalThis, dawn.globals);
+    const adapter = await dawn.create([]).requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) return reply({ adapter: null });
+    const i = adapter.info || {};
+    const info = { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, isFallbackAdapter: i.isFallbackAdapter };
+    reply({ adapter: { info, isFallbackAdapter: Boolean(adapter.isFallbackAdapter), features: [...adapter.features] } });
+  } catch (e) { reply({ error: String((e && e.message) || e) }); }
+})();
+`;
+
+/** Where the child loads Dawn from: DAWN_NODE (the GPU bundle) or the `webgpu` package's entry. */
+function dawnModuleSpec(): string {
+  const path = process.env.DAWN_NODE;
+  if (path) return path;
+  return pathToFileURL(createRequire(import.meta.url).resolve('webgpu')).href;
+}
+
+/** The lines Dawn wrote to stderr that are worth a user's attention: no known notices, no stack frames. */
+function dawnStderrNotes(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !DAWN_LIMIT_NOTICE.test(line) && !line.startsWith('at '))
+    .map((line) => line.replace(/^Warning: /, ''));
+}
+
+/** Resolves with the child's answer and its filtered stderr; rejects only when no child could be started. */
+function probeAdapterInChild(): Promise<{ answer: ChildAnswer; notes: string[] }> {
+  ensureXdgRuntimeDir();
+  let spec: string;
+  try {
+    spec = dawnModuleSpec();
+  } catch (err) {
+    return Promise.resolve({ answer: { loadError: firstLine(err) }, notes: [] });
   }
+  const env: NodeJS.ProcessEnv = { ...process.env, REVCOL_DAWN_MODULE: spec };
+  delete env.NODE_OPTIONS; // a plain script: no loaders (tsx, vitest) to start
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      ['-e', PROBE_CHILD_SCRIPT],
+      { env, encoding: 'utf8', timeout: GPU_PROBE_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 1 << 20, windowsHide: true },
+      (err, stdout, stderr) => {
+        const notes = dawnStderrNotes(stderr);
+        const line = stdout.trim().split('\n').pop() ?? '';
+        if (line.startsWith('{')) {
+          try {
+            resolve({ answer: JSON.parse(line) as ChildAnswer, notes });
+            return;
+          } catch {
+            // fall through: report what went wrong below
+          }
+        }
+        if (err && (err as { code?: unknown }).code === 'ENOENT') {
+          reject(err);
+          return;
+        }
+        const timedOut = err && (err as { killed?: boolean }).killed;
+        const why = timedOut
+          ? `the GPU adapter request did not answer within ${GPU_PROBE_TIMEOUT_MS / 1000} s`
+          : `the probing process ended without an answer (${notes[notes.length - 1] ?? firstLine(err ?? 'no output')})`;
+        resolve({ answer: { error: why }, notes: [] });
+      },
+    );
+    child.on('error', reject);
+  });
+}
+
+/** The old way, in this process (Dawn's notices reach stderr): for when no child process can be started. */
+async function probeAdapterInProcess(): Promise<ChildAnswer> {
   let dawn: DawnModule;
   try {
     dawn = await loadDawn();
   } catch (err) {
-    return { name, usable: false, reason: `the webgpu (Dawn) module failed to load: ${firstLine(err)}` };
+    return { loadError: firstLine(err) };
   }
   try {
     if (!dawnGpu) {
       Object.assign(globalThis, dawn.globals);
-      dawnGpu = dawn.create([]);
+      dawnGpu = dawn.create(DAWN_FLAGS);
     }
     const adapter = await withTimeout(
       dawnGpu.requestAdapter({ powerPreference: 'high-performance' }),
       GPU_PROBE_TIMEOUT_MS,
       'the GPU adapter request',
     );
-    if (!adapter) return { name, usable: false, reason: 'no GPU adapter found (Vulkan/Dawn)' };
-    const adapterLabel = adapterName(adapter);
-    if (isSoftwareAdapter(adapter, adapterLabel)) {
-      if (softwareGpuAllowed()) {
-        return { name, usable: true, software: true, reason: `WebGPU through Dawn on a software adapter, ${adapterLabel} (${SOFTWARE_GPU_ENV}=1; 'auto' skips it)`, adapter: adapterLabel };
-      }
-      return { name, usable: false, software: true, reason: `only a software (CPU) adapter found: ${adapterLabel} (${SOFTWARE_GPU_ENV}=1 allows it by name, for tests)`, adapter: adapterLabel };
-    }
-    // The adapter holds no device; the backend requests its own when it is selected.
-    return { name, usable: true, reason: `WebGPU through Dawn on ${adapterLabel}`, adapter: adapterLabel };
+    if (!adapter) return { adapter: null };
+    const info = (adapter as { info?: ProbedAdapter['info'] }).info ?? {};
+    const fallback = Boolean((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter);
+    return { adapter: { info, isFallbackAdapter: fallback, features: [...adapter.features] } };
   } catch (err) {
-    return { name, usable: false, reason: `WebGPU probe failed: ${firstLine(err)}` };
+    return { error: firstLine(err) };
   }
 }
 
-/** Registers the tfjs webgpu backend; it only registers itself if navigator.gpu exists when imported. */
+async function probeWebgpu(): Promise<BackendStatus> {
+  const name = 'webgpu';
+  if (!vulkanLoaderPresent()) {
+    return { name, usable: false, reason: 'no GPU adapter found: the Vulkan loader (libvulkan.so.1) is not installed' };
+  }
+  let answer: ChildAnswer;
+  let notes: string[] = [];
+  try {
+    ({ answer, notes } = await probeAdapterInChild());
+  } catch {
+    answer = await probeAdapterInProcess();
+  }
+  const said = notes.length > 0 ? ` (Dawn: ${notes[notes.length - 1]})` : '';
+  if ('loadError' in answer) return { name, usable: false, reason: `the webgpu (Dawn) module failed to load: ${answer.loadError}` };
+  if ('error' in answer) return { name, usable: false, reason: `WebGPU probe failed: ${answer.error}` };
+  if (!answer.adapter) {
+    return { name, usable: false, reason: `no GPU adapter found (Vulkan/Dawn)${notes.length > 0 ? `: ${notes[notes.length - 1]}` : ''}` };
+  }
+  // adapterName and isSoftwareAdapter read only `info` and `isFallbackAdapter`
+  const adapter = answer.adapter as unknown as GPUAdapter;
+  const adapterLabel = adapterName(adapter);
+  if (isSoftwareAdapter(adapter, adapterLabel)) {
+    if (softwareGpuAllowed()) {
+      return { name, usable: true, software: true, reason: `WebGPU through Dawn on a software adapter, ${adapterLabel} (${SOFTWARE_GPU_ENV}=1; 'auto' skips it)${said}`, adapter: adapterLabel };
+    }
+    return { name, usable: false, software: true, reason: `only a software (CPU) adapter found: ${adapterLabel} (${SOFTWARE_GPU_ENV}=1 allows it by name, for tests)${said}`, adapter: adapterLabel };
+  }
+  // No device is held: the backend opens Dawn in this process when it is selected.
+  return { name, usable: true, reason: `WebGPU through Dawn on ${adapterLabel}${said}`, adapter: adapterLabel };
+}
+
+/**
+ * Options for the Dawn instance this process opens. Timestamp queries come back rounded to
+ * 65.536 µs by default (a browser's guard against timing attacks, with no use in Node), which
+ * would blur the GPU time of short kernels in bench/gpu-profile.ts.
+ */
+const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization'];
+
+/** Whether the 'webgpu' factory in tfjs's registry is the one below (not the module's own). */
+let ownWebgpuFactory = false;
+
+/**
+ * Opens Dawn in this process and registers revcol's factory for the tfjs webgpu backend (the
+ * module registers its own only if navigator.gpu exists when first imported; revcol's replaces
+ * it so that the device request is always this one). The device asks for 'timestamp-query'
+ * where the adapter has it: tfjs then times each program on the GPU inside tf.time/tf.profile
+ * (bench/gpu-profile.ts); outside them the feature costs nothing.
+ */
 async function loadWebgpuBackend(): Promise<void> {
-  if (!dawnGpu) fail("backend 'webgpu' was not probed; call useBackend('webgpu')");
+  if (!dawnGpu) {
+    try {
+      const dawn = await loadDawn();
+      Object.assign(globalThis, dawn.globals);
+      dawnGpu = dawn.create(DAWN_FLAGS);
+    } catch (err) {
+      fail(`backend 'webgpu' could not be started: the webgpu (Dawn) module failed to load: ${firstLine(err)}`);
+    }
+  }
   installNavigatorGpu(dawnGpu);
   const module = await import('@tensorflow/tfjs-backend-webgpu');
   registerWebgpuKernelFixes(); // the module's import registered its kernels
-  if (tf.engine().registryFactory.webgpu !== undefined) return;
-  // The module was imported earlier, before navigator.gpu existed: register it here.
+  if (tf.engine().registry.webgpu !== undefined) return; // already started: keep its device
+  if (tf.engine().registryFactory.webgpu !== undefined) {
+    if (ownWebgpuFactory) return;
+    tf.removeBackend('webgpu'); // the module's own factory, not started yet
+  }
   const gpu = dawnGpu;
   tf.registerBackend(
     'webgpu',
@@ -251,7 +411,9 @@ async function loadWebgpuBackend(): Promise<void> {
       const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
       if (!adapter) throw new Error('no GPU adapter found');
       const limits = adapter.limits;
+      const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
       const device = await adapter.requestDevice({
+        requiredFeatures,
         requiredLimits: {
           maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
           maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
@@ -265,6 +427,7 @@ async function loadWebgpuBackend(): Promise<void> {
     },
     3,
   );
+  ownWebgpuFactory = true;
 }
 
 // --- wasm, cpu -------------------------------------------------------------------------------
