@@ -1,0 +1,308 @@
+// GPU profile of one reversible training step on the webgpu backend (Dawn): a warm-up step,
+// then --steps measured steps of lossAndGradients + AdamW.applyGradients, as bench/train-step.ts.
+// Reports dispatches per step (all, and the part before the optimizer), per program its
+// dispatches and threads per dispatch (avg/min), wall ms per step and samples/s; where the
+// adapter has 'timestamp-query', one more step under tf.time gives GPU ms per program (each
+// program then runs in a compute pass of its own, so that step's wall time is not reported).
+//   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B]
+//     [--steps N] [--length L (text)] [--json] [--software] [--no-timing]
+// --software (or REVCOL_WEBGPU_SOFTWARE=1) accepts a software adapter such as lavapipe.
+// --json prints one JSON object, ready to append to bench/results/gpu-profile.jsonl.
+// On the accelerator machine: ../shared/tools/gpu-bundle.sh bench/gpu-profile.ts, then
+//   REVCOL_COMMIT=$(git rev-parse --short HEAD) timeout 300 bash .gpu/run.sh --model revcol-t --batch 2
+//
+// Counting: every GPUComputePassEncoder.dispatchWorkgroups call is a dispatch, so kernels that
+// bypass tfjs's runWebGPUProgram are counted too (as "(other)", threads unknown); dispatches
+// made inside runWebGPUProgram are named by the program's class, with its workgroup size.
+import { execFileSync } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs-core';
+import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend } from '../src/backends/index.js';
+import { RevcolError } from '../src/core/errors.js';
+import { RevColText } from '../src/text/model.js';
+import { getPreset, type TextConfig, validateConfig } from '../src/text/presets.js';
+import { AdamW } from '../src/train/optimizer.js';
+import { RevColVision } from '../src/vision/model.js';
+import { VISION_PRESETS } from '../src/vision/presets.js';
+import { args, flag } from './lib/args.js';
+
+const modelName = flag('model', 'text-tiny');
+const isText = modelName.startsWith('text-');
+const batch = Number(flag('batch', isText ? '8' : '2'));
+const steps = Number(flag('steps', '2'));
+const length = Number(flag('length', '256'));
+const json = args.includes('--json');
+const timing = !args.includes('--no-timing');
+if (args.includes('--software')) process.env[SOFTWARE_GPU_ENV] = '1';
+
+interface ProgramStats {
+  gradient: number;
+  optimizer: number;
+  /** Sum and minimum of threads per dispatch, over the dispatches whose workgroup size is known. */
+  threads: number;
+  known: number;
+  minThreads: number;
+}
+
+type Phase = 'off' | 'gradient' | 'optimizer';
+
+function commit(): string | null {
+  if (process.env.REVCOL_COMMIT) return process.env.REVCOL_COMMIT;
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return null; // no git here (the GPU bundle): pass REVCOL_COMMIT
+  }
+}
+
+/** A bundler may rename a class (BinaryOpProgram2); tfjs's program classes all end in "Program". */
+function programName(program: object): string {
+  const name = (program.constructor as { name?: string } | undefined)?.name || 'anonymous program';
+  return name.replace(/(Program)\d+$/, '$1');
+}
+
+function stop(message: string): never {
+  process.stderr.write(`gpu-profile: ${message}\n`);
+  process.exit(1);
+}
+
+async function openWebgpu(): Promise<string> {
+  try {
+    const active = await useBackend('webgpu');
+    return active.adapter ?? 'unknown GPU adapter';
+  } catch (err) {
+    if (!(err instanceof RevcolError)) throw err;
+    const status = await probeBackend('webgpu');
+    if (status.software && !status.usable) {
+      stop(`only a software adapter is here (${status.adapter}); pass --software (or set ${SOFTWARE_GPU_ENV}=1) to profile on it`);
+    }
+    stop(err.message);
+  }
+}
+
+async function main(): Promise<void> {
+  if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(steps) || steps < 1) stop('--batch and --steps take whole numbers ≥ 1');
+  const adapter = await openWebgpu();
+  const software = (await probeBackend('webgpu')).software === true;
+  const backend = tf.backend() as unknown as {
+    device: GPUDevice;
+    supportTimestampQuery: boolean;
+    runWebGPUProgram: (program: { workgroupSize?: number[] }, ...rest: unknown[]) => unknown;
+  };
+  const timestampQuery = backend.supportTimestampQuery === true;
+
+  // --- counting hooks ------------------------------------------------------------------------
+  const stats = new Map<string, ProgramStats>();
+  let phase: Phase = 'off';
+  let counting = true; // off for the timed step
+  const programs: Array<{ name: string; workgroup: number }> = []; // runWebGPUProgram calls in progress
+  const webgpuModule = (await import('@tensorflow/tfjs-backend-webgpu')) as unknown as {
+    WebGPUBackend: { prototype: { runWebGPUProgram: (...a: unknown[]) => unknown } };
+  };
+  const proto = webgpuModule.WebGPUBackend.prototype;
+  const run = proto.runWebGPUProgram;
+  proto.runWebGPUProgram = function (this: unknown, program: unknown, ...rest: unknown[]) {
+    const p = program as { workgroupSize?: number[] };
+    const w = p.workgroupSize ?? [1, 1, 1];
+    programs.push({ name: programName(p), workgroup: (w[0] ?? 1) * (w[1] ?? 1) * (w[2] ?? 1) });
+    try {
+      return run.call(this, program, ...rest);
+    } finally {
+      programs.pop();
+    }
+  };
+  const passProto = (globalThis as unknown as { GPUComputePassEncoder: { prototype: GPUComputePassEncoder } }).GPUComputePassEncoder.prototype;
+  const dispatch = passProto.dispatchWorkgroups;
+  passProto.dispatchWorkgroups = function (this: GPUComputePassEncoder, x: number, y?: number, z?: number) {
+    if (counting && phase !== 'off') {
+      const current = programs[programs.length - 1];
+      const name = current?.name ?? '(other)';
+      const e = stats.get(name) ?? { gradient: 0, optimizer: 0, threads: 0, known: 0, minThreads: Infinity };
+      e[phase]++;
+      if (current) {
+        const threads = x * (y ?? 1) * (z ?? 1) * current.workgroup;
+        e.threads += threads;
+        e.known++;
+        e.minThreads = Math.min(e.minThreads, threads);
+      }
+      stats.set(name, e);
+    }
+    return dispatch.call(this, x, y, z);
+  };
+
+  // --- the model and one step ----------------------------------------------------------------
+  let build: () => { step: (seed: number) => tf.Scalar; dispose: () => void; note: Record<string, unknown> };
+  if (isText) {
+    build = () => {
+      const config = validateConfig({ ...getPreset(modelName), vocabSize: 30522, numLabels: 2, maxLength: Math.max(length, getPreset(modelName).maxLength) } as TextConfig);
+      const model = new RevColText(config, 1);
+      const optimizer = new AdamW(model);
+      const inputIds = tf.tensor2d(Int32Array.from({ length: batch * length }, (_, i) => (i * 7919) % 30522), [batch, length], 'int32');
+      const attentionMask = tf.ones([batch, length], 'int32') as tf.Tensor2D;
+      const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 2), 'int32');
+      return {
+        note: { length },
+        step: (seed) => {
+          phase = 'gradient';
+          const { loss, grads } = model.lossAndGradients({ inputIds, attentionMask, labels }, { seed });
+          phase = 'optimizer';
+          optimizer.applyGradients(grads, 1e-3);
+          phase = 'off';
+          grads.forEach((g) => g.dispose());
+          return loss;
+        },
+        dispose: () => {
+          tf.dispose([inputIds, attentionMask, labels]);
+          optimizer.dispose();
+          model.dispose();
+        },
+      };
+    };
+  } else {
+    const preset = VISION_PRESETS[modelName];
+    if (!preset) stop(`unknown model '${modelName}': choose a vision preset (${Object.keys(VISION_PRESETS).join(', ')}) or a text one (text-micro, text-tiny, ...)`);
+    build = () => {
+      const model = new RevColVision({ ...preset }, 1);
+      const optimizer = new AdamW(model);
+      const size = preset.inputSize;
+      const x = tf.randomNormal([batch, size, size, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
+      const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % preset.numClasses), 'int32');
+      return {
+        note: { inputSize: size },
+        step: (seed) => {
+          phase = 'gradient';
+          const { loss, grads } = model.lossAndGradients(x, labels, { seed });
+          phase = 'optimizer';
+          optimizer.applyGradients(grads, 1e-3);
+          phase = 'off';
+          grads.forEach((g) => g.dispose());
+          return loss;
+        },
+        dispose: () => {
+          tf.dispose([x, labels]);
+          optimizer.dispose();
+          model.dispose();
+        },
+      };
+    };
+  }
+  const job = build();
+  /** One step to its end on the GPU: the loss read back, then the queue drained. */
+  const finish = async (loss: tf.Scalar): Promise<number> => {
+    const value = (await loss.data())[0]!;
+    loss.dispose();
+    await backend.device.queue.onSubmittedWorkDone();
+    return value;
+  };
+
+  await finish(job.step(0)); // warm-up: shader compilation, buffer pools
+  stats.clear();
+  const times: number[] = [];
+  let lastLoss = NaN;
+  for (let s = 1; s <= steps; s++) {
+    const start = performance.now();
+    lastLoss = await finish(job.step(s));
+    times.push(performance.now() - start);
+  }
+  counting = false;
+
+  // GPU time per program: one more step with every program timed by its own timestamp queries
+  const gpuMs = new Map<string, number>();
+  let gpuTotalMs: number | null = null;
+  if (timing && timestampQuery) {
+    let loss: tf.Scalar | undefined;
+    const info = await tf.time(() => {
+      loss = job.step(steps + 1);
+    });
+    await finish(loss!);
+    const extra = (info as { getExtraProfileInfo?: () => string }).getExtraProfileInfo?.() ?? '';
+    for (const item of extra.split(', ')) {
+      const at = item.lastIndexOf(': ');
+      if (at < 0) continue;
+      const name = item.slice(0, at).replace(/(Program)\d+$/, '$1');
+      gpuMs.set(name, (gpuMs.get(name) ?? 0) + Number(item.slice(at + 2)));
+    }
+    gpuTotalMs = info.kernelMs as number;
+  }
+  job.dispose();
+
+  const rows = [...stats]
+    .map(([name, e]) => ({
+      name,
+      dispatches: (e.gradient + e.optimizer) / steps,
+      gradient: e.gradient / steps,
+      optimizer: e.optimizer / steps,
+      threadsAvg: e.known ? Math.round(e.threads / e.known) : null,
+      threadsMin: e.known ? e.minThreads : null,
+      ...(gpuMs.size ? { gpuMs: round3(gpuMs.get(name) ?? 0) } : {}),
+    }))
+    .sort((a, b) => b.dispatches - a.dispatches || a.name.localeCompare(b.name));
+  const total = rows.reduce((s, r) => s + r.dispatches, 0);
+  const gradientTotal = rows.reduce((s, r) => s + r.gradient, 0);
+  const allThreads = [...stats.values()].reduce((s, e) => s + e.threads, 0);
+  const allKnown = [...stats.values()].reduce((s, e) => s + e.known, 0);
+  const sorted = [...times].sort((a, b) => a - b);
+  const msPerStep = sorted[Math.floor(sorted.length / 2)]!;
+  const result = {
+    bench: 'gpu-profile',
+    date: new Date().toISOString(),
+    commit: commit(),
+    adapter,
+    software,
+    model: modelName,
+    batch,
+    ...job.note,
+    steps,
+    loss: round3(lastLoss),
+    dispatchesPerStep: total,
+    gradientDispatchesPerStep: gradientTotal,
+    optimizerDispatchesPerStep: total - gradientTotal,
+    threadsPerDispatchAvg: allKnown ? Math.round(allThreads / allKnown) : null,
+    msPerStep: Math.round(msPerStep),
+    samplesPerSecond: round3((batch * 1000) / msPerStep),
+    timestampQuery,
+    gpuMsPerStep: gpuTotalMs === null ? null : round3(gpuTotalMs),
+    programs: rows,
+  };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  out(`adapter: ${adapter}${software ? ' (software)' : ''}   commit: ${result.commit ?? 'unknown'}`);
+  out(`model: ${modelName}, batch ${batch}${isText ? ` × ${length} tokens` : ''}; median of ${steps} step(s) after a warm-up step`);
+  out(`dispatches per step: ${total} (before the optimizer ${gradientTotal}, optimizer ${total - gradientTotal}); threads per dispatch avg ${result.threadsPerDispatchAvg ?? '?'}`);
+  out(`wall: ${result.msPerStep} ms per step, ${result.samplesPerSecond} samples/s`);
+  out(
+    gpuTotalMs !== null
+      ? `GPU time (timestamp queries, one extra step): ${result.gpuMsPerStep} ms`
+      : `GPU time: ${timestampQuery ? 'not measured (--no-timing)' : "the adapter has no 'timestamp-query'"}`,
+  );
+  out('');
+  out(`${'dispatches'.padStart(10)} ${'grad'.padStart(7)} ${'optim'.padStart(7)}  ${'threads avg'.padStart(11)} ${'min'.padStart(9)}${gpuMs.size ? `  ${'GPU ms'.padStart(9)}` : ''}  program`);
+  for (const r of rows) {
+    out(
+      `${fmt(r.dispatches, 10)} ${fmt(r.gradient, 7)} ${fmt(r.optimizer, 7)}  ${fmt(r.threadsAvg, 11)} ${fmt(r.threadsMin, 9)}${gpuMs.size ? `  ${fmt(r.gpuMs ?? 0, 9)}` : ''}  ${r.name}`,
+    );
+  }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+function fmt(x: number | null | undefined, width: number): string {
+  return (x === null || x === undefined ? '?' : String(Number.isInteger(x) ? x : round3(x))).padStart(width);
+}
+
+main().then(
+  () => {
+    releaseGpuBackend();
+    process.exit(0); // a GPU device can keep the event loop alive
+  },
+  (err: unknown) => {
+    process.stderr.write(`gpu-profile: ${err instanceof RevcolError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
