@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import '../src/core/engine.js'; // registers tfjs's gradients
+import { RandomStream } from '../src/core/random.js';
 import { adamMoment, adamUpdate, columnSum, gelu, layerNorm, rowStats, scaledResidual, setFusedKernels, unscaleDifference } from '../src/ops/fused.js';
 import { webgpu } from './helpers/webgpu.js';
 
@@ -112,6 +113,22 @@ async function reference(c: Case): Promise<Result> {
   }
   return r;
 }
+
+describe('drop masks', () => {
+  it('are floor(u + keep)/keep of the same uniform draws, bit for bit, made without device kernels', async () => {
+    await useBackend('cpu');
+    for (const keep of [0.9, 0.7, 0.5, 1 - 0.3 / 7]) {
+      for (const seed of [0, 1, 12345]) {
+        const made = new RandomStream(seed).keepMask([40, 33], keep);
+        const composed = tf.tidy(() => tf.div(tf.floor(tf.add(new RandomStream(seed).uniform([40, 33]), keep)), keep));
+        expect(Array.from(await made.data())).toEqual(Array.from(await composed.data()));
+        const kept = Array.from(await made.data()).filter((v) => v !== 0).length / made.size;
+        expect(Math.abs(kept - keep)).toBeLessThan(0.05);
+        tf.dispose([made, composed]);
+      }
+    }
+  });
+});
 
 const BACKENDS = [
   { name: 'cpu', skip: false, reason: '' },

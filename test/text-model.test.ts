@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MaskedLMHead, matMulUntransposed, RevColText, type TextConfig } from '../src/text/model.js';
 import { RandomStream } from '../src/core/random.js';
@@ -111,16 +112,25 @@ describe('masked-LM pre-training: reversible backward agrees with plain autodiff
 });
 
 describe('matMulUntransposed', () => {
-  it.each([[[5, 7], [7, 3]], [[2, 3, 5, 4], [2, 3, 4, 6]]])('gives tf.matMul\'s values and gradients for %j @ %j', (aShape, bShape) => {
-    const a = tf.randomNormal(aShape, 0, 1, 'float32', 1);
-    const b = tf.randomNormal(bShape, 0, 1, 'float32', 2);
-    const w = tf.randomNormal([...aShape.slice(0, -1), bShape[bShape.length - 1]], 0, 1, 'float32', 3);
+  // wasm takes the explicitly transposed path (its own customGrad), other backends tf.matMul
+  it.each([
+    ['wasm', [5, 7], [7, 3], false],
+    ['wasm', [2, 3, 5, 4], [2, 3, 4, 6], false],
+    ['wasm', [2, 3, 5, 4], [2, 3, 6, 4], true],
+    ['cpu', [2, 3, 5, 4], [2, 3, 6, 4], true],
+  ] as const)('on %s gives tf.matMul\'s values and gradients for %j @ %j (b transposed: %s)', async (backend, aShape, bShape, transposeB) => {
+    await tf.setBackend(backend);
+    const a = tf.randomNormal([...aShape], 0, 1, 'float32', 1);
+    const b = tf.randomNormal([...bShape], 0, 1, 'float32', 2);
+    const outCols = transposeB ? bShape[bShape.length - 2]! : bShape[bShape.length - 1]!;
+    const w = tf.randomNormal([...aShape.slice(0, -1), outCols], 0, 1, 'float32', 3);
     const loss = (f: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor) => (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), w));
-    const ours = tf.grads(loss(matMulUntransposed))([a, b]);
-    const theirs = tf.grads(loss((x, y) => tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D)))([a, b]);
-    expect(tf.tidy(() => relativeError(matMulUntransposed(a, b), tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D)))).toBeLessThan(1e-6);
+    const ours = tf.grads(loss((x, y) => matMulUntransposed(x, y, transposeB)))([a, b]);
+    const theirs = tf.grads(loss((x, y) => tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D, false, transposeB)))([a, b]);
+    expect(tf.tidy(() => relativeError(matMulUntransposed(a, b, transposeB), tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, false, transposeB)))).toBeLessThan(1e-6);
     ours.forEach((g, i) => expect(relativeError(g, theirs[i])).toBeLessThan(1e-6));
     tf.dispose([a, b, w, ...ours, ...theirs]);
+    await tf.setBackend('cpu');
   });
 });
 

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import seedrandom from 'seedrandom';
 
 /** 32-bit integer hash (a murmur3-style finaliser); mixes seeds that differ by one bit. */
 export function mixSeed(...parts: number[]): number {
@@ -42,9 +43,19 @@ export class RandomStream {
     return tf.randomUniform(shape, 0, 1, 'float32', this.nextSeed());
   }
 
-  /** A 0 / (1/keep) mask: multiplying by it drops with probability 1-keep and keeps the mean. */
+  /**
+   * A 0 / (1/keep) mask: multiplying by it drops with probability 1-keep and keeps the mean.
+   * Made here in float32 arithmetic from the same draws as uniform() (tfjs's generator: alea
+   * seeded with the seed's decimal string), as floor(u + keep)/keep would be on a backend, but
+   * uploaded as one tensor instead of three kernels on the device.
+   */
   keepMask(shape: number[], keep: number): tf.Tensor {
-    return tf.tidy(() => tf.div(tf.floor(tf.add(this.uniform(shape), keep)), keep));
+    const draw = seedrandom.alea(String(this.nextSeed()));
+    const k = Math.fround(keep);
+    const kept = Math.fround(1 / k);
+    const mask = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < mask.length; i++) mask[i] = Math.floor(Math.fround(Math.fround(draw()) + k)) === 1 ? kept : 0;
+    return tf.tensor(mask, shape, 'float32');
   }
 }
 

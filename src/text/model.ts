@@ -48,9 +48,16 @@ const swapLast = (rank: number): number[] => [...Array.from({ length: rank - 2 }
 /**
  * a @ b (batched over leading axes) whose gradients are also plain products of explicitly
  * transposed operands. Same values as tf.matMul; faster on the wasm backend, where products with
- * a transposed operand (what tf.matMul's own gradients use) take a much slower path.
+ * a transposed operand (what tf.matMul's own gradients use) take a much slower path. Other
+ * backends multiply transposed operands natively, so there it is tf.matMul: an explicit
+ * transpose would be one more kernel launch on a GPU.
  */
-export const matMulUntransposed: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+export function matMulUntransposed(a: tf.Tensor, b: tf.Tensor, transposeB = false): tf.Tensor {
+  if (tf.getBackend() !== 'wasm') return tf.matMul(a, b, false, transposeB);
+  return untransposedProduct(a, transposeB ? tf.transpose(b, swapLast(b.rank)) : b);
+}
+
+const untransposedProduct: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [a, b, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
   save([a, b]);
   return {
@@ -95,8 +102,7 @@ class SelfAttention extends Module {
       const dh = this.width / h;
       const split = (y: tf.Tensor) => tf.transpose(tf.reshape(y, [b, t, h, dh]), [0, 2, 1, 3]);
       const [q, k, v] = tf.split(this.qkv.forward(x), 3, -1).map(split);
-      const keysT = tf.transpose(k, [0, 1, 3, 2]);
-      const scores = tf.add(tf.mul(matMulUntransposed(q, keysT), 1 / Math.sqrt(dh)), bias);
+      const scores = tf.add(tf.mul(matMulUntransposed(q, k, true), 1 / Math.sqrt(dh)), bias);
       const attended = matMulUntransposed(tf.softmax(scores), v);
       return this.proj.forward(tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [b, t, this.width]));
     });
@@ -261,7 +267,7 @@ export class MaskedLMHead extends Module {
       const width = top.shape[top.rank - 1]!;
       const picked = tf.gather(tf.reshape(top, [-1, width]), positions);
       const h = this.outNorm.forward(gelu(this.dense.forward(this.norm.forward(picked))));
-      return tf.add(matMulUntransposed(h as tf.Tensor3D, tf.transpose(this.tokens) as tf.Tensor3D), this.bias) as tf.Tensor2D;
+      return tf.add(matMulUntransposed(h, this.tokens, true), this.bias) as tf.Tensor2D;
     });
   }
 }
