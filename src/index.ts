@@ -1,3 +1,8 @@
+/**
+ * The TensorFlow.js core revcol runs on, for writing your own blocks: `import { tf } from 'revcol'`
+ * gives the very instance revcol's layers, engine and backends use, whatever else is installed.
+ */
+export * as tf from '@tensorflow/tfjs-core';
 export * from './core/errors.js';
 export * from './core/random.js';
 export * from './core/module.js';

@@ -3,11 +3,11 @@ import { existsSync, promises as fs, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { PreTrainedTokenizer } from '@xenova/transformers';
+import type { Tokenizer } from '@huggingface/tokenizers';
 import { fail, RevcolError } from '../core/errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 
-/** A batch ready for a text model: ids and mask are [B, maxLength], padded and truncated by the tokenizer library. */
+/** A batch ready for a text model: ids and mask are [B, maxLength], padded and truncated as `encode` describes. */
 export interface EncodedBatch {
   inputIds: tf.Tensor2D;
   attentionMask: tf.Tensor2D;
@@ -79,18 +79,30 @@ async function readJsonFile(folder: string, file: string, what: string): Promise
   return value as JsonObject;
 }
 
-type Transformers = typeof import('@xenova/transformers');
-let transformersModule: Promise<Transformers> | undefined;
-/** Loaded on first use: the library pulls in onnxruntime and sharp, which other commands never need. */
-function transformers(): Promise<Transformers> {
-  transformersModule ??= import('@xenova/transformers');
-  return transformersModule;
+type TokenizersModule = typeof import('@huggingface/tokenizers');
+let tokenizersModule: Promise<TokenizersModule> | undefined;
+/** Loaded on first use, so that commands which never tokenize do not pay for it. */
+function tokenizers(): Promise<TokenizersModule> {
+  tokenizersModule ??= import('@huggingface/tokenizers');
+  return tokenizersModule;
+}
+
+/** A token named in tokenizer_config.json: a string, or an AddedToken object with its content. */
+function configToken(config: JsonObject, ...keys: string[]): string | null {
+  for (const key of keys) {
+    const item = config[key];
+    if (!item) continue;
+    if (typeof item === 'string') return item;
+    if (typeof item === 'object' && typeof (item as JsonObject).content === 'string') return (item as JsonObject).content as string;
+  }
+  return null;
 }
 
 /**
- * A text tokenizer backed by @xenova/transformers: the library does normalisation, word pieces,
- * special tokens, padding, truncation and attention masks; this class loads it offline, turns
- * its output into tfjs tensors, and caches rows so that re-encoding a data set every epoch is free.
+ * A text tokenizer backed by @huggingface/tokenizers (the pure-JavaScript tokenizers of the
+ * transformers.js family, no native code): the library does normalisation, word pieces and special
+ * tokens from a standard tokenizer.json; this class loads it offline, truncates and pads rows, turns
+ * them into tfjs tensors, and caches rows so that re-encoding a data set every epoch is free.
  */
 export class TextTokenizer {
   /** Where it came from: `builtin:NAME`, an absolute folder, or a Hub name. */
@@ -103,7 +115,7 @@ export class TextTokenizer {
   readonly specialTokenIds: ReadonlySet<number>;
   /** The tokenizer's own model_max_length (512 for BERT); RevCol text models learn their own positions, so encode may go beyond it. */
   readonly modelMaxLength: number;
-  private readonly tokenizer: PreTrainedTokenizer;
+  private readonly tokenizer: Tokenizer;
   private readonly files: { tokenizer: JsonObject; config: JsonObject };
   /** Whether a prefix of a text cut at whitespace tokenizes to a prefix of the text's tokens (true for BERT-style pipelines). */
   private readonly prefixStable: boolean;
@@ -112,28 +124,32 @@ export class TextTokenizer {
   private readonly rows = new Map<number, Map<string, Row>>();
   private cachedRows = 0;
 
-  private constructor(source: string, tokenizer: PreTrainedTokenizer, files: { tokenizer: JsonObject; config: JsonObject }) {
+  private constructor(source: string, tokenizer: Tokenizer, files: { tokenizer: JsonObject; config: JsonObject }) {
     this.source = source;
     this.tokenizer = tokenizer;
     this.files = files;
-    const padId = tokenizer.pad_token_id;
+    const idOf = (token: string | null): number | undefined => (token === null ? undefined : tokenizer.token_to_id(token));
+    // As transformers.js chooses them: pad_token, else eos_token.
+    const padId = idOf(configToken(files.config, 'pad_token', 'eos_token'));
     if (typeof padId !== 'number') {
       fail(`tokenizer ${source} has no padding token; set pad_token in its tokenizer_config.json`);
     }
     this.padTokenId = padId;
-    this.maskTokenId = typeof tokenizer.mask_token_id === 'number' ? tokenizer.mask_token_id : null;
-    this.specialTokenIds = new Set([padId, ...(tokenizer.all_special_ids ?? [])]);
-    this.vocabSize = tokenizer.model.vocab.length;
-    const max = Number(tokenizer.model_max_length);
+    const maskId = idOf(configToken(files.config, 'mask_token'));
+    this.maskTokenId = typeof maskId === 'number' ? maskId : null;
+    const special = (files.tokenizer.added_tokens as JsonObject[]).filter((t) => t.special === true && typeof t.id === 'number').map((t) => t.id as number);
+    this.specialTokenIds = new Set([padId, ...special]);
+    // Every id the tokenizer can produce is below this (added tokens included).
+    let top = -1;
+    for (const id of tokenizer.get_vocab(true).values()) if (id > top) top = id;
+    this.vocabSize = top + 1;
+    const max = Number(files.config.model_max_length);
     this.modelMaxLength = Number.isFinite(max) && max > 0 ? max : Number.POSITIVE_INFINITY;
-    // The library clamps max_length to model_max_length; lift the clamp on our own instance only.
-    tokenizer.model_max_length = Number.MAX_SAFE_INTEGER;
     const normalizer = (files.tokenizer.normalizer as JsonObject | null)?.type;
     const preTokenizer = (files.tokenizer.pre_tokenizer as JsonObject | null)?.type;
     this.prefixStable =
       (normalizer === undefined || normalizer === 'BertNormalizer') &&
-      (preTokenizer === 'BertPreTokenizer' || preTokenizer === 'Whitespace' || preTokenizer === 'WhitespaceSplit') &&
-      tokenizer.padding_side === 'right';
+      (preTokenizer === 'BertPreTokenizer' || preTokenizer === 'Whitespace' || preTokenizer === 'WhitespaceSplit');
   }
 
   /**
@@ -161,7 +177,7 @@ export class TextTokenizer {
     return TextTokenizer.fromHub(spec, options);
   }
 
-  /** Reads tokenizer.json + tokenizer_config.json from a folder and builds the library's tokenizer class for them. */
+  /** Reads tokenizer.json + tokenizer_config.json from a folder and builds the library's tokenizer for them. */
   static async fromFolder(folder: string, source: string = folder): Promise<TextTokenizer> {
     let stat;
     try {
@@ -180,20 +196,17 @@ export class TextTokenizer {
     }
     const tokenizerJson = await readJsonFile(folder, FILES[0], what);
     const config = await readJsonFile(folder, FILES[1], what);
-    const { AutoTokenizer, PreTrainedTokenizer } = await transformers();
-    // The same choice AutoTokenizer.from_pretrained makes, on JSON we have read and checked ourselves.
-    const className = typeof config.tokenizer_class === 'string' ? config.tokenizer_class.replace(/Fast$/, '') : '';
-    const mapping = AutoTokenizer.TOKENIZER_CLASS_MAPPING as unknown as Record<string, typeof PreTrainedTokenizer>;
-    const TokenizerClass = mapping[className] ?? PreTrainedTokenizer;
-    let tokenizer: PreTrainedTokenizer;
+    const { Tokenizer } = await tokenizers();
+    let tokenizer: Tokenizer;
     try {
       if (!Array.isArray(tokenizerJson.added_tokens)) throw new Error('added_tokens is missing');
       const model = tokenizerJson.model as JsonObject | undefined;
       if (!model || typeof model !== 'object' || typeof model.type !== 'string') throw new Error('model.type is missing');
-      tokenizer = new TokenizerClass(tokenizerJson, config);
+      // The library keeps parts of what it is given; our copies stay as read, for save().
+      tokenizer = new Tokenizer(structuredClone(tokenizerJson), structuredClone(config));
     } catch (err) {
       if (err instanceof RevcolError) throw err;
-      fail(`${path.join(folder, FILES[0])} is not a tokenizer @xenova/transformers can load (${firstLine(err)})`);
+      fail(`${path.join(folder, FILES[0])} is not a tokenizer @huggingface/tokenizers can load (${firstLine(err)})`);
     }
     return new TextTokenizer(source, tokenizer, { tokenizer: tokenizerJson, config });
   }
@@ -211,22 +224,7 @@ export class TextTokenizer {
           `tokenizer ${name} is not a folder here and has not been downloaded; pass --allow-network to fetch it from the Hugging Face Hub, or give a folder with ${FILES.join(' and ')}${shipped}`,
         );
       }
-      const { AutoTokenizer, env } = await transformers();
-      const saved = { ...env };
-      env.allowRemoteModels = true;
-      env.allowLocalModels = false;
-      env.useFSCache = true;
-      env.cacheDir = cacheDir;
-      try {
-        await AutoTokenizer.from_pretrained(name);
-      } catch (err) {
-        fail(`could not download tokenizer ${name} from the Hugging Face Hub: ${firstLine(err)}`);
-      } finally {
-        Object.assign(env, saved);
-      }
-      if (!FILES.every((f) => existsSync(path.join(cached, f)))) {
-        fail(`downloaded tokenizer ${name}, but ${FILES.join(' and ')} did not appear in ${cached}`);
-      }
+      await downloadFromHub(name, cached);
     }
     return TextTokenizer.fromFolder(cached, name);
   }
@@ -238,9 +236,10 @@ export class TextTokenizer {
   }
 
   /**
-   * Tokenizes, adds special tokens, truncates to maxLength and pads to maxLength, all by the
-   * library's rules (note: @xenova/transformers 2.17 truncates after adding special tokens, so
-   * a cut text ends without its final [SEP]). Returns int32 [B, maxLength] ids and mask.
+   * Tokenizes, adds special tokens, truncates to maxLength and pads to maxLength on the right with
+   * the padding token. Truncation cuts the finished sequence, special tokens included, so a cut
+   * text ends without its final [SEP]: the rule of @xenova/transformers 2.17, which revcol used
+   * before, kept so that models trained then see the same ids. Returns int32 [B, maxLength] ids and mask.
    */
   encode(texts: string[], maxLength: number): EncodedBatch {
     const rows = this.encodeRows(texts, maxLength);
@@ -267,28 +266,22 @@ export class TextTokenizer {
     if (cap !== undefined) {
       return this.encodeRows(texts, cap).map((row) => (row.truncated ? cap + 1 : row.mask.reduce((a, b) => a + b, 0)));
     }
-    return texts.map((text) => (this.call([text], null, false).input_ids[0] ?? []).length);
+    return texts.map((text) => this.ids(text).length);
   }
 
   /** Token strings of one text, special tokens included (for inspection and docs). */
   tokens(text: string): string[] {
-    const ids = this.call([text], null, false).input_ids[0] ?? [];
-    return this.tokenizer.model.convert_ids_to_tokens(ids);
+    return this.tokenizer.encode(text).tokens;
   }
 
-  /** The underlying @xenova/transformers tokenizer. */
-  get library(): PreTrainedTokenizer {
+  /** The underlying @huggingface/tokenizers Tokenizer. */
+  get library(): Tokenizer {
     return this.tokenizer;
   }
 
-  private call(texts: string[], maxLength: number | null, pad: boolean): { input_ids: number[][]; attention_mask: number[][] } {
-    const out = this.tokenizer._call(texts, {
-      padding: pad,
-      truncation: maxLength !== null,
-      max_length: maxLength ?? undefined,
-      return_tensor: false,
-    });
-    return out as { input_ids: number[][]; attention_mask: number[][] };
+  /** A text's ids with special tokens, untruncated. */
+  private ids(text: string): number[] {
+    return this.tokenizer.encode(text).ids;
   }
 
   private encodeRows(texts: string[], maxLength: number): Row[] {
@@ -310,58 +303,67 @@ export class TextTokenizer {
         this.cachedRows = 0;
         missing = [...new Set(texts)];
       }
-      const fresh = this.prefixStable ? this.encodeByPrefix(missing, maxLength) : this.encodeWhole(missing, maxLength);
-      missing.forEach((t, i) => cache.set(t, fresh[i]!));
+      for (const t of missing) {
+        cache.set(t, this.prefixStable ? this.encodeByPrefix(t, maxLength) : toRow(this.ids(t), maxLength, this.padTokenId));
+      }
       this.cachedRows += missing.length;
     }
     return texts.map((t) => cache.get(t)!);
   }
 
   /**
-   * The library truncates by cutting the finished sequence to max_length and pads on the right,
-   * so its result at maxLength is the first maxLength entries of its result at maxLength + 1;
-   * the extra entry tells whether the text was cut.
-   */
-  private encodeWhole(texts: string[], maxLength: number): Row[] {
-    const out = this.call(texts, maxLength + 1, true);
-    return texts.map((_, i) => toRow(out.input_ids[i]!, out.attention_mask[i]!, maxLength));
-  }
-
-  /**
-   * Same result as encodeWhole, faster on long texts: with a BERT-style normaliser and
+   * Same row as encoding the whole text, faster on long texts: with a BERT-style normaliser and
    * pre-tokeniser nothing crosses whitespace, so a prefix cut just before whitespace yields a
-   * prefix of the full token sequence. When the prefix alone overflows maxLength + 1 tokens
-   * (special tokens included) the visible part is settled; otherwise the prefix grows.
+   * prefix of the full token sequence, followed by the closing special tokens. When the prefix
+   * alone has maxLength + 2 tokens or more (special tokens included), its first maxLength + 1 are
+   * the text's, which settles the row and that it was cut; otherwise the prefix grows.
    */
-  private encodeByPrefix(texts: string[], maxLength: number): Row[] {
-    const result: Row[] = new Array(texts.length);
-    let pending = texts.map((_, i) => i);
-    let budget = (maxLength + 2) * 8;
-    while (pending.length > 0) {
-      const prefixes = pending.map((i) => prefixAtWhitespace(texts[i]!, budget));
-      const out = this.call(prefixes, maxLength + 2, true);
-      const next: number[] = [];
-      pending.forEach((textIndex, j) => {
-        const ids = out.input_ids[j]!;
-        const mask = out.attention_mask[j]!;
-        const whole = prefixes[j]!.length === texts[textIndex]!.length;
-        // A full row at maxLength + 2 means the prefix has at least maxLength + 2 tokens, so the text does too.
-        if (whole || mask[maxLength + 1] === 1) result[textIndex] = toRow(ids, mask, maxLength);
-        else next.push(textIndex);
-      });
-      pending = next;
-      budget *= 4;
+  private encodeByPrefix(text: string, maxLength: number): Row {
+    for (let budget = (maxLength + 2) * 8; ; budget *= 4) {
+      const prefix = prefixAtWhitespace(text, budget);
+      const ids = this.ids(prefix);
+      if (prefix.length === text.length || ids.length >= maxLength + 2) return toRow(ids, maxLength, this.padTokenId);
     }
-    return result;
   }
 }
 
-function toRow(ids: number[], mask: number[], maxLength: number): Row {
-  return {
-    ids: Int32Array.from(ids.slice(0, maxLength)),
-    mask: Int32Array.from(mask.slice(0, maxLength)),
-    truncated: mask[maxLength] === 1,
-  };
+/** A full id sequence cut to maxLength and padded on the right; `truncated` when it was longer. */
+function toRow(ids: number[], maxLength: number, padId: number): Row {
+  const n = Math.min(ids.length, maxLength);
+  const row = { ids: new Int32Array(maxLength).fill(padId), mask: new Int32Array(maxLength), truncated: ids.length > maxLength };
+  for (let i = 0; i < n; i++) row.ids[i] = ids[i]!;
+  row.mask.fill(1, 0, n);
+  return row;
+}
+
+/** Fetches a Hub tokenizer's two files into `folder` (HF_ENDPOINT overrides https://huggingface.co). */
+async function downloadFromHub(name: string, folder: string): Promise<void> {
+  const endpoint = (process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
+  const texts: string[] = [];
+  for (const file of FILES) {
+    const url = `${endpoint}/${name}/resolve/main/${file}`;
+    let text: string;
+    try {
+      const response = await fetch(url);
+      if (!response.ok) {
+        const why = response.status === 404 ? 'not found (the repository may not exist, or has no such file)' : `HTTP ${response.status}`;
+        fail(`could not download tokenizer ${name} from the Hugging Face Hub: ${file}: ${why}`);
+      }
+      text = await response.text();
+    } catch (err) {
+      if (err instanceof RevcolError) throw err;
+      const cause = (err as { cause?: unknown }).cause;
+      fail(`could not download tokenizer ${name} from the Hugging Face Hub: ${firstLine(cause ?? err)}`);
+    }
+    try {
+      JSON.parse(text);
+    } catch {
+      fail(`could not download tokenizer ${name} from the Hugging Face Hub: ${file} is not JSON`);
+    }
+    texts.push(text);
+  }
+  // Both files or neither: a half-written folder would count as not downloaded anyway.
+  for (const [i, file] of FILES.entries()) await writeFileAtomic(path.join(folder, file), texts[i]!);
 }
 
 /** The longest prefix of at most about `budget` characters that ends just before a whitespace character. */
