@@ -31,8 +31,9 @@ export class Linear extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
-      const y = tf.matMul(tf.reshape(x, [-1, this.inFeatures]), this.weight);
-      const out = this.bias ? tf.add(y, this.bias) : y;
+      const rows = tf.reshape(x, [-1, this.inFeatures]);
+      // the bias is added inside the product's kernel (one launch instead of two on a GPU)
+      const out = this.bias ? tf.fused.matMul({ a: rows, b: this.weight, bias: this.bias }) : tf.matMul(rows, this.weight);
       return tf.reshape(out, [...lead, this.outFeatures]);
     });
   }

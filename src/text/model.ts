@@ -73,12 +73,14 @@ const untransposedProduct: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.custom
   };
 });
 
-/** Linear over the last axis (same parameters as core Linear) computed with matMulUntransposed. */
+/** Linear over the last axis (same parameters as core Linear); on wasm computed with matMulUntransposed. */
 class TextLinear extends Linear {
   override forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
-      const y = matMulUntransposed(tf.reshape(x, [-1, this.inFeatures]), this.weight);
+      const rows = tf.reshape(x, [-1, this.inFeatures]);
+      if (tf.getBackend() !== 'wasm') return tf.reshape(super.forward(rows), [...lead, this.outFeatures]);
+      const y = matMulUntransposed(rows, this.weight);
       const out = this.bias ? tf.add(y, this.bias) : y;
       return tf.reshape(out, [...lead, this.outFeatures]);
     });
