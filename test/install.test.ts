@@ -201,7 +201,8 @@ console.log(JSON.stringify({ backend: active.name, shape: last.shape, ids, png: 
 it(
   'packs, installs into a fresh project from the npm cache alone, imports, runs a forward pass and the CLI',
   async () => {
-    const cacheDir = (await run(npm, ['config', 'get', 'cache'], root)).stdout.trim();
+    // The cache npm ci used: `npm test` passes its own settings down as npm_config_*.
+    const cacheDir = process.env.npm_config_cache || (await run(npm, ['config', 'get', 'cache'], root, process.env)).stdout.trim();
     expect(existsSync(path.join(cacheDir, '_cacache'))).toBe(true);
 
     // npm pack runs prepare, which builds dist/ (as npm ci did).
