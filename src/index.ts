@@ -7,6 +7,8 @@ export * from './core/errors.js';
 export * from './core/random.js';
 export * from './core/module.js';
 export * from './core/layers.js';
+// fused ops for blocks of your own (gelu comes from core/layers); REVCOL_FUSED=0 or setFusedKernels(false) turns them off
+export { columnSum, fusedKernelsEnabled, layerNorm, rowStats, scaledResidual, setFusedKernels, unscaleDifference } from './ops/fused.js';
 export * from './core/engine.js';
 export * from './core/gradients.js';
 export * from './core/reads.js';
