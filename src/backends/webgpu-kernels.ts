@@ -17,8 +17,16 @@
  * stage (the backend does not ask for more), so more than 7 inputs (clipByGlobalNorm's sum of
  * squares over every gradient) make an invalid pipeline. The replacement adds in groups of at
  * most limit − 1, as the backend's own Concat does.
+ *
+ * Besides the fixes, registerWebgpuKernelFixes installs faster kernels for training: the
+ * depthwise convolution gradients (webgpu-conv.ts: the filter gradient as a parallel
+ * reduction, the input gradient on the forward kernel) and column sums, Sum over every axis
+ * but the last, without a transpose (webgpu-reduce.ts); each falls back to tfjs's kernel
+ * outside the cases it handles.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { registerWebgpuConvKernels } from './webgpu-conv.js';
+import { registerWebgpuReduceKernels } from './webgpu-reduce.js';
 
 interface WebgpuBackendLike {
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
@@ -30,6 +38,8 @@ let registered = false;
 
 /** Call after '@tensorflow/tfjs-backend-webgpu' has registered its kernels; repeated calls do nothing. */
 export function registerWebgpuKernelFixes(): void {
+  registerWebgpuConvKernels();
+  registerWebgpuReduceKernels();
   if (registered) return;
   const original = tf.getKernel('Cast', 'webgpu');
   const multiply = tf.getKernel('Multiply', 'webgpu');
