@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import '../src/core/engine.js'; // registers tfjs's gradients
 import { RandomStream } from '../src/core/random.js';
-import { adamMoment, adamUpdate, columnSum, gelu, layerNorm, rowStats, scaledResidual, setFusedKernels, unscaleDifference } from '../src/ops/fused.js';
+import { adamMoments, adamUpdate, columnSum, gelu, layerNorm, rowStats, scaledResidual, setFusedKernels, unscaleDifference } from '../src/ops/fused.js';
 import { webgpu } from './helpers/webgpu.js';
 
 /** Deterministic values in about [-2, 2]. */
@@ -57,9 +57,10 @@ const CASES: Case[] = [
     { name: `columnSum normed ${s.join('×')}`, shapes: [s, s], f: (a: tf.Tensor, b: tf.Tensor) => columnSum('normed', a, b, rowStats(b, 1e-6)) },
   ]),
   { name: 'rowStats 37×19', shapes: [[37, 19]], f: (x) => rowStats(x, 1e-5) },
-  { name: 'adamMoment', shapes: [[301], [301]], f: (m, g) => adamMoment(m, g, 0.9, false) },
-  { name: 'adamMoment squared', shapes: [[7, 9], [7, 9]], positive: [0], f: (v, g) => adamMoment(v, g, 0.999, true) },
-  { name: 'adamUpdate', shapes: [[7, 9], [7, 9], [7, 9]], positive: [2], f: (p, m, v) => adamUpdate(p, m, v, 1e-3 / 0.1, Math.sqrt(0.001), 1e-8, 1 - 1e-3 * 0.05) },
+  { name: 'adamMoments', shapes: [[2, 301], [301]], positive: [0], f: (mv, g) => adamMoments(mv, g, 0.9, 0.999) },
+  { name: 'adamMoments 2-D', shapes: [[2, 7, 9], [7, 9]], positive: [0], f: (mv, g) => adamMoments(mv, g, 0.8, 0.99) },
+  { name: 'adamUpdate', shapes: [[7, 9], [2, 7, 9]], positive: [1], f: (p, mv) => adamUpdate(p, mv, 1e-3 / 0.1, Math.sqrt(0.001), 1e-8, 1 - 1e-3 * 0.05) },
+  { name: 'adamUpdate no decay', shapes: [[301], [2, 301]], positive: [1], f: (p, mv) => adamUpdate(p, mv, 1e-2, 0.5, 1e-8, 1) },
 ];
 
 interface Result {
@@ -151,7 +152,7 @@ for (const backend of BACKENDS) {
 
     it('run as their own kernels here (not the composed fallback)', async () => {
       await useBackend(backend.name);
-      for (const kernel of ['RevcolLayerNorm', 'RevcolGelu', 'RevcolScaledResidual', 'RevcolColumnSum', 'RevcolAdamUpdate']) {
+      for (const kernel of ['RevcolLayerNorm', 'RevcolGelu', 'RevcolScaledResidual', 'RevcolColumnSum', 'RevcolAdamUpdate', 'RevcolAdamMoments']) {
         expect(tf.getKernel(kernel, backend.name), kernel).toBeDefined();
       }
       const x = tf.ones([2, 3]);

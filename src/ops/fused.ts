@@ -216,16 +216,37 @@ export function unscaleDifference(x: tf.Tensor, f: tf.Tensor, s: tf.Tensor): tf.
 
 // --- AdamW ---------------------------------------------------------------------------------------
 
-/** beta·m + (1 − beta)·g (square: g²), an Adam moment. */
-export function adamMoment(m: tf.Tensor, g: tf.Tensor, beta: number, square: boolean): tf.Tensor {
-  if (has(KERNELS.adamMoment) && g.dtype === 'float32') return run(KERNELS.adamMoment, { m, g }, { beta, square });
-  return tf.tidy(() => tf.add(tf.mul(m, beta), tf.mul(square ? tf.square(g) : g, 1 - beta)));
+/** The halves of packed moments [2, ...shape]: m and v, each of `shape`. */
+export function unpackMoments(mv: tf.Tensor): [tf.Tensor, tf.Tensor] {
+  return tf.tidy(() => {
+    const shape = mv.shape.slice(1);
+    const [m, v] = tf.split(tf.reshape(mv, [2, -1]), 2, 0);
+    return [tf.reshape(m!, shape), tf.reshape(v!, shape)];
+  });
 }
 
-/** p·decay − stepSize·m/(√v/sqrtCorr2 + eps), the AdamW parameter update (PyTorch's arrangement). */
-export function adamUpdate(p: tf.Tensor, m: tf.Tensor, v: tf.Tensor, stepSize: number, sqrtCorr2: number, eps: number, decay: number): tf.Tensor {
-  if (has(KERNELS.adamUpdate)) return run(KERNELS.adamUpdate, { p, m, v }, { stepSize, sqrtCorr2, eps, decay });
+/** Packs m and v (same shape) as [2, ...shape]. */
+export function packMoments(m: tf.Tensor, v: tf.Tensor): tf.Tensor {
+  return tf.stack([m, v]);
+}
+
+/**
+ * AdamW's moments packed as [2, ...shape] (m then v), updated with gradient g:
+ * [β1·m + (1 − β1)·g, β2·v + (1 − β2)·g²], one kernel.
+ */
+export function adamMoments(mv: tf.Tensor, g: tf.Tensor, beta1: number, beta2: number): tf.Tensor {
+  if (has(KERNELS.adamMoments) && g.dtype === 'float32') return run(KERNELS.adamMoments, { mv, g }, { beta1, beta2 });
   return tf.tidy(() => {
+    const [m, v] = unpackMoments(mv);
+    return packMoments(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)), tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+  });
+}
+
+/** p·decay − stepSize·m/(√v/sqrtCorr2 + eps) with packed moments mv: the AdamW parameter update (PyTorch's arrangement). */
+export function adamUpdate(p: tf.Tensor, mv: tf.Tensor, stepSize: number, sqrtCorr2: number, eps: number, decay: number): tf.Tensor {
+  if (has(KERNELS.adamUpdate)) return run(KERNELS.adamUpdate, { p, mv }, { stepSize, sqrtCorr2, eps, decay });
+  return tf.tidy(() => {
+    const [m, v] = unpackMoments(mv);
     const decayed = decay === 1 ? p : tf.mul(p, decay);
     const denom = tf.add(tf.div(tf.sqrt(v), sqrtCorr2), eps);
     return tf.sub(decayed, tf.mul(tf.div(m, denom), stepSize));

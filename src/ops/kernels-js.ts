@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
-import { type AdamMomentAttrs, type AdamUpdateAttrs, type ColumnSumAttrs, KERNELS } from './names.js';
+import { type AdamMomentsAttrs, type AdamUpdateAttrs, type ColumnSumAttrs, KERNELS } from './names.js';
 
 type Arrays = Float32Array[];
 /** Computes into `out` from the inputs' values (in the order of `names`). */
@@ -191,23 +191,27 @@ const kernels: FusedJsKernel[] = [
     },
   },
   {
-    name: KERNELS.adamMoment,
-    inputs: ['m', 'g'],
-    outputShape: ([m]) => m!,
-    compute: (out, [m, g], _shapes, attrs) => {
-      const { beta, square } = attrs as unknown as AdamMomentAttrs;
-      const rest = 1 - beta;
-      if (square) for (let i = 0; i < out.length; i++) out[i] = beta * m![i]! + rest * g![i]! * g![i]!;
-      else for (let i = 0; i < out.length; i++) out[i] = beta * m![i]! + rest * g![i]!;
+    name: KERNELS.adamMoments,
+    inputs: ['mv', 'g'],
+    outputShape: ([mv]) => mv!,
+    compute: (out, [mv, g], _shapes, attrs) => {
+      const { beta1, beta2 } = attrs as unknown as AdamMomentsAttrs;
+      const n = g!.length;
+      for (let i = 0; i < n; i++) {
+        const gi = g![i]!;
+        out[i] = beta1 * mv![i]! + (1 - beta1) * gi;
+        out[n + i] = beta2 * mv![n + i]! + (1 - beta2) * gi * gi;
+      }
     },
   },
   {
     name: KERNELS.adamUpdate,
-    inputs: ['p', 'm', 'v'],
+    inputs: ['p', 'mv'],
     outputShape: ([p]) => p!,
-    compute: (out, [p, m, v], _shapes, attrs) => {
+    compute: (out, [p, mv], _shapes, attrs) => {
       const { stepSize, sqrtCorr2, eps, decay } = attrs as unknown as AdamUpdateAttrs;
-      for (let i = 0; i < out.length; i++) out[i] = p![i]! * decay - (stepSize * m![i]!) / (Math.sqrt(v![i]!) / sqrtCorr2 + eps);
+      const n = out.length;
+      for (let i = 0; i < n; i++) out[i] = p![i]! * decay - (stepSize * mv![i]!) / (Math.sqrt(mv![n + i]!) / sqrtCorr2 + eps);
     },
   },
 ];

@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
-import { type AdamMomentAttrs, type AdamUpdateAttrs, type ColumnSumAttrs, KERNELS } from './names.js';
+import { type AdamMomentsAttrs, type AdamUpdateAttrs, type ColumnSumAttrs, KERNELS } from './names.js';
 
 interface Uniform {
   type: 'int32' | 'float32';
@@ -357,20 +357,28 @@ const webgpuKernels: Record<string, (args: Args) => TensorInfo> = {
   [KERNELS.channelScale]: ({ inputs: { h, gamma, keep }, backend }) => scaled(backend, undefined, h!, gamma, keep),
   [KERNELS.unscaleDifference]: ({ inputs: { x, f, s }, backend }) =>
     elementwise(backend, 'unscale_difference', [['X', x!], ['F', f!], ['S', s!]], 'cols : i32,', [int(lastDim(x!.shape))], '(X[index] - F[index]) / S[index % uniforms.cols]'),
-  [KERNELS.adamMoment]: ({ inputs: { m, g }, attrs, backend }) => {
-    const { beta, square } = attrs as unknown as AdamMomentAttrs;
-    const grad = square ? 'G[index] * G[index]' : 'G[index]';
-    return elementwise(backend, `adam_moment_${square ? 'sq' : 'lin'}`, [['M', m!], ['G', g!]], 'beta : f32,', [float(beta)], `uniforms.beta * M[index] + (1.0 - uniforms.beta) * ${grad}`);
+  // both moments in one launch: thread i < n writes m, thread n + i writes v (packed [2, n])
+  [KERNELS.adamMoments]: ({ inputs: { mv, g }, attrs, backend }) => {
+    const { beta1, beta2 } = attrs as unknown as AdamMomentsAttrs;
+    return elementwise(
+      backend,
+      'adam_moments',
+      [['MV', mv!], ['G', g!]],
+      'n : i32, beta1 : f32, beta2 : f32,',
+      [int(size(g!.shape)), float(beta1), float(beta2)],
+      `select(uniforms.beta2 * MV[index] + (1.0 - uniforms.beta2) * G[index % uniforms.n] * G[index % uniforms.n],
+              uniforms.beta1 * MV[index] + (1.0 - uniforms.beta1) * G[index % uniforms.n], index < uniforms.n)`,
+    );
   },
-  [KERNELS.adamUpdate]: ({ inputs: { p, m, v }, attrs, backend }) => {
+  [KERNELS.adamUpdate]: ({ inputs: { p, mv }, attrs, backend }) => {
     const { stepSize, sqrtCorr2, eps, decay } = attrs as unknown as AdamUpdateAttrs;
     return elementwise(
       backend,
       'adam_update',
-      [['P', p!], ['M', m!], ['V', v!]],
-      'stepSize : f32, sqrtCorr2 : f32, eps : f32, decay : f32,',
-      [float(stepSize), float(sqrtCorr2), float(eps), float(decay)],
-      'P[index] * uniforms.decay - uniforms.stepSize * M[index] / (sqrt(V[index]) / uniforms.sqrtCorr2 + uniforms.eps)',
+      [['P', p!], ['MV', mv!]],
+      'n : i32, stepSize : f32, sqrtCorr2 : f32, eps : f32, decay : f32,',
+      [int(size(p!.shape)), float(stepSize), float(sqrtCorr2), float(eps), float(decay)],
+      'P[index] * uniforms.decay - uniforms.stepSize * MV[index] / (sqrt(MV[uniforms.n + index]) / uniforms.sqrtCorr2 + uniforms.eps)',
     );
   },
 };

@@ -26,9 +26,9 @@ export const KERNELS = {
   channelScale: 'RevcolChannelScale',
   /** (x − f) / s[c]: the reversible inverse. Inputs x, f, s. */
   unscaleDifference: 'RevcolUnscaleDifference',
-  /** AdamW moment: beta·m + (1 − beta)·g (or g² with square). Inputs m, g. */
-  adamMoment: 'RevcolAdamMoment',
-  /** AdamW parameter: p·decay − stepSize · m / (√v / sqrtCorr2 + eps). Inputs p, m, v. */
+  /** AdamW's two moments packed as [2, ...shape]: [β1·m + (1 − β1)·g, β2·v + (1 − β2)·g²]. Inputs mv, g. */
+  adamMoments: 'RevcolAdamMoments',
+  /** AdamW parameter: p·decay − stepSize · m / (√v / sqrtCorr2 + eps), m and v from packed mv. Inputs p, mv. */
   adamUpdate: 'RevcolAdamUpdate',
 } as const;
 
@@ -38,9 +38,9 @@ export interface ColumnSumAttrs {
   mode: ColumnSumMode;
 }
 
-export interface AdamMomentAttrs {
-  beta: number;
-  square: boolean;
+export interface AdamMomentsAttrs {
+  beta1: number;
+  beta2: number;
 }
 
 export interface AdamUpdateAttrs {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail, shapeString } from '../core/errors.js';
 import { Module, sameShape } from '../core/module.js';
-import { adamMoment, adamUpdate } from '../ops/fused.js';
+import { adamMoments, adamUpdate, packMoments, unpackMoments } from '../ops/fused.js';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -41,8 +41,8 @@ function zerosVariable(shape: number[]): tf.Variable {
 interface Slot {
   name: string;
   variable: tf.Variable;
-  m: tf.Variable;
-  v: tf.Variable;
+  /** Adam's two moments packed as [2, ...shape] (m, then v): one kernel updates both. */
+  mv: tf.Variable;
   decay: boolean;
 }
 
@@ -61,6 +61,8 @@ export class AdamW {
   step = 0;
   private readonly slots = new Map<tf.Variable, Slot>();
   private readonly byName = new Map<string, Slot>();
+  /** The unpacked m and v tensors handed out by the last getState(), freed when the state changes. */
+  private stateViews: tf.Tensor[] = [];
 
   /** `parameters`: a module (its trainable parameters) or [name, variable] pairs. */
   constructor(parameters: Module | Array<[string, tf.Variable]>, options: AdamWOptions = {}) {
@@ -81,8 +83,7 @@ export class AdamW {
       const slot: Slot = {
         name,
         variable,
-        m: zerosVariable(variable.shape),
-        v: zerosVariable(variable.shape),
+        mv: zerosVariable([2, ...variable.shape]),
         decay: this.weightDecay > 0 && !noDecay(name, variable),
       };
       this.slots.set(variable, slot);
@@ -111,28 +112,38 @@ export class AdamW {
     // p ← p − lr·m̂/(√v̂ + ε) with m̂ = m/corr1, √v̂ = √v/√corr2 (PyTorch's arrangement).
     const stepSize = lr / corr1;
     const sqrtCorr2 = Math.sqrt(corr2);
-    // three fused kernels per parameter (src/ops/fused.ts) where the backend has them
+    this.releaseStateViews();
+    // two fused kernels per parameter (src/ops/fused.ts) where the backend has them
     tf.tidy(() => {
       for (const [variable, g] of grads) {
         const slot = this.slots.get(variable)!;
-        const m = adamMoment(slot.m, g, this.beta1, false);
-        const v = adamMoment(slot.v, g, this.beta2, true);
-        slot.m.assign(m);
-        slot.v.assign(v);
+        const mv = adamMoments(slot.mv, g, this.beta1, this.beta2);
+        slot.mv.assign(mv);
         const decay = slot.decay ? 1 - lr * this.weightDecay : 1;
-        variable.assign(adamUpdate(variable, m, v, stepSize, sqrtCorr2, this.eps, decay));
+        variable.assign(adamUpdate(variable, mv, stepSize, sqrtCorr2, this.eps, decay));
       }
     });
   }
 
-  /** The state by name. The tensors are the optimizer's own: do not dispose them. */
+  /**
+   * The state by name. The tensors are the optimizer's own: do not dispose them; they stay
+   * valid until the next applyGradients, setState, getState or dispose.
+   */
   getState(): AdamWState {
+    this.releaseStateViews();
     const tensors = new Map<string, tf.Tensor>();
     for (const s of this.byName.values()) {
-      tensors.set(`${s.name}.m`, s.m);
-      tensors.set(`${s.name}.v`, s.v);
+      const [m, v] = unpackMoments(s.mv);
+      tensors.set(`${s.name}.m`, m);
+      tensors.set(`${s.name}.v`, v);
+      this.stateViews.push(m, v);
     }
     return { step: this.step, tensors };
+  }
+
+  private releaseStateViews(): void {
+    tf.dispose(this.stateViews);
+    this.stateViews = [];
   }
 
   /** Restores a state from getState() (e.g. read back from a checkpoint); copies the tensors. */
@@ -156,18 +167,18 @@ export class AdamW {
     if (!Number.isInteger(state.step) || state.step < 0) fail(`optimizer step must be a whole number ≥ 0, got ${state.step}`);
     tf.tidy(() => {
       for (const s of this.byName.values()) {
-        s.m.assign(tf.cast(state.tensors.get(`${s.name}.m`)!, 'float32'));
-        s.v.assign(tf.cast(state.tensors.get(`${s.name}.v`)!, 'float32'));
+        const m = tf.cast(state.tensors.get(`${s.name}.m`)!, 'float32');
+        const v = tf.cast(state.tensors.get(`${s.name}.v`)!, 'float32');
+        s.mv.assign(packMoments(m, v));
       }
     });
+    this.releaseStateViews(); // after reading: `state` may be this optimizer's own
     this.step = state.step;
   }
 
   dispose(): void {
-    for (const s of this.byName.values()) {
-      s.m.dispose();
-      s.v.dispose();
-    }
+    this.releaseStateViews();
+    for (const s of this.byName.values()) s.mv.dispose();
     this.slots.clear();
     this.byName.clear();
   }
