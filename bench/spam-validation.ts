@@ -34,7 +34,10 @@ const write = (file: string, ex: TextExamples) => writeFileSync(file, ex.texts.m
 write(path.join(dir, 'train.jsonl'), train);
 write(path.join(dir, 'validation.jsonl'), validation);
 const configFile = path.join(dir, 'config.json');
-writeFileSync(configFile, JSON.stringify({ preset: task.preset, ...task.presetChanges, ...(configChanges ?? {}) }));
+// A longer maxLength needs learned positions that cover it: the config takes it too (--max-length
+// past a config's positions is refused).
+const lengthChange = typeof changes.maxLength === 'number' ? { maxLength: changes.maxLength } : {};
+writeFileSync(configFile, JSON.stringify({ preset: task.preset, ...task.presetChanges, ...lengthChange, ...(configChanges ?? {}) }));
 const h = task.hyper;
 const started = performance.now();
 const result = await fineTune({
@@ -45,6 +48,7 @@ const result = await fineTune({
   weightDecay: h.weightDecay, warmupEpochs: h.warmupEpochs, labelSmoothing: h.labelSmoothing, ema: h.ema, collapseRuns: h.collapseRuns,
   ...changes,
   out: path.join(dir, 'model'),
+  overwrite: true, // a rerun of the same NAME replaces its model
   backend,
   progress: false,
 });

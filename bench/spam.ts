@@ -44,7 +44,8 @@ function revcol(cliArgs: string[], captureStdout: boolean): Promise<{ code: numb
   });
 }
 
-const fineTune = await revcol(['fine-tune', '--task', 'spam', '--out', out, '--no-progress', ...backendArgs, ...extra], false);
+// --overwrite: a rerun into the same --out replaces the bench's earlier model.
+const fineTune = await revcol(['fine-tune', '--task', 'spam', '--out', out, '--overwrite', '--no-progress', ...backendArgs, ...extra], false);
 if (fineTune.code !== 0) {
   process.stderr.write(`bench spam: fine-tune failed with exit code ${fineTune.code}\n`);
   process.exit(1);

@@ -157,7 +157,7 @@ describe('revcol pretrain (CLI)', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/pre-trained on \d+ texts for 1 epochs/);
     expect(r.stdout).toContain(`revcol fine-tune --from ${out}`);
-    const bad = await runCliCaptured(['pretrain', '--train', file, '--out', out]);
+    const bad = await runCliCaptured(['pretrain', '--train', file, '--out', out, '--overwrite']);
     expectOneLineError(bad, /no text column "text" \(columns found: "body"\)/);
     expectOneLineError(await runCliCaptured(['predict', '--model', out, 'hello']), /fine-tune it first/);
   });

@@ -66,3 +66,43 @@ export async function fitBackendToModel(parameters: number, use: keyof typeof WE
   process.stderr.write(`revcol: ${why}; using the cpu backend instead\n`);
   await useBackend('cpu');
 }
+
+/**
+ * Runs a training command with Ctrl-C as a request to stop: the first SIGINT aborts the signal
+ * handed to `body` (the run finishes its step, saves a checkpoint and rejects with RunStopped,
+ * which the CLI turns into the --resume command and exit code 130); a second one quits at once
+ * (exit 130; files are written whole or not at all, so the last checkpoint saved stays usable).
+ */
+export async function stoppableByCtrlC<T>(body: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (!controller.signal.aborted) {
+      process.stderr.write('\nrevcol: Ctrl-C: stopping after the current step and saving a checkpoint (Ctrl-C again quits at once)\n');
+      controller.abort('Ctrl-C');
+      return;
+    }
+    process.stderr.write('revcol: quit at once (second Ctrl-C); the last checkpoint saved is kept, --resume continues from it\n');
+    process.exit(130);
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await body(controller.signal);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** A command line as a shell would take it back: arguments quoted where needed. */
+export function shellCommand(args: string[]): string {
+  return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/**
+ * The command that continues a stopped run: the same arguments without --overwrite, with
+ * --resume, and with --out when the run used its default folder.
+ */
+export function resumeCommand(argv: string[], out: string | undefined): string {
+  const args = argv.filter((a) => a !== '--overwrite' && a !== '--resume');
+  const hasOut = args.some((a) => a === '--out' || a.startsWith('--out='));
+  return `revcol ${shellCommand([...args, ...(hasOut || !out ? [] : ['--out', out]), '--resume'])}`;
+}

@@ -5,7 +5,7 @@ import { type TextEvaluationReport, fineTune, type FineTuneResult, TextClassifie
 import { pretrain } from '../text/pretrain.js';
 import { presetNames } from '../text/presets.js';
 import { loadTask, taskNames } from '../text/tasks.js';
-import { addBackendOption, backendFromOptions } from './common.js';
+import { addBackendOption, backendFromOptions, stoppableByCtrlC } from './common.js';
 
 const integer = (what: string) => (value: string): number => {
   const n = Number(value);
@@ -100,7 +100,8 @@ export function registerTextCommands(program: Command): void {
     .option('--input-masking <x>', 'input noise: corrupt this fraction of the tokens of each training batch BERT\'s way ([MASK], random, kept), afresh every step (default: the task\'s, else 0: off)', fraction('--input-masking'))
     .option('--pretrain-epochs <n>', 'first pre-train the model on the training texts (masked LM) for N epochs, kept in OUT/pretrained, then fine-tune from it (default: the task\'s, else 0: none)', wholeOrZeroOf('--pretrain-epochs'))
     .option('--out <dir>', 'output folder (default runs/text-<data name>)')
-    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .addOption(new Option('--resume', 'continue the run in --out from its last checkpoint (same data, task, preset/config and tokenizer)').conflicts('overwrite'))
+    .option('--overwrite', 'replace an earlier run in --out (without it, a folder holding a run is refused)')
     .option('--seed <n>', 'seed of initialisation, shuffling and dropout', wholeOrZero, 0)
     .option('--ensemble <n>', 'train N models (seeds seed … seed+N-1) and average their probabilities; the folder loads as one model (default: the task\'s, else 1)', integer('--ensemble'))
     .option('--parallel <n>', 'ensemble members trained at once, each in its own process, on the cpu or wasm backend (default: the CPU cores, at most N)', integer('--parallel'))
@@ -114,11 +115,16 @@ Examples:
   revcol fine-tune --train mail.csv --pretrain-epochs 5      # masked-LM pre-training on the texts first
   revcol fine-tune --train reviews.csv --ensemble 3           # 3 seeds, averaged; 2 at a time on 2 cores
   revcol fine-tune --train more.csv --from runs/topics --epochs 3
-  revcol fine-tune --train big.jsonl --preset text-small --max-length 256 --backend wasm`);
+  revcol fine-tune --train big.jsonl --preset text-small --max-length 256 --backend wasm
+
+A folder that holds a run is not replaced unless --overwrite; --resume continues it. Ctrl-C
+stops after the current step, saves a checkpoint and prints the command that resumes it.`);
   addBackendOption(fineTuneCmd);
   fineTuneCmd.action(async (opts) => {
     await backendFromOptions(opts);
-    const result = await fineTune({
+    const result = await stoppableByCtrlC((signal) => fineTune({
+      signal,
+      overwrite: opts.overwrite,
       train: opts.train,
       task: opts.task,
       eval: opts.eval,
@@ -146,7 +152,7 @@ Examples:
       parallel: opts.parallel,
       mode: opts.mode,
       progress: opts.progress,
-    });
+    }));
     printSummary(result);
   });
 
@@ -167,7 +173,8 @@ Examples:
     .option('--mask-fraction <x>', 'share of tokens the model must predict (default 0.15; BERT\'s 80% [MASK], 10% random, 10% kept)', fraction('--mask-fraction'))
     .option('--collapse-runs <n>', 'cut runs of one repeated symbol to N characters (default: the task\'s, else off; use the same N when fine-tuning)', integer('--collapse-runs'))
     .option('--out <dir>', 'output folder (default runs/pretrain-<data name>)')
-    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .addOption(new Option('--resume', 'continue the run in --out from its last checkpoint (same data, task, preset/config and tokenizer)').conflicts('overwrite'))
+    .option('--overwrite', 'replace an earlier run in --out (without it, a folder holding a run is refused)')
     .option('--seed <n>', 'seed of initialisation, masking, shuffling and dropout', wholeOrZero, 0)
     .addOption(new Option('--mode <mode>', 'backward pass: reversible (memory-saving) or plain autodiff').choices(['reversible', 'plain']))
     .option('--no-progress', 'no progress bar, one line per epoch')
@@ -182,7 +189,9 @@ Examples:
     if (!opts.train === !opts.task) fail('pretrain needs exactly one of --train FILE or --task NAME');
     await backendFromOptions(opts);
     const outDir = opts.out ?? defaultOut(opts).replace(/^runs\/text-/, 'runs/pretrain-');
-    const r = await pretrain({
+    const r = await stoppableByCtrlC((signal) => pretrain({
+      signal,
+      overwrite: opts.overwrite,
       train: opts.train,
       task: opts.task,
       textColumn: opts.textColumn,
@@ -201,7 +210,7 @@ Examples:
       seed: opts.seed,
       mode: opts.mode,
       progress: opts.progress,
-    });
+    }));
     const last = r.summary.epochs[r.summary.epochs.length - 1];
     out(`model: ${r.preset ?? 'custom config'} (${r.config.columns} columns, widths ${r.config.hidden.join('/')}, blocks ${r.config.layers.join('/')}), max length ${r.maxLength}`);
     out(`pre-trained on ${r.trainTexts} texts for ${r.epochs} epochs; masked tokens right on ${r.heldOutTexts} held-out texts: ${last ? pct(last.accuracy) : 'n/a'}; ${r.summary.seconds.toFixed(1)} s`);
@@ -267,6 +276,7 @@ Examples:
     let list = texts;
     if (opts.file) list = await readPredictFile(opts.file, opts.textColumn);
     if (!list.length) fail('nothing to classify: give texts as arguments or --file FILE');
+    warnEmptyTexts(list);
     await backendFromOptions(opts);
     const classifier = await TextClassifier.load(opts.model, { allowNetwork: opts.allowNetwork });
     try {
@@ -284,6 +294,17 @@ Examples:
       classifier.dispose();
     }
   });
+}
+
+/**
+ * An empty (or all-space) text has no words to classify: its label would be the model's prior
+ * alone. It is still classified, so that rows keep their places, with a warning.
+ */
+function warnEmptyTexts(list: string[]): void {
+  const empty = list.flatMap((t, i) => (t.trim() === '' ? [i + 1] : []));
+  if (!empty.length) return;
+  const which = empty.length === 1 ? `text ${empty[0]} is empty` : `${empty.length} texts are empty (the first: text ${empty[0]})`;
+  process.stderr.write(`revcol: warning: ${which}: with no words, its label says only which class the model leans to by default\n`);
 }
 
 /** Texts of a prediction file: a table with a text column, or one text per line. */

@@ -5,11 +5,12 @@ import { mixSeed } from '../core/random.js';
 import { type AugmentOptions, defaultAugment } from '../data/augment.js';
 import { dataImageSide, isMnist, loadVisionData, type VisionDataSpec } from '../data/load.js';
 import { channelStats, classCounts, classificationReport, predictClasses, trainingBatches, type VisionBatch, type VisionData } from '../data/vision-dataset.js';
-import { loadCheckpoint, disposeCheckpoint, LAST_FILE } from '../train/checkpoint.js';
+import { LAST_FILE, readCheckpointInfo } from '../train/checkpoint.js';
+import { dataPrint, namePrint, withRunFolder } from '../train/run-folder.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { RevColVision } from '../vision/model.js';
 import { VISION_PRESETS, visionConfig, visionParameterCount, type VisionConfig } from '../vision/presets.js';
-import { addBackendOption, backendFromOptions, fitBackendToModel } from './common.js';
+import { addBackendOption, backendFromOptions, fitBackendToModel, stoppableByCtrlC } from './common.js';
 
 /**
  * What runs on data given without --preset/--config, by the data's typical image side.
@@ -76,7 +77,12 @@ export interface VisionTrainOptions {
    */
   keep?: 'best' | 'last';
   out?: string;
+  /** Continue the run in `out` (refused when the data, preset or config differ from the run's). */
   resume?: boolean;
+  /** Replace an earlier run in `out` (without it, a folder holding a run is refused). */
+  overwrite?: boolean;
+  /** Stop after the step in progress when it aborts: a checkpoint is saved and the call rejects with RunStopped. */
+  signal?: AbortSignal;
   mode?: 'reversible' | 'plain';
   seed?: number;
   flip?: boolean;
@@ -111,12 +117,8 @@ export function defaultOutDir(data: string): string {
 
 /** On --resume, the config the interrupted run stored, so that the model is rebuilt the same. */
 async function resumedConfig(out: string): Promise<VisionConfig | null> {
-  const file = path.join(out, LAST_FILE);
-  const ckpt = await loadCheckpoint(file).catch(() => null);
-  if (!ckpt) return null;
-  const config = (ckpt.meta as { config?: VisionConfig }).config ?? null;
-  disposeCheckpoint(ckpt);
-  return config;
+  const info = await readCheckpointInfo(path.join(out, LAST_FILE));
+  return (info?.meta as { config?: VisionConfig } | undefined)?.config ?? null;
 }
 
 /** `revcol vision train` as a function (the CLI and bench/mnist.ts call it). */
@@ -128,6 +130,21 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
   if (mode !== 'reversible' && mode !== 'plain') fail(`--mode must be reversible or plain, got ${mode as string}`);
   const seed = options.seed ?? 0;
   const out = options.out ?? defaultOutDir(options.data);
+  const identity = {
+    data: isMnist(options.data) ? namePrint('mnist') : await dataPrint(options.data),
+    eval: options.evalData ? await dataPrint(options.evalData) : null,
+    preset: options.preset ?? null,
+    config: options.config ? await dataPrint(options.config) : null,
+  };
+  return withRunFolder(
+    { out, command: 'vision train', resume: options.resume, overwrite: options.overwrite, identity, log },
+    (folder) => trainVisionIn(options, out, log, () => folder.begin()),
+  );
+}
+
+async function trainVisionIn(options: VisionTrainOptions, out: string, log: (line: string) => void, begin: () => Promise<void>): Promise<VisionTrainResult> {
+  const mode = options.mode ?? 'reversible';
+  const seed = options.seed ?? 0;
   const spec: VisionDataSpec = { data: options.data, evalData: options.evalData, heldOutFraction: options.heldOut, limit: options.limit };
 
   // The preset: given, or chosen from the data's image size.
@@ -181,6 +198,7 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
   model.mode = mode;
   const evalBatch = Math.max(batchSize, 128);
   try {
+    await begin();
     const summary = await train<VisionBatch>(
       {
         model,
@@ -211,6 +229,7 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
         resume: options.resume ?? false,
         progress: options.progress ?? true,
         log: options.log,
+        ...(options.signal ? { signal: options.signal } : {}),
         meta: {
           family: 'vision',
           preset: presetName,
@@ -258,7 +277,8 @@ export function registerVisionTrain(vision: Command): void {
     .option('--ema <decay>', 'evaluate and save a moving average of the weights with this decay, e.g. 0.999 (0: off)', num('--ema'), DEFAULT_EMA)
     .addOption(new Option('--keep <which>', 'which epoch best.safetensors keeps: the best on the test data, or the last (default: last for mnist and --eval-data, which are test sets; best for a held-out part)').choices(['best', 'last']))
     .option('--out <DIR>', 'output folder (default: runs/vision-<data name>)')
-    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .addOption(new Option('--resume', 'continue the run in --out from its last checkpoint (same data and preset/config)').conflicts('overwrite'))
+    .option('--overwrite', 'replace an earlier run in --out (without it, a folder holding a run is refused)')
     .addOption(new Option('--mode <mode>', 'reversible (memory-saving backward) or plain autodiff').choices(['reversible', 'plain']).default('reversible'))
     .option('--seed <n>', 'seed of initialisation, shuffling, augmentation and drop path', num('--seed'), 0)
     .option('--no-flip', 'no horizontal flips in augmentation (for text, digits, asymmetric images)')
@@ -278,11 +298,14 @@ Examples:
 Files in --out: best.safetensors (the model: the last epoch's, or the best on a held-out part;
 see --keep), last.ckpt.safetensors (for --resume),
 metrics.jsonl, curves.png and curves.html. Corrupt or non-image files in a folder are skipped
-with a warning naming each one.`,
+with a warning naming each one. A folder that holds a run is not replaced unless --overwrite;
+Ctrl-C stops after the current step, saves a checkpoint and prints the command that resumes it.`,
   );
   cmd.action(async (opts: Record<string, unknown>) => {
     await backendFromOptions(opts);
-    await trainVision({
+    await stoppableByCtrlC((signal) => trainVision({
+      signal,
+      overwrite: Boolean(opts.overwrite),
       data: opts.data as string,
       evalData: (opts.evalData as string | undefined) ?? null,
       heldOut: opts.heldOut as number,
@@ -302,6 +325,6 @@ with a warning naming each one.`,
       flip: opts.flip as boolean,
       progress: opts.progress as boolean,
       limit: opts.limit as number | undefined,
-    });
+    }));
   });
 }

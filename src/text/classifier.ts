@@ -10,7 +10,8 @@ import { confusionMatrix } from '../train/losses.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { chooseMaxLength, disposeBatch, EncodedTexts, lengthGroupedBatches } from './encoded.js';
 import { RevColText, type TextBatch } from './model.js';
-import { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, maskingFor, maskTokens, pretrain, runTrainOptions, type TextRunOptions } from './pretrain.js';
+import { withRunFolder } from '../train/run-folder.js';
+import { checkMaxLength, MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, maskingFor, maskTokens, pretrain, runTrainOptions, textRunIdentity, type TextRunOptions } from './pretrain.js';
 import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
 import { loadTask, type TaskHyper } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
@@ -377,16 +378,31 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   if (options.preset && options.config) fail('give either --preset or --config, not both (a config file may name a preset to start from)');
   if (options.backend) await useBackend(options.backend);
   else await ensureBackend();
+  // An ensemble's member, or a run inside another's folder: the folder is guarded by that run.
+  if (options.nestedIn) return fineTuneIn({ ...options, log }, null, async () => {});
+  const identity = await textRunIdentity(options);
+  return withRunFolder(
+    { out: options.out, command: 'fine-tune', resume: options.resume, overwrite: options.overwrite, identity, log },
+    (folder) => fineTuneIn({ ...options, log }, folder.record?.ensemble ?? null, (extra) => folder.begin(extra)),
+  );
+}
+
+/** fineTune() in its folder: `begin` is called right before the first write into it. */
+async function fineTuneIn(
+  options: FineTuneOptions & { log: (line: string) => void },
+  recordedMembers: number | null,
+  begin: (extra?: { ensemble?: number }) => Promise<void>,
+): Promise<FineTuneResult> {
   const data = await prepareTextData(options, options.splitSeed ?? options.seed ?? 0);
   // --resume of an ensemble continues all its members, however many the flags would give.
   const resuming = options.resume && options.ensemble === undefined ? await readEnsembleManifest(options.out) : null;
-  const members = options.ensemble ?? resuming?.members.length ?? data.hyper.ensemble ?? 1;
+  const members = options.ensemble ?? resuming?.members.length ?? (options.resume ? recordedMembers : null) ?? data.hyper.ensemble ?? 1;
   if (!Number.isInteger(members) || members < 1) fail(`--ensemble must be a whole number ≥ 1, got ${members}`);
   if (members > 1) {
     const { fineTuneEnsemble } = await import('./ensemble.js');
-    return fineTuneEnsemble({ ...options, log }, members, data.evalSet);
+    return fineTuneEnsemble(options, members, data.evalSet, () => begin({ ensemble: members }));
   }
-  return fineTuneModel({ ...options, log }, data);
+  return fineTuneModel(options, data, () => begin());
 }
 
 /** What fine-tune trains and evaluates on, and what a task brings along. */
@@ -431,7 +447,7 @@ async function prepareTextData(options: FineTuneOptions, splitSeed: number): Pro
 }
 
 /** One model: everything fine-tune does once the data is read. */
-async function fineTuneModel(options: FineTuneOptions & { log: (line: string) => void }, data: PreparedTextData): Promise<FineTuneResult> {
+async function fineTuneModel(options: FineTuneOptions & { log: (line: string) => void }, data: PreparedTextData, begin: () => Promise<void>): Promise<FineTuneResult> {
   const { log } = options;
   const seed = options.seed ?? 0;
   const splitSeed = options.splitSeed ?? seed;
@@ -448,8 +464,11 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     const fineTuneStarted = existsSync(path.join(options.out, 'last.ckpt.safetensors'));
     if (!(options.resume && fineTuneStarted)) {
       const presetName = options.preset ?? taskPreset ?? presetForDataSize(trainSet.texts.length);
+      await begin();
       log(`pre-training (masked LM, ${pretrainEpochs} epochs) on the ${trainSet.texts.length} training texts in ${pretrainedDir}`);
       await pretrain({
+        nestedIn: options.nestedIn ?? options.out,
+        ...(options.signal ? { signal: options.signal } : {}),
         texts: trainSet.texts,
         tokenizer: options.tokenizer,
         allowNetwork: options.allowNetwork,
@@ -526,6 +545,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     else if (hyper.maxLength !== undefined) maxLength = hyper.maxLength;
     else maxLength = chooseMaxLength(tokenizer, trainTexts, config.maxLength, splitSeed);
     if (!Number.isInteger(maxLength) || maxLength < 2) fail(`--max-length must be a whole number ≥ 2, got ${maxLength}`);
+    if (!baseMeta) checkMaxLength(maxLength, config.maxLength, options.maxLength !== undefined ? '--max-length' : `task ${options.task}'s maxLength`, presetName ? `preset ${presetName}` : 'the config');
     if (baseMeta) {
       if (maxLength > config.maxLength) fail(`--max-length ${maxLength} is longer than the earlier model's ${config.maxLength} positions: use ${config.maxLength} or less`);
     } else {
@@ -581,6 +601,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         ...(options.task ? { task: options.task } : {}),
         ...(collapseRuns ? { collapseRuns } : {}),
       };
+      await begin();
       const { mkdir } = await import('node:fs/promises');
       await mkdir(options.out, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
         fail(`cannot create the output folder ${options.out} (${err.code ?? err.message}): choose another --out`);

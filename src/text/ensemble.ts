@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import cliProgress from 'cli-progress';
 import { fail, RevcolError } from '../core/errors.js';
+import { RunStopped } from '../train/run-folder.js';
 import type { TextExamples } from '../data/text.js';
 import type { StepProgress } from '../train/trainer.js';
 import { type FineTuneOptions, type FineTuneResult, fineTune, PRETRAINED_DIR, TextClassifier } from './classifier.js';
@@ -24,7 +25,7 @@ type WorkerMessage =
   | { type: 'log'; line: string }
   | ({ type: 'step' } & StepProgress)
   | { type: 'done'; result: FineTuneResult }
-  | { type: 'error'; message: string; stack?: string; user: boolean };
+  | { type: 'error'; message: string; stack?: string; user: boolean; stopped?: boolean };
 
 type Log = (line: string) => void;
 
@@ -39,7 +40,11 @@ function oneCoreBackend(): 'wasm' | 'cpu' | null {
   return name === 'wasm' || name === 'cpu' ? name : null;
 }
 
-export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, members: number, evalSet: TextExamples): Promise<FineTuneResult> {
+/**
+ * Trains the members into OUT/member-k and writes the manifest. `begin` is called once the
+ * settings are checked, right before the members start writing (see RunFolder.begin).
+ */
+export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, members: number, evalSet: TextExamples, begin: () => Promise<void> = async () => {}): Promise<FineTuneResult> {
   const { log } = options;
   const started = performance.now();
   const seed = options.seed ?? 0;
@@ -55,10 +60,12 @@ export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, 
   log(`ensemble of ${members} models (seeds ${seeds.join(', ')}), ${atOnce > 1 ? `${atOnce} at a time, each in its own process` : 'one after another'}`);
 
   const memberOptions = names.map((name, k): FineTuneOptions => {
-    const { log: _log, onStep: _onStep, parallel: _parallel, ...rest } = options;
+    // The signal stays here (the parent stops its members); members write inside the guarded folder.
+    const { log: _log, onStep: _onStep, parallel: _parallel, signal: _signal, overwrite: _overwrite, ...rest } = options;
     const out = path.join(options.out, name);
     return {
       ...rest,
+      nestedIn: options.nestedIn ?? options.out,
       ensemble: 1,
       seed: seeds[k],
       splitSeed: options.splitSeed ?? seed,
@@ -69,9 +76,10 @@ export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, 
       ...(backend ? { backend } : {}),
     };
   });
+  await begin();
   const results = atOnce > 1
-    ? await trainInProcesses(memberOptions, atOnce, log, options.progress !== false)
-    : await trainInTurn(memberOptions, log, options.onStep);
+    ? await trainInProcesses(memberOptions, atOnce, log, options.progress !== false, options.signal)
+    : await trainInTurn(memberOptions, log, options.onStep, options.signal);
 
   // The ensemble's folder: the tokenizer (shared by all members), the manifest, its own score.
   const first = results[0]!;
@@ -97,11 +105,16 @@ export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, 
   };
 }
 
-async function trainInTurn(list: FineTuneOptions[], log: Log, onStep?: (p: StepProgress) => void): Promise<FineTuneResult[]> {
+async function trainInTurn(list: FineTuneOptions[], log: Log, onStep?: (p: StepProgress) => void, signal?: AbortSignal): Promise<FineTuneResult[]> {
   const results: FineTuneResult[] = [];
   for (const [k, options] of list.entries()) {
     const prefix = `member ${k + 1}/${list.length}: `;
-    results.push(await fineTune({ ...options, log: (line) => log(prefix + line), ...(onStep ? { onStep } : {}) }));
+    try {
+      results.push(await fineTune({ ...options, log: (line) => log(prefix + line), ...(onStep ? { onStep } : {}), ...(signal ? { signal } : {}) }));
+    } catch (err) {
+      if (err instanceof RunStopped) throw new RunStopped(`member ${k + 1} of ${list.length} ${err.message}`, true);
+      throw err;
+    }
   }
   return results;
 }
@@ -116,8 +129,12 @@ function workerCommand(): { script: string; args: string[] } {
   return { script: fileURLToPath(new URL('./ensemble-worker-tsx.mjs', here)), args: [new URL('./ensemble-worker.ts', here).href] };
 }
 
-/** Trains the members `processes` at a time; the first failure stops the others and is thrown. */
-function trainInProcesses(list: FineTuneOptions[], processes: number, log: Log, progress: boolean): Promise<FineTuneResult[]> {
+/**
+ * Trains the members `processes` at a time; the first failure stops the others and is thrown.
+ * When `signal` aborts, each running member is asked to stop after its step (it saves a
+ * checkpoint), no other member starts, and once they have all stopped RunStopped is thrown.
+ */
+function trainInProcesses(list: FineTuneOptions[], processes: number, log: Log, progress: boolean, signal?: AbortSignal): Promise<FineTuneResult[]> {
   const { script, args } = workerCommand();
   const results: FineTuneResult[] = new Array(list.length);
   const bars = progress && process.stderr.isTTY
@@ -134,14 +151,33 @@ function trainInProcesses(list: FineTuneOptions[], processes: number, log: Log, 
   let next = 0;
   let finished = 0;
   let failed = false;
+  // Ctrl-C: members asked to stop, and what each said when it stopped.
+  let stopping = false;
+  const stops: string[] = [];
   return new Promise<FineTuneResult[]>((resolve, reject) => {
     const stopAll = (err: Error) => {
       if (failed) return;
       failed = true;
       bars?.stop();
+      signal?.removeEventListener('abort', askToStop);
       for (const child of running) child.kill();
       reject(err);
     };
+    const settleStopped = () => {
+      if (failed || running.size > 0) return;
+      failed = true;
+      bars?.stop();
+      const why = typeof signal?.reason === 'string' ? ` (${signal.reason})` : '';
+      const said = stops.length ? `: ${stops.join('; ')}` : ` before any member started`;
+      reject(new RunStopped(`stopped${why}${said}`, stops.length > 0 || finished > 0));
+    };
+    function askToStop() {
+      if (stopping) return;
+      stopping = true;
+      for (const child of running) child.send({ type: 'stop', reason: signal?.reason });
+      settleStopped();
+    }
+    signal?.addEventListener('abort', askToStop, { once: true });
     const start = (k: number) => {
       const prefix = `member ${k + 1}/${list.length}: `;
       // 'advanced': structured clone, so typed arrays and nested results cross intact.
@@ -170,28 +206,35 @@ function trainInProcesses(list: FineTuneOptions[], processes: number, log: Log, 
           results[k] = m.result;
         } else if (m.type === 'error') {
           done = true;
+          if (m.stopped) {
+            stops.push(`member ${k + 1} ${m.message.replace(/^stopped \([^)]*\) /, 'stopped ')}`);
+            return;
+          }
           const err = m.user ? new RevcolError(m.message) : Object.assign(new Error(`${prefix}${m.message}`), { stack: m.stack });
           stopAll(err);
         }
       });
       child.on('error', (err) => stopAll(err));
-      child.on('exit', (code, signal) => {
+      child.on('exit', (code, how) => {
         running.delete(child);
         if (bar) bars?.remove(bar);
         if (failed) return;
         if (!done) {
           const last = stderr.trim().split('\n').slice(-3).join(' | ');
-          return stopAll(new Error(`${prefix}its process ended (${signal ?? `exit code ${code}`}) without a result${last ? `: ${last}` : ''}`));
+          return stopAll(new Error(`${prefix}its process ended (${how ?? `exit code ${code}`}) without a result${last ? `: ${last}` : ''}`));
         }
-        finished += 1;
+        if (results[k] !== undefined) finished += 1;
+        if (stopping) return settleStopped();
         if (next < list.length) start(next++);
         else if (finished === list.length) {
           bars?.stop();
+          signal?.removeEventListener('abort', askToStop);
           resolve(results);
         }
       });
       child.send({ options: list[k] });
     };
+    if (signal?.aborted) return askToStop();
     while (next < Math.min(processes, list.length)) start(next++);
   });
 }

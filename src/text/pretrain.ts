@@ -6,6 +6,7 @@ import { Module } from '../core/module.js';
 import { mixSeed, RandomStream } from '../core/random.js';
 import { SeededRandom } from '../data/augment.js';
 import { collapseSymbolRuns, readTextExamples, seededPermutation } from '../data/text.js';
+import { dataPrint, inlinePrint, type RunIdentity, withRunFolder } from '../train/run-folder.js';
 import { type StepProgress, train, type TrainSummary } from '../train/trainer.js';
 import { chooseMaxLength, EncodedTexts, lengthGroupedBatches } from './encoded.js';
 import { MaskedLMHead, type MaskedTextBatch, RevColText } from './model.js';
@@ -104,7 +105,20 @@ function disposeMasked(b: MaskedTextBatch): void {
 /** What every text training run (pretrain, fine-tune) takes besides its data and model. */
 export interface TextRunOptions {
   out: string;
+  /** Continue the run in `out` from its last checkpoint (refused when the data, task, preset/config or tokenizer differ from the run's). */
   resume?: boolean;
+  /** Replace an earlier run in `out` (without it, a folder holding a run is refused: resume it, or choose another). */
+  overwrite?: boolean;
+  /**
+   * Stop after the training step in progress when this aborts: a checkpoint of that step is
+   * written and the call rejects with RunStopped (`resume: true` then continues exactly).
+   */
+  signal?: AbortSignal;
+  /**
+   * Internal: the guarded folder this run writes inside (a fine-tune's pre-training, an
+   * ensemble's member), which holds the lock and the checks; this run takes none of its own.
+   */
+  nestedIn?: string;
   seed?: number;
   /** Switch TensorFlow.js to this backend first (default: keep the current one). */
   backend?: string;
@@ -135,7 +149,30 @@ export function runTrainOptions(options: TextRunOptions, log: (line: string) => 
     progress: options.progress,
     log,
     ...(options.onStep ? { onStep: options.onStep } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
   };
+}
+
+/** What a text run is started on, as its folder records it for --resume to match. */
+export async function textRunIdentity(o: { train?: string; texts?: string[]; eval?: string; task?: string; preset?: string; config?: string | object; tokenizer?: string | TextTokenizer }): Promise<RunIdentity> {
+  return {
+    data: o.task ? null : o.texts ? inlinePrint(o.texts, `${o.texts.length} texts`) : await dataPrint(o.train),
+    eval: await dataPrint(o.eval),
+    task: o.task ?? null,
+    preset: o.preset ?? null,
+    config: typeof o.config === 'string' ? await dataPrint(o.config) : o.config ? inlinePrint(o.config) : null,
+    tokenizer: o.tokenizer instanceof TextTokenizer ? o.tokenizer.source : (o.tokenizer ?? null),
+  };
+}
+
+/**
+ * A max length must fit the model's learned positions: `cap`, the preset's or config's
+ * maxLength. One line naming where the length came from and what to do otherwise.
+ */
+export function checkMaxLength(maxLength: number, cap: number, source: string, model: string): void {
+  if (maxLength > cap) {
+    fail(`${source} ${maxLength} is longer than the ${cap} positions of ${model}: use ${cap} or less, or a --config with "maxLength": ${maxLength}`);
+  }
 }
 
 export interface PretrainOptions extends TextRunOptions {
@@ -198,6 +235,16 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   if (options.preset && options.config) fail('give either --preset or --config, not both (a config file may name a preset to start from)');
   if (options.backend) await useBackend(options.backend);
   else await ensureBackend();
+  if (options.nestedIn) return pretrainIn(options, log, async () => {});
+  const identity = await textRunIdentity(options);
+  return withRunFolder(
+    { out: options.out, command: 'pretrain', resume: options.resume, overwrite: options.overwrite, identity, log },
+    (folder) => pretrainIn(options, log, () => folder.begin()),
+  );
+}
+
+/** pretrain() in its (guarded) folder; `begin` is called right before the first write. */
+async function pretrainIn(options: PretrainOptions, log: (line: string) => void, begin: () => Promise<void>): Promise<PretrainResult> {
 
   let texts: string[];
   let taskPreset: string | undefined;
@@ -237,6 +284,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   const cap = partial.maxLength ?? getPreset('text-tiny').maxLength;
   const maxLength = options.maxLength ?? taskMaxLength ?? chooseMaxLength(tokenizer, texts, cap, options.lengthSeed ?? seed);
   if (!Number.isInteger(maxLength) || maxLength < 2) fail(`--max-length must be a whole number ≥ 2, got ${maxLength}`);
+  checkMaxLength(maxLength, cap, options.maxLength !== undefined ? '--max-length' : `task ${options.task}'s maxLength`, presetName ? `preset ${presetName}` : 'the config');
   // numLabels is the classifier's business; pre-training keeps no classification head.
   const config = validateConfig({ ...getPreset('text-tiny'), ...partial, maxLength, vocabSize: tokenizer.vocabSize, numLabels: 2 } as TextConfig);
   if (options.mode) config.reversible = options.mode === 'reversible';
@@ -252,6 +300,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   const trainData = new EncodedTexts(tokenizer, texts.filter((_, i) => !held.has(i)), maxLength);
   const heldData = new EncodedTexts(tokenizer, texts.filter((_, i) => held.has(i)), maxLength);
 
+  await begin();
   await mkdir(options.out, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
     fail(`cannot create the output folder ${options.out} (${err.code ?? err.message}): choose another --out`);
   });

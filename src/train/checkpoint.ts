@@ -33,6 +33,18 @@ export interface CheckpointContent {
   samples?: number;
   /** Averaged weights (`ema.<name>`) and how many updates they have had. */
   average?: { tensors: Map<string, tf.Tensor>; updates: number };
+  /** Set when the run stopped inside an epoch (Ctrl-C): how far into epoch `epoch + 1` it got. */
+  partial?: PartialEpoch;
+}
+
+/** How far a run got into an epoch it did not finish: a resume skips these batches and carries on. */
+export interface PartialEpoch {
+  /** Batches of the epoch already trained on. */
+  batches: number;
+  /** Their samples. */
+  seen: number;
+  /** Sum of their losses, each weighted by its batch's samples (the epoch's mean loss so far × seen). */
+  lossSum: number;
 }
 
 export interface Checkpoint {
@@ -46,6 +58,8 @@ export interface Checkpoint {
   optimizer: AdamWState;
   /** Averaged weights, when the run kept them. */
   average?: { tensors: Map<string, tf.Tensor>; updates: number };
+  /** The unfinished epoch's progress, when the run stopped inside one. */
+  partial?: PartialEpoch;
 }
 
 /** A tensor to be written; its values leave the backend only when the writer reaches it. */
@@ -79,6 +93,7 @@ export async function saveCheckpoint(file: string, content: CheckpointContent): 
     optimizerStep: state.step,
     best: content.best,
     ...(content.average ? { averageUpdates: content.average.updates } : {}),
+    ...(content.partial ? { partial: content.partial } : {}),
   };
   await writeSafetensors(file, entries, { format: CHECKPOINT_FORMAT, revcol: JSON.stringify(header) });
 }
@@ -117,6 +132,7 @@ export async function loadCheckpoint(file: string): Promise<Checkpoint> {
     if (typeof x !== 'number' || !Number.isFinite(x)) fail(`${file} has no valid '${key}' in its metadata: the file is damaged; use another checkpoint`);
     return x;
   };
+  const partial = partialOf(header, file);
   return {
     step: num('step'),
     epoch: num('epoch'),
@@ -126,7 +142,49 @@ export async function loadCheckpoint(file: string): Promise<Checkpoint> {
     weights,
     optimizer: { step: num('optimizerStep'), tensors: optimizer },
     ...(average.size ? { average: { tensors: average, updates: typeof header.averageUpdates === 'number' ? header.averageUpdates : 0 } } : {}),
+    ...(partial ? { partial } : {}),
   };
+}
+
+function partialOf(header: Record<string, unknown>, file: string): PartialEpoch | undefined {
+  const p = header.partial as Partial<PartialEpoch> | undefined;
+  if (p === undefined || p === null) return undefined;
+  const ok = typeof p === 'object' && Number.isInteger(p.batches) && p.batches! >= 0 && Number.isFinite(p.seen) && Number.isFinite(p.lossSum);
+  if (!ok) fail(`${file} has an unreadable 'partial' record in its metadata: the file is damaged; use another checkpoint`);
+  return { batches: p.batches!, seen: p.seen!, lossSum: p.lossSum! };
+}
+
+/** Where a checkpoint's run stands (from its header alone; no tensor is read). */
+export interface CheckpointInfo {
+  step: number;
+  epoch: number;
+  meta: Record<string, unknown>;
+  best: BestRecord | null;
+  partial?: PartialEpoch;
+}
+
+/** Reads a training checkpoint's header: epoch, step, meta, best, partial epoch. Null when it is not a readable checkpoint. */
+export async function readCheckpointInfo(file: string): Promise<CheckpointInfo | null> {
+  try {
+    const reader = await openSafetensors(file);
+    try {
+      if (reader.metadata.format !== CHECKPOINT_FORMAT) return null;
+      const header = parseHeader(reader.metadata, file);
+      if (typeof header.epoch !== 'number' || typeof header.step !== 'number') return null;
+      const partial = partialOf(header, file);
+      return {
+        step: header.step,
+        epoch: header.epoch,
+        meta: (header.meta ?? {}) as Record<string, unknown>,
+        best: (header.best ?? null) as BestRecord | null,
+        ...(partial ? { partial } : {}),
+      };
+    } finally {
+      await reader.close();
+    }
+  } catch {
+    return null;
+  }
 }
 
 export function disposeCheckpoint(checkpoint: Checkpoint): void {

@@ -5,13 +5,14 @@ import { fail } from '../core/errors.js';
 import type { LossAndGradients } from '../core/gradients.js';
 import type { Module } from '../core/module.js';
 import { mixSeed } from '../core/random.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { BEST_FILE, type BestRecord, LAST_FILE, disposeCheckpoint, loadCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
+import { fsErrorLine, isUserFsError, writeFileAtomic } from '../io/atomic.js';
+import { BEST_FILE, type BestRecord, LAST_FILE, type PartialEpoch, disposeCheckpoint, loadCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
 import { clipByGlobalNorm } from './clip.js';
 import { WeightAverage } from './ema.js';
 import { AdamW } from './optimizer.js';
 import { type EpochMetrics, writeCurves } from './plot.js';
 import { ProgressBar } from './progress.js';
+import { probeWritable, RunStopped } from './run-folder.js';
 import { warmupCosine } from './schedule.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -79,6 +80,12 @@ export interface TrainOptions {
    * and best.safetensors then use the averaged weights. Default: none.
    */
   ema?: number;
+  /**
+   * When it aborts, the run stops after the step in progress: it writes a checkpoint of that
+   * step (a resume continues inside the epoch, exactly) and throws RunStopped. The reason, when
+   * a string (e.g. 'Ctrl-C'), is named in the message.
+   */
+  signal?: AbortSignal;
 }
 
 /** Where a run is: epoch (from 1) of epochs, samples seen of the epoch's total, their mean loss. */
@@ -148,9 +155,8 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
   const lastFile = path.join(outDir, LAST_FILE);
   const bestFile = path.join(outDir, BEST_FILE);
   const metricsFile = path.join(outDir, METRICS_FILE);
-  await fs.mkdir(outDir, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
-    fail(`cannot create the output folder ${outDir} (${err.code ?? err.message}): choose another --out`);
-  });
+  // A folder that cannot take files is a one-line error now, not after an epoch.
+  await probeWritable(outDir);
 
   const noDecay = options.noWeightDecay;
   const optimizer = new AdamW(task.model, {
@@ -166,6 +172,12 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
   let firstEpoch = 0;
   let best: BestRecord | null = null;
   let rows: EpochMetrics[] = [];
+  let partial: PartialEpoch | undefined;
+  const signal = options.signal;
+  const stopped = (resumable: boolean, where: string): RunStopped => {
+    const why = typeof signal?.reason === 'string' ? ` (${signal.reason})` : '';
+    return new RunStopped(resumable ? `stopped${why} ${where}; checkpoint saved: ${lastFile}` : `stopped${why} before training began: nothing was saved`, resumable);
+  };
   try {
     if (!options.resume && (await fs.stat(lastFile).then((st) => st.isFile(), () => false))) {
       log(`note: starting a new run in ${outDir}; its earlier checkpoints will be replaced (--resume continues a run instead)`);
@@ -193,22 +205,37 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       samples = ckpt.samples;
       firstEpoch = ckpt.epoch;
       best = ckpt.best;
+      partial = ckpt.partial;
       rows = (await readMetrics(metricsFile)).filter((r) => r.epoch <= firstEpoch);
+      if (partial && firstEpoch >= epochs) partial = undefined;
       log(firstEpoch >= epochs
         ? `already trained ${firstEpoch} of ${epochs} epochs in ${outDir}: nothing to do (raise --epochs to train longer)`
-        : `resuming ${outDir} after epoch ${firstEpoch} (step ${step})`);
+        : partial
+          ? `resuming ${outDir} in epoch ${firstEpoch + 1}, after ${partial.seen} of its ${task.trainSize} samples (step ${step})`
+          : `resuming ${outDir} after epoch ${firstEpoch} (step ${step})`);
     }
 
     const totalSamples = task.trainSize * epochs;
     const warmupSamples = task.trainSize * (options.warmupEpochs ?? 0);
     for (let epoch = firstEpoch; epoch < epochs; epoch++) {
+      // Asked to stop between epochs (or before the first step): the last checkpoint is current.
+      if (signal?.aborted) throw stopped(step > 0, `after epoch ${epoch} of ${epochs} (step ${step})`);
       const epochStart = performance.now();
-      progress.startEpoch(epoch + 1);
-      let lossSum = 0;
-      let seen = 0;
+      // A run stopped inside this epoch skips the batches it trained on (the order is the same).
+      const skip = partial?.batches ?? 0;
+      let lossSum = partial?.lossSum ?? 0;
+      let seen = partial?.seen ?? 0;
+      partial = undefined;
+      let batches = 0;
+      progress.startEpoch(epoch + 1, seen);
       let lr = options.lr;
       for await (const batch of task.trainBatches(epoch, mixSeed(seed, epoch))) {
+        let trained = false;
         try {
+          if (batches < skip) {
+            batches += 1;
+            continue;
+          }
           const size = task.batchSize(batch);
           lr = warmupCosine(samples, totalSamples, warmupSamples, options.lr, minLr, warmupStartLr);
           const { loss, grads } = task.lossAndGradients(batch, step);
@@ -231,10 +258,23 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
           samples += size;
           seen += size;
           lossSum += lossValue * size;
+          batches += 1;
+          trained = true;
           progress.update(seen, lossSum / seen);
           options.onStep?.({ epoch: epoch + 1, epochs, seen, total: task.trainSize, loss: lossSum / seen });
         } finally {
           task.disposeBatch?.(batch);
+        }
+        // Steps may never wait on I/O (the cpu and wasm backends): let a pending Ctrl-C be heard.
+        if (signal) await new Promise((resolve) => setImmediate(resolve));
+        if (trained && signal?.aborted) {
+          // Stop here: this step's checkpoint, with how far into the epoch it got.
+          await saving(lastFile, () => saveCheckpoint(lastFile, {
+            model: task.model, optimizer, step, epoch, samples, meta: options.meta, best,
+            ...(average ? { average: { tensors: average.tensors(), updates: average.updates } } : {}),
+            partial: { batches, seen, lossSum },
+          }));
+          throw stopped(true, `in epoch ${epoch + 1} of ${epochs} at step ${step} (${seen} of ${task.trainSize} samples)`);
         }
       }
       if (seen === 0) fail(`epoch ${epoch + 1} had no training batches: the training set is empty`);
@@ -250,15 +290,15 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       const improved = options.keep === 'last' || best === null || row.accuracy > best.accuracy;
       if (improved) {
         best = { epoch: epoch + 1, accuracy: row.accuracy, metrics: { ...evaluation } };
-        await saveWeights(bestFile, task.model, options.meta, { epoch: epoch + 1, metrics: row });
+        await saving(bestFile, () => saveWeights(bestFile, task.model, options.meta, { epoch: epoch + 1, metrics: row }));
       }
       average?.swapOut();
-      await saveCheckpoint(lastFile, {
+      await saving(lastFile, () => saveCheckpoint(lastFile, {
         model: task.model, optimizer, step, epoch: epoch + 1, samples, meta: options.meta, best,
         ...(average ? { average: { tensors: average.tensors(), updates: average.updates } } : {}),
-      });
-      await writeFileAtomic(metricsFile, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-      await writeCurves(outDir, rows, options.title);
+      }));
+      await saving(metricsFile, () => writeFileAtomic(metricsFile, rows.map((r) => JSON.stringify(r)).join('\n') + '\n'));
+      await saving(outDir, () => writeCurves(outDir, rows, options.title));
       progress.endEpoch(epochLine(row, epochs, seen, improved ? (options.keep === 'last' ? '  (saved)' : '  (best so far, saved)') : ''));
     }
   } finally {
@@ -274,6 +314,19 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
     outDir,
     resumedFromEpoch: firstEpoch,
   };
+}
+
+/**
+ * A save; a full disk, lost permission or the like is a one-line error (each file is written
+ * whole or not at all, so the last checkpoint saved is intact and --resume continues from it).
+ */
+async function saving(file: string, save: () => Promise<unknown>): Promise<void> {
+  try {
+    await save();
+  } catch (err) {
+    if (isUserFsError(err)) fail(fsErrorLine(Object.assign(err, { syscall: 'write' }), err.path ? undefined : file, undefined, 'the last checkpoint saved is whole: continue from it with --resume'));
+    throw err;
+  }
 }
 
 function epochLine(row: EpochMetrics, epochs: number, seen: number, saved: string): string {
