@@ -59,6 +59,7 @@ const CASES: Case[] = [
   { name: 'rowStats 37×19', shapes: [[37, 19]], f: (x) => rowStats(x, 1e-5) },
   { name: 'adamMoments', shapes: [[2, 301], [301]], positive: [0], f: (mv, g) => adamMoments(mv, g, 0.9, 0.999) },
   { name: 'adamMoments 2-D', shapes: [[2, 7, 9], [7, 9]], positive: [0], f: (mv, g) => adamMoments(mv, g, 0.8, 0.99) },
+  { name: 'adamMoments scaled', shapes: [[2, 7, 9], [7, 9], [1]], positive: [0, 2], f: (mv, g, s) => adamMoments(mv, g, 0.8, 0.99, s) },
   { name: 'adamUpdate', shapes: [[7, 9], [2, 7, 9]], positive: [1], f: (p, mv) => adamUpdate(p, mv, 1e-3 / 0.1, Math.sqrt(0.001), 1e-8, 1 - 1e-3 * 0.05) },
   { name: 'adamUpdate no decay', shapes: [[301], [2, 301]], positive: [1], f: (p, mv) => adamUpdate(p, mv, 1e-2, 0.5, 1e-8, 1) },
 ];

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdamW, accuracy, bceWithLogits, clipByGlobalNorm, defaultNoWeightDecay, softmaxCrossEntropy, sparseCrossEntropy, warmupCosine } from '../src/index.js';
+import { AdamW, accuracy, bceWithLogits, clipByGlobalNorm, clipCoefficient, defaultNoWeightDecay, softmaxCrossEntropy, sparseCrossEntropy, warmupCosine } from '../src/index.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -158,6 +158,29 @@ describe('clipByGlobalNorm', () => {
     expect(grads.get(a)).toBe(kept);
     grads.forEach((g) => g.dispose());
     a.dispose(); b.dispose();
+  });
+
+  it('as a device-side coefficient given to AdamW, updates exactly as clipping the gradients first', async () => {
+    for (const maxNorm of [1, 100]) {
+      const start = [[0.5, -1], [2, 0.25]];
+      const [p1, p2] = [tf.variable(tf.tensor2d(start)), tf.variable(tf.tensor2d(start))];
+      const [o1, o2] = [new AdamW([['p', p1]], { weightDecay: 0.1 }), new AdamW([['p', p2]], { weightDecay: 0.1 })];
+      for (let step = 0; step < 3; step++) {
+        const g = () => tf.tensor2d([[3 * (step + 1), -4], [1, 0.5 * step]]);
+        const clipped = new Map<tf.Variable, tf.Tensor>([[p1, g()]]);
+        await clipByGlobalNorm(clipped, maxNorm);
+        o1.applyGradients(clipped, 0.01);
+        const raw = new Map<tf.Variable, tf.Tensor>([[p2, g()]]);
+        const before = tf.memory().numTensors;
+        const coefficient = clipCoefficient(raw, maxNorm);
+        expect(tf.memory().numTensors).toBe(before + 1);
+        o2.applyGradients(raw, 0.01, { gradScale: coefficient });
+        coefficient.dispose();
+        [...clipped.values(), ...raw.values()].forEach((t) => t.dispose());
+      }
+      values(p2).forEach((x, i) => expect(x).toBeCloseTo(values(p1)[i]!, 6));
+      o1.dispose(); o2.dispose(); p1.dispose(); p2.dispose();
+    }
   });
 });
 

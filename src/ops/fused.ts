@@ -232,12 +232,13 @@ export function packMoments(m: tf.Tensor, v: tf.Tensor): tf.Tensor {
 
 /**
  * AdamW's moments packed as [2, ...shape] (m then v), updated with gradient g:
- * [β1·m + (1 − β1)·g, β2·v + (1 − β2)·g²], one kernel.
+ * [β1·m + (1 − β1)·g, β2·v + (1 − β2)·g²], one kernel. `scale` ([1]) multiplies g first.
  */
-export function adamMoments(mv: tf.Tensor, g: tf.Tensor, beta1: number, beta2: number): tf.Tensor {
-  if (has(KERNELS.adamMoments) && g.dtype === 'float32') return run(KERNELS.adamMoments, { mv, g }, { beta1, beta2 });
+export function adamMoments(mv: tf.Tensor, g: tf.Tensor, beta1: number, beta2: number, scale?: tf.Tensor): tf.Tensor {
+  if (has(KERNELS.adamMoments) && g.dtype === 'float32') return run(KERNELS.adamMoments, scale ? { mv, g, scale } : { mv, g }, { beta1, beta2 });
   return tf.tidy(() => {
     const [m, v] = unpackMoments(mv);
+    if (scale) g = tf.mul(g, tf.reshape(scale, []));
     return packMoments(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)), tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
   });
 }

@@ -192,13 +192,14 @@ const kernels: FusedJsKernel[] = [
   },
   {
     name: KERNELS.adamMoments,
-    inputs: ['mv', 'g'],
+    inputs: ['mv', 'g', 'scale?'],
     outputShape: ([mv]) => mv!,
-    compute: (out, [mv, g], _shapes, attrs) => {
+    compute: (out, [mv, g, scale], _shapes, attrs) => {
       const { beta1, beta2 } = attrs as unknown as AdamMomentsAttrs;
       const n = g!.length;
+      const s = scale ? scale[0]! : 1;
       for (let i = 0; i < n; i++) {
-        const gi = g![i]!;
+        const gi = scale ? Math.fround(g![i]! * s) : g![i]!;
         out[i] = beta1 * mv![i]! + (1 - beta1) * gi;
         out[n + i] = beta2 * mv![n + i]! + (1 - beta2) * gi * gi;
       }

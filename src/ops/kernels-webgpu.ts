@@ -358,16 +358,19 @@ const webgpuKernels: Record<string, (args: Args) => TensorInfo> = {
   [KERNELS.unscaleDifference]: ({ inputs: { x, f, s }, backend }) =>
     elementwise(backend, 'unscale_difference', [['X', x!], ['F', f!], ['S', s!]], 'cols : i32,', [int(lastDim(x!.shape))], '(X[index] - F[index]) / S[index % uniforms.cols]'),
   // both moments in one launch: thread i < n writes m, thread n + i writes v (packed [2, n])
-  [KERNELS.adamMoments]: ({ inputs: { mv, g }, attrs, backend }) => {
+  [KERNELS.adamMoments]: ({ inputs: { mv, g, scale }, attrs, backend }) => {
     const { beta1, beta2 } = attrs as unknown as AdamMomentsAttrs;
+    const grad = scale ? '(G[index % uniforms.n] * S[0])' : 'G[index % uniforms.n]';
+    const inputs: Array<[string, TensorInfo]> = [['MV', mv!], ['G', g!]];
+    if (scale) inputs.push(['S', scale]);
     return elementwise(
       backend,
-      'adam_moments',
-      [['MV', mv!], ['G', g!]],
+      scale ? 'adam_moments_scaled' : 'adam_moments',
+      inputs,
       'n : i32, beta1 : f32, beta2 : f32,',
       [int(size(g!.shape)), float(beta1), float(beta2)],
-      `select(uniforms.beta2 * MV[index] + (1.0 - uniforms.beta2) * G[index % uniforms.n] * G[index % uniforms.n],
-              uniforms.beta1 * MV[index] + (1.0 - uniforms.beta1) * G[index % uniforms.n], index < uniforms.n)`,
+      `select(uniforms.beta2 * MV[index] + (1.0 - uniforms.beta2) * ${grad} * ${grad},
+              uniforms.beta1 * MV[index] + (1.0 - uniforms.beta1) * ${grad}, index < uniforms.n)`,
     );
   },
   [KERNELS.adamUpdate]: ({ inputs: { p, mv }, attrs, backend }) => {

@@ -26,7 +26,10 @@ export const KERNELS = {
   channelScale: 'RevcolChannelScale',
   /** (x − f) / s[c]: the reversible inverse. Inputs x, f, s. */
   unscaleDifference: 'RevcolUnscaleDifference',
-  /** AdamW's two moments packed as [2, ...shape]: [β1·m + (1 − β1)·g, β2·v + (1 − β2)·g²]. Inputs mv, g. */
+  /**
+   * AdamW's two moments packed as [2, ...shape]: [β1·m + (1 − β1)·g, β2·v + (1 − β2)·g²], with
+   * g times scale[0] when a scale is given (gradient clipping without reading the norm). Inputs mv, g, scale?.
+   */
   adamMoments: 'RevcolAdamMoments',
   /** AdamW parameter: p·decay − stepSize · m / (√v / sqrtCorr2 + eps), m and v from packed mv. Inputs p, mv. */
   adamUpdate: 'RevcolAdamUpdate',

@@ -27,3 +27,19 @@ export async function clipByGlobalNorm(grads: Map<tf.Variable, tf.Tensor>, maxNo
   }
   return value;
 }
+
+/**
+ * The same clipping without reading anything back: the coefficient min(1, maxNorm/(norm + 1e-6))
+ * as a [1] tensor on the device, for AdamW.applyGradients(grads, lr, { gradScale }), which scales
+ * the gradients inside its own kernels. On a GPU the step then never waits for the norm, so the
+ * optimizer's launches queue behind the backward pass. The caller disposes the tensor.
+ */
+export function clipCoefficient(grads: Map<tf.Variable, tf.Tensor>, maxNorm: number): tf.Tensor {
+  if (!(maxNorm > 0)) throw new Error(`gradient clipping norm must be > 0, got ${maxNorm}`);
+  return tf.tidy(() => {
+    if (grads.size === 0) return tf.ones([1]);
+    const squares = [...grads.values()].map((g) => tf.sum(tf.square(g)));
+    const norm = tf.sqrt(squares.length === 1 ? squares[0]! : tf.addN(squares));
+    return tf.reshape(tf.minimum(tf.div(maxNorm, tf.add(norm, 1e-6)), 1), [1]);
+  });
+}

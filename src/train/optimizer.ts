@@ -99,8 +99,9 @@ export class AdamW {
   /**
    * One update of every parameter that has a gradient in `grads` (others are left alone,
    * as PyTorch does for parameters whose .grad is None). Does not dispose `grads`.
+   * `gradScale` ([1], e.g. clipCoefficient's) multiplies every gradient first, on the device.
    */
-  applyGradients(grads: Map<tf.Variable, tf.Tensor>, lr: number): void {
+  applyGradients(grads: Map<tf.Variable, tf.Tensor>, lr: number, options: { gradScale?: tf.Tensor } = {}): void {
     if (!Number.isFinite(lr) || lr < 0) fail(`learning rate must be a number ≥ 0, got ${lr}`);
     for (const v of grads.keys()) {
       if (!this.slots.has(v)) throw new Error(`AdamW: got a gradient for variable ${v.name}, which is not one of the optimizer's parameters`);
@@ -117,7 +118,7 @@ export class AdamW {
     tf.tidy(() => {
       for (const [variable, g] of grads) {
         const slot = this.slots.get(variable)!;
-        const mv = adamMoments(slot.mv, g, this.beta1, this.beta2);
+        const mv = adamMoments(slot.mv, g, this.beta1, this.beta2, options.gradScale);
         slot.mv.assign(mv);
         const decay = slot.decay ? 1 - lr * this.weightDecay : 1;
         variable.assign(adamUpdate(variable, mv, stepSize, sqrtCorr2, this.eps, decay));
