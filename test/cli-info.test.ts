@@ -64,13 +64,16 @@ describe('revcol info', () => {
     expect(report.backends).toEqual([expect.objectContaining({ name: 'cpu', usable: true })]);
   });
 
-  it('an unusable backend by name: exit 1 and one line on stderr', async () => {
+  it('an unusable backend by name is listed, not an error: its line says why', async () => {
     const unusable = (await probeBackends()).find((b) => !b.usable);
     if (!unusable) return; // every backend works on this machine
     const { code, stdout, stderr } = await capture(['info', '--backend', unusable.name]);
-    expect(code).toBe(1);
-    expect(stdout).toBe('');
-    expect(stderr).toBe(`revcol: backend '${unusable.name}' is not usable here: ${unusable.reason}; use --backend wasm or cpu, or see 'revcol info'\n`);
+    expect(code).toBe(0);
+    expect(stderr).toBe('');
+    expect(stdout.split('\n')[0]).toBe(`${unusable.name.padEnd(15)}not usable  ${unusable.reason}`);
+    const json = await capture(['info', '--backend', unusable.name, '--json']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout).backends).toEqual([unusable]);
   });
 
   it('an unknown backend in a real process: exit code 1, a single stderr line, no stack trace', () => {

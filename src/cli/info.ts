@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import {
   type BackendStatus,
+  type ConcreteBackendName,
   autoBackend,
+  isBackendName,
   probeBackend,
   probeBackends,
   useBackend,
@@ -22,14 +24,20 @@ function statusLine(status: BackendStatus, auto: string | undefined): string {
 export function registerInfoCommand(program: Command): void {
   const cmd = program
     .command('info')
-    .description('List the compute backends: usable or not (and why), and which one auto picks.')
+    .description('List the compute backends: usable or not (and why), and which one auto picks; --backend NAME reports that one alone.')
     .option('--json', 'print one JSON object');
   addBackendOption(cmd).action(async (opts: InfoOptions) => {
     const out = (line: string) => process.stdout.write(`${line}\n`);
     if (opts.backend !== 'auto') {
-      // validate the one backend asked for: unknown or unusable is a one-line error, exit 1
-      const active = await useBackend(opts.backend);
-      const status = await probeBackend(active.name);
+      // The one backend asked for, usable or not (and why); an unknown name is a one-line error.
+      if (!isBackendName(opts.backend)) await useBackend(opts.backend);
+      const name = opts.backend as ConcreteBackendName;
+      let status = await probeBackend(name);
+      if (status.usable) {
+        // Usable by its probe: start it, to be sure.
+        const started = await useBackend(name).then(() => null, (err: Error) => err.message);
+        if (started) status = { ...status, usable: false, reason: started };
+      }
       if (opts.json) {
         out(JSON.stringify({ backends: [status], ...(status.adapter ? { adapter: status.adapter } : {}) }));
       } else {

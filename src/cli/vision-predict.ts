@@ -96,8 +96,10 @@ async function npyBatch(file: string, config: VisionConfig): Promise<tf.Tensor4D
   if (npy.dtype !== 'float32') fail(`${file} has dtype ${npy.dtype}: vision predict takes float32 arrays N×3×H×W (np.float32)`);
   const [n, c, h, w] = npy.shape;
   if (npy.shape.length !== 4 || c !== 3) fail(`${file} has shape ${shapeString(npy.shape)}: vision predict takes N×3×H×W arrays (channels first, 3 channels)`);
+  if (n === 0) fail(`${file} holds no images (shape ${shapeString(npy.shape)}): give a batch of at least one N×3×H×W image`);
+  if (h === 0 || w === 0) fail(`${file} has empty ${h}×${w} images (shape ${shapeString(npy.shape)}): give images of ${config.inputSize}×${config.inputSize} pixels`);
   const m = sizeMultiple(config);
-  if (h % m !== 0 || w % m !== 0 || n === 0) {
+  if (h % m !== 0 || w % m !== 0) {
     fail(`${file} has ${h}×${w} images: this model needs height and width multiples of ${m} (e.g. ${config.inputSize}×${config.inputSize}); pad the array, or pass image files`);
   }
   return tf.tidy(() => tf.transpose(tf.tensor4d(npy.data, [n, c, h, w]), [0, 2, 3, 1]));

@@ -1,10 +1,11 @@
+import { isUtf8 } from 'node:buffer';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse as parseCsvStream } from 'csv-parse';
 import { RevcolError, fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
-import { openUserFile } from '../io/atomic.js';
+import { fsErrorLine, isUserFsError, openUserFile } from '../io/atomic.js';
 
 /** Labelled (or, for prediction, unlabelled) texts read from a file. */
 export interface TextExamples {
@@ -28,6 +29,104 @@ export interface ReadTextOptions {
   requireLabels?: boolean;
   /** Default: from the extension (.csv, .tsv/.tab, .jsonl/.ndjson), else sniffed from the first line. */
   format?: TextFileFormat;
+  /** Receives a warning line (e.g. a file that is not valid UTF-8); default: stderr, as `revcol: warning: ...`. */
+  warn?: (message: string) => void;
+}
+
+const stderrWarning = (message: string) => process.stderr.write(`revcol: warning: ${message}\n`);
+
+/**
+ * Checks a byte stream as UTF-8 while it is read, line by line: which lines hold bytes that are
+ * not UTF-8 (they read as U+FFFD). Feed it every chunk, then `finish()`.
+ */
+export class Utf8LineCheck {
+  /** Lines with bytes that are not UTF-8, and the first of them (from 1; 0 when none). */
+  badLines = 0;
+  firstBadLine = 0;
+  private line = 1;
+  private lineBad = false;
+  /** Continuation bytes still expected, and the range the next one must fall in. */
+  private need = 0;
+  private lower = 0x80;
+  private upper = 0xbf;
+
+  push(chunk: Uint8Array): void {
+    if (this.need === 0 && isUtf8(chunk)) {
+      // The usual case, natively: only the lines need counting.
+      let newlines = 0;
+      for (let at = chunk.indexOf(0x0a); at >= 0; at = chunk.indexOf(0x0a, at + 1)) newlines += 1;
+      if (newlines > 0) {
+        this.endLine();
+        this.line += newlines - 1;
+      }
+      return;
+    }
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (this.need > 0) {
+        if (b >= this.lower && b <= this.upper) {
+          this.need -= 1;
+          this.lower = 0x80;
+          this.upper = 0xbf;
+          continue;
+        }
+        // A sequence cut short: the byte starts afresh.
+        this.lineBad = true;
+        this.need = 0;
+        this.lower = 0x80;
+        this.upper = 0xbf;
+      }
+      if (b === 0x0a) this.endLine();
+      else if (b < 0x80) continue;
+      else if (b >= 0xc2 && b <= 0xdf) this.need = 1;
+      else if (b >= 0xe0 && b <= 0xef) {
+        this.need = 2;
+        if (b === 0xe0) this.lower = 0xa0; // no overlong forms
+        if (b === 0xed) this.upper = 0x9f; // no surrogates
+      } else if (b >= 0xf0 && b <= 0xf4) {
+        this.need = 3;
+        if (b === 0xf0) this.lower = 0x90;
+        if (b === 0xf4) this.upper = 0x8f; // nothing past U+10FFFF
+      } else this.lineBad = true;
+    }
+  }
+
+  finish(): void {
+    if (this.need > 0) this.lineBad = true;
+    this.need = 0;
+    if (this.lineBad) this.endLine();
+  }
+
+  /** The warning for `file`, or null when it is valid UTF-8. */
+  warning(file: string): string | null {
+    if (!this.badLines) return null;
+    const lines = this.badLines === 1 ? `line ${this.firstBadLine} has` : `${this.badLines} lines have (the first: line ${this.firstBadLine})`;
+    return `${file} is not valid UTF-8: ${lines} bytes that are not UTF-8, read as \uFFFD; save the file as UTF-8`;
+  }
+
+  private endLine(): void {
+    if (this.lineBad) {
+      this.badLines += 1;
+      if (!this.firstBadLine) this.firstBadLine = this.line;
+    }
+    this.lineBad = false;
+    this.line += 1;
+  }
+}
+
+/** Follows a stream's chunks with a Utf8LineCheck; `done()` warns once if the file is not valid UTF-8. */
+function checkUtf8(stream: NodeJS.ReadableStream, file: string, warn: (message: string) => void): { done(): void } {
+  const check = new Utf8LineCheck();
+  stream.on('data', (chunk: Buffer | string) => {
+    if (typeof chunk !== 'string') check.push(chunk);
+  });
+  return {
+    done() {
+      check.finish();
+      const warning = check.warning(file);
+      if (warning) warn(warning);
+    },
+  };
 }
 
 /** Picks the format from the file name, or from the content when the name does not say. */
@@ -103,9 +202,10 @@ interface TableInfo {
   withLabels: boolean;
 }
 
-async function readDelimited(file: string, delimiter: ',' | '\t', want: Columns, out: ExampleCollector): Promise<TableInfo> {
+async function readDelimited(file: string, delimiter: ',' | '\t', want: Columns, out: ExampleCollector, warn: (message: string) => void): Promise<TableInfo> {
   const kind = delimiter === ',' ? 'CSV' : 'TSV';
   const source = createReadStream(file);
+  const utf8 = checkUtf8(source, file, warn);
   const parser = source.pipe(
     parseCsvStream({
       bom: true,
@@ -144,10 +244,11 @@ async function readDelimited(file: string, delimiter: ',' | '\t', want: Columns,
     source.destroy();
   }
   if (columns === null) fail(`${file} is empty: it needs a header row and rows of text and label`);
+  utf8.done();
   return { columns, withLabels: labelAt >= 0 };
 }
 
-async function readJsonLines(file: string, want: Columns, out: ExampleCollector): Promise<TableInfo> {
+async function readJsonLines(file: string, want: Columns, out: ExampleCollector, warn: (message: string) => void): Promise<TableInfo> {
   const columns: string[] = [];
   const seen = new Set<string>();
   // Which key holds the text or label is known only once every line's keys are: keep, per
@@ -155,7 +256,9 @@ async function readJsonLines(file: string, want: Columns, out: ExampleCollector)
   const textFold = want.textColumn.toLowerCase();
   const labelFold = want.labelColumn.toLowerCase();
   const rows: Array<{ text: Record<string, unknown>; label: Record<string, unknown> }> = [];
-  const source = createReadStream(file, { encoding: 'utf8' });
+  // Bytes, decoded by readline, so that the UTF-8 check sees them too.
+  const source = createReadStream(file);
+  const utf8 = checkUtf8(source, file, warn);
   const lines = createInterface({ input: source, crlfDelay: Infinity });
   let lineNo = 0;
   try {
@@ -190,6 +293,7 @@ async function readJsonLines(file: string, want: Columns, out: ExampleCollector)
     source.destroy();
   }
   if (rows.length === 0) fail(`${file} is empty: it needs at least one JSON object per line`);
+  utf8.done();
   const { textKey, labelKey } = resolveColumns(file, columns, want, 'field');
   for (const row of rows) {
     out.add(cellText(row.text[textKey]), labelKey === undefined ? undefined : cellText(row.label[labelKey])?.trim(), labelKey !== undefined);
@@ -225,12 +329,14 @@ export async function readTextExamples(file: string, opts: ReadTextOptions = {})
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') fail(`data file ${file} does not exist`);
     if (code === 'EISDIR') fail(`${file} is a folder; give a CSV, TSV or JSONL file`);
+    if (isUserFsError(err)) fail(fsErrorLine(Object.assign(err, { syscall: 'read' }), file, code === 'EACCES' || code === 'EPERM' ? 'check its permissions' : undefined));
     fail(`cannot read data file ${file}: ${code ?? (err as Error).message}`);
   }
   if (wholeFile && head.replace(/^\uFEFF/, '').trim() === '') fail(`${file} is empty: it needs a header row and rows of text and label`);
   const format = opts.format ?? detectFormat(file, head);
   const out = new ExampleCollector();
-  const { columns, withLabels } = format === 'jsonl' ? await readJsonLines(file, want, out) : await readDelimited(file, format === 'tsv' ? '\t' : ',', want, out);
+  const warn = opts.warn ?? stderrWarning;
+  const { columns, withLabels } = format === 'jsonl' ? await readJsonLines(file, want, out, warn) : await readDelimited(file, format === 'tsv' ? '\t' : ',', want, out, warn);
   if (out.texts.length === 0) fail(`${file} has no usable rows: all ${out.skipped} rows lack a text${withLabels ? ' or a label' : ''}`);
   return { texts: out.texts, labels: out.labels, skipped: out.skipped, columns };
 }
@@ -369,9 +475,13 @@ export class LabelMap {
   }
 }
 
-/** The non-empty lines of a plain-text file, one text each, streamed (a UTF-8 BOM is dropped). */
-export async function readTextLines(file: string): Promise<string[]> {
-  const source = (await openUserFile(file)).createReadStream({ encoding: 'utf8' });
+/**
+ * The non-empty lines of a plain-text file, one text each, streamed (a UTF-8 BOM is dropped).
+ * A file that is not valid UTF-8 gets one warning (how many lines, the first one).
+ */
+export async function readTextLines(file: string, warn: (message: string) => void = stderrWarning): Promise<string[]> {
+  const source = (await openUserFile(file)).createReadStream();
+  const utf8 = checkUtf8(source, file, warn);
   const lines = createInterface({ input: source, crlfDelay: Infinity });
   const texts: string[] = [];
   try {
@@ -383,6 +493,7 @@ export async function readTextLines(file: string): Promise<string[]> {
     lines.close();
     source.destroy();
   }
+  utf8.done();
   return texts;
 }
 

@@ -493,7 +493,7 @@ export class RunFolder {
     try {
       await writeFileAtomic(path.join(this.dir, RUN_FILE), `${JSON.stringify(rec, null, 2)}\n`);
     } catch (err) {
-      if (isUserFsError(err)) fail(fsErrorLine(err, path.join(this.dir, RUN_FILE), 'choose another --out, or free space or permissions'));
+      if (isUserFsError(err)) fail(fsErrorLine(Object.assign(err, { syscall: 'write' }), path.join(this.dir, RUN_FILE)));
       throw err;
     }
   }
