@@ -81,7 +81,7 @@ export async function stoppableByCtrlC<T>(body: (signal: AbortSignal) => Promise
       controller.abort('Ctrl-C');
       return;
     }
-    process.stderr.write('revcol: quit at once (second Ctrl-C); the last checkpoint saved is kept, --resume continues from it\n');
+    process.stderr.write('revcol: quit at once (second Ctrl-C); files are whole, and --resume continues from the last checkpoint saved, if there is one\n');
     process.exit(130);
   };
   process.on('SIGINT', onSigint);
