@@ -1,16 +1,17 @@
 /**
  * Fused ops: LayerNorm, GELU, residual with layer scale and drop path, the reversible update
  * and its inverse, per-channel sums, and the AdamW update. Each runs as one kernel where the
- * current backend has it (webgpu, wasm, cpu: see kernels-*.ts) and as the chain of tfjs ops it
- * replaces elsewhere (or with REVCOL_FUSED=0), so results agree on every backend; tests check
- * the kernels against that composed form, values and gradients.
+ * current backend has it (webgpu, cpu: see kernels-*.ts) and as the chain of tfjs ops it
+ * replaces elsewhere (wasm, whose own SIMD kernels measured faster composed; or with
+ * REVCOL_FUSED=0), so results agree on every backend; tests check the kernels against that
+ * composed form, values and gradients.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { registerJsFusedKernels } from './kernels-js.js';
+import { registerCpuFusedKernels } from './kernels-cpu.js';
 import { registerWebgpuFusedKernels } from './kernels-webgpu.js';
 import { type ColumnSumMode, KERNELS } from './names.js';
 
-registerJsFusedKernels();
+registerCpuFusedKernels();
 registerWebgpuFusedKernels();
 
 let enabled = process.env.REVCOL_FUSED !== '0';

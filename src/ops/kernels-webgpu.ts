@@ -28,7 +28,7 @@ interface WebgpuBackendLike {
 const ROW_THREADS = 64;
 const FLAT_THREADS = 256;
 
-// A&S 7.1.26, as kernels-js.ts
+// A&S 7.1.26, as kernels-cpu.ts
 const ERF_WGSL = `
 fn revcolErf(v : f32) -> f32 {
   let a = abs(v);
