@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdamW, accuracy, bceWithLogits, clipByGlobalNorm, clipCoefficient, defaultNoWeightDecay, softmaxCrossEntropy, sparseCrossEntropy, warmupCosine } from '../src/index.js';
+import { AdamW, accuracy, bceWithLogits, clipByGlobalNorm, clipCoefficient, setFusedKernels, defaultNoWeightDecay, softmaxCrossEntropy, sparseCrossEntropy, warmupCosine } from '../src/index.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -91,12 +91,32 @@ describe('AdamW', () => {
     v1.dispose(); v2.dispose();
   });
 
+  it('updates the same with packed moments in fused kernels and with composed ops on separate moments', () => {
+    const run = (fused: boolean) => {
+      const old = setFusedKernels(fused);
+      const p = tf.variable(tf.tensor2d([[0.5, -1, 2], [0.25, 3, -0.5]]));
+      const opt = new AdamW([['p', p]], { weightDecay: 0.05 });
+      for (let i = 0; i < 4; i++) {
+        const g = tf.tensor2d([[0.1 * i, -0.2, 0.3], [1, -1, 0.5 * i]]);
+        const scale = tf.tensor1d([0.5]);
+        opt.applyGradients(new Map([[p, g]]), 1e-2, { gradScale: scale });
+        tf.dispose([g, scale]);
+      }
+      const out = { p: values(p), m: values(opt.getState().tensors.get('p.m')!), v: values(opt.getState().tensors.get('p.v')!) };
+      opt.dispose(); p.dispose();
+      setFusedKernels(old);
+      return out;
+    };
+    const [packed, separate] = [run(true), run(false)];
+    for (const k of ['p', 'm', 'v'] as const) packed[k].forEach((x, i) => expect(x).toBeCloseTo(separate[k][i]!, 6));
+  });
+
   it('exports and restores its state by name, and leaks nothing', () => {
     const p = tf.variable(tf.tensor1d([1, 2, 3]));
     const q = tf.variable(tf.tensor1d([0, 0, 0]));
     const empty = tf.memory().numTensors;
     const opt = new AdamW([['p', p]]);
-    expect(tf.memory().numTensors).toBe(empty + 1); // just the packed moments (m and v)
+    expect(tf.memory().numTensors).toBe(empty + (tf.getKernel('RevcolAdamMoments', tf.getBackend()) ? 1 : 2)); // just m and v (packed where fused)
     const before = tf.memory().numTensors;
     for (let i = 0; i < 5; i++) {
       const g = tf.tensor1d([0.1 * i, -0.2, 0.3]);

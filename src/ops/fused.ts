@@ -217,6 +217,11 @@ export function unscaleDifference(x: tf.Tensor, f: tf.Tensor, s: tf.Tensor): tf.
 
 // --- AdamW ---------------------------------------------------------------------------------------
 
+/** Whether the current backend updates packed AdamW moments in its own kernels. */
+export function hasFusedAdam(): boolean {
+  return has(KERNELS.adamMoments) && has(KERNELS.adamUpdate);
+}
+
 /** The halves of packed moments [2, ...shape]: m and v, each of `shape`. */
 export function unpackMoments(mv: tf.Tensor): [tf.Tensor, tf.Tensor] {
   return tf.tidy(() => {

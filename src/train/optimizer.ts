@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail, shapeString } from '../core/errors.js';
 import { Module, sameShape } from '../core/module.js';
-import { adamMoments, adamUpdate, packMoments, unpackMoments } from '../ops/fused.js';
+import { adamMoments, adamUpdate, hasFusedAdam, packMoments, unpackMoments } from '../ops/fused.js';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -41,8 +41,11 @@ function zerosVariable(shape: number[]): tf.Variable {
 interface Slot {
   name: string;
   variable: tf.Variable;
-  /** Adam's two moments packed as [2, ...shape] (m, then v): one kernel updates both. */
-  mv: tf.Variable;
+  /** Adam's two moments packed as [2, ...shape] (m, then v), where one kernel updates both... */
+  mv: tf.Variable | null;
+  /** ...or apart, where the backend composes the update from its own ops (no copies to pack). */
+  m: tf.Variable | null;
+  v: tf.Variable | null;
   decay: boolean;
 }
 
@@ -63,6 +66,8 @@ export class AdamW {
   private readonly byName = new Map<string, Slot>();
   /** The unpacked m and v tensors handed out by the last getState(), freed when the state changes. */
   private stateViews: tf.Tensor[] = [];
+  /** Moments packed for the fused kernels of the backend current when the optimizer was made. */
+  private readonly packed = hasFusedAdam();
 
   /** `parameters`: a module (its trainable parameters) or [name, variable] pairs. */
   constructor(parameters: Module | Array<[string, tf.Variable]>, options: AdamWOptions = {}) {
@@ -83,7 +88,9 @@ export class AdamW {
       const slot: Slot = {
         name,
         variable,
-        mv: zerosVariable([2, ...variable.shape]),
+        mv: this.packed ? zerosVariable([2, ...variable.shape]) : null,
+        m: this.packed ? null : zerosVariable(variable.shape),
+        v: this.packed ? null : zerosVariable(variable.shape),
         decay: this.weightDecay > 0 && !noDecay(name, variable),
       };
       this.slots.set(variable, slot);
@@ -116,24 +123,42 @@ export class AdamW {
     this.releaseStateViews();
     // two fused kernels per parameter (src/ops/fused.ts) where the backend has them
     tf.tidy(() => {
-      for (const [variable, g] of grads) {
+      const scale = options.gradScale ? tf.reshape(options.gradScale, []) : null;
+      for (const [variable, grad] of grads) {
         const slot = this.slots.get(variable)!;
-        const mv = adamMoments(slot.mv, g, this.beta1, this.beta2, options.gradScale);
-        slot.mv.assign(mv);
         const decay = slot.decay ? 1 - lr * this.weightDecay : 1;
-        variable.assign(adamUpdate(variable, mv, stepSize, sqrtCorr2, this.eps, decay));
+        if (slot.mv) {
+          const mv = adamMoments(slot.mv, grad, this.beta1, this.beta2, options.gradScale);
+          slot.mv.assign(mv);
+          variable.assign(adamUpdate(variable, mv, stepSize, sqrtCorr2, this.eps, decay));
+          continue;
+        }
+        const g = scale ? tf.mul(grad, scale) : grad;
+        const m = tf.add(tf.mul(slot.m!, this.beta1), tf.mul(g, 1 - this.beta1));
+        const v = tf.add(tf.mul(slot.v!, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        slot.m!.assign(m);
+        slot.v!.assign(v);
+        const p = decay === 1 ? variable : tf.mul(variable, decay);
+        const denom = tf.add(tf.div(tf.sqrt(v), sqrtCorr2), this.eps);
+        variable.assign(tf.sub(p, tf.mul(tf.div(m, denom), stepSize)));
       }
     });
   }
 
   /**
    * The state by name. The tensors are the optimizer's own: do not dispose them; they stay
-   * valid until the next applyGradients, setState, getState or dispose.
+   * valid until the next applyGradients, setState, getState or dispose (packed moments are
+   * handed out as unpacked copies, freed then).
    */
   getState(): AdamWState {
     this.releaseStateViews();
     const tensors = new Map<string, tf.Tensor>();
     for (const s of this.byName.values()) {
+      if (!s.mv) {
+        tensors.set(`${s.name}.m`, s.m!);
+        tensors.set(`${s.name}.v`, s.v!);
+        continue;
+      }
       const [m, v] = unpackMoments(s.mv);
       tensors.set(`${s.name}.m`, m);
       tensors.set(`${s.name}.v`, v);
@@ -170,7 +195,11 @@ export class AdamW {
       for (const s of this.byName.values()) {
         const m = tf.cast(state.tensors.get(`${s.name}.m`)!, 'float32');
         const v = tf.cast(state.tensors.get(`${s.name}.v`)!, 'float32');
-        s.mv.assign(packMoments(m, v));
+        if (s.mv) s.mv.assign(packMoments(m, v));
+        else {
+          s.m!.assign(m);
+          s.v!.assign(v);
+        }
       }
     });
     this.releaseStateViews(); // after reading: `state` may be this optimizer's own
@@ -179,7 +208,7 @@ export class AdamW {
 
   dispose(): void {
     this.releaseStateViews();
-    for (const s of this.byName.values()) s.mv.dispose();
+    for (const s of this.byName.values()) tf.dispose([s.mv, s.m, s.v].filter((t): t is tf.Variable => t !== null));
     this.slots.clear();
     this.byName.clear();
   }
