@@ -16,7 +16,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { describeWasmThreads, installWasmThreads, wasmThreadsInfo } from './wasm-threads.js';
 import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
+
+export { configureWasmThreads, MAX_WASM_THREADS, THREADS_ENV, type WasmThreadsInfo, wasmThreadsInfo } from './wasm-threads.js';
 
 export type BackendName = 'auto' | 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 export type ConcreteBackendName = Exclude<BackendName, 'auto'>;
@@ -436,9 +439,14 @@ async function probeWasm(): Promise<BackendStatus> {
   try {
     await import('@tensorflow/tfjs-backend-wasm');
     registerWasmTrainingKernels();
-    return { name: 'wasm', usable: true, reason: 'WebAssembly with XNNPACK on the CPU (SIMD where available)' };
+    installWasmThreads(); // the threaded build with every core (or --threads / REVCOL_THREADS), else tfjs's own
   } catch (err) {
     return { name: 'wasm', usable: false, reason: `@tensorflow/tfjs-backend-wasm failed to load: ${firstLine(err)}` };
+  }
+  try {
+    return { name: 'wasm', usable: true, reason: `WebAssembly with XNNPACK, ${describeWasmThreads()}` };
+  } catch (err) {
+    return { name: 'wasm', usable: false, reason: firstLine(err) }; // REVCOL_THREADS is not a thread count
   }
 }
 
@@ -492,11 +500,16 @@ function unknownBackend(name: string): never {
 async function activate(status: BackendStatus): Promise<void> {
   const { name } = status;
   if (name === 'webgpu') await loadWebgpuBackend();
-  if (name === 'wasm') registerWasmTrainingKernels();
+  if (name === 'wasm') {
+    registerWasmTrainingKernels();
+    installWasmThreads();
+  }
   if (name === 'cpu') registerResizeGradFixes('cpu');
   const ok = await tf.setBackend(TFJS_NAME[name]);
   if (!ok) fail(`backend '${name}' could not be started; use --backend wasm or cpu, or see 'revcol info'`);
   await tf.ready();
+  // what the wasm backend actually got: its threads, or why the threaded build did not start
+  if (name === 'wasm' && wasmThreadsInfo()) status.reason = `WebAssembly with XNNPACK, ${describeWasmThreads()}`;
 }
 
 /**
