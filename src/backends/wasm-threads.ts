@@ -155,6 +155,9 @@ interface ThreadedSources {
 
 let sources: ThreadedSources | Error | undefined;
 
+/** The config entry with the number of workers Emscripten starts with (one per thread besides this one). */
+const POOL_SIZE_KEY = 'revcolPthreadPoolSize';
+
 /** Our own versions of the tslib helpers the bundled factory calls (all it needs of them). */
 const HELPERS: Record<string, string> = {
   __values: 'function __values(o) { return o[Symbol.iterator](); }',
@@ -170,7 +173,11 @@ function readThreadedSources(): ThreadedSources {
   const start = bundle.indexOf('var WasmBackendModuleThreadedSimd = (function () {');
   const end = start < 0 ? -1 : bundle.indexOf('module.exports = WasmBackendModuleThreadedSimd;', start);
   if (start < 0 || end < 0) throw new Error(`the threaded factory was not found in ${main}`);
-  const factory = bundle.slice(start, end).trim();
+  // Emscripten starts a fixed pool of workers (8) whatever the count: let the config say how many
+  const factory = bundle
+    .slice(start, end)
+    .trim()
+    .replace(/\bvar pthreadPoolSize = (\d+);/, `var pthreadPoolSize = Module[${JSON.stringify(POOL_SIZE_KEY)}] ?? $1;`);
   if (!factory.endsWith('})();')) throw new Error(`the threaded factory in ${main} does not end as expected`);
   const workerLiteral = /^var wasmWorkerContents = ("(?:[^"\\\n]|\\.)*");$/m.exec(bundle);
   if (!workerLiteral) throw new Error(`the pthread worker script was not found in ${main}`);
@@ -387,6 +394,7 @@ async function startThreaded(threads: number): Promise<tf.KernelBackend> {
       return prefix + path;
     },
     mainScriptUrlOrBlob: MAIN_SCRIPT,
+    [POOL_SIZE_KEY]: threads - 1,
     onAbort: (what: unknown) => attempt.fail(new Error(`Emscripten aborted: ${String(what)}`)),
   };
   let timer: NodeJS.Timeout | undefined;
@@ -417,7 +425,7 @@ async function startThreaded(threads: number): Promise<tf.KernelBackend> {
     wasm.setThreadsCount(threads);
     const backend = new wasm.BackendWasm(module as never);
     attempt.started = true;
-    // the pool is made of 8 workers whatever the count: let the unused ones go
+    // workers XNNPACK's pool did not take (where the pool size could not be set): let them go
     for (const worker of pthread.unusedWorkers.splice(0)) void worker.terminate();
     for (const worker of pthread.runningWorkers) worker.unref();
     keepHeapViewsCurrent(module);
