@@ -288,6 +288,16 @@ export interface TextBatch {
   labels: tf.Tensor1D;
 }
 
+/**
+ * A loss on the last column's top level [B, T, width] computed by a head that is not part of the
+ * model (token classification): its variables get gradients too, and `ctx` carries the head's
+ * dropout randomness, the same in reversible and plain mode.
+ */
+export interface TopLevelLoss {
+  variables(): tf.Variable[];
+  loss(top: tf.Tensor, ctx: ForwardContext): tf.Scalar;
+}
+
 export interface TextStepOptions {
   seed: number;
   labelSmoothing?: number;
@@ -392,6 +402,27 @@ export class RevColText extends Module {
   /** Loss and gradients of one masked-LM pre-training batch through `head` (which is not part of this model). */
   maskedLMLossAndGradients(batch: MaskedTextBatch, head: MaskedLMHead, opts: TextStepOptions): LossAndGradients {
     return this.stepWith(batch.inputIds, batch.attentionMask, this.topLevelHead(() => head.variables(), (top) => head.loss(top, batch.positions, batch.targets)), opts);
+  }
+
+  /** Loss and gradients of one batch through a head on the top level that is not part of this model (`head`). */
+  topLevelLossAndGradients(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, head: TopLevelLoss, opts: TextStepOptions): LossAndGradients {
+    return this.stepWith(inputIds, attentionMask, this.topLevelHead(() => head.variables(), (top, ctx) => head.loss(top, ctx)), opts);
+  }
+
+  /** The last column's top level [B, T, width] in eval mode (no dropout), for a head outside the model; the caller disposes. */
+  topLevelFeatures(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D): tf.Tensor3D {
+    this.checkBatch(inputIds, attentionMask);
+    this.columns.clampScales();
+    this.state.set(attentionMask);
+    try {
+      return tf.tidy(() => {
+        const stem = this.embeddings.forward(inputIds, evalContext());
+        const [last] = this.columns.forward(stem, { training: false, keep: 'last' });
+        return last[last.length - 1] as tf.Tensor3D;
+      });
+    } finally {
+      this.state.clear();
+    }
   }
 
   /** Mean masked-LM loss and the predicted token ids [M] of one batch, in eval mode (read back asynchronously, as GPU backends need). */
