@@ -21,6 +21,8 @@ import {
 } from '../src/index.js';
 
 const NAME = 'cpu-async-reads';
+/** The same kernels on a backend that reads synchronously: what the trainer's lagged reads are compared with. */
+const SYNC_NAME = 'cpu-sync-reads';
 
 class AsyncReadsCpu extends MathBackendCPU {
   /** dataIds of kernel outputs: refused by readSync. */
@@ -61,29 +63,34 @@ const quiet = { progress: false, log: () => {} };
 beforeAll(async () => {
   // The cpu kernels (with revcol's fixes, registered when the engine is imported) under another name.
   for (const kernel of tf.getKernelsForBackend('cpu')) {
-    if (kernel.kernelName !== 'UnsortedSegmentSum') tf.registerKernel({ ...kernel, backendName: NAME });
+    if (kernel.kernelName === 'UnsortedSegmentSum') continue;
+    tf.registerKernel({ ...kernel, backendName: NAME });
+    tf.registerKernel({ ...kernel, backendName: SYNC_NAME });
   }
   // The embeddings' gradient: the cpu backend's own kernel runs tensor ops for each of the
   // 30,522 segments (12 s a step); a plain loop gives the same sums.
-  tf.registerKernel({
-    kernelName: 'UnsortedSegmentSum',
-    backendName: NAME,
-    kernelFunc: ({ inputs, attrs, backend: b }) => {
-      const cpu = b as AsyncReadsCpu;
-      const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
-      const segments = (attrs as { numSegments: number }).numSegments;
-      const values = cpu.data.get(x.dataId).values as Float32Array;
-      const ids = cpu.data.get(segmentIds.dataId).values as Int32Array;
-      const inner = values.length / Math.max(1, ids.length);
-      const out = new Float32Array(segments * inner);
-      ids.forEach((id, i) => {
-        if (id < 0 || id >= segments) return;
-        for (let j = 0; j < inner; j++) out[id * inner + j] += values[i * inner + j]!;
-      });
-      return cpu.makeTensorInfo([segments, ...x.shape.slice(segmentIds.shape.length)], x.dtype, out);
-    },
-  });
+  for (const backendName of [NAME, SYNC_NAME]) {
+    tf.registerKernel({
+      kernelName: 'UnsortedSegmentSum',
+      backendName,
+      kernelFunc: ({ inputs, attrs, backend: b }) => {
+        const cpu = b as AsyncReadsCpu;
+        const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
+        const segments = (attrs as { numSegments: number }).numSegments;
+        const values = cpu.data.get(x.dataId).values as Float32Array;
+        const ids = cpu.data.get(segmentIds.dataId).values as Int32Array;
+        const inner = values.length / Math.max(1, ids.length);
+        const out = new Float32Array(segments * inner);
+        ids.forEach((id, i) => {
+          if (id < 0 || id >= segments) return;
+          for (let j = 0; j < inner; j++) out[id * inner + j] += values[i * inner + j]!;
+        });
+        return cpu.makeTensorInfo([segments, ...x.shape.slice(segmentIds.shape.length)], x.dtype, out);
+      },
+    });
+  }
   tf.registerBackend(NAME, () => new AsyncReadsCpu(), -1);
+  tf.registerBackend(SYNC_NAME, () => new MathBackendCPU(), -1);
   markAsyncReadBackend(NAME);
   await tf.setBackend(NAME);
   backend = tf.backend() as AsyncReadsCpu;
@@ -122,6 +129,28 @@ describe('a backend that reads asynchronously only', () => {
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([input, labels]);
     net.dispose();
+    expect(backend.syncReadsRefused).toBe(0);
+  });
+
+  it('reads each step\'s loss only after the next step is queued, and trains exactly as a backend that reads at once', async () => {
+    const train = path.join(work, 'topics-lag.csv');
+    writeTopics(train, 48, 3);
+    const run = async (name: string) => {
+      await tf.setBackend(name);
+      const seenAtStep: number[] = [];
+      const result = await fineTune({
+        train, out: path.join(work, `lag-${name}`), epochs: 2, batchSize: 16, maxLength: 16,
+        config: { hidden: [16, 24], layers: [1, 1], heads: 2, mlpRatio: 2, columns: 3, dropout: 0.1, dropPath: 0.1, pooling: 'first' },
+        ...quiet,
+        onStep: ({ seen }) => seenAtStep.push(seen),
+      });
+      return { losses: result.summary.epochs.map((e) => [e.step, e.loss]), seenAtStep };
+    };
+    const lagged = await run(NAME);
+    const atOnce = await run(SYNC_NAME);
+    await tf.setBackend(NAME);
+    expect(lagged.losses).toEqual(atOnce.losses);
+    expect(lagged.seenAtStep).toEqual(atOnce.seenAtStep);
     expect(backend.syncReadsRefused).toBe(0);
   });
 

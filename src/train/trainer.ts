@@ -1,13 +1,15 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type * as tf from '@tensorflow/tfjs-core';
 import { checkModelScales } from '../core/engine.js';
 import { fail } from '../core/errors.js';
 import type { LossAndGradients } from '../core/gradients.js';
 import type { Module } from '../core/module.js';
 import { mixSeed } from '../core/random.js';
+import { readsSynchronously } from '../core/reads.js';
 import { fsErrorLine, isUserFsError, writeFileAtomic } from '../io/atomic.js';
 import { BEST_FILE, type BestRecord, LAST_FILE, type PartialEpoch, disposeCheckpoint, loadCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
-import { clipByGlobalNorm } from './clip.js';
+import { clipCoefficient } from './clip.js';
 import { WeightAverage } from './ema.js';
 import { AdamW } from './optimizer.js';
 import { type EpochMetrics, writeCurves } from './plot.js';
@@ -229,53 +231,96 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       let batches = 0;
       progress.startEpoch(epoch + 1, seen);
       let lr = options.lr;
-      for await (const batch of task.trainBatches(epoch, mixSeed(seed, epoch))) {
-        let trained = false;
+      // On a backend that reads asynchronously (a GPU), each step's loss is read (and the
+      // zero-scale check done) only after the next step is queued, so the device never waits for
+      // the host between steps; a non-finite loss then stops the run one step later than it
+      // happened, and progress reports lag a step. Elsewhere each step is read at once, as before.
+      const lagged = !readsSynchronously();
+      type InFlight = { loss: tf.Tensor; size: number; step: number };
+      let inFlight: InFlight | null = null;
+      let seenSettled = seen;
+      /** Reads a queued step's loss into the epoch's running loss; frees it. */
+      const settleStep = async ({ loss, size, step: at }: InFlight): Promise<void> => {
+        let lossValue: number;
         try {
-          if (batches < skip) {
-            batches += 1;
-            continue;
-          }
-          const size = task.batchSize(batch);
-          lr = warmupCosine(samples, totalSamples, warmupSamples, options.lr, minLr, warmupStartLr);
-          const { loss, grads } = task.lossAndGradients(batch, step);
-          let lossValue: number;
-          try {
-            lossValue = (await loss.data())[0];
-            // A zero shortcut scale that clampScales could not report synchronously (webgpu).
-            await checkModelScales(task.model);
-            if (!Number.isFinite(lossValue)) {
-              fail(`the loss became ${lossValue} at step ${step + 1} (epoch ${epoch + 1}): lower the learning rate (now ${options.lr}) or clip gradients`);
-            }
-            if (options.clipNorm !== undefined) await clipByGlobalNorm(grads, options.clipNorm);
-            optimizer.applyGradients(grads, lr);
-            average?.update();
-          } finally {
-            loss.dispose();
-            grads.forEach((g) => g.dispose());
-          }
-          step += 1;
-          samples += size;
-          seen += size;
-          lossSum += lossValue * size;
-          batches += 1;
-          trained = true;
-          progress.update(seen, lossSum / seen);
-          options.onStep?.({ epoch: epoch + 1, epochs, seen, total: task.trainSize, loss: lossSum / seen });
+          lossValue = (await loss.data())[0]!;
+          // A zero shortcut scale that clampScales could not report synchronously (webgpu).
+          await checkModelScales(task.model);
         } finally {
-          task.disposeBatch?.(batch);
+          loss.dispose();
         }
-        // Steps may never wait on I/O (the cpu and wasm backends): let a pending Ctrl-C be heard.
-        if (signal) await new Promise((resolve) => setImmediate(resolve));
-        if (trained && signal?.aborted) {
-          // Stop here: this step's checkpoint, with how far into the epoch it got.
-          await saving(lastFile, () => saveCheckpoint(lastFile, {
-            model: task.model, optimizer, step, epoch, samples, meta: options.meta, best,
-            ...(average ? { average: { tensors: average.tensors(), updates: average.updates } } : {}),
-            partial: { batches, seen, lossSum },
-          }));
-          throw stopped(true, `in epoch ${epoch + 1} of ${epochs} at step ${step} (${seen} of ${task.trainSize} samples)`);
+        if (!Number.isFinite(lossValue)) {
+          fail(`the loss became ${lossValue} at step ${at} (epoch ${epoch + 1}): lower the learning rate (now ${options.lr}) or clip gradients`);
         }
+        lossSum += lossValue * size;
+        seenSettled += size;
+        progress.update(seen, lossSum / seenSettled);
+        options.onStep?.({ epoch: epoch + 1, epochs, seen: seenSettled, total: task.trainSize, loss: lossSum / seenSettled });
+      };
+      const settle = async (): Promise<void> => {
+        const entry = inFlight;
+        inFlight = null;
+        if (entry) await settleStep(entry);
+      };
+      const dropInFlight = () => {
+        inFlight?.loss.dispose();
+        inFlight = null;
+      };
+      try {
+        for await (const batch of task.trainBatches(epoch, mixSeed(seed, epoch))) {
+          let trained = false;
+          try {
+            if (batches < skip) {
+              batches += 1;
+              continue;
+            }
+            const size = task.batchSize(batch);
+            lr = warmupCosine(samples, totalSamples, warmupSamples, options.lr, minLr, warmupStartLr);
+            const { loss, grads } = task.lossAndGradients(batch, step);
+            try {
+              // clipping scales the gradients inside AdamW's kernels: nothing is read back here
+              const gradScale = options.clipNorm !== undefined ? clipCoefficient(grads, options.clipNorm) : undefined;
+              try {
+                optimizer.applyGradients(grads, lr, gradScale ? { gradScale } : {});
+              } finally {
+                gradScale?.dispose();
+              }
+              average?.update();
+            } catch (err) {
+              loss.dispose();
+              throw err;
+            } finally {
+              grads.forEach((g) => g.dispose());
+            }
+            step += 1;
+            samples += size;
+            seen += size;
+            batches += 1;
+            trained = true;
+            // this step is queued: now wait for the one before it
+            const previous = inFlight;
+            inFlight = { loss, size, step };
+            if (previous) await settleStep(previous);
+            if (!lagged) await settle();
+          } finally {
+            task.disposeBatch?.(batch);
+          }
+          // Steps may never wait on I/O (the cpu and wasm backends): let a pending Ctrl-C be heard.
+          if (signal) await new Promise((resolve) => setImmediate(resolve));
+          if (trained && signal?.aborted) {
+            await settle();
+            // Stop here: this step's checkpoint, with how far into the epoch it got.
+            await saving(lastFile, () => saveCheckpoint(lastFile, {
+              model: task.model, optimizer, step, epoch, samples, meta: options.meta, best,
+              ...(average ? { average: { tensors: average.tensors(), updates: average.updates } } : {}),
+              partial: { batches, seen, lossSum },
+            }));
+            throw stopped(true, `in epoch ${epoch + 1} of ${epochs} at step ${step} (${seen} of ${task.trainSize} samples)`);
+          }
+        }
+        await settle();
+      } finally {
+        dropInFlight(); // an error or a stop: the loss of a step that will not be reported
       }
       if (seen === 0) fail(`epoch ${epoch + 1} had no training batches: the training set is empty`);
 
