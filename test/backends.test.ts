@@ -153,4 +153,11 @@ describe('backends', () => {
     expect(['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm']).toContain(out.chosen);
     expect(out.kept).toBe('cpu');
   });
+
+  it('the API on the cpu backend prints no "install tfjs-node" banner', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join('test', 'helpers', 'cpu-banner.ts')], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('[1,1]');
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(/Hi, looks like you are running TensorFlow\.js in Node\.js/);
+  });
 });

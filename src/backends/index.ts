@@ -508,6 +508,9 @@ async function activate(status: BackendStatus): Promise<void> {
   const ok = await tf.setBackend(TFJS_NAME[name]);
   if (!ok) fail(`backend '${name}' could not be started; use --backend wasm or cpu, or see 'revcol info'`);
   await tf.ready();
+  // tfjs's cpu backend prints an "install tfjs-node" banner on its first tensor: revcol chose
+  // this backend knowingly, so mute that one message (tfjs's other warnings stay on)
+  if (name === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
   // what the wasm backend actually got: its threads, or why the threaded build did not start
   if (name === 'wasm' && wasmThreadsInfo()) status.reason = `WebAssembly with XNNPACK, ${describeWasmThreads()}`;
 }

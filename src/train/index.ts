@@ -7,3 +7,4 @@ export * from './progress.js';
 export * from './plot.js';
 export * from './trainer.js';
 export * from './ema.js';
+export { RunStopped } from './run-folder.js';
