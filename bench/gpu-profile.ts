@@ -4,7 +4,7 @@
 // dispatches and threads per dispatch (avg/min), wall ms per step and samples/s; where the
 // adapter has 'timestamp-query', one more step under tf.time gives GPU ms per program (each
 // program then runs in a compute pass of its own, so that step's wall time is not reported).
-//   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B]
+//   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B] [--mode reversible|plain] [--config JSON]
 //     [--steps N] [--length L (text)] [--json] [--software] [--no-timing]
 // --software (or REVCOL_WEBGPU_SOFTWARE=1) accepts a software adapter such as lavapipe.
 // --json prints one JSON object, ready to append to bench/results/gpu-profile.jsonl.
@@ -31,6 +31,10 @@ const batch = Number(flag('batch', isText ? '8' : '2'));
 const steps = Number(flag('steps', '2'));
 const length = Number(flag('length', '256'));
 const json = args.includes('--json');
+/** reversible (the default) or plain autodiff, to compare speed and peak memory. */
+const mode = flag('mode', 'reversible') as 'reversible' | 'plain';
+/** A vision config's changes over the preset, JSON (e.g. the release's nano network: '{"channels":[32,64,96,128],"blocks":[1,1,2,1],"columns":4}'). */
+const configJson = flag('config', '');
 const timing = !args.includes('--no-timing');
 if (args.includes('--software')) process.env[SOFTWARE_GPU_ENV] = '1';
 
@@ -83,17 +87,21 @@ async function openWebgpu(): Promise<string> {
 
 async function main(): Promise<void> {
   if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(steps) || steps < 1) stop('--batch and --steps take whole numbers ≥ 1');
+  if (mode !== 'reversible' && mode !== 'plain') stop(`--mode is reversible or plain, got '${mode}'`);
   const adapter = await openWebgpu();
   const software = (await probeBackend('webgpu')).software === true;
   const backend = tf.backend() as unknown as {
     device: GPUDevice;
     supportTimestampQuery: boolean;
+    bufferManager?: { numBytesUsed: number };
     runWebGPUProgram: (program: { workgroupSize?: number[] }, ...rest: unknown[]) => unknown;
   };
   const timestampQuery = backend.supportTimestampQuery === true;
 
   // --- counting hooks ------------------------------------------------------------------------
   const stats = new Map<string, ProgramStats>();
+  /** The most GPU memory in live tensors (tfjs's buffer manager: bytes in use, not its pool) at any launch of a step. */
+  let peakBytes = 0;
   let phase: Phase = 'off';
   let counting = true; // off for the timed step
   const programs: Array<{ name: string; workgroup: number }> = []; // runWebGPUProgram calls in progress
@@ -128,7 +136,9 @@ async function main(): Promise<void> {
       }
       stats.set(name, e);
     }
-    return dispatch.call(this, x, y, z);
+    const result = dispatch.call(this, x, y, z);
+    if (phase !== 'off') peakBytes = Math.max(peakBytes, backend.bufferManager?.numBytesUsed ?? 0);
+    return result;
   };
 
   // --- the model and one step ----------------------------------------------------------------
@@ -145,7 +155,7 @@ async function main(): Promise<void> {
         note: { length },
         step: (seed) => {
           phase = 'gradient';
-          const { loss, grads } = model.lossAndGradients({ inputIds, attentionMask, labels }, { seed });
+          const { loss, grads } = model.lossAndGradients({ inputIds, attentionMask, labels }, { seed, mode });
           phase = 'optimizer';
           optimizer.applyGradients(grads, 1e-3);
           phase = 'off';
@@ -163,16 +173,22 @@ async function main(): Promise<void> {
     const preset = VISION_PRESETS[modelName];
     if (!preset) stop(`unknown model '${modelName}': choose a vision preset (${Object.keys(VISION_PRESETS).join(', ')}) or a text one (text-micro, text-tiny, ...)`);
     build = () => {
-      const model = new RevColVision({ ...preset }, 1);
+      let changes: Record<string, unknown> = {};
+      try {
+        changes = configJson ? (JSON.parse(configJson) as Record<string, unknown>) : {};
+      } catch {
+        stop(`--config must be JSON, got ${configJson}`);
+      }
+      const model = new RevColVision({ ...preset, ...changes } as typeof preset, 1);
       const optimizer = new AdamW(model);
       const size = preset.inputSize;
       const x = tf.randomNormal([batch, size, size, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
       const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % preset.numClasses), 'int32');
       return {
-        note: { inputSize: size },
+        note: { inputSize: size, ...(configJson ? { config: changes } : {}) },
         step: (seed) => {
           phase = 'gradient';
-          const { loss, grads } = model.lossAndGradients(x, labels, { seed });
+          const { loss, grads } = model.lossAndGradients(x, labels, { seed, mode });
           phase = 'optimizer';
           optimizer.applyGradients(grads, 1e-3);
           phase = 'off';
@@ -254,6 +270,8 @@ async function main(): Promise<void> {
     batch,
     ...job.note,
     steps,
+    mode,
+    peakGpuBytes: peakBytes,
     loss: round3(lastLoss),
     dispatchesPerStep: total,
     gradientDispatchesPerStep: gradientTotal,
@@ -271,9 +289,9 @@ async function main(): Promise<void> {
   }
   const out = (line: string) => process.stdout.write(`${line}\n`);
   out(`adapter: ${adapter}${software ? ' (software)' : ''}   commit: ${result.commit ?? 'unknown'}`);
-  out(`model: ${modelName}, batch ${batch}${isText ? ` × ${length} tokens` : ''}; median of ${steps} step(s) after a warm-up step`);
+  out(`model: ${modelName}${configJson ? ` ${configJson}` : ''}, batch ${batch}${isText ? ` × ${length} tokens` : ''}, ${mode}; median of ${steps} step(s) after a warm-up step`);
   out(`dispatches per step: ${total} (before the optimizer ${gradientTotal}, optimizer ${total - gradientTotal}); threads per dispatch avg ${result.threadsPerDispatchAvg ?? '?'}`);
-  out(`wall: ${result.msPerStep} ms per step, ${result.samplesPerSecond} samples/s`);
+  out(`wall: ${result.msPerStep} ms per step, ${result.samplesPerSecond} samples/s; peak GPU memory in tensors ${(peakBytes / 2 ** 30).toFixed(2)} GiB`);
   out(
     gpuTotalMs !== null
       ? `GPU time (timestamp queries, one extra step): ${result.gpuMsPerStep} ms`
