@@ -154,11 +154,15 @@ export interface LogisticOptions {
   maxIterations?: number;
   /**
    * Stop when every gradient entry is below this times the largest entry of the gradient at zero
-   * weights (default 1e-4): relative, so that a warm start from a neighbouring C, whose gradient
-   * is small in absolute terms when C is large, is still optimised.
+   * weights (default 1e-4), or when an iteration lowers the objective by less than 1e-12 of it.
+   * Relative, so that it does not depend on the data's scale; on the spam-raw and brown-genre
+   * sets it comes to 2e-5 and 8e-6, 5 and 12 times stricter than scikit-learn's absolute 1e-4.
    */
   tolerance?: number;
-  /** Start from these parameters (warm start, e.g. the solution for a neighbouring C). */
+  /**
+   * Start from these parameters instead of zero. Beware a warm start from a smaller C's
+   * solution: where the objective is flat (large C) it may already meet the tolerance.
+   */
   init?: Float64Array;
 }
 
@@ -553,11 +557,11 @@ export function trainBaseline(texts: readonly string[], labels: readonly string[
     const x = vectorizer.transform(fitTexts);
     const xHeld = vectorizer.transform(held.map((i) => texts[i]!));
     const heldIds = Int32Array.from(held, (i) => ids[i]!);
-    let init: Float64Array | undefined;
     for (const c of grid) {
-      // Increasing C, each fit warm-started from the previous solution.
-      const fit = fitLogistic(x, fitIds, classes, { C: c, maxIterations: options.maxIterations, tolerance: options.tolerance, init });
-      init = fit.params;
+      // Each from zero, as the final fit will be: a warm start from the previous C's solution
+      // often meets the gradient tolerance at once when C is large (the objective is flat there),
+      // and would score that solution again instead of this C's.
+      const fit = fitLogistic(x, fitIds, classes, { C: c, maxIterations: options.maxIterations, tolerance: options.tolerance });
       const p = logisticProbabilities(xHeld, fit);
       const predicted = Int32Array.from(heldIds, (_, r) => argmax(p, r * classes, classes));
       const report = textClassificationReport(heldIds, predicted, labelMap.names);
