@@ -5,6 +5,7 @@ import { isWasmOutOfMemory } from '../backends/index.js';
 import { RevcolError } from '../core/errors.js';
 import { fsErrorLine, isUserFsError } from '../io/atomic.js';
 import { RunStopped } from '../train/run-folder.js';
+import { registerBaselineCommand } from './baseline.js';
 import { resumeCommand } from './common.js';
 import { registerInfoCommand } from './info.js';
 import { registerTextCommands } from './text.js';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: () => {} });
   registerInfoCommand(program);
   registerTextCommands(program);
+  registerBaselineCommand(program);
   registerVisionCommands(program);
   tagParseErrors(program, []);
   return program;
