@@ -4,8 +4,9 @@ import { readTextExamples, readTextLines, type TextExamples } from '../data/text
 import { type TextEvaluationReport, fineTune, type FineTuneResult, TextClassifier } from '../text/classifier.js';
 import { pretrain } from '../text/pretrain.js';
 import { presetNames } from '../text/presets.js';
-import { loadTask, taskNames } from '../text/tasks.js';
+import { describeTasks, loadTask, taskKind, taskNames } from '../text/tasks.js';
 import { addBackendOption, backendFromOptions, stoppableByCtrlC } from './common.js';
+import { evalTokensCommand, fineTuneKind, fineTuneTokensCommand, isTokenModel, predictTokensCommand, readTokenPredictFile } from './token.js';
 
 const integer = (what: string) => (value: string): number => {
   const n = Number(value);
@@ -28,6 +29,12 @@ const wholeOrZeroOf = (what: string) => (value: string): number => {
   return n;
 };
 const wholeOrZero = wholeOrZeroOf('the seed');
+/** A CoNLL tag column: counted from 0 (the word), negative from the end; never 0. */
+const tagColumn = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n === 0) throw new InvalidArgumentError('--tag-column must be a whole number other than 0 (column 0 is the word; -1 is the last column)');
+  return n;
+};
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -78,12 +85,15 @@ function printReport(r: TextEvaluationReport): void {
 export function registerTextCommands(program: Command): void {
   const fineTuneCmd = program
     .command('fine-tune')
-    .description('Train a RevCol text classifier on a CSV/TSV/JSONL file (columns text and label) or a built-in task.')
-    .option('--train <file>', 'training data: CSV, TSV or JSONL with a text and a label column')
-    .option('--task <name>', `a built-in task instead of --train (its own train/test split): ${taskNames().join(', ') || 'see tasks/'}`)
-    .option('--eval <file>', 'evaluation data (default: 10% of --train held out, stratified)')
-    .option('--text-column <name>', 'column (or JSONL field) holding the text', 'text')
-    .option('--label-column <name>', 'column (or JSONL field) holding the label', 'label')
+    .description('Train a RevCol text classifier on a CSV/TSV/JSONL file (columns text and label) or a built-in task; or a token classifier (a tag per word: part of speech, named entities) on a CoNLL or JSONL file of tagged words.')
+    .option('--train <file>', 'training data: CSV, TSV or JSONL with a text and a label column; or tagged words (token classification): CoNLL (word and tag per line, a blank line between sentences) or JSONL {"tokens": [...], "tags": [...]}, told apart by extension or content')
+    .option('--task <name>', `a built-in task instead of --train (its own train/test split): ${taskNames().length ? describeTasks() : 'see tasks/'}`)
+    .addOption(new Option('--task-type <type>', 'what to train, when the data does not make it plain: a label per text or a tag per word (default: from the task or the --train file)').choices(['text-classification', 'token-classification']))
+    .option('--eval <file>', 'evaluation data (default: 10% of --train held out, stratified; of the sentences for tagged words)')
+    .option('--text-column <name>', 'column (or JSONL field) holding the text (tagged words: the JSONL field of the words, default tokens)', 'text')
+    .option('--label-column <name>', 'column (or JSONL field) holding the label (tagged words: the JSONL field of the tags, default tags, ner_tags or pos_tags)', 'label')
+    .option('--tag-column <k>', 'tagged words in CoNLL: the column holding the tag, counted from 0 (the word); default -1, the last (CoNLL-2003 POS tags: 1)', tagColumn)
+    .option('--tag-names <names>', 'tagged words in JSONL with numeric tags (Hugging Face ner_tags): their names in order, comma-separated (O,B-PER,I-PER) or a JSON array')
     .option('--tokenizer <dir|name>', 'tokenizer folder (tokenizer.json + tokenizer_config.json) or Hugging Face Hub name (default: the shipped bert-base-uncased)')
     .option('--allow-network', 'allow downloading a Hub tokenizer')
     .addOption(new Option('--preset <name>', `model size (default: chosen from the data size): ${presetNames().join(', ')}`).conflicts('config'))
@@ -94,12 +104,12 @@ export function registerTextCommands(program: Command): void {
     .option('--lr <x>', 'peak learning rate of AdamW (default 1e-3; 3e-4 with --from)', positive('--lr'))
     .option('--max-length <n>', 'tokens per text (default: covers 95% of the training texts, up to the preset\'s limit)', integer('--max-length'))
     .option('--label-smoothing <x>', 'label smoothing of the cross-entropy (default: the task\'s, else 0)', fraction('--label-smoothing'))
-    .addOption(new Option('--keep <which>', 'which epoch best.safetensors keeps: the best on the evaluation data, or the last (default: last with --task, whose evaluation data is its test split; else best)').choices(['best', 'last']))
+    .addOption(new Option('--keep <which>', 'which epoch best.safetensors keeps: the best on the evaluation data (word accuracy for tagged words), or the last (default: last with --task, whose evaluation data is its test split; else best)').choices(['best', 'last']))
     .option('--collapse-runs <n>', 'cut runs of one repeated symbol (lines of ____ or ****, one token per character) to N characters, in training and when classifying (default: the task\'s, else off)', integer('--collapse-runs'))
     .option('--ema <decay>', 'evaluate and save a moving average of the weights with this decay, e.g. 0.999 (default: the task\'s, else none)', fraction('--ema'))
     .option('--input-masking <x>', 'input noise: corrupt this fraction of the tokens of each training batch BERT\'s way ([MASK], random, kept), afresh every step (default: the task\'s, else 0: off)', fraction('--input-masking'))
     .option('--pretrain-epochs <n>', 'first pre-train the model on the training texts (masked LM) for N epochs, kept in OUT/pretrained, then fine-tune from it (default: the task\'s, else 0: none)', wholeOrZeroOf('--pretrain-epochs'))
-    .option('--out <dir>', 'output folder (default runs/text-<data name>)')
+    .option('--out <dir>', 'output folder (default runs/text-<data name>; runs/tokens-<data name> for tagged words)')
     .addOption(new Option('--resume', 'continue the run in --out from its last checkpoint (same data, task, preset/config and tokenizer)').conflicts('overwrite'))
     .option('--overwrite', 'replace an earlier run in --out (without it, a folder holding a run is refused)')
     .option('--seed <n>', 'seed of initialisation, shuffling and dropout', wholeOrZero, 0)
@@ -117,11 +127,24 @@ Examples:
   revcol fine-tune --train more.csv --from runs/topics --epochs 3
   revcol fine-tune --train big.jsonl --preset text-small --max-length 256 --backend wasm
 
+Token classification (a tag per word; the same flags, less --ensemble, --parallel, --ema,
+--collapse-runs, --input-masking and --pretrain-epochs):
+  revcol fine-tune --train ner.conll --eval dev.conll --out runs/ner    # CoNLL: word<TAB>tag lines
+  revcol fine-tune --train train.jsonl --task-type token-classification --label-column ner_tags --tag-names O,B-PER,I-PER
+  revcol fine-tune --train conll2003.txt --tag-column 1 --out runs/pos  # CoNLL-2003's POS column
+  revcol fine-tune --task pos-brown --out runs/pos-brown                # Brown corpus part of speech (tasks/pos-brown.json)
+then: revcol eval --model runs/ner --data test.conll; revcol predict --model runs/ner "EU rejects German call"
+
 A folder that holds a run is not replaced unless --overwrite; --resume continues it. Ctrl-C
 stops after the current step, saves a checkpoint and prints the command that resumes it.`);
   addBackendOption(fineTuneCmd);
   fineTuneCmd.action(async (opts) => {
+    const kind = await fineTuneKind(opts, fineTuneCmd);
     await backendFromOptions(opts);
+    if (kind === 'token-classification') {
+      await fineTuneTokensCommand(opts, fineTuneCmd);
+      return;
+    }
     const result = await stoppableByCtrlC((signal) => fineTune({
       signal,
       overwrite: opts.overwrite,
@@ -160,7 +183,7 @@ stops after the current step, saves a checkpoint and prints the command that res
     .command('pretrain')
     .description('Pre-train a RevCol text model\'s embeddings and columns on unlabelled texts (masked LM), to fine-tune from with --from.')
     .option('--train <file>', 'texts: CSV, TSV or JSONL with a text column (labels not needed)')
-    .option('--task <name>', `a built-in task's training texts instead of --train: ${taskNames().join(', ') || 'see tasks/'}`)
+    .option('--task <name>', `a built-in text-classification task's training texts instead of --train: ${taskNames('text-classification').join(', ') || 'see tasks/'}`)
     .option('--text-column <name>', 'column (or JSONL field) holding the text', 'text')
     .option('--tokenizer <dir|name>', 'tokenizer folder or Hugging Face Hub name (default: the shipped bert-base-uncased); it needs a [MASK] token')
     .option('--allow-network', 'allow downloading a Hub tokenizer')
@@ -219,22 +242,36 @@ Examples:
 
   const evalCmd = program
     .command('eval')
-    .description('Score a text classifier on labelled data: accuracy, macro-F1, per-class precision/recall/F1, confusion matrix.')
+    .description('Score a text classifier on labelled data: accuracy, macro-F1, per-class precision/recall/F1, confusion matrix; or a token classifier on tagged words: word accuracy, per-tag precision/recall/F1, entity-level scores for BIO/BIOES tags.')
     .requiredOption('--model <dir>', 'model folder written by fine-tune')
-    .option('--data <file>', 'labelled CSV, TSV or JSONL')
+    .option('--data <file>', 'labelled CSV, TSV or JSONL; for a token classifier, tagged words (CoNLL, or JSONL tokens and tags)')
     .option('--task <name>', 'a built-in task\'s test split instead of --data')
-    .option('--text-column <name>', 'column (or JSONL field) holding the text', 'text')
-    .option('--label-column <name>', 'column (or JSONL field) holding the label', 'label')
+    .option('--text-column <name>', 'column (or JSONL field) holding the text (token classifier: the JSONL field of the words)', 'text')
+    .option('--label-column <name>', 'column (or JSONL field) holding the label (token classifier: the JSONL field of the tags)', 'label')
+    .option('--tag-column <k>', 'token classifier, CoNLL data: the column holding the tag, counted from 0 (the word); default -1, the last', tagColumn)
+    .option('--tag-names <names>', 'token classifier, JSONL with numeric tags: their names in order, comma-separated or a JSON array')
     .option('--allow-network', 'allow downloading the model\'s Hub tokenizer if its folder lacks one')
     .option('--json', 'print one JSON object')
     .addHelpText('after', `
 Examples:
   revcol eval --model runs/spam --task spam --json
-  revcol eval --model runs/topics --data test.csv`);
+  revcol eval --model runs/topics --data test.csv
+  revcol eval --model runs/ner --data test.conll --json     # a token classifier: accuracy, perTag, entities
+  revcol eval --model runs/pos-brown --task pos-brown`);
   addBackendOption(evalCmd);
   evalCmd.action(async (opts) => {
     if (!opts.data === !opts.task) fail('eval needs exactly one of --data FILE or --task NAME');
     await backendFromOptions(opts);
+    if (await isTokenModel(opts.model)) {
+      await evalTokensCommand(opts, evalCmd);
+      return;
+    }
+    if (opts.tagColumn !== undefined || opts.tagNames !== undefined) {
+      fail(`${opts.tagColumn !== undefined ? '--tag-column' : '--tag-names'} is for token classifiers, and ${opts.model} is not one: leave it out`);
+    }
+    if (opts.task && taskKind(opts.task) === 'token-classification') {
+      fail(`task ${opts.task} tags words, and ${opts.model} is not a token classifier: evaluate the folder of revcol fine-tune --task ${opts.task} on it`);
+    }
     let data: TextExamples;
     let where: string;
     if (opts.task) {
@@ -259,20 +296,29 @@ Examples:
 
   const predictCmd = program
     .command('predict')
-    .description('Classify texts with a fine-tuned model: the label and every class\'s probability per text.')
+    .description('Classify texts with a fine-tuned model: the label and every class\'s probability per text; with a token classifier, each word\'s tag.')
     .argument('[text...]', 'texts to classify')
     .requiredOption('--model <dir>', 'model folder written by fine-tune')
-    .option('--file <file>', 'classify the texts in a file: CSV/TSV/JSONL with a text column, or plain text with one text per line')
+    .option('--file <file>', 'classify the texts in a file: CSV/TSV/JSONL with a text column, or plain text with one text per line (a token classifier also takes sentences split into words: CoNLL, or JSONL tokens)')
     .option('--text-column <name>', 'column (or JSONL field) holding the text, for --file', 'text')
     .option('--allow-network', 'allow downloading the model\'s Hub tokenizer if its folder lacks one')
-    .option('--json', 'print a JSON array: {text, label, score, probabilities} per text')
+    .option('--json', 'print a JSON array: {text, label, score, probabilities} per text; for a token classifier, a list per text of {word, entity, score, index, start, end} (transformers.js\'s shape)')
     .addHelpText('after', `
+A token classifier prints a line per word (word, tag, probability) and a blank line after each text.
 Examples:
   revcol predict --model runs/spam "WIN a FREE cruise, click now!" "Meeting moved to 3pm"
-  revcol predict --model runs/topics --file new.csv --json`);
+  revcol predict --model runs/topics --file new.csv --json
+  revcol predict --model runs/ner "EU rejects German call to boycott British lamb." --json`);
   addBackendOption(predictCmd);
   predictCmd.action(async (texts: string[], opts) => {
     if (texts.length && opts.file) fail('give texts as arguments or --file FILE, not both');
+    if (await isTokenModel(opts.model)) {
+      const inputs = opts.file ? await readTokenPredictFile(opts.file, () => readPredictFile(opts.file, opts.textColumn)) : texts;
+      if (!inputs.length) fail('nothing to tag: give texts as arguments or --file FILE');
+      await backendFromOptions(opts);
+      await predictTokensCommand(inputs, opts);
+      return;
+    }
     let list = texts;
     if (opts.file) list = await readPredictFile(opts.file, opts.textColumn);
     if (!list.length) fail('nothing to classify: give texts as arguments or --file FILE');

@@ -15,6 +15,7 @@ import { checkMaxLength, MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, maskingFor, maskTo
 import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
 import { loadTask, type TaskHyper } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
+import { TOKEN_CLASSIFICATION_OBJECTIVE } from './token-classification.js';
 export { chooseMaxLength, lengthGroupedBatches } from './encoded.js';
 import { ENSEMBLE_FILE, readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.js';
 
@@ -145,6 +146,9 @@ export const PRETRAINED_DIR = 'pretrained';
 function readMeta(meta: Record<string, unknown>, where: string): TextModelMeta {
   if (meta.family !== 'text') {
     fail(`${where} holds a ${meta.family === undefined ? 'model of unknown family' : `${String(meta.family)} model`}, not a text classifier: pass the --out folder of 'revcol fine-tune'`);
+  }
+  if (meta.objective === TOKEN_CLASSIFICATION_OBJECTIVE) {
+    fail(`${where} holds a token classifier (a tag per word), not a text classifier (one label per text): load it with TokenClassifier (revcol eval and predict tell the two apart), or pass a text fine-tune's folder`);
   }
   const m = meta as unknown as TextModelMeta;
   if (!m.config || !Array.isArray(m.labels) || typeof m.maxLength !== 'number') fail(`${where} lacks the text model's config, labels or maxLength: it may be damaged; train it again`);

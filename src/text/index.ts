@@ -6,3 +6,16 @@ export * from './classifier.js';
 export { TextTokenizer, type EncodedBatch, type TokenizerLoadOptions, DEFAULT_TOKENIZER, SHIPPED_TOKENIZERS } from './tokenizer.js';
 export { loadTask, taskNames, type TaskDefinition, type TaskHyper } from './tasks.js';
 export { collapseSymbolRuns, readTextExamples, splitHeldOut, LabelMap, type TextExamples, type ReadTextOptions } from '../data/text.js';
+// Token classification: a tag per word (part of speech, named entities); docs/token-classification.md.
+export {
+  fineTuneTokens, loadTokenTask, TokenClassifier, TokenClassificationModel, TokenClassificationHead, TagSet, WordEncoder, EncodedTokens,
+  chooseTokenMaxLength, splitWords, IGNORE_INDEX, TOKEN_CLASSIFICATION_OBJECTIVE, TOKEN_HEAD,
+  type TokenFineTuneOptions, type TokenFineTuneResult, type TokenPrediction, type TokenEvaluationReport, type TokenModelMeta, type TokenTaskData, type TokenBatch, type EncodedSentence, type SplitWord,
+} from './token-classification.js';
+export {
+  tokenClassificationMetrics, entityMetrics, entitySpans, detectEntityScheme, mostFrequentTagBaseline, fitMostFrequentTag, predictMostFrequentTag,
+  type TokenMetrics, type TagScores, type EntityMetrics, type EntitySpan, type EntityScheme, type MostFrequentTagModel, type BaselineReport,
+} from './token-metrics.js';
+export { buildBrownPos, loadPosBrownTask, brownToUniversal, readBrownCorpus, UNIVERSAL_TAGS, BROWN_PACKAGE, type UniversalTag, type BrownDocument, type BrownPosOptions, type BrownPosData } from './pos-brown.js';
+export { readTokenExamples, detectTokenFormat, toConll, writeConll, wordLine, TOKENS_FIELDS, TAGS_FIELDS, type TokenExamples, type ReadTokenOptions, type TokenFileFormat } from '../data/token-data.js';
+export { describeTasks, taskKind, TASK_KINDS, type TaskKind } from './tasks.js';

