@@ -176,7 +176,7 @@ export function registerBaselineCommand(program: Command): void {
     .description('The honest baseline: TF-IDF + logistic regression trained on a text classification set and scored on its test file (accuracy, macro-F1), beside a revcol model with --model.')
     .option('--train <file>', 'training data: CSV, TSV or JSONL with a text and a label column')
     .option('--data <file>', 'labelled test data to score on (same format and columns)')
-    .option('--task <name>', `a built-in task instead: trained on its train split, scored on its test split: ${taskNames().join(', ') || 'see tasks/'}`)
+    .option('--task <name>', `a built-in task instead: trained on its train split, scored on its test split: ${taskNames('text-classification').join(', ') || 'see tasks/'}`)
     .option('--text-column <name>', 'column (or JSONL field) holding the text', 'text')
     .option('--label-column <name>', 'column (or JSONL field) holding the label', 'label')
     .option('--c <values>', `inverse regularisation strength C, or values to choose it from on 20% of the training texts (default ${DEFAULT_C_GRID.join(',')})`, cValues)
