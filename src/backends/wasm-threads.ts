@@ -52,7 +52,7 @@ export const XNNPACK_MAX_THREADS = 8;
 /** How long the threaded build may take to start (its workers compile the module's JS) before revcol gives up on it. */
 const START_TIMEOUT_MS = 60_000;
 
-type ThreadSource = 'argument' | 'env' | 'cores';
+type ThreadSource = 'argument' | 'env' | 'default';
 
 interface ThreadRequest {
   threads: number;
@@ -89,17 +89,29 @@ function parseThreads(value: string, what: string): number {
   return n;
 }
 
-/** The thread count the wasm backend will start with: configureWasmThreads(n), else REVCOL_THREADS, else every core. */
+/**
+ * The thread count the wasm backend will start with: configureWasmThreads(n), else
+ * REVCOL_THREADS, else 1. One thread stays the default because more measured slower on the
+ * 2-core machine this is developed on: `npm run bench -- train-step` with REVCOL_THREADS=2
+ * against 1, alternating, took 3.5–4.3 s against 1.5–1.8 s a text-tiny step and 1.0 s against
+ * 0.46–0.69 s a revcol-nano-32 step (XNNPACK's pool waits on the cores the main thread's JS
+ * kernels and everything else need). Ask for threads where cores are spare.
+ */
 export function requestedWasmThreads(): ThreadRequest {
   if (configured !== undefined) return { threads: configured, source: 'argument' };
   const env = process.env[THREADS_ENV];
   if (env !== undefined && env.trim() !== '') return { threads: parseThreads(env, THREADS_ENV), source: 'env' };
-  return { threads: Math.max(1, Math.min(availableParallelism(), MAX_WASM_THREADS)), source: 'cores' };
+  return { threads: 1, source: 'default' };
+}
+
+/** The machine's cores (at most the wasm backend's limit): what to ask for with REVCOL_THREADS on an idle machine. */
+export function availableWasmThreads(): number {
+  return Math.max(1, Math.min(availableParallelism(), MAX_WASM_THREADS));
 }
 
 /**
- * Sets how many threads the wasm backend uses (default: REVCOL_THREADS, else
- * os.availableParallelism()); 1 runs the single-threaded build. Call it before the wasm backend
+ * Sets how many threads the wasm backend uses (default: REVCOL_THREADS, else 1); 1 runs the
+ * single-threaded build. Call it before the wasm backend
  * starts (before useBackend('wasm'|'auto')); afterwards only the count it started with is
  * accepted. A count that is not a whole number from 1 to 256 is a RevcolError.
  */
@@ -128,7 +140,7 @@ export function describeWasmThreads(info: WasmThreadsInfo | undefined = started)
   const plural = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
   if (info) {
     if (info.threaded) return `SIMD, ${plural(info.threads)}${info.requested > info.threads ? ` (of ${info.requested} asked for: tfjs-backend-wasm takes at most ${XNNPACK_MAX_THREADS})` : ''}`;
-    if (info.requested === 1) return `SIMD, 1 thread (${info.source === 'env' ? `${THREADS_ENV}=1` : info.source === 'argument' ? 'asked for' : 'one core'})`;
+    if (info.requested === 1) return `SIMD, 1 thread (${info.source === 'env' ? `${THREADS_ENV}=1` : info.source === 'argument' ? 'asked for' : `the default; ${THREADS_ENV}=${availableWasmThreads()} for every core`})`;
     return `SIMD, 1 thread (the threaded build did not start: ${info.fallback ?? 'unknown reason'})`;
   }
   const want = requestedWasmThreads();
