@@ -9,6 +9,7 @@ import { saveWeights } from '../src/train/checkpoint.js';
 import { RevColText } from '../src/text/model.js';
 import { fineTuneTokens, TokenClassifier, WordEncoder } from '../src/text/token-classification.js';
 import { oneLineError } from './helpers/errors.js';
+import { writeWordPieceTokenizer } from './helpers/token-data.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-token-train-'));
 
@@ -46,28 +47,7 @@ function sentences(count: number, seed: number, long = 0): { words: string[][]; 
  * "finds" and "likes" are not in it whole: they are two pieces each (chase ##s …).
  */
 function writeTinyTokenizer(dir: string): void {
-  const tokens = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '.', '##s', 'chase', 'find', 'like',
-    ...Object.values(LEXICON).flat().filter((w) => !['chases', 'finds', 'likes'].includes(w))];
-  const vocab = Object.fromEntries(tokens.map((t, i) => [t, i]));
-  const special = (content: string) => ({ id: vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  const tokenizer = {
-    version: '1.0', truncation: null, padding: null,
-    added_tokens: ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].map(special),
-    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
-    pre_tokenizer: { type: 'BertPreTokenizer' },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '[SEP]', type_id: 1 } }],
-      special_tokens: { '[CLS]': { id: '[CLS]', ids: [vocab['[CLS]']], tokens: ['[CLS]'] }, '[SEP]': { id: '[SEP]', ids: [vocab['[SEP]']], tokens: ['[SEP]'] } },
-    },
-    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
-  };
-  const config = { tokenizer_class: 'BertTokenizer', do_lower_case: true, model_max_length: 512, unk_token: '[UNK]', sep_token: '[SEP]', pad_token: '[PAD]', cls_token: '[CLS]', mask_token: '[MASK]' };
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
-  writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+  writeWordPieceTokenizer(dir, ['.', '##s', 'chase', 'find', 'like', ...Object.values(LEXICON).flat().filter((w) => !['chases', 'finds', 'likes'].includes(w))]);
 }
 
 const tokenizerDir = path.join(work, 'tokenizer');

@@ -151,41 +151,42 @@ function rowsAndCols(shape: readonly number[]): [number, number] {
   return [size(shape) / cols, cols];
 }
 
-function layerNorm(backend: WebgpuBackendLike, x: TensorInfo, gamma: TensorInfo, beta: TensorInfo, eps: number): TensorInfo {
+/**
+ * A program with one workgroup per row of X (rows × cols, the last axis): `body` is the WGSL
+ * after the row's statistics `st` (mean, 1/√(var + eps)) are known; it writes `result`.
+ * Inputs other than X are bound whole (per-channel vectors) or, when they have X's size, as rows.
+ */
+function rowProgram(backend: WebgpuBackendLike, key: string, x: TensorInfo, others: Array<[string, TensorInfo]>, outCols: number, eps: number, body: string): TensorInfo {
   const [rows, cols] = rowsAndCols(x.shape);
-  const out = run(
+  const asRows = (t: TensorInfo) => (size(t.shape) === rows * cols ? view(t, [rows, cols]) : t);
+  return run(
     backend,
     {
-      key: 'layer_norm',
-      inputs: ['X', 'Gamma', 'Beta'],
-      outputShape: [rows, cols],
+      key,
+      inputs: ['X', ...others.map(([name]) => name)],
+      outputShape: [rows, outCols],
       uniforms: 'rows : i32, cols : i32, eps : f32,',
       layout: 'rows',
       code: `${ROW_STATS_WGSL}
 fn main(index : i32) {${ROW_PREAMBLE}
-  for (var c = lid; c < n; c = c + ${ROW_THREADS}) {
-    result[base + c] = (X[base + c] - st.x) * st.y * Gamma[c] + Beta[c];
-  }
+${body}
 }`,
     },
-    [view(x, [rows, cols]), gamma, beta],
+    [view(x, [rows, cols]), ...others.map(([, t]) => asRows(t))],
     [int(rows), int(cols), float(eps)],
   );
+}
+
+function layerNorm(backend: WebgpuBackendLike, x: TensorInfo, gamma: TensorInfo, beta: TensorInfo, eps: number): TensorInfo {
+  const out = rowProgram(backend, 'layer_norm', x, [['Gamma', gamma], ['Beta', beta]], lastDim(x.shape), eps, `
+  for (var c = lid; c < n; c = c + ${ROW_THREADS}) {
+    result[base + c] = (X[base + c] - st.x) * st.y * Gamma[c] + Beta[c];
+  }`);
   return view(out, [...x.shape]);
 }
 
 function layerNormGradInput(backend: WebgpuBackendLike, x: TensorInfo, gamma: TensorInfo, dy: TensorInfo, eps: number): TensorInfo {
-  const [rows, cols] = rowsAndCols(x.shape);
-  const out = run(
-    backend,
-    {
-      key: 'layer_norm_grad_input',
-      inputs: ['X', 'Gamma', 'DY'],
-      outputShape: [rows, cols],
-      uniforms: 'rows : i32, cols : i32, eps : f32,',
-      layout: 'rows',
-      code: `${ROW_STATS_WGSL}
-fn main(index : i32) {${ROW_PREAMBLE}
+  const out = rowProgram(backend, 'layer_norm_grad_input', x, [['Gamma', gamma], ['DY', dy]], lastDim(x.shape), eps, `
   var sg = 0.0;
   var sgx = 0.0;
   for (var c = lid; c < n; c = c + ${ROW_THREADS}) {
@@ -197,36 +198,16 @@ fn main(index : i32) {${ROW_PREAMBLE}
   for (var c = lid; c < n; c = c + ${ROW_THREADS}) {
     let xhat = (X[base + c] - st.x) * st.y;
     result[base + c] = st.y * (DY[base + c] * Gamma[c] - sums.x - xhat * sums.y);
-  }
-}`,
-    },
-    [view(x, [rows, cols]), gamma, view(dy, [rows, cols])],
-    [int(rows), int(cols), float(eps)],
-  );
+  }`);
   return view(out, [...x.shape]);
 }
 
 function rowStats(backend: WebgpuBackendLike, x: TensorInfo, eps: number): TensorInfo {
-  const [rows, cols] = rowsAndCols(x.shape);
-  return run(
-    backend,
-    {
-      key: 'row_stats',
-      inputs: ['X'],
-      outputShape: [rows, 2],
-      uniforms: 'rows : i32, cols : i32, eps : f32,',
-      layout: 'rows',
-      code: `${ROW_STATS_WGSL}
-fn main(index : i32) {${ROW_PREAMBLE}
+  return rowProgram(backend, 'row_stats', x, [], 2, eps, `
   if (lid == 0 && n > 0) {
     result[2 * row] = st.x;
     result[2 * row + 1] = st.y;
-  }
-}`,
-    },
-    [view(x, [rows, cols])],
-    [int(rows), int(cols), float(eps)],
-  );
+  }`);
 }
 
 // --- column sums -----------------------------------------------------------------------------

@@ -45,7 +45,15 @@ export function nerSentences(count: number, seed: number): { words: string[][]; 
  */
 export function writeTinyNerTokenizer(dir: string): void {
   const whole = [...NER_WORDS.person, ...NER_WORDS.surname, ...NER_WORDS.place, ...NER_WORDS.city, 'new', 'the', 'dog', 'park', 'in', 'a', 'and'];
-  const tokens = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '.', ',', '##s', 'visit', 'like', 'see', ...whole];
+  writeWordPieceTokenizer(dir, ['.', ',', '##s', 'visit', 'like', 'see', ...whole]);
+}
+
+/**
+ * A BERT-style WordPiece tokenizer (tokenizer.json + tokenizer_config.json) over the given
+ * tokens after BERT's five special ones: a tiny vocabulary makes training steps fast.
+ */
+export function writeWordPieceTokenizer(dir: string, words: string[]): void {
+  const tokens = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...words];
   const vocab = Object.fromEntries(tokens.map((t, i) => [t, i]));
   const special = (content: string) => ({ id: vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
   const tokenizer = {
