@@ -55,33 +55,33 @@ function rowMeanRstd(x: Float32Array, base: number, cols: number, eps: number): 
   return [mean, 1 / Math.sqrt(q / cols + eps)];
 }
 
+/** Calls `each(row, base, mean, rstd)` for every row of x (shape [..., cols]), as the webgpu rowProgram does per workgroup. */
+function forEachRow(x: Float32Array, shape: number[], eps: number, each: (row: number, base: number, cols: number, mean: number, rstd: number) => void): void {
+  const cols = lastDim(shape);
+  const rows = size(shape) / cols;
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    const [mean, rstd] = rowMeanRstd(x, base, cols, eps);
+    each(r, base, cols, mean, rstd);
+  }
+}
+
 const kernels: FusedJsKernel[] = [
   {
     name: KERNELS.layerNorm,
     inputs: ['x', 'gamma', 'beta'],
     outputShape: ([x]) => x!,
-    compute: (out, [x, gamma, beta], [shape], attrs) => {
-      const cols = lastDim(shape!);
-      const rows = size(shape!) / cols;
-      const eps = attrs.eps as number;
-      for (let r = 0; r < rows; r++) {
-        const base = r * cols;
-        const [mean, rstd] = rowMeanRstd(x!, base, cols, eps);
+    compute: (out, [x, gamma, beta], [shape], attrs) =>
+      forEachRow(x!, shape!, attrs.eps as number, (_r, base, cols, mean, rstd) => {
         for (let c = 0; c < cols; c++) out[base + c] = (x![base + c]! - mean) * rstd * gamma![c]! + beta![c]!;
-      }
-    },
+      }),
   },
   {
     name: KERNELS.layerNormGradInput,
     inputs: ['x', 'gamma', 'dy'],
     outputShape: ([x]) => x!,
-    compute: (out, [x, gamma, dy], [shape], attrs) => {
-      const cols = lastDim(shape!);
-      const rows = size(shape!) / cols;
-      const eps = attrs.eps as number;
-      for (let r = 0; r < rows; r++) {
-        const base = r * cols;
-        const [mean, rstd] = rowMeanRstd(x!, base, cols, eps);
+    compute: (out, [x, gamma, dy], [shape], attrs) =>
+      forEachRow(x!, shape!, attrs.eps as number, (_r, base, cols, mean, rstd) => {
         let sg = 0;
         let sgx = 0;
         for (let c = 0; c < cols; c++) {
@@ -95,22 +95,17 @@ const kernels: FusedJsKernel[] = [
           const xhat = (x![base + c]! - mean) * rstd;
           out[base + c] = rstd * (dy![base + c]! * gamma![c]! - mg - xhat * mgx);
         }
-      }
-    },
+      }),
   },
   {
     name: KERNELS.rowStats,
     inputs: ['x'],
     outputShape: ([x]) => [size(x!) / lastDim(x!), 2],
-    compute: (out, [x], [shape], attrs) => {
-      const cols = lastDim(shape!);
-      const rows = size(shape!) / cols;
-      for (let r = 0; r < rows; r++) {
-        const [mean, rstd] = rowMeanRstd(x!, r * cols, cols, attrs.eps as number);
+    compute: (out, [x], [shape], attrs) =>
+      forEachRow(x!, shape!, attrs.eps as number, (r, _base, _cols, mean, rstd) => {
         out[2 * r] = mean;
         out[2 * r + 1] = rstd;
-      }
-    },
+      }),
   },
   {
     name: KERNELS.columnSum,
