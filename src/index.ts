@@ -17,3 +17,7 @@ export * from './train/index.js';
 export * from './text/index.js';
 export * from './vision/index.js';
 export * from './backends/index.js';
+// The cpu resize-gradient fixes, registered on import, for users who never call useBackend
+// (backends/index.ts imports them too; said here so the entry does not depend on that).
+import './backends/kernel-fixes.js';
+export { backendFromOptions, type BackendOptions, fitBackendToModel, WASM_MEMORY_BYTES } from './backends/choose.js';

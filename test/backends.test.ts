@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it, vi } from 'vitest';
 import { BACKEND_ORDER, isWasmOutOfMemory, probeBackends, useBackend } from '../src/backends/index.js';
-import { backendFromOptions, fitBackendToModel } from '../src/cli/common.js';
+import { backendFromOptions, fitBackendToModel } from '../src/backends/choose.js';
+import { flagName } from '../src/train/options.js';
 import { WASM_TRAINING_KERNELS } from '../src/backends/wasm-kernels.js';
 import { RevcolError } from '../src/core/errors.js';
 
@@ -118,8 +119,11 @@ describe('backends', () => {
       await fitBackendToModel(100e6, 'training', 'small');
       expect(tf.getBackend()).toBe('wasm');
       await expect(fitBackendToModel(1e9, 'inference', 'big')).rejects.toThrow(
-        /^big has 3\.7 GiB of weights and inference needs about 7\.5 GiB, more than the wasm backend's 4 GiB; use --backend cpu/,
+        /^big has 3\.7 GiB of weights and inference needs about 7\.5 GiB, more than the wasm backend's 4 GiB; use backend cpu/,
       );
+      // the CLI's naming: the same message speaks of the flag
+      await backendFromOptions({ backend: 'wasm', quiet: true, optionName: flagName });
+      await expect(fitBackendToModel(1e9, 'inference', 'big')).rejects.toThrow(/4 GiB; use --backend cpu \(slower/);
       await expect(fitBackendToModel(200e6, 'training', 'mid')).rejects.toThrow(/training needs about 3\.7 GiB/);
       expect(tf.getBackend()).toBe('wasm');
       const auto = await backendFromOptions({ backend: 'auto', quiet: true });

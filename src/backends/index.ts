@@ -21,12 +21,9 @@ import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
 
 export { configureWasmThreads, MAX_WASM_THREADS, THREADS_ENV, type WasmThreadsInfo, wasmThreadsInfo } from './wasm-threads.js';
 
-export type BackendName = 'auto' | 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
-export type ConcreteBackendName = Exclude<BackendName, 'auto'>;
+import { BACKEND_NAMES, BACKEND_ORDER, type BackendName, type ConcreteBackendName } from './names.js';
 
-/** The concrete backends, in the order 'auto' tries them. */
-export const BACKEND_ORDER: readonly ConcreteBackendName[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
-export const BACKEND_NAMES: readonly BackendName[] = ['auto', ...BACKEND_ORDER];
+export { BACKEND_NAMES, BACKEND_ORDER, type BackendName, type ConcreteBackendName } from './names.js';
 
 export interface BackendStatus {
   name: ConcreteBackendName;

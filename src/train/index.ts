@@ -8,3 +8,5 @@ export * from './plot.js';
 export * from './trainer.js';
 export * from './ema.js';
 export { RunStopped } from './run-folder.js';
+export { stoppableByCtrlC } from './stop.js';
+export { flagName, optionAsIs, type OptionName } from './options.js';
