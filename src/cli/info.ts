@@ -1,13 +1,6 @@
 import type { Command } from 'commander';
-import {
-  type BackendStatus,
-  type ConcreteBackendName,
-  autoBackend,
-  isBackendName,
-  probeBackend,
-  probeBackends,
-  useBackend,
-} from '../backends/index.js';
+// Types only at the top: the backends (tfjs, wasm, Dawn) load when the command runs, not for --help.
+import type { BackendStatus, ConcreteBackendName } from '../backends/index.js';
 import { addBackendOption } from './common.js';
 
 interface InfoOptions {
@@ -27,6 +20,7 @@ export function registerInfoCommand(program: Command): void {
     .description('List the compute backends: usable or not (and why), and which one auto picks; --backend NAME reports that one alone.')
     .option('--json', 'print one JSON object');
   addBackendOption(cmd).action(async (opts: InfoOptions) => {
+    const { autoBackend, isBackendName, probeBackend, probeBackends, useBackend } = await import('../backends/index.js');
     const out = (line: string) => process.stdout.write(`${line}\n`);
     if (opts.backend !== 'auto') {
       // The one backend asked for, usable or not (and why); an unknown name is a one-line error.

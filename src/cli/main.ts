@@ -1,12 +1,8 @@
 #!/usr/bin/env node
-import * as tf from '@tensorflow/tfjs-core';
 import { Command, CommanderError } from 'commander';
-import { isWasmOutOfMemory } from '../backends/index.js';
 import { RevcolError } from '../core/errors.js';
 import { fsErrorLine, isUserFsError } from '../io/atomic.js';
-import { RunStopped } from '../train/run-folder.js';
 import { registerBaselineCommand } from './baseline.js';
-import { resumeCommand } from './common.js';
 import { registerInfoCommand } from './info.js';
 import { registerTextCommands } from './text.js';
 import { registerVisionCommands } from './vision.js';
@@ -38,7 +34,14 @@ export function buildProgram(): Command {
     .description('Reversible Column Networks (RevCol) on TensorFlow.js: train and run reversible column networks.')
     .version('0.1.0')
     // Parse errors are printed by runCli, as one `revcol: ...` line; help still goes out as usual.
-    .configureOutput({ outputError: () => {} });
+    .configureOutput({ outputError: () => {} })
+    // tfjs loads only for a command that runs (--help stays quick); its console notes (such as the
+    // cpu backend's "install tfjs-node" banner) would break the one-line messages on stderr, and
+    // PROD silences its warnings and nothing else.
+    .hook('preAction', async () => {
+      const tf = await import('@tensorflow/tfjs-core');
+      tf.env().set('PROD', true);
+    });
   registerInfoCommand(program);
   registerTextCommands(program);
   registerBaselineCommand(program);
@@ -55,9 +58,6 @@ function parseErrorLine(err: ParseError): string {
 }
 
 export async function runCli(argv: string[]): Promise<number> {
-  // tfjs's console notes (such as the cpu backend's "install tfjs-node" banner) would break the
-  // one-line messages on stderr; PROD silences its warnings and nothing else.
-  tf.env().set('PROD', true);
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -69,8 +69,12 @@ export async function runCli(argv: string[]): Promise<number> {
       process.stderr.write(`revcol: ${parseErrorLine(err)}\n`);
       return 1;
     }
-    if (err instanceof RunStopped) {
-      const next = err.resumable ? `; continue with: ${resumeCommand(argv, err.runDir)}` : '; run the command again to start';
+    // A stopped run (train/run-folder's RunStopped, told by its field so that the run folder's
+    // modules need not load for every error) says how to continue.
+    if (err instanceof RevcolError && typeof (err as { resumable?: unknown }).resumable === 'boolean') {
+      const { resumable, runDir } = err as RevcolError & { resumable: boolean; runDir?: string };
+      const { resumeCommand } = await import('./common.js');
+      const next = resumable ? `; continue with: ${resumeCommand(argv, runDir)}` : '; run the command again to start';
       process.stderr.write(`revcol: ${err.message}${next}\n`);
       return 130;
     }
@@ -82,6 +86,8 @@ export async function runCli(argv: string[]): Promise<number> {
       process.stderr.write(`revcol: ${fsErrorLine(err)}\n`);
       return 1;
     }
+    // Loaded here, not at the top: by now the command that threw has loaded the backends anyway.
+    const { isWasmOutOfMemory } = await import('../backends/index.js');
     if (isWasmOutOfMemory(err)) {
       process.stderr.write('revcol: the wasm backend ran out of memory (WebAssembly holds at most 4 GiB); use a smaller --batch-size or model, or --backend cpu\n');
       return 1;
