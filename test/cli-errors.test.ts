@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { readTextExamples, readTextLines, Utf8LineCheck } from '../src/data/text.js';
 import { fsErrorLine, isUserFsError } from '../src/io/atomic.js';
 import { writeNpy } from '../src/io/npy.js';
-import { fineTune } from '../src/text/classifier.js';
+import { fineTune } from '../src/text/fine-tune.js';
 import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
 import { writeTopics } from './helpers/text-data.js';
 

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { writeTopics } from './helpers/text-data.js';
 import { useBackend } from '../src/backends/index.js';
 import { disposeCheckpoint, loadCheckpoint, loadModelDir, saveWeights } from '../src/train/checkpoint.js';
-import { lengthGroupedBatches } from '../src/text/classifier.js';
+import { lengthGroupedBatches } from '../src/text/encoded.js';
 import { chooseMaxLength, fineTune, readTextExamples, RevColText, TextClassifier, TextTokenizer, textClassificationReport } from '../src/index.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-text-api-'));

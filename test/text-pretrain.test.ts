@@ -7,7 +7,8 @@ import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
 import { writeTopics } from './helpers/text-data.js';
 import { useBackend } from '../src/backends/index.js';
 import { loadModelDir } from '../src/train/checkpoint.js';
-import { fineTune, TextClassifier } from '../src/text/classifier.js';
+import { TextClassifier } from '../src/text/classifier.js';
+import { fineTune } from '../src/text/fine-tune.js';
 import { maskingFor, maskTokens, pretrain } from '../src/text/pretrain.js';
 import { TextTokenizer } from '../src/text/tokenizer.js';
 

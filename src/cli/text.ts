@@ -1,7 +1,8 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { fail } from '../core/errors.js';
 import { readTextExamples, readTextLines, type TextExamples } from '../data/text.js';
-import { type TextEvaluationReport, fineTune, type FineTuneResult, TextClassifier } from '../text/classifier.js';
+import { type TextEvaluationReport, TextClassifier } from '../text/classifier.js';
+import { fineTune, type FineTuneResult } from '../text/fine-tune.js';
 import { pretrain } from '../text/pretrain.js';
 import { presetNames } from '../text/presets.js';
 import { describeTasks, loadTask, taskKind, taskNames } from '../text/tasks.js';

@@ -8,7 +8,7 @@
  */
 import { RevcolError } from '../core/errors.js';
 import { RunStopped } from '../train/run-folder.js';
-import { type FineTuneOptions, fineTune } from './classifier.js';
+import { type FineTuneOptions, fineTune } from './fine-tune.js';
 
 const send = (message: unknown) => new Promise<void>((resolve) => process.send!(message, undefined, {}, () => resolve()));
 

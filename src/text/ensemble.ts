@@ -9,7 +9,9 @@ import { fail, RevcolError } from '../core/errors.js';
 import { RunStopped } from '../train/run-folder.js';
 import type { TextExamples } from '../data/text.js';
 import type { StepProgress } from '../train/trainer.js';
-import { type FineTuneOptions, type FineTuneResult, fineTune, PRETRAINED_DIR, TextClassifier } from './classifier.js';
+import type { TrainSummary } from '../train/trainer.js';
+import { TextClassifier } from './classifier.js';
+import { PRETRAINED_DIR } from './model-meta.js';
 import { writeEnsembleManifest } from './ensemble-manifest.js';
 import { TextTokenizer } from './tokenizer.js';
 
@@ -24,10 +26,46 @@ import { TextTokenizer } from './tokenizer.js';
 type WorkerMessage =
   | { type: 'log'; line: string }
   | ({ type: 'step' } & StepProgress)
-  | { type: 'done'; result: FineTuneResult }
+  | { type: 'done'; result: MemberResult }
   | { type: 'error'; message: string; stack?: string; user: boolean; stopped?: boolean };
 
 type Log = (line: string) => void;
+
+/**
+ * What the ensemble needs of a member's options and result. The members are trained by the
+ * fine-tune passed in (fine-tune.ts hands over its own), so this module imports no recipe and
+ * fine-tune.ts can load it without an import cycle.
+ */
+export interface MemberOptions {
+  out: string;
+  seed?: number;
+  splitSeed?: number;
+  resume?: boolean;
+  overwrite?: boolean;
+  nestedIn?: string;
+  ensemble?: number;
+  parallel?: number;
+  backend?: string;
+  progress?: boolean;
+  signal?: AbortSignal;
+  log?: Log;
+  onStep?: (p: StepProgress) => void;
+}
+export interface MemberResult {
+  outDir: string;
+  summary: TrainSummary;
+  labels: string[];
+  maxLength: number;
+  tokenizer: string;
+}
+/** What an ensemble's result adds to its first member's. */
+export interface EnsembleSummary<R> {
+  members: R[];
+  accuracy: number;
+  macroF1: number;
+  seeds: number[];
+}
+type TrainOne<O, R> = (options: O) => Promise<R>;
 
 /** Member k (from 1) trains with seed + k - 1, so member 1 is the single model of the same seed. */
 export function memberSeeds(seed: number, members: number): number[] {
@@ -44,7 +82,13 @@ function oneCoreBackend(): 'wasm' | 'cpu' | null {
  * Trains the members into OUT/member-k and writes the manifest. `begin` is called once the
  * settings are checked, right before the members start writing (see RunFolder.begin).
  */
-export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, members: number, evalSet: TextExamples, begin: () => Promise<void> = async () => {}): Promise<FineTuneResult> {
+export async function fineTuneEnsemble<O extends MemberOptions, R extends MemberResult>(
+  options: O & { log: Log },
+  members: number,
+  evalSet: TextExamples,
+  trainOne: TrainOne<O, R>,
+  begin: () => Promise<void> = async () => {},
+): Promise<R & { ensemble: EnsembleSummary<R> }> {
   const { log } = options;
   const started = performance.now();
   const seed = options.seed ?? 0;
@@ -59,7 +103,7 @@ export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, 
   const names = seeds.map((_, k) => `member-${k + 1}`);
   log(`ensemble of ${members} models (seeds ${seeds.join(', ')}), ${atOnce > 1 ? `${atOnce} at a time, each in its own process` : 'one after another'}`);
 
-  const memberOptions = names.map((name, k): FineTuneOptions => {
+  const memberOptions = names.map((name, k): O => {
     // The signal stays here (the parent stops its members); members write inside the guarded folder.
     const { log: _log, onStep: _onStep, parallel: _parallel, signal: _signal, overwrite: _overwrite, ...rest } = options;
     const out = path.join(options.out, name);
@@ -74,12 +118,12 @@ export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, 
       // stopped while pre-training (--pretrain-epochs) continues its pre-training.
       resume: Boolean(options.resume) && [out, path.join(out, PRETRAINED_DIR)].some((dir) => existsSync(path.join(dir, 'last.ckpt.safetensors'))),
       ...(backend ? { backend } : {}),
-    };
+    } as O;
   });
   await begin();
   const results = atOnce > 1
-    ? await trainInProcesses(memberOptions, atOnce, log, options.progress !== false, options.signal)
-    : await trainInTurn(memberOptions, log, options.onStep, options.signal);
+    ? await trainInProcesses<O, R>(memberOptions, atOnce, log, options.progress !== false, options.signal)
+    : await trainInTurn(memberOptions, trainOne, log, options.onStep, options.signal);
 
   // The ensemble's folder: the tokenizer (shared by all members), the manifest, its own score.
   const first = results[0]!;
@@ -105,12 +149,12 @@ export async function fineTuneEnsemble(options: FineTuneOptions & { log: Log }, 
   };
 }
 
-async function trainInTurn(list: FineTuneOptions[], log: Log, onStep?: (p: StepProgress) => void, signal?: AbortSignal): Promise<FineTuneResult[]> {
-  const results: FineTuneResult[] = [];
+async function trainInTurn<O extends MemberOptions, R>(list: O[], trainOne: TrainOne<O, R>, log: Log, onStep?: (p: StepProgress) => void, signal?: AbortSignal): Promise<R[]> {
+  const results: R[] = [];
   for (const [k, options] of list.entries()) {
     const prefix = `member ${k + 1}/${list.length}: `;
     try {
-      results.push(await fineTune({ ...options, log: (line) => log(prefix + line), ...(onStep ? { onStep } : {}), ...(signal ? { signal } : {}) }));
+      results.push(await trainOne({ ...options, log: (line: string) => log(prefix + line), ...(onStep ? { onStep } : {}), ...(signal ? { signal } : {}) }));
     } catch (err) {
       if (err instanceof RunStopped) throw new RunStopped(`member ${k + 1} of ${list.length} ${err.message}`, true);
       throw err;
@@ -134,9 +178,9 @@ function workerCommand(): { script: string; args: string[] } {
  * When `signal` aborts, each running member is asked to stop after its step (it saves a
  * checkpoint), no other member starts, and once they have all stopped RunStopped is thrown.
  */
-function trainInProcesses(list: FineTuneOptions[], processes: number, log: Log, progress: boolean, signal?: AbortSignal): Promise<FineTuneResult[]> {
+function trainInProcesses<O extends MemberOptions, R>(list: O[], processes: number, log: Log, progress: boolean, signal?: AbortSignal): Promise<R[]> {
   const { script, args } = workerCommand();
-  const results: FineTuneResult[] = new Array(list.length);
+  const results: R[] = new Array(list.length);
   const bars = progress && process.stderr.isTTY
     ? new cliProgress.MultiBar({
         stream: process.stderr,
@@ -154,7 +198,7 @@ function trainInProcesses(list: FineTuneOptions[], processes: number, log: Log, 
   // Ctrl-C: members asked to stop, and what each said when it stopped.
   let stopping = false;
   const stops: string[] = [];
-  return new Promise<FineTuneResult[]>((resolve, reject) => {
+  return new Promise<R[]>((resolve, reject) => {
     const stopAll = (err: Error) => {
       if (failed) return;
       failed = true;
@@ -203,7 +247,7 @@ function trainInProcesses(list: FineTuneOptions[], processes: number, log: Log, 
           bar.update(m.seen, { epoch: m.epoch, loss: m.loss.toFixed(4), speed: seconds > 0 ? (m.seen / seconds).toFixed(1) : '-' });
         } else if (m.type === 'done') {
           done = true;
-          results[k] = m.result;
+          results[k] = m.result as R;
         } else if (m.type === 'error') {
           done = true;
           if (m.stopped) {

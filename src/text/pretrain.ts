@@ -10,15 +10,12 @@ import { dataPrint, inlinePrint, type RunIdentity, withRunFolder } from '../trai
 import { type StepProgress, train, type TrainSummary } from '../train/trainer.js';
 import { chooseMaxLength, EncodedTexts, lengthGroupedBatches } from './encoded.js';
 import { MaskedLMHead, type MaskedTextBatch, RevColText } from './model.js';
+import { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE } from './model-meta.js';
 import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
 import { loadTask } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
 
-/** What a masked-LM pre-training checkpoint records: a text model's columns without a classifier. */
-export const MASKED_LM_OBJECTIVE = 'masked-lm';
-
-/** Parameter-name prefix of the masked-LM head in a pre-training checkpoint. */
-export const MASKED_LM_HEAD = 'mlm';
+export { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE } from './model-meta.js';
 
 /** BERT's recipe: 15% of the tokens are chosen; of those 80% become [MASK], 10% a random token, 10% stay. */
 export const DEFAULT_MASK_FRACTION = 0.15;

@@ -12,9 +12,7 @@
  * (counting the words cut); evaluation and prediction cut them into windows instead, so that
  * every word gets a tag.
  */
-import { existsSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ensureBackend, useBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
@@ -30,7 +28,8 @@ import { softmaxCrossEntropy } from '../train/losses.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { lengthGroupedBatches } from './encoded.js';
 import { RevColText, type TextStepOptions } from './model.js';
-import { checkMaxLength, MASKED_LM_OBJECTIVE, runTrainOptions, type TextRunOptions } from './pretrain.js';
+import { folderTokenizer, MASKED_LM_OBJECTIVE, readResumeMeta, TOKEN_CLASSIFICATION_OBJECTIVE } from './model-meta.js';
+import { checkMaxLength, runTrainOptions, type TextRunOptions } from './pretrain.js';
 import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
 import { taskKind, taskNames } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
@@ -38,8 +37,7 @@ import { detectEntityScheme, type EntityScheme, tokenClassificationMetrics, type
 
 /** The label of tokens left out of the loss (a word's later pieces, special tokens, padding), as in Hugging Face. */
 export const IGNORE_INDEX = -100;
-/** What a token classifier's checkpoint records as its objective. */
-export const TOKEN_CLASSIFICATION_OBJECTIVE = 'token-classification';
+export { TOKEN_CLASSIFICATION_OBJECTIVE } from './model-meta.js';
 /** Parameter-name prefix of the token-classification head. */
 export const TOKEN_HEAD = 'tagger';
 
@@ -516,13 +514,6 @@ function readTokenMeta(meta: Record<string, unknown>, where: string): TokenModel
   return m;
 }
 
-/** The folder's own copy of the tokenizer, else the recorded source. */
-async function folderTokenizer(dir: string, recorded: string, allowNetwork?: boolean): Promise<TextTokenizer> {
-  const folder = existsSync(dir) && statSync(dir).isDirectory() ? dir : path.dirname(dir);
-  if (existsSync(path.join(folder, 'tokenizer.json'))) return TextTokenizer.fromFolder(path.resolve(folder), recorded);
-  return TextTokenizer.load(recorded, { allowNetwork });
-}
-
 /** A trained token classifier: `await TokenClassifier.load(dir)`, then `classify(texts)`. */
 export class TokenClassifier {
   private readonly encoder: WordEncoder;
@@ -765,7 +756,7 @@ export async function fineTuneTokens(options: TokenFineTuneOptions): Promise<Tok
   const hyper = task?.hyper ?? {};
 
   // An earlier model: resume (same everything) or from (its columns).
-  const resumeMeta = options.resume ? await readResumeMeta(options.out) : null;
+  const resumeMeta = options.resume ? readTokenMeta(await readResumeMeta(options.out), options.out) : null;
   const fromModel = options.from && !resumeMeta ? await loadModelDir(options.from) : null;
   try {
     let fromMeta: EarlierTextMeta | null = null;
@@ -928,12 +919,4 @@ interface EarlierTextMeta {
   labels: string[];
   objective?: string;
   preset?: string;
-}
-
-async function readResumeMeta(out: string): Promise<TokenModelMeta> {
-  const last = path.join(out, 'last.ckpt.safetensors');
-  if (!existsSync(last)) fail(`cannot resume: ${last} does not exist; run without --resume to start a new run in ${out}`);
-  const loaded = await loadModelDir(last);
-  loaded.tensors.forEach((t) => t.dispose());
-  return readTokenMeta(loaded.meta, out);
 }

@@ -5,6 +5,7 @@
  * baseline every tagger should beat.
  */
 import { fail } from '../core/errors.js';
+import { classScores } from '../train/metrics.js';
 
 export interface TagScores {
   precision: number;
@@ -114,12 +115,7 @@ export function entitySpans(tags: readonly string[]): EntitySpan[] {
   return spans;
 }
 
-function scores(tp: number, predicted: number, support: number): TagScores {
-  const precision = predicted ? tp / predicted : 0;
-  const recall = support ? tp / support : 0;
-  const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
-  return { precision, recall, f1, support };
-}
+const scores = classScores;
 
 function checkAligned(gold: readonly (readonly string[])[], predicted: readonly (readonly string[])[]): void {
   if (gold.length !== predicted.length) fail(`cannot score ${predicted.length} predicted sentences against ${gold.length} gold ones: give one prediction per sentence`);

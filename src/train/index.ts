@@ -10,3 +10,4 @@ export * from './ema.js';
 export { RunStopped } from './run-folder.js';
 export { stoppableByCtrlC } from './stop.js';
 export { flagName, optionAsIs, type OptionName } from './options.js';
+export * from './metrics.js';
