@@ -157,7 +157,8 @@ export const RESIZE_GRAD_KERNELS: readonly string[] = ['ResizeNearestNeighborGra
 /**
  * Replaces the resize gradients of a backend with correct ones. Idempotent. For wasm, call it
  * after '@tensorflow/tfjs-backend-wasm' has been imported (registerWasmTrainingKernels does);
- * the cpu ones are registered when this module is imported.
+ * the cpu ones are registered when this module is imported (src/index.ts and src/backends/index.ts
+ * import it; src/core does not, as core imports nothing above it) and again by useBackend('cpu').
  */
 export function registerResizeGradFixes(backendName: 'cpu' | 'wasm'): void {
   for (const config of fixes) {

@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's own bundles carry no gradient functions; the tfjs package registers them (on
 // the same tfjs-core instance).
 import '@tensorflow/tfjs';
-// Correct resize gradients for the cpu backend (tfjs 4.22's are wrong for batch > 1); see src/backends/kernel-fixes.ts.
-import '../backends/kernel-fixes.js';
+// The cpu resize-gradient fixes are registered by src/backends (imported by src/index.ts), not
+// here: core imports nothing above it (docs/architecture.md).
 import { addScaled, channelScale, columnSum, scaledResidual, unscaleDifference } from '../ops/fused.js';
 import { fail, shapeString } from './errors.js';
 import { Module } from './module.js';

@@ -4,7 +4,7 @@
  * as one JSON line (goal: accuracy ≥ 0.99 on the task's test split, on the CPU), and appends it
  * to bench/results/spam.jsonl.
  *
- * Run: npx tsx bench/spam.ts [--out DIR] [--backend B] [-- extra fine-tune flags]
+ * Run: npx tsx bench/spam/fine-tune.ts [--out DIR] [--backend B] [-- extra fine-tune flags]
  * Both commands run as separate processes, exactly as a user types them; their progress
  * goes to stderr. For an ensemble (the task's default) it also records each member's
  * per-epoch test accuracy and the accuracy of the average of the members' last checkpoints.
@@ -13,13 +13,13 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { useBackend } from '../src/backends/index.js';
-import { TextClassifier } from '../src/text/classifier.js';
-import { readEnsembleManifest } from '../src/text/ensemble-manifest.js';
-import { loadTask } from '../src/text/tasks.js';
-import { recordResult } from './lib/record.js';
+import { useBackend } from '../../src/backends/index.js';
+import { TextClassifier } from '../../src/text/classifier.js';
+import { readEnsembleManifest } from '../../src/text/ensemble-manifest.js';
+import { loadTask } from '../../src/text/tasks.js';
+import { recordResult } from '../lib/record.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = process.argv.slice(2);
 const flag = (name: string, fallback?: string): string | undefined => {
   const i = args.indexOf(name);

@@ -5,22 +5,22 @@
  * `config` for model config changes, `source` for changes to the task's data source).
  * Prints one JSON line and appends it to bench/results/spam-validation.jsonl.
  *
- *   npx tsx bench/spam-validation.ts NAME '{"labelSmoothing": 0.1}' [BACKEND]
- *   npx tsx bench/spam-validation.ts NAME '{"maxLength": 512, "config": {"columns": 4}}'
- *   npx tsx bench/spam-validation.ts NAME '{"validationFraction": 0.2, "seed": 101}'
- *   npx tsx bench/spam-validation.ts NAME '{"validationFraction": 0.2, "collapseRuns": 3}'
- *   npx tsx bench/spam-validation.ts NAME '{"source": {"body": "decoded"}}'
+ *   npx tsx bench/spam/validation.ts NAME '{"labelSmoothing": 0.1}' [BACKEND]
+ *   npx tsx bench/spam/validation.ts NAME '{"maxLength": 512, "config": {"columns": 4}}'
+ *   npx tsx bench/spam/validation.ts NAME '{"validationFraction": 0.2, "seed": 101}'
+ *   npx tsx bench/spam/validation.ts NAME '{"validationFraction": 0.2, "collapseRuns": 3}'
+ *   npx tsx bench/spam/validation.ts NAME '{"source": {"body": "decoded"}}'
  * BACKEND defaults to wasm (the library alone would stay on tfjs's default, the slow cpu one).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { splitHeldOut, type TextExamples } from '../src/data/text.js';
-import { type FineTuneOptions, fineTune } from '../src/text/classifier.js';
-import { loadTask } from '../src/text/tasks.js';
-import { recordResult } from './lib/record.js';
+import { splitHeldOut, type TextExamples } from '../../src/data/text.js';
+import { type FineTuneOptions, fineTune } from '../../src/text/fine-tune.js';
+import { loadTask } from '../../src/text/tasks.js';
+import { recordResult } from '../lib/record.js';
 
 const [name, json, backend = 'wasm'] = process.argv.slice(2);
-if (!name) throw new Error('usage: npx tsx bench/spam-validation.ts NAME [CHANGES-JSON]');
+if (!name) throw new Error('usage: npx tsx bench/spam/validation.ts NAME [CHANGES-JSON]');
 const { config: configChanges, source: sourceChanges, validationFraction = 0.1, ...changes } = JSON.parse(json ?? '{}') as Omit<Partial<FineTuneOptions>, 'config'> & {
   config?: Record<string, unknown>;
   source?: Record<string, unknown>;

@@ -3,11 +3,11 @@
  * them (fine-tune --collapse-runs N, default 3) frees: texts changed, and tokens saved in each
  * text's first 3,000 characters (about what a 256-token window reads). Prints one JSON line.
  *
- *   npx tsx bench/spam-symbol-runs.ts [N]
+ *   npx tsx bench/spam/symbol-runs.ts [N]
  */
-import { collapseSymbolRuns } from '../src/data/text.js';
-import { loadTask } from '../src/text/tasks.js';
-import { TextTokenizer } from '../src/text/tokenizer.js';
+import { collapseSymbolRuns } from '../../src/data/text.js';
+import { loadTask } from '../../src/text/tasks.js';
+import { TextTokenizer } from '../../src/text/tokenizer.js';
 
 const keep = Number(process.argv[2] ?? 3);
 const texts = (await loadTask('spam')).train.texts;

@@ -1,21 +1,21 @@
 /**
  * Does averaging seeds help on the spam task, judged without its test split? Takes runs of
- * bench/spam-validation.ts that share a validation part (same validationFraction) and differ
+ * bench/spam/validation.ts that share a validation part (same validationFraction) and differ
  * in seed, and scores on that part each run's LAST checkpoint (best.safetensors was chosen on
  * the validation part itself) and the average of every subset of 2, 3, … of them.
  * Prints one JSON line and appends it to bench/results/spam-validation-ensemble.jsonl.
  *
- *   npx tsx bench/spam-validation-ensemble.ts v20-s101 v20-s102 v20-s103 v20-s104
+ *   npx tsx bench/spam/validation-ensemble.ts v20-s101 v20-s102 v20-s103 v20-s104
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { useBackend } from '../src/backends/index.js';
-import { collapseSymbolRuns } from '../src/data/text.js';
-import { TextClassifier } from '../src/text/classifier.js';
-import { recordResult } from './lib/record.js';
+import { useBackend } from '../../src/backends/index.js';
+import { collapseSymbolRuns } from '../../src/data/text.js';
+import { TextClassifier } from '../../src/text/classifier.js';
+import { recordResult } from '../lib/record.js';
 
 const names = process.argv.slice(2);
-if (names.length < 2) throw new Error('usage: npx tsx bench/spam-validation-ensemble.ts RUN RUN [RUN...]');
+if (names.length < 2) throw new Error('usage: npx tsx bench/spam/validation-ensemble.ts RUN RUN [RUN...]');
 await useBackend('wasm');
 const dirOf = (name: string) => path.join('runs', 'spam-validation', name);
 const read = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; label: string });

@@ -3,10 +3,10 @@
  * logistic regression, trained on the task's train split and scored on its test split, in plain
  * TypeScript (no tfjs). It tells how good "good" is for the RevCol text model on the same split.
  *
- * Run: npx tsx bench/spam-baseline.ts   (prints one JSON line)
+ * Run: npx tsx bench/spam/baseline.ts   (prints one JSON line)
  */
 import { pathToFileURL } from 'node:url';
-import { loadTask } from '../src/text/tasks.js';
+import { loadTask } from '../../src/text/tasks.js';
 
 const TOKEN = /[\p{L}\p{N}_]{2,}/gu; // word characters, two or more (scikit-learn's default token pattern)
 const MIN_DF = 2;
