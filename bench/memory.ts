@@ -11,7 +11,8 @@ import { useBackend } from '../src/backends/index.js';
 import { lossAndGradients } from '../src/index.js';
 import { ToyNet } from '../examples/gated-mlp-columns.js';
 import { RevColVision } from '../src/vision/model.js';
-import { DEFAULT_ANCHOR_EVERY, VISION_PRESETS } from '../src/vision/presets.js';
+import { DEFAULT_ANCHOR_EVERY } from '../src/vision/model.js';
+import { VISION_PRESETS } from '../src/vision/presets.js';
 import { args, flag } from './lib/args.js';
 
 const json = args.includes('--json');

@@ -9,9 +9,9 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { backendFromOptions } from '../src/cli/common.js';
-import { evaluateVision } from '../src/cli/vision-eval.js';
-import { trainVision } from '../src/cli/vision-train.js';
+import { backendFromOptions } from '../src/backends/choose.js';
+import { evaluateVision } from '../src/vision/classifier.js';
+import { trainVision } from '../src/vision/train.js';
 import { recordResult } from './lib/record.js';
 
 function arg(name: string): string | undefined {

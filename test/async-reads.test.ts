@@ -12,9 +12,8 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTopics } from './helpers/text-data.js';
 import { ToyNet } from '../examples/gated-mlp-columns.js';
-import { evaluateVision } from '../src/cli/vision-eval.js';
-import { predictVision } from '../src/cli/vision-predict.js';
-import { trainVision } from '../src/cli/vision-train.js';
+import { evaluateVision, predictVision } from '../src/vision/classifier.js';
+import { trainVision } from '../src/vision/train.js';
 import { writeNpy } from '../src/io/npy.js';
 import {
   checkModelScales, fineTune, lossAndGradients, markAsyncReadBackend, readsSynchronously, readTextExamples, RevcolError, TextClassifier,

@@ -57,6 +57,8 @@ describe('revcol vision train / eval: bad input', () => {
     ['one-class folder', () => ['vision', 'train', '--data', path.join(root, 'one'), '--backend', 'cpu'], /single class \(cats\)/],
     ['folder without images', () => ['vision', 'train', '--data', path.join(root, 'empty'), '--backend', 'cpu'], /no readable/],
     ['missing folder', () => ['vision', 'train', '--data', path.join(root, 'nope'), '--backend', 'cpu'], /cannot read the data folder/],
+    // the library's message names the option (batchSize); the CLI's names the flag
+    ['a zero batch size', () => ['vision', 'train', '--data', 'mnist', '--limit', '16', '--batch-size', '0', '--out', path.join(root, 'bs0'), '--backend', 'cpu'], /^revcol: --batch-size must be a whole number ≥ 1, got 0$/],
     ['eval of a missing model', () => ['vision', 'eval', '--model', path.join(root, 'nope'), '--data', 'mnist', '--backend', 'cpu'], /does not exist/],
   ];
   for (const [name, args, message] of cases) {

@@ -7,7 +7,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import sharp from 'sharp';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCliCaptured } from './helpers/cli.js';
-import { imageBatch } from '../src/cli/vision-predict.js';
+import { ImageClassifier, predictVision } from '../src/vision/classifier.js';
+import { imageBatch } from '../src/vision/input.js';
 import { readNpy, serializeNpy } from '../src/io/npy.js';
 import { saveWeights } from '../src/train/checkpoint.js';
 import { RevColVision, VISION_PRESETS } from '../src/vision/index.js';
@@ -55,6 +56,24 @@ describe('revcol vision predict', () => {
       expect(top[0].index).toBe(refRows[i].indexOf(Math.max(...refRows[i])));
       expect(top[0].prob).toBeGreaterThanOrEqual(top[1].prob);
     });
+  });
+
+  it('ImageClassifier.fromRelease gives the same logits from the library, and names options in its errors', async () => {
+    const dir = path.join(PARITY, 'dev-plain');
+    const before = tf.memory().numTensors;
+    const classifier = await ImageClassifier.fromRelease({ config: path.join(dir, 'config.json'), weights: path.join(dir, 'weights.safetensors') });
+    const { inputs, logits } = await classifier.logits(path.join(dir, 'input.npy'));
+    const ref = await readNpy(path.join(dir, 'logits.npy'));
+    const maxRef = Math.max(...ref.data.map(Math.abs));
+    expect(inputs).toEqual(Array.from({ length: ref.shape[0] }, (_, i) => `${path.join(dir, 'input.npy')}[${i}]`));
+    logits.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - ref.data[i * ref.shape[1] + j])).toBeLessThanOrEqual(1e-4 * (1 + maxRef))));
+    // no labels in a release file: the class indices stand in
+    const [top] = await classifier.classify(path.join(dir, 'input.npy'), { topK: 1 });
+    expect(top[0].label).toBe(String(logits[0].indexOf(Math.max(...logits[0]))));
+    classifier.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    await expect(ImageClassifier.fromRelease({})).rejects.toThrow(/^give one of preset or config$/);
+    await expect(predictVision({ inputs: ['x.png'] })).rejects.toThrow(/^give exactly one of model DIR, preset NAME or config FILE\.json$/);
   });
 
   it('takes image files, padded or resized to the input size, rows in input order', async () => {

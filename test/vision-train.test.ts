@@ -5,9 +5,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
-import { evaluateVision, formatReport } from '../src/cli/vision-eval.js';
-import { PRESET_SAMPLES, defaultEpochs, defaultModelFor, trainVision } from '../src/cli/vision-train.js';
+import { evaluateVision, formatVisionReport, ImageClassifier } from '../src/vision/classifier.js';
+import { PRESET_SAMPLES, defaultEpochs, defaultModelFor, trainVision } from '../src/vision/train.js';
 import { readSafetensors } from '../src/io/safetensors.js';
+import { flagName } from '../src/train/options.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -65,8 +66,39 @@ describe('vision train / eval on MNIST (smoke)', () => {
     expect(report.confusion.flat().reduce((a, b) => a + b, 0)).toBe(50);
     const diagonal = report.confusion.reduce((s, row, i) => s + row[i], 0);
     expect(report.accuracy).toBeCloseTo(diagonal / 50, 10);
-    expect(formatReport(report)).toContain('confusion matrix');
+    expect(formatVisionReport(report)).toContain('confusion matrix');
     expect(tf.memory().numTensors).toBe(before);
+
+    // The same model through ImageClassifier: the same report, and top-k classes of a tensor batch.
+    const classifier = await ImageClassifier.load(out);
+    expect(classifier.labels).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    expect(await classifier.evaluate('mnist', { limit: 50 })).toEqual(report);
+    const x = tf.randomNormal([3, 32, 32, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
+    const top = await classifier.classify(x, { topK: 3 });
+    expect(top).toHaveLength(3);
+    const expected = tf.tidy(() => tf.softmax(classifier.model.logits(x)).arraySync() as number[][]);
+    top.forEach((row, i) => {
+      expect(row).toHaveLength(3);
+      const best = expected[i].indexOf(Math.max(...expected[i]));
+      expect(row[0]).toEqual({ label: String(best), score: expect.closeTo(expected[i][best], 5) });
+      expect(row[0].score).toBeGreaterThanOrEqual(row[1].score);
+      expect(row[1].score).toBeGreaterThanOrEqual(row[2].score);
+    });
+    const wrongSize = tf.zeros([1, 28, 28, 3]) as tf.Tensor4D;
+    await expect(classifier.classify(wrongSize)).rejects.toThrow(/^images of 28×28 do not fit this model: give 32×32/);
+    await expect(classifier.classify(x, { topK: 0 })).rejects.toThrow(/^topK must be a whole number ≥ 1, got 0$/);
+    tf.dispose([x, wrongSize]);
+    classifier.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('names options in its errors: as given to the library, or as flags for the CLI', async () => {
+    const out = () => path.join(tempDir(), 'run');
+    await expect(trainVision({ data: '', out: out(), ...quiet })).rejects.toThrow(/^data is required: give mnist or a folder/);
+    await expect(trainVision({ data: 'mnist', limit: 16, preset: 'revcol-nano-32', batchSize: 0, out: out(), ...quiet })).rejects.toThrow(/^batchSize must be a whole number ≥ 1, got 0$/);
+    await expect(trainVision({ data: 'mnist', limit: 16, preset: 'revcol-nano-32', ema: 1, out: out(), optionName: flagName, ...quiet })).rejects.toThrow(/^--ema must be in \[0, 1\)/);
+    await expect(trainVision({ data: 'mnist', preset: 'revcol-nano-32', config: 'x.json', out: out(), ...quiet })).rejects.toThrow(/^give either preset or config, not both$/);
+    await expect(evaluateVision({ model: '', data: 'mnist' })).rejects.toThrow(/^model is required/);
   });
 
   it('chooses defaults from the data', () => {
@@ -116,5 +148,13 @@ describe('vision train on an image folder (smoke)', () => {
     expect(report.split).toMatch(/held-out 20%/);
     expect(report.count).toBe(4);
     expect(report.accuracy).toBe(1);
+
+    // Image files through ImageClassifier: one top-k list per file, labels by name.
+    const classifier = await ImageClassifier.load(out);
+    const [red, blue] = await classifier.classify([path.join(data, 'red', '9.png'), path.join(data, 'blue', '9.png')], { topK: 2 });
+    expect(red.map((c) => c.label)).toEqual(['red', 'blue']);
+    expect(blue.map((c) => c.label)).toEqual(['blue', 'red']);
+    expect(red[0].score + red[1].score).toBeCloseTo(1, 5);
+    classifier.dispose();
   });
 });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Body, Fusion, type LevelInfo, RevColumns } from '../core/engine.js';
+import { Body, FAMILY_ANCHOR_EVERY, Fusion, type LevelInfo, RevColumns } from '../core/engine.js';
 import { fail, shapeString } from '../core/errors.js';
 import { type HeadsPart, type LossAndGradients, type StemPart, type TrainingMode, lossAndGradients } from '../core/gradients.js';
 import { LayerNorm, Linear, gelu } from '../core/layers.js';
@@ -7,7 +7,10 @@ import { Module, ModuleList } from '../core/module.js';
 import { type ForwardContext, RandomStream, evalContext } from '../core/random.js';
 import { bceWithLogits, softmaxCrossEntropy } from '../train/losses.js';
 import { ConvNeXtBlock, PatchConv, pixelShuffle, sequence, upsampleNearest2x } from './layers.js';
-import { DEFAULT_ANCHOR_EVERY, type VisionConfig, headColumns, sizeMultiple, usesSimpleDecoder, validateVisionConfig } from './presets.js';
+import { type VisionConfig, headColumns, sizeMultiple, usesSimpleDecoder, validateVisionConfig } from './presets.js';
+
+/** Columns kept exactly in reversible training when a config does not say (see VisionConfig.anchorEvery). */
+export const DEFAULT_ANCHOR_EVERY = FAMILY_ANCHOR_EVERY;
 
 /** Loss weights of the release's compound loss (§5): reconstruction 3.0, early classification 0.7. */
 export const RECONSTRUCTION_WEIGHT = 3.0;

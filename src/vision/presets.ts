@@ -1,5 +1,5 @@
+// Light (no TensorFlow.js): the CLI reads the preset names when it declares its flags.
 import { promises as fs } from 'node:fs';
-import { FAMILY_ANCHOR_EVERY } from '../core/engine.js';
 import { fail } from '../core/errors.js';
 
 /** The configuration of a RevCol vision network (REVCOL.md §4–5). */
@@ -32,8 +32,6 @@ export interface VisionConfig {
    */
   anchorEvery?: number;
 }
-
-export const DEFAULT_ANCHOR_EVERY = FAMILY_ANCHOR_EVERY;
 
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
