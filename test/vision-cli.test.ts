@@ -39,6 +39,24 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
+describe('revcol vision: registration', () => {
+  it('declares its commands without loading TensorFlow.js, sharp or the model (a fast --help)', () => {
+    // tfjs-core sets globalThis._tfengine when loaded; sharp, a CommonJS package, shows in require's cache.
+    const script = [
+      "import { createRequire } from 'node:module';",
+      "import { Command } from 'commander';",
+      "const { registerVisionCommands } = await import('./src/cli/vision.ts');",
+      "await import('./src/cli/common.ts');",
+      'const vision = registerVisionCommands(new Command());',
+      'const cache = Object.keys(createRequire(import.meta.url).cache);',
+      "console.log(JSON.stringify({ commands: vision.commands.map((c) => c.name()), tfjs: '_tfengine' in globalThis, sharp: cache.some((f) => f.includes('/sharp/')) }));",
+    ].join('\n');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: path.resolve(__dirname, '..'), encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ commands: ['train', 'eval', 'predict'], tfjs: false, sharp: false });
+  });
+});
+
 describe('revcol vision train / eval: bad input', () => {
   it('shows examples in --help', () => {
     const train = cli('vision', 'train', '--help');
