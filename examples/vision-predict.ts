@@ -1,15 +1,16 @@
 // Image classification through the API: train a small RevCol vision network (the release's
 // ConvNeXt columns, preset revcol-nano-32) for a few steps on made-up 32×32 pictures (a red or a
-// blue rectangle on a noisy background), save its weights in the release's .safetensors layout, load them into a
-// fresh model and classify PNG files — what `revcol vision predict --config … --weights …` does,
-// from code.
+// blue rectangle on a noisy background), save its weights in the release's .safetensors layout, load them
+// with ImageClassifier.fromRelease and classify PNG files — what `revcol vision predict --config …
+// --weights …` does, from code. (A run of `revcol vision train` or trainVision loads with
+// ImageClassifier.load(dir), labels included.)
 //
 // Run it: npx tsx examples/vision-predict.ts   (a few seconds)
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { AdamW, RevColVision, fitToModel, loadReleaseWeights, saveReleaseWeights, tf, useBackend, visionConfig, type VisionConfig } from 'revcol';
+import { AdamW, ImageClassifier, RevColVision, saveReleaseWeights, tf, useBackend, visionConfig, type VisionConfig } from 'revcol';
 
 const LABELS = ['red', 'blue'];
 const SIZE = 32;
@@ -44,15 +45,6 @@ function normalise(images: Uint8Array[], config: VisionConfig): tf.Tensor4D {
   });
 }
 
-/** A PNG (or JPEG, …) file as a 1×S×S×3 batch for this model: decoded by sharp, normalised, padded or resized to fit. */
-async function imageInput(file: string, config: VisionConfig): Promise<tf.Tensor4D> {
-  const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  const x = tf.tidy(() => tf.tensor4d(Float32Array.from(data), [1, info.height, info.width, 3]).div(255).sub(tf.tensor1d(config.mean)).div(tf.tensor1d(config.std)) as tf.Tensor4D);
-  const fitted = fitToModel(x, config);
-  x.dispose();
-  return fitted;
-}
-
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-example-vision-'));
 try {
   const backend = await useBackend('auto');
@@ -76,34 +68,30 @@ try {
   const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
   console.log(`trained ${steps} steps of 16 images (reversible backward, AdamW): mean loss of the first 4 steps ${mean(losses.slice(0, 4)).toFixed(3)}, of the last 4 ${mean(losses.slice(-4)).toFixed(3)}`);
 
-  // Save in the release's layout (loadable by its PyTorch code too) and load into a new model.
+  // Save in the release's layout (loadable by its PyTorch code too) and load it for classifying.
   const weights = path.join(work, 'red-blue.safetensors');
   await saveReleaseWeights(model, weights);
   optimizer.dispose();
   model.dispose();
-  const loaded = new RevColVision(config);
-  await loadReleaseWeights(loaded, weights);
+  const classifier = await ImageClassifier.fromRelease({ config, weights, labels: LABELS });
   console.log(`saved and loaded ${weights}`);
 
-  // Predict on image files, as `revcol vision predict` does.
+  // Classify image files (padded or resized to the input size and normalised, as `revcol vision predict` does).
   const files: Array<{ file: string; label: number }> = [];
   for (let i = 0; i < 8; i++) {
     const file = path.join(work, `new-${i}.png`);
     await sharp(Buffer.from(picture(i % 2, 10_000 + i)), { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toFile(file);
     files.push({ file, label: i % 2 });
   }
+  const results = await classifier.classify(files.map((f) => f.file), { topK: 1 });
   let right = 0;
-  for (const { file, label } of files) {
-    const x = await imageInput(file, config);
-    const probs = tf.tidy(() => tf.softmax(loaded.logits(x)));
-    const p = Array.from(await probs.data());
-    tf.dispose([x, probs]);
-    const best = p.indexOf(Math.max(...p));
-    if (best === label) right++;
-    console.log(`${path.basename(file)}: ${LABELS[best]} ${(p[best]! * 100).toFixed(1)}% (drawn ${LABELS[label]})`);
-  }
+  files.forEach(({ file, label }, i) => {
+    const [best] = results[i]!;
+    if (best!.label === LABELS[label]) right++;
+    console.log(`${path.basename(file)}: ${best!.label} ${(best!.score * 100).toFixed(1)}% (drawn ${LABELS[label]})`);
+  });
   console.log(`${right} of ${files.length} new images classified right`);
-  loaded.dispose();
+  classifier.dispose();
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
