@@ -10,9 +10,9 @@ import { defaultAugment, shuffledIndices, writeAffineNormalised, writeNormalised
 import { loadImageFolders } from '../src/data/images.js';
 import { loadVisionData } from '../src/data/load.js';
 import { loadMnist, MNIST_SIZE } from '../src/data/mnist.js';
+import { imageClassificationReport as classificationReport } from '../src/vision/classifier.js';
 import {
   channelStats,
-  classificationReport,
   evaluationBatches,
   padImages,
   stratifiedSplit,

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
-import { confusionMatrix } from '../train/losses.js';
 import { type AugmentOptions, SeededRandom, shuffledIndices, writeAffineNormalised, writeNormalised } from './augment.js';
 
 /** A set of labelled square RGB images held in memory as pixels in [0, 1], NHWC. */
@@ -187,22 +186,6 @@ export function* evaluationBatches(set: ImageSet, batchSize: number, norm: Norma
 }
 
 /** Accuracy, per-class accuracy (recall) and the confusion matrix (rows: true class, columns: predicted). */
-export interface ClassificationReport {
-  accuracy: number;
-  count: number;
-  perClass: Array<{ label: string; accuracy: number | null; count: number }>;
-  confusion: number[][];
-}
-
-export function classificationReport(truth: ArrayLike<number>, predicted: ArrayLike<number>, classNames: string[]): ClassificationReport {
-  const { confusion, accuracy } = confusionMatrix(truth, predicted, classNames.length);
-  const perClass = classNames.map((label, c) => {
-    const count = confusion[c].reduce((a, b) => a + b, 0);
-    return { label, accuracy: count ? confusion[c][c] / count : null, count };
-  });
-  return { accuracy, count: truth.length, perClass, confusion };
-}
-
 /**
  * Runs `logits` over a set in batches (no augmentation) and returns the predicted class of
  * every sample. `logits` must not keep the tensors it is given.

@@ -6,9 +6,10 @@ import { backendFromOptions, fitBackendToModel } from '../backends/choose.js';
 import { ensureBackend } from '../backends/index.js';
 import { fail, shapeString } from '../core/errors.js';
 import { isMnist, loadVisionData } from '../data/load.js';
-import { classificationReport, predictClasses, type ClassificationReport, type ImageSet, type VisionDataSource } from '../data/vision-dataset.js';
+import { predictClasses, type ImageSet, type VisionDataSource } from '../data/vision-dataset.js';
 import { openSafetensors } from '../io/safetensors.js';
 import { loadModelDir, readModelMeta } from '../train/checkpoint.js';
+import { classificationReport } from '../train/metrics.js';
 import { type OptionName, optionAsIs } from '../train/options.js';
 import { fitsModel, imageBatch, npyBatch } from './input.js';
 import { RevColVision } from './model.js';
@@ -45,7 +46,28 @@ export interface ImageReleaseOptions extends ImageLoadOptions {
   labels?: string[];
 }
 
-export interface VisionEvalResult extends ClassificationReport {
+/** What vision evaluation reports: accuracy, each class's accuracy (its recall) and the confusion matrix. */
+export interface ImageClassificationReport {
+  accuracy: number;
+  /** Images scored. */
+  count: number;
+  /** Per class: the share of its images classified right (null when it has none), and how many it has. */
+  perClass: Array<{ label: string; accuracy: number | null; count: number }>;
+  /** confusion[t][p]: images of true class t predicted as class p. */
+  confusion: number[][];
+}
+
+/** The vision report from class ids, through the shared metrics (src/train/metrics.ts). */
+export function imageClassificationReport(truth: ArrayLike<number>, predicted: ArrayLike<number>, labels: string[]): ImageClassificationReport {
+  const r = classificationReport(truth, predicted, labels);
+  const perClass = labels.map((label) => {
+    const { support, recall } = r.perClass[label]!;
+    return { label, accuracy: support ? recall : null, count: support };
+  });
+  return { accuracy: r.accuracy, count: r.examples, perClass, confusion: r.confusion };
+}
+
+export interface VisionEvalResult extends ImageClassificationReport {
   /** Which images were scored. */
   split: string;
   /** The model file. */
@@ -197,7 +219,7 @@ export class ImageClassifier {
       }
     }
     const predicted = await predictClasses(set, config, options.batchSize ?? 128, (x) => this.model.logits(x));
-    return { ...classificationReport(set.labels, predicted, labels), split, model: this.source };
+    return { ...imageClassificationReport(set.labels, predicted, labels), split, model: this.source };
   }
 
   dispose(): void {
