@@ -106,7 +106,6 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
   checkNumbers(options, name);
   if (options.backend) await backendFromOptions({ backend: options.backend, quiet: true, optionName: name });
   else await ensureBackend();
-  const seed = options.seed ?? 0;
   const out = options.out ?? defaultOutDir(options.data);
   const identity = {
     data: isMnist(options.data) ? namePrint('mnist') : await dataPrint(options.data),
