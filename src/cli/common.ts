@@ -7,8 +7,7 @@ import { BACKEND_NAMES } from '../backends/names.js';
 import { flagName } from '../train/options.js';
 
 export { flagName } from '../train/options.js';
-export type { BackendOptions } from '../backends/choose.js';
-// Kept here for commands not yet switched to src/train/stop.ts.
+// Kept here for the commands that import it from here (it lives in src/train/stop.ts, and is light).
 export { stoppableByCtrlC } from '../train/stop.js';
 
 /** Adds `--backend <name>` (default auto) to a command. */
@@ -21,16 +20,10 @@ export function addBackendOption(cmd: Command): Command {
   );
 }
 
-/** src/backends/choose.ts's backendFromOptions, loaded when called, with errors naming flags. */
+/** The command's --backend (src/backends/choose.ts, loaded when called), with its errors naming flags. */
 export async function backendFromOptions(opts: BackendOptions): Promise<ActiveBackend> {
   const choose = await import('../backends/choose.js');
   return choose.backendFromOptions({ optionName: flagName, ...opts });
-}
-
-/** src/backends/choose.ts's fitBackendToModel, loaded when called. */
-export async function fitBackendToModel(...args: Parameters<typeof import('../backends/choose.js').fitBackendToModel>): Promise<void> {
-  const choose = await import('../backends/choose.js');
-  return choose.fitBackendToModel(...args);
 }
 
 /** A command line as a shell would take it back: arguments quoted where needed. */
