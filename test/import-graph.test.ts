@@ -21,8 +21,9 @@ const LAYERS: readonly (readonly string[])[] = [
   ['core'], // engine, modules, layers, random streams, errors
   ['io'], // files: atomic writes, .npy, safetensors
   ['backends'], // choosing and setting up tfjs backends, their kernels and kernel fixes
-  ['train'], // losses, optimizers, checkpoints, the trainer
-  ['data'], // datasets: text, images, MNIST, token data
+  // losses, optimizers, checkpoints, the trainer | datasets: text, images, MNIST, token data;
+  // independent: the trainer takes batches from its caller, datasets know nothing of training
+  ['train', 'data'],
   ['text', 'vision'], // the two model families, independent of each other
   ['cli', 'index.ts'], // the command line and the library's entry
 ];
