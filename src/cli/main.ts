@@ -5,6 +5,7 @@ import { fsErrorLine, isUserFsError } from '../io/atomic.js';
 import { registerBaselineCommand } from './baseline.js';
 import { registerInfoCommand } from './info.js';
 import { registerTextCommands } from './text.js';
+import { registerTokenizerCommands } from './tokenizer.js';
 import { registerVisionCommands } from './vision.js';
 
 /** Commander's error, tagged with the command (e.g. 'vision train') whose arguments it rejected. */
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
     });
   registerInfoCommand(program);
   registerTextCommands(program);
+  registerTokenizerCommands(program);
   registerBaselineCommand(program);
   registerVisionCommands(program);
   tagParseErrors(program, []);

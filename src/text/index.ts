@@ -7,6 +7,11 @@ export { fineTune, chooseEpochs, type FineTuneOptions, type FineTuneResult } fro
 export { chooseMaxLength, lengthGroupedBatches } from './encoded.js';
 export { MASKED_LM_OBJECTIVE } from './model-meta.js';
 export { TextTokenizer, type EncodedBatch, type TokenizerLoadOptions, DEFAULT_TOKENIZER, SHIPPED_TOKENIZERS } from './tokenizer.js';
+// Tokenizer training: WordPiece and byte-level BPE vocabularies saved as tokenizer.json folders; docs/tokenizers.md.
+export {
+  trainTokenizer, writeTrainedTokenizer, wordCounter, wordSplitter, byteLevelAlphabet, TOKENIZER_TYPES, WORDPIECE_SPECIALS, BPE_SPECIALS,
+  type TrainTokenizerOptions, type TrainedTokenizer, type TokenizerType, type TokenizerTrainProgress,
+} from './tokenizer-train.js';
 export { loadTask, taskNames, type TaskDefinition, type TaskHyper } from './tasks.js';
 export { collapseSymbolRuns, readTextExamples, splitHeldOut, LabelMap, type TextExamples, type ReadTextOptions } from '../data/text.js';
 // Token classification: a tag per word (part of speech, named entities); docs/token-classification.md.
