@@ -273,6 +273,13 @@ describe('revcol tokenizer train', () => {
     expect(existsSync(path.join(bpe, 'vocab.txt'))).toBe(false);
   });
 
+  it('registers without loading the trainer: its only value import at the top is commander', () => {
+    const source = readFileSync(new URL('../src/cli/tokenizer.ts', import.meta.url), 'utf8');
+    const imports = source.split('\n').filter((l) => /^import /.test(l));
+    expect(imports.filter((l) => !/^import type /.test(l)).map((l) => l.match(/from '([^']+)'/)?.[1])).toEqual(['commander']);
+    expect(source).toMatch(/await import\('\.\.\/text\/tokenizer-train\.js'\)/);
+  });
+
   it('help lists the options with examples', async () => {
     const r = await runCliCaptured(['tokenizer', 'train', '--help']);
     expect(r.code).toBe(0);
@@ -298,19 +305,27 @@ describe('revcol tokenizer train', () => {
       chmodSync(locked, 0o500);
       expectOneLineError(await runCliCaptured(['tokenizer', 'train', '--train', corpusFile, '--vocab-size', '800', '--out', path.join(locked, 'tok')]), /permission denied/);
     }
-    expect(existsSync(out('e2'))).toBe(true); // created before training, left empty
+    // Created before training (to refuse an unwritable place early), removed when training is refused.
+    expect(existsSync(out('e2'))).toBe(false);
+    expect(existsSync(full)).toBe(true);
   });
 
-  it('fine-tune --tokenizer DIR trains with the trained vocabulary and keeps it with the model', async () => {
+  it('fine-tune and pretrain --tokenizer DIR train with the trained vocabularies and keep them with the model', async () => {
     const csv = path.join(work, 'reviews.csv');
     const rows = ['text,label'];
     for (let i = 0; i < 40; i++) rows.push(`${corpus[i]!.replaceAll(',', ' ').replaceAll('"', '')},${i % 2 ? 'news' : 'other'}`);
     writeFileSync(csv, `${rows.join('\n')}\n`);
     const model = path.join(work, 'model');
-    const r = await runCliCaptured(['fine-tune', '--train', csv, '--tokenizer', dirs.wordpiece, '--epochs', '1', '--out', model, '--backend', 'cpu', '--no-progress']);
+    const r = await runCliCaptured(['fine-tune', '--train', csv, '--tokenizer', dirs.wordpiece, '--epochs', '1', '--max-length', '32', '--out', model, '--backend', 'cpu', '--no-progress']);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(path.join(model, 'tokenizer.json'), 'utf8')).toBe(readFileSync(path.join(dirs.wordpiece, 'tokenizer.json'), 'utf8'));
     const p = await runCliCaptured(['predict', '--model', model, 'the jury said', '--json', '--backend', 'cpu']);
     expect(p.code, p.stderr).toBe(0);
-  }, 120_000);
+    expect(JSON.parse(p.stdout)[0].label).toMatch(/^(news|other)$/);
+    // Masked-LM pre-training needs the mask token: byte-level BPE's <mask>.
+    const lm = path.join(work, 'lm');
+    const pre = await runCliCaptured(['pretrain', '--train', csv, '--tokenizer', dirs.bpe, '--epochs', '1', '--max-length', '32', '--out', lm, '--backend', 'cpu', '--no-progress']);
+    expect(pre.code, pre.stderr).toBe(0);
+    expect(readFileSync(path.join(lm, 'tokenizer.json'), 'utf8')).toBe(readFileSync(path.join(dirs.bpe, 'tokenizer.json'), 'utf8'));
+  }, 180_000);
 });

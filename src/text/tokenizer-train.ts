@@ -277,9 +277,9 @@ function checkOptions(o: TrainTokenizerOptions): void {
 /**
  * Makes sure `out` can take the tokenizer: a folder that is missing (created), empty, or holds
  * files to replace with `overwrite`. Called before training, so that a long run never ends in a
- * refusal to write.
+ * refusal to write. Returns the first folder it created, if any.
  */
-export async function prepareOutputFolder(out: string, overwrite = false): Promise<void> {
+export async function prepareOutputFolder(out: string, overwrite = false): Promise<string | undefined> {
   let entries: string[] | null = null;
   try {
     const stat = await fs.stat(out);
@@ -291,19 +291,30 @@ export async function prepareOutputFolder(out: string, overwrite = false): Promi
   if (entries && entries.length > 0 && !overwrite) {
     fail(`${out} is not empty; choose a new folder, or pass --overwrite to replace the tokenizer files in it`);
   }
-  await fs.mkdir(out, { recursive: true });
+  const created = await fs.mkdir(out, { recursive: true });
   await fs.access(out, fsConstants.W_OK);
+  return created;
 }
 
 /** Trains a tokenizer (and writes it when `out` is given). */
 export async function trainTokenizer(options: TrainTokenizerOptions): Promise<TrainedTokenizer> {
   checkOptions(options);
+  const created = options.out === undefined ? undefined : await prepareOutputFolder(options.out, options.overwrite);
+  try {
+    return await train(options);
+  } catch (err) {
+    // A refused or failed run leaves no empty folder behind (nothing is written before the end).
+    if (created !== undefined) await fs.rm(created, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function train(options: TrainTokenizerOptions): Promise<TrainedTokenizer> {
   const started = performance.now();
   const type = options.type ?? 'wordpiece';
   const lowercase = options.lowercase ?? false;
   const minFrequency = options.minFrequency ?? 2;
   const progress = options.onProgress ?? (() => {});
-  if (options.out !== undefined) await prepareOutputFolder(options.out, options.overwrite);
 
   // Words and how often each occurs. Files are read first, so that a missing one fails at once.
   const files = options.files ?? [];
