@@ -99,8 +99,8 @@ describe('TextClassifier', () => {
     expect(averaged).toBe(true);
     disposeCheckpoint(ckpt);
     best.tensors.forEach((t) => t.dispose());
-    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), ema: 1, progress: false, log: () => {} })).rejects.toThrow(/--ema must be in \[0, 1\)/);
-    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), labelSmoothing: -0.1, progress: false, log: () => {} })).rejects.toThrow(/--label-smoothing must be in \[0, 1\)/);
+    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), ema: 1, progress: false, log: () => {} })).rejects.toThrow(/^ema must be in \[0, 1\)/);
+    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), labelSmoothing: -0.1, progress: false, log: () => {} })).rejects.toThrow(/^labelSmoothing must be in \[0, 1\)/);
   });
   it('fineTune --input-masking corrupts training batches only, reproducibly; bad values are one-line errors', async () => {
     const run = (dir: string, inputMasking: number) =>
@@ -115,7 +115,7 @@ describe('TextClassifier', () => {
     expect(Array.from(classifier.probabilities(['a b c d e f']))).toEqual(Array.from(classifier.probabilities(['a b c d e f'])));
     classifier.dispose();
     expect(tf.memory().numTensors).toBe(before);
-    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), inputMasking: 1, progress: false, log: () => {} })).rejects.toThrow(/--input-masking must be in \[0, 1\)/);
+    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), inputMasking: 1, progress: false, log: () => {} })).rejects.toThrow(/^inputMasking must be in \[0, 1\)/);
   });
 });
 
@@ -133,7 +133,7 @@ describe('helpers', () => {
     expect(same).toBe(true);
     disposeCheckpoint(ckpt);
     best.tensors.forEach((t) => t.dispose());
-    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), keep: 'first' as 'best', progress: false, log: () => {} })).rejects.toThrow('--keep must be best or last, got first');
+    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), keep: 'first' as 'best', progress: false, log: () => {} })).rejects.toThrow('keep must be best or last, got first');
   });
 
   it('collapseRuns: recorded with the model and applied whenever it classifies', async () => {
@@ -148,7 +148,7 @@ describe('helpers', () => {
     expect(plain.meta.collapseRuns).toBeUndefined();
     expect(Array.from(plain.probabilities(['goal ______________ match !!!!!!']))).not.toEqual(Array.from(plain.probabilities(['goal __ match !!'])));
     plain.dispose();
-    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), collapseRuns: 1.5, progress: false, log: () => {} })).rejects.toThrow('--collapse-runs must be a whole number ≥ 0 (0: off), got 1.5');
+    await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), collapseRuns: 1.5, progress: false, log: () => {} })).rejects.toThrow('collapseRuns must be a whole number ≥ 0 (0: off), got 1.5');
   });
 
   it('chooseMaxLength covers most texts and respects the cap', async () => {

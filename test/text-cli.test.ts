@@ -146,6 +146,11 @@ describe('bad input: one line, non-zero exit', () => {
     expectOneLineError(r, /--allow-network/);
   });
 
+  it('the library\'s checks name the flags', async () => {
+    expectOneLineError(await cli(['fine-tune', '--train', train, '--max-length', '1', '--out', path.join(work, 'x'), '--backend', 'cpu']), /^revcol: --max-length must be a whole number ≥ 2, got 1$/m);
+    expectOneLineError(await cli(['pretrain', '--train', train, '--preset', 'text-micro', '--max-length', '999', '--out', path.join(work, 'x'), '--backend', 'cpu']), /--max-length 999 is longer than the 128 positions of preset text-micro: use 128 or less, or a --config with "maxLength": 999/);
+  });
+
   it('a one-class training set', async () => {
     const file = path.join(work, 'one.csv');
     writeReviews(file, 20, 3, ['good']);

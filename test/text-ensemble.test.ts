@@ -107,15 +107,15 @@ describe('seed ensembles', () => {
 
   it('bad input: --from an ensemble, a damaged manifest, a bad member count', async () => {
     await expect(fineTune({ train: trainFile, out: path.join(work, 'x'), from: inTurn, ...quiet }))
-      .rejects.toThrow(`--from takes one model, and ${inTurn} is an ensemble of 3: pass one of its members, e.g. --from ${path.join(inTurn, 'member-1')}`);
+      .rejects.toThrow(`from takes one model, and ${inTurn} is an ensemble of 3: pass one of its members, e.g. from ${path.join(inTurn, 'member-1')}`);
     const damaged = path.join(work, 'damaged');
     cpSync(inTurn, damaged, { recursive: true });
     writeFileSync(path.join(damaged, 'ensemble.json'), '{ not json');
     await expect(TextClassifier.load(damaged)).rejects.toThrow(/ensemble\.json is not valid JSON: the ensemble's folder is damaged/);
     writeFileSync(path.join(damaged, 'ensemble.json'), JSON.stringify({ format: 'revcol-text-ensemble', members: ['../elsewhere'] }));
     await expect(TextClassifier.load(damaged)).rejects.toThrow(/is not a revcol ensemble manifest/);
-    await expect(fineTune({ ...common, out: path.join(work, 'x'), ensemble: 0 })).rejects.toThrow('--ensemble must be a whole number ≥ 1, got 0');
-    await expect(fineTune({ ...common, out: path.join(work, 'x'), ensemble: 2, parallel: 0 })).rejects.toThrow('--parallel must be a whole number ≥ 1, got 0');
+    await expect(fineTune({ ...common, out: path.join(work, 'x'), ensemble: 0 })).rejects.toThrow('ensemble must be a whole number ≥ 1, got 0');
+    await expect(fineTune({ ...common, out: path.join(work, 'x'), ensemble: 2, parallel: 0 })).rejects.toThrow('parallel must be a whole number ≥ 1, got 0');
   });
 
   it('from the CLI: a member process\'s mistake is one line and exit 1; eval and predict take the folder', async () => {
@@ -125,6 +125,10 @@ describe('seed ensembles', () => {
     expect(bad.code).toBe(1);
     const lines = bad.stderr.trim().split('\n');
     expect(lines.at(-1)).toMatch(/^revcol: .*heads/);
+    // The member's own checks name the flags too (its process gets the CLI's naming as a table).
+    const long = await cli(['fine-tune', '--train', trainFile, '--preset', 'text-micro', '--max-length', '300', '--ensemble', '2', '--parallel', '2', '--out', path.join(work, 'bad'), '--no-progress']);
+    expect(long.code).toBe(1);
+    expect(long.stderr.trim().split('\n').at(-1)).toBe('revcol: --max-length 300 is longer than the 128 positions of preset text-micro: use 128 or less, or a --config with "maxLength": 300');
     expect(bad.stderr).not.toMatch(/\n\s+at /);
 
     const ev = await cli(['eval', '--model', inTurn, '--data', evalFile, '--json']);

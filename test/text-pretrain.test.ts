@@ -133,7 +133,7 @@ describe('pretrain', () => {
     expect(resumed.some((l) => l.startsWith('pre-training'))).toBe(false);
     expect(again.summary.epochs).toHaveLength(3);
     await expect(fineTune({ train: topics, out: path.join(work, 'bad'), from: out, pretrainEpochs: 2, progress: false, log: () => {} }))
-      .rejects.toThrow(/leave out --pretrain-epochs/);
+      .rejects.toThrow(/leave out pretrainEpochs/);
   });
 
   it('needs a tokenizer with a mask token, and texts', async () => {

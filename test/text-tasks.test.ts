@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { RevcolError } from '../src/core/errors.js';
 import { collapseSymbolRuns, countLabels } from '../src/data/text.js';
 import { TEXT_PRESETS, configObject, validateConfig } from '../src/text/presets.js';
-import { loadTask, spamAssassinDecodedText, spamAssassinText, taskNames } from '../src/text/tasks.js';
+import { spamAssassinDecodedText, spamAssassinText } from '../src/text/datasets/spam-assassin.js';
+import { loadTask, taskNames } from '../src/text/tasks.js';
 
 describe('built-in tasks', () => {
   it('lists spam, and an unknown task is a one-line error naming the tasks', async () => {

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RevcolError } from '../src/core/errors.js';
-import { SHIPPED_TOKENIZER_DIR, TextTokenizer } from '../src/text/tokenizer.js';
+import { SHIPPED_TOKENIZER_DIR, TextTokenizer, type TokenizerLoadOptions } from '../src/text/tokenizer.js';
 
 const shipped = path.join(SHIPPED_TOKENIZER_DIR, 'bert-base-uncased');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'revcol-tok-'));
@@ -185,7 +185,7 @@ describe('shipped bert-base-uncased tokenizer', () => {
 });
 
 describe('loading errors are one-line RevcolErrors', () => {
-  async function message(source: string, options = {}): Promise<string> {
+  async function message(source: string, options: TokenizerLoadOptions = {}): Promise<string> {
     try {
       await TextTokenizer.load(source, options);
     } catch (err) {
@@ -225,9 +225,12 @@ describe('loading errors are one-line RevcolErrors', () => {
   it('does not touch the network for a Hub name without allowNetwork', async () => {
     const fetchSpy = vi.spyOn(globalThis, 'fetch');
     const text = await message('distilbert-base-uncased', { cacheDir: path.join(tmp, 'cache') });
-    expect(text).toMatch(/--allow-network/);
+    expect(text).toMatch(/pass allowNetwork to fetch it/);
     const shippedName = await message('bert-base-uncased', { cacheDir: path.join(tmp, 'cache') });
-    expect(shippedName).toMatch(/--allow-network.*builtin:bert-base-uncased/);
+    expect(shippedName).toMatch(/allowNetwork.*leave out tokenizer, or give builtin:bert-base-uncased/);
+    // The CLI's naming: its flags.
+    const named = await message('bert-base-uncased', { cacheDir: path.join(tmp, 'cache'), optionName: (o: string) => `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` });
+    expect(named).toMatch(/pass --allow-network to fetch it.*leave out --tokenizer, or give builtin:bert-base-uncased/);
     expect(fetchSpy).not.toHaveBeenCalled();
     fetchSpy.mockRestore();
   });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readTokenExamples } from '../src/data/token-data.js';
-import { brownToUniversal, buildBrownPos, loadPosBrownTask, UNIVERSAL_TAGS } from '../src/text/pos-brown.js';
+import { brownToUniversal, buildBrownPos, loadPosBrownTask, UNIVERSAL_TAGS } from '../src/text/datasets/brown-pos.js';
 import { TASKS_DIR } from '../src/text/tasks.js';
 
 describe('Brown tags to the 12 universal tags', () => {

@@ -1,11 +1,15 @@
 import path from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+// Light at registration (revcol --help): the baseline, the readers and the classifier are
+// loaded when the command runs.
 import { RevcolError, fail } from '../core/errors.js';
-import { countLabels, LabelMap, readTextExamples, type TextExamples } from '../data/text.js';
-import { DEFAULT_C_GRID, evaluateBaseline, trainBaseline, type BaselineModel } from '../text/baseline.js';
-import { TextClassifier, type TextEvaluationReport } from '../text/classifier.js';
-import { loadTask, taskNames } from '../text/tasks.js';
-import { addBackendOption, backendFromOptions } from './common.js';
+import type { TextExamples } from '../data/text.js';
+import type { BaselineModel } from '../text/baseline.js';
+import { DEFAULT_C_GRID } from '../text/baseline-grid.js';
+import type { TextClassifier, TextEvaluationReport } from '../text/classifier.js';
+import { taskNames } from '../text/tasks.js';
+import { backendFromOptions } from './common.js';
+import { addTextFlags } from './text-flags.js';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -76,7 +80,7 @@ function printPerClass(rows: Scored[]): void {
   }
 }
 
-function describeTraining(model: BaselineModel, train: TextExamples, trainName: string): string[] {
+function describeTraining(model: BaselineModel, train: TextExamples, trainName: string, countLabels: (labels: string[]) => Record<string, number>): string[] {
   const counts = Object.entries(countLabels(train.labels)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k} ${v}`).join(', ');
   const lines = [`baseline: ${model.info.recipe}`];
   lines.push(`trained on ${train.texts.length} texts of ${trainName} (${counts}); ${model.info.features} terms`);
@@ -94,6 +98,9 @@ export async function runBaseline(opts: BaselineCommandOptions): Promise<void> {
   if (opts.task && opts.data) fail('--task brings its own test split: leave out --data');
   if (opts.train && !opts.data) fail('baseline needs a test file to score on: --data TEST_FILE (labelled, never the training file)');
 
+  const [{ countLabels, LabelMap, readTextExamples }, { evaluateBaseline, trainBaseline }, { loadTask }] = await Promise.all([
+    import('../data/text.js'), import('../text/baseline.js'), import('../text/tasks.js'),
+  ]);
   let train: TextExamples;
   let test: TextExamples;
   let trainName: string;
@@ -121,6 +128,7 @@ export async function runBaseline(opts: BaselineCommandOptions): Promise<void> {
   let classifier: TextClassifier | undefined;
   if (opts.model) {
     await backendFromOptions({ backend: opts.backend });
+    const { TextClassifier } = await import('../text/classifier.js');
     classifier = await TextClassifier.load(opts.model, { allowNetwork: opts.allowNetwork });
   }
   try {
@@ -156,7 +164,7 @@ export async function runBaseline(opts: BaselineCommandOptions): Promise<void> {
       }));
       return;
     }
-    for (const line of describeTraining(baseline, train, trainName)) out(line);
+    for (const line of describeTraining(baseline, train, trainName, countLabels)) out(line);
     if (train.skipped || test.skipped) out(`skipped rows without text or label: ${train.skipped} (train), ${test.skipped} (test)`);
     const truncated = rows[1]?.report.truncated;
     out(`scored on ${test.texts.length} texts of ${testName}${classifier ? `, beside the revcol model in ${opts.model}${truncated ? ` (${truncated} texts cut to its ${classifier.maxLength} tokens)` : ''}` : ''}:`);
@@ -174,16 +182,14 @@ export function registerBaselineCommand(program: Command): void {
   const cmd = program
     .command('baseline')
     .description('The honest baseline: TF-IDF + logistic regression trained on a text classification set and scored on its test file (accuracy, macro-F1), beside a revcol model with --model.')
-    .option('--train <file>', 'training data: CSV, TSV or JSONL with a text and a label column')
     .option('--data <file>', 'labelled test data to score on (same format and columns)')
-    .option('--task <name>', `a built-in task instead: trained on its train split, scored on its test split: ${taskNames('text-classification').join(', ') || 'see tasks/'}`)
-    .option('--text-column <name>', 'column (or JSONL field) holding the text', 'text')
-    .option('--label-column <name>', 'column (or JSONL field) holding the label', 'label')
     .option('--c <values>', `inverse regularisation strength C, or values to choose it from on 20% of the training texts (default ${DEFAULT_C_GRID.join(',')})`, cValues)
     .option('--model <dir>', 'also score this revcol model (a fine-tune folder) on the same test data, side by side')
-    .option('--allow-network', 'allow downloading the model\'s Hub tokenizer if its folder lacks one')
     .option('--json', 'print one JSON object');
-  addBackendOption(cmd);
+  addTextFlags(cmd, ['train', 'task', 'textColumn', 'labelColumn', 'allowNetwork'], {
+    task: `a built-in task instead: trained on its train split, scored on its test split: ${taskNames('text-classification').join(', ') || 'see tasks/'}`,
+    allowNetwork: 'allow downloading the model\'s Hub tokenizer if its folder lacks one',
+  });
   cmd.addHelpText('after', `
 The baseline is TF-IDF over word uni- and bigrams (sublinear tf, min_df 2) + L2 multinomial
 logistic regression, scikit-learn's recipe, in plain TypeScript; no tfjs, no backend (--backend

@@ -3,18 +3,19 @@
  * data and which model folders are token classification, and the commands' work for them.
  * src/cli/text.ts registers the commands and hands over here.
  */
+// Light at registration, as text.ts: the token classifier, checkpoints and readers are loaded
+// inside the functions that use them.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { fail } from '../core/errors.js';
 import { detectTokenFormat, readTokenExamples, type ReadTokenOptions, type TokenExamples, type TokenFileFormat, TOKENS_FIELDS } from '../data/token-data.js';
-import { readModelMeta } from '../train/checkpoint.js';
-import { withRunFolder } from '../train/run-folder.js';
+import { stoppableByCtrlC } from '../train/stop.js';
 import { readEnsembleManifest } from '../text/ensemble-manifest.js';
-import { textRunIdentity } from '../text/pretrain.js';
+import { TOKEN_CLASSIFICATION_OBJECTIVE } from '../text/model-meta.js';
 import { taskKind, type TaskKind } from '../text/tasks.js';
-import { fineTuneTokens, loadTokenTask, TOKEN_CLASSIFICATION_OBJECTIVE, TokenClassifier, type TokenEvaluationReport, type TokenFineTuneResult, type TokenPrediction } from '../text/token-classification.js';
-import { stoppableByCtrlC } from './common.js';
+import type { TokenEvaluationReport, TokenFineTuneOptions, TokenFineTuneResult, TokenPrediction } from '../text/token-classification.js';
+import { givenOnCommandLine, optionsFromFlags } from './text-flags.js';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -112,6 +113,7 @@ export async function detectDataKind(file: string, fields: { textColumn?: string
 export async function isTokenModel(dir: string): Promise<boolean> {
   try {
     if (await readEnsembleManifest(dir)) return false;
+    const { readModelMeta } = await import('../train/checkpoint.js');
     return (await readModelMeta(dir)).meta.objective === TOKEN_CLASSIFICATION_OBJECTIVE;
   } catch {
     return false;
@@ -152,7 +154,7 @@ interface TokenReadFlags {
  * words and the tags.
  */
 function readOptions(opts: TokenReadFlags, cmd: Command): Pick<ReadTokenOptions, 'tagColumn' | 'tagNames' | 'tokensField' | 'tagsField'> {
-  const given = (name: string) => cmd.getOptionValueSource(name) === 'cli';
+  const given = (name: string) => givenOnCommandLine(cmd, name);
   return {
     ...(opts.tagColumn !== undefined ? { tagColumn: opts.tagColumn } : {}),
     ...(opts.tagNames !== undefined ? { tagNames: parseTagNames(opts.tagNames) } : {}),
@@ -219,40 +221,16 @@ function defaultTokenOut(opts: { task?: string; train?: string }): string {
   return `runs/tokens-${base.replace(/[^\w.-]+/g, '_')}`;
 }
 
-/** `revcol fine-tune` on tagged words (or a token task): guarded folder, progress, summary. */
+/** `revcol fine-tune` on tagged words (or a token task): the library guards the folder; progress, summary. */
 export async function fineTuneTokensCommand(opts: Record<string, any>, cmd: Command): Promise<TokenFineTuneResult> {
-  if (opts.train && opts.task) fail('give either --train FILE or --task NAME, not both');
-  const outDir: string = opts.out ?? defaultTokenOut(opts);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
-  const identity = await textRunIdentity({ train: opts.train, eval: opts.eval, task: opts.task, preset: opts.preset, config: opts.config, tokenizer: opts.tokenizer });
-  const result = await stoppableByCtrlC((signal) => withRunFolder(
-    { out: outDir, command: 'token fine-tune', resume: opts.resume, overwrite: opts.overwrite, identity, log },
-    (folder) => fineTuneTokens({
-      signal,
-      begin: () => folder.begin(),
-      log,
-      train: opts.train,
-      task: opts.task,
-      eval: opts.eval,
-      ...readOptions(opts, cmd),
-      tokenizer: opts.tokenizer,
-      allowNetwork: opts.allowNetwork,
-      preset: opts.preset,
-      config: opts.config,
-      from: opts.from,
-      epochs: opts.epochs,
-      batchSize: opts.batchSize,
-      lr: opts.lr,
-      maxLength: opts.maxLength,
-      labelSmoothing: opts.labelSmoothing,
-      keep: opts.keep,
-      out: outDir,
-      resume: opts.resume,
-      seed: opts.seed,
-      mode: opts.mode,
-      progress: opts.progress,
-    }),
-  ));
+  const { fineTuneTokens } = await import('../text/token-classification.js');
+  // The JSONL fields and tag names come from readOptions; the rest as the flags say.
+  const options = {
+    ...optionsFromFlags(cmd, opts, ['textColumn', 'labelColumn']),
+    ...readOptions(opts, cmd),
+    out: opts.out ?? defaultTokenOut(opts),
+  } as TokenFineTuneOptions;
+  const result = await stoppableByCtrlC((signal) => fineTuneTokens({ ...options, signal }));
   printTokenSummary(result);
   return result;
 }
@@ -281,10 +259,12 @@ export async function evalTokensCommand(opts: Record<string, any>, cmd: Command)
     if (taskKind(opts.task) !== 'token-classification') {
       fail(`${opts.model} holds a token classifier (a tag per word), and task ${opts.task} labels texts: evaluate it on tagged words (--data FILE.conll, or a token task such as pos-brown)`);
     }
+    const { loadTokenTask } = await import('../text/token-classification.js');
     data = (await loadTokenTask(opts.task)).test;
   } else {
     data = await readTokenExamples(opts.data, readOptions(opts, cmd));
   }
+  const { TokenClassifier } = await import('../text/token-classification.js');
   const tagger = await TokenClassifier.load(opts.model, { allowNetwork: opts.allowNetwork });
   try {
     const report = await tagger.evaluate(data);
@@ -344,6 +324,7 @@ export async function predictTokensCommand(list: Array<string | string[]>, opts:
     const which = empty.length === 1 ? `text ${empty[0]} is empty` : `${empty.length} texts are empty (the first: text ${empty[0]})`;
     process.stderr.write(`revcol: warning: ${which}: it has no words to tag, and its result is an empty list\n`);
   }
+  const { TokenClassifier } = await import('../text/token-classification.js');
   const tagger = await TokenClassifier.load(opts.model, { allowNetwork: opts.allowNetwork });
   try {
     const results: TokenPrediction[][] = await tagger.classify(list);

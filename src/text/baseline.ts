@@ -13,7 +13,14 @@
 import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
 import { LabelMap, seededPermutation } from '../data/text.js';
-import { textClassificationReport, type TextEvaluationReport } from './classifier.js';
+import { classificationReport } from '../train/metrics.js';
+import { DEFAULT_C_GRID } from './baseline-grid.js';
+import type { TextEvaluationReport } from './classifier.js';
+
+/** revcol's report of a text classifier (as textClassificationReport; the baseline cuts no text). */
+function textClassificationReport(trueIds: ArrayLike<number>, predicted: ArrayLike<number>, labels: string[]): TextEvaluationReport {
+  return { ...classificationReport(trueIds, predicted, labels), truncated: 0 };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Features
@@ -490,7 +497,7 @@ export class BaselineModel {
   }
 }
 
-export const DEFAULT_C_GRID: readonly number[] = [0.1, 1, 10, 100, 1000];
+export { DEFAULT_C_GRID } from './baseline-grid.js';
 
 /**
  * Indices of a validation split: `fraction` of the units (groups, else single texts) of each

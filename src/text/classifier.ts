@@ -116,7 +116,7 @@ export class TextClassifier {
         const loaded = await loadModelDir(memberDir);
         try {
           const meta = readTextMeta(loaded.meta, memberDir);
-          if (meta.objective === MASKED_LM_OBJECTIVE) fail(`${memberDir} is a pre-trained (masked-LM) model with no classifier: fine-tune it first (revcol fine-tune --from ${memberDir} --train FILE)`);
+          if (meta.objective === MASKED_LM_OBJECTIVE) fail(`${memberDir} is a pre-trained (masked-LM) model with no classifier: fine-tune it first (fineTune with from: ${memberDir}; revcol fine-tune --from ${memberDir} --train FILE)`);
           if (!first) {
             first = meta;
             source = manifest ? path.join(dir, ENSEMBLE_FILE) : loaded.file;

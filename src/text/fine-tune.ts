@@ -6,24 +6,27 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ensureBackend, useBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
 import { readLater } from '../core/reads.js';
 import { mixSeed } from '../core/random.js';
 import { countLabels, LabelMap, readTextExamples, splitHeldOut, type TextExamples } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
 import { argmaxRows } from '../train/metrics.js';
-import { withRunFolder } from '../train/run-folder.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { asTrained, predictEncoded, textClassificationReport } from './classifier.js';
 import { chooseMaxLength, disposeBatch, EncodedTexts, lengthGroupedBatches } from './encoded.js';
 import { readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.js';
 import { RevColText, type TextBatch } from './model.js';
-import { folderTokenizer, MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, PRETRAINED_DIR, readResumeMeta, readTextMeta, sameLabels, type TextModelMeta } from './model-meta.js';
-import { checkMaxLength, maskingFor, maskTokens, pretrain, runTrainOptions, textRunIdentity, type TextRunOptions } from './pretrain.js';
-import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
+import { LAST_CHECKPOINT, MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, PRETRAINED_DIR, readResumeMeta, readTextMeta, sameLabels, type TextModelMeta } from './model-meta.js';
+import { maskingFor, maskTokens, pretrain } from './pretrain.js';
+import { presetForDataSize, type TextConfig } from './presets.js';
+import {
+  checkFraction, checkWhole, chooseEpochs, inRunFolder, makeOutputFolder, namer, resolveArchitecture, resolveMaxLength, resolveTokenizer, resolveTrainingSettings, runTrainOptions, startTextRun,
+  type TextRunOptions,
+} from './run-options.js';
 import { loadTask, type TaskHyper } from './tasks.js';
-import { TextTokenizer } from './tokenizer.js';
+
+export { chooseEpochs } from './run-options.js';
 
 export interface FineTuneOptions extends TextRunOptions {
   /** Training file (CSV, TSV or JSONL) … */
@@ -107,32 +110,14 @@ export interface FineTuneResult {
 
 const HELD_OUT_FRACTION = 0.1;
 
-/** Epochs that give small data sets enough steps and large ones a few passes. */
-export function chooseEpochs(trainExamples: number, batchSize: number): number {
-  const stepsPerEpoch = Math.ceil(trainExamples / batchSize);
-  return Math.max(3, Math.min(30, Math.round(600 / stepsPerEpoch)));
-}
-
 /**
  * Fine-tunes (or trains from scratch) a RevCol text classifier and writes its folder:
  * best.safetensors, last.ckpt.safetensors, metrics.jsonl, curves.png/html and the tokenizer's files.
  */
 export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  if (!options.out) fail('fine-tune needs an output folder (--out DIR)');
-  if (options.task && options.train) fail('give either --task or --train, not both');
-  if (!options.task && !options.train) fail('fine-tune needs training data: --train FILE (CSV, TSV or JSONL with text and label columns) or --task NAME');
-  if (options.from && (options.preset || options.config)) fail('--from takes the architecture of the earlier model: leave out --preset and --config');
-  if (options.preset && options.config) fail('give either --preset or --config, not both (a config file may name a preset to start from)');
-  if (options.backend) await useBackend(options.backend);
-  else await ensureBackend();
+  const { log } = await startTextRun(options, 'fineTune', `a training file (${namer(options)('train')}: CSV, TSV or JSONL with text and label columns) or a task (${namer(options)('task')})`);
   // An ensemble's member, or a run inside another's folder: the folder is guarded by that run.
-  if (options.nestedIn) return fineTuneIn({ ...options, log }, null, async () => {});
-  const identity = await textRunIdentity(options);
-  return withRunFolder(
-    { out: options.out, command: 'fine-tune', resume: options.resume, overwrite: options.overwrite, identity, log },
-    (folder) => fineTuneIn({ ...options, log }, folder.record?.ensemble ?? null, (extra) => folder.begin(extra)),
-  );
+  return inRunFolder(options, 'fine-tune', log, (begin, folder) => fineTuneIn({ ...options, log }, folder?.record?.ensemble ?? null, begin));
 }
 
 /** fineTune() in its folder: `begin` is called right before the first write into it. */
@@ -141,11 +126,12 @@ async function fineTuneIn(
   recordedMembers: number | null,
   begin: (extra?: { ensemble?: number }) => Promise<void>,
 ): Promise<FineTuneResult> {
+  const name = namer(options);
   const data = await prepareTextData(options, options.splitSeed ?? options.seed ?? 0);
   // --resume of an ensemble continues all its members, however many the flags would give.
   const resuming = options.resume && options.ensemble === undefined ? await readEnsembleManifest(options.out) : null;
   const members = options.ensemble ?? resuming?.members.length ?? (options.resume ? recordedMembers : null) ?? data.hyper.ensemble ?? 1;
-  if (!Number.isInteger(members) || members < 1) fail(`--ensemble must be a whole number ≥ 1, got ${members}`);
+  checkWhole(members, 1, 'ensemble', name);
   if (members > 1) {
     const { fineTuneEnsemble } = await import('./ensemble.js');
     return fineTuneEnsemble(options, members, data.evalSet, fineTune, () => begin({ ensemble: members }));
@@ -169,10 +155,11 @@ interface PreparedTextData {
 
 /** Reads the training and evaluation texts (a task's splits, files, or a held-out part). */
 async function prepareTextData(options: FineTuneOptions, splitSeed: number): Promise<PreparedTextData> {
+  const name = namer(options);
   const notes: string[] = [];
   let sets: Omit<PreparedTextData, 'labelMap' | 'trainIds' | 'evalIds'>;
   if (options.task) {
-    if (options.eval) fail('--task brings its own test split: leave out --eval');
+    if (options.eval) fail(`${name('task')} brings its own test split: leave out ${name('eval')}`);
     const task = await loadTask(options.task);
     sets = { trainSet: task.train, evalSet: task.test, taskPreset: task.preset, taskPresetChanges: task.presetChanges, hyper: task.hyper, notes };
   } else {
@@ -183,20 +170,21 @@ async function prepareTextData(options: FineTuneOptions, splitSeed: number): Pro
     } else {
       LabelMap.fromLabels(all.labels); // one-class data fails here, before the split
       const split = splitHeldOut(all, HELD_OUT_FRACTION, splitSeed);
-      notes.push(`note: no --eval file: holding out ${split.eval.texts.length} of ${all.texts.length} texts (${HELD_OUT_FRACTION * 100}%, stratified) for evaluation`);
+      notes.push(`note: no ${name('eval')} file: holding out ${split.eval.texts.length} of ${all.texts.length} texts (${HELD_OUT_FRACTION * 100}%, stratified) for evaluation`);
       sets = { trainSet: { ...split.train, skipped: all.skipped }, evalSet: split.eval, taskPresetChanges: {}, hyper: {}, notes };
     }
   }
   const labelMap = LabelMap.fromLabels(sets.trainSet.labels);
   const trainIds = labelMap.ids(sets.trainSet.labels, 'the training data');
   const evalIds = labelMap.ids(sets.evalSet.labels, options.eval ? `the evaluation file ${options.eval}` : 'the evaluation data');
-  if (sets.evalSet.texts.length === 0) fail('the evaluation set is empty: give an --eval file with labelled rows');
+  if (sets.evalSet.texts.length === 0) fail(`the evaluation set is empty: give an ${name('eval')} file with labelled rows`);
   return { ...sets, labelMap, trainIds, evalIds };
 }
 
 /** One model: everything fine-tune does once the data is read. */
 async function fineTuneModel(options: FineTuneOptions & { log: (line: string) => void }, data: PreparedTextData, begin: () => Promise<void>): Promise<FineTuneResult> {
   const { log } = options;
+  const name = namer(options);
   const seed = options.seed ?? 0;
   const splitSeed = options.splitSeed ?? seed;
   const { trainSet, evalSet, taskPreset, taskPresetChanges, hyper, labelMap, trainIds, evalIds } = data;
@@ -204,12 +192,12 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
   const notes = [...data.notes];
 
   const pretrainEpochs = options.from ? 0 : options.pretrainEpochs ?? hyper.pretrainEpochs ?? 0;
-  if (!(Number.isInteger(pretrainEpochs) && pretrainEpochs >= 0)) fail(`--pretrain-epochs must be a whole number ≥ 0, got ${pretrainEpochs}`);
-  if (options.from && options.pretrainEpochs) fail('--from starts from a model already trained: leave out --pretrain-epochs');
+  checkWhole(pretrainEpochs, 0, 'pretrainEpochs', name);
+  if (options.from && options.pretrainEpochs) fail(`${name('from')} starts from a model already trained: leave out ${name('pretrainEpochs')}`);
   if (pretrainEpochs > 0) {
     // Self-pre-training on the training texts (never the evaluation texts), then fine-tuning from it.
     const pretrainedDir = path.join(options.out, PRETRAINED_DIR);
-    const fineTuneStarted = existsSync(path.join(options.out, 'last.ckpt.safetensors'));
+    const fineTuneStarted = existsSync(path.join(options.out, LAST_CHECKPOINT));
     if (!(options.resume && fineTuneStarted)) {
       const presetName = options.preset ?? taskPreset ?? presetForDataSize(trainSet.texts.length);
       await begin();
@@ -226,7 +214,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         maxLength: options.maxLength ?? hyper.maxLength,
         collapseRuns: options.collapseRuns ?? hyper.collapseRuns ?? 0,
         out: pretrainedDir,
-        resume: options.resume && existsSync(path.join(pretrainedDir, 'last.ckpt.safetensors')),
+        resume: options.resume && existsSync(path.join(pretrainedDir, LAST_CHECKPOINT)),
         seed,
         lengthSeed: splitSeed,
         progress: options.progress,
@@ -234,6 +222,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         ...(options.onStep ? { onStep: options.onStep } : {}),
         ...(options.mode ? { mode: options.mode } : {}),
         ...(options.task ? { taskName: options.task } : {}),
+        ...(options.optionName ? { optionName: options.optionName } : {}),
       });
     }
     // --resume of an interrupted pre-training starts the fine-tuning afresh.
@@ -241,82 +230,58 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
   }
 
   // The earlier model, for --resume (same architecture) or --from (its columns).
-  const resumeMeta = options.resume ? readTextMeta(await readResumeMeta(options.out), options.out) : null;
+  const resumeMeta = options.resume ? readTextMeta(await readResumeMeta(options.out, name), options.out) : null;
   const fromEnsemble = options.from ? await readEnsembleManifest(options.from) : null;
-  if (fromEnsemble) fail(`--from takes one model, and ${options.from} is an ensemble of ${fromEnsemble.members.length}: pass one of its members, e.g. --from ${path.join(options.from!, fromEnsemble.members[0]!)}`);
+  if (fromEnsemble) fail(`${name('from')} takes one model, and ${options.from} is an ensemble of ${fromEnsemble.members.length}: pass one of its members, e.g. ${name('from')} ${path.join(options.from!, fromEnsemble.members[0]!)}`);
   const fromModel = options.from ? await loadModelDir(options.from) : null;
   try {
     const fromMeta = fromModel ? readTextMeta(fromModel.meta, options.from!) : null;
     const baseMeta = resumeMeta ?? fromMeta;
 
-    // Tokenizer: the flag, else the earlier model's own copy, else the shipped one.
-    let tokenizer: TextTokenizer;
-    if (options.tokenizer) tokenizer = await TextTokenizer.load(options.tokenizer, { allowNetwork: options.allowNetwork });
-    else if (baseMeta) tokenizer = await folderTokenizer(resumeMeta ? options.out : options.from!, baseMeta.tokenizer, options.allowNetwork);
-    else tokenizer = await TextTokenizer.load(undefined, { allowNetwork: options.allowNetwork });
-
-    // Architecture.
-    let config: TextConfig;
-    let presetName: string | null = null;
-    if (baseMeta) {
-      config = { ...baseMeta.config, numLabels: labelMap.size };
-      presetName = baseMeta.preset ?? null;
-      if (tokenizer.vocabSize !== config.vocabSize) {
-        fail(`tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} tokens but the earlier model was trained with ${config.vocabSize}: leave out --tokenizer to use the model's own`);
-      }
-    } else {
-      let partial: Partial<TextConfig>;
-      if (options.config !== undefined) {
-        partial = typeof options.config === 'string' ? await readConfigFile(options.config) : { ...options.config };
-      } else {
-        presetName = options.preset ?? taskPreset ?? presetForDataSize(trainSet.texts.length);
-        partial = getPreset(presetName);
-        if (!options.preset && taskPreset && Object.keys(taskPresetChanges).length) {
-          partial = { ...partial, ...taskPresetChanges };
-          const changes = Object.entries(taskPresetChanges).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ');
-          notes.push(`task ${options.task}: preset ${presetName} with ${changes}`);
-        }
-      }
-      const fallback = getPreset('text-tiny');
-      config = { ...fallback, ...partial, vocabSize: tokenizer.vocabSize, numLabels: labelMap.size } as TextConfig;
+    const tokenizer = await resolveTokenizer(options.tokenizer, baseMeta ? { dir: resumeMeta ? options.out : options.from!, recorded: baseMeta.tokenizer } : null, options.allowNetwork, name);
+    if (baseMeta && tokenizer.vocabSize !== baseMeta.config.vocabSize) {
+      fail(`tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} tokens but the earlier model was trained with ${baseMeta.config.vocabSize}: leave out ${name('tokenizer')} to use the model's own`);
     }
-    if (options.mode) config.reversible = options.mode === 'reversible';
+    const arch = await resolveArchitecture({
+      preset: options.preset,
+      config: options.config,
+      base: baseMeta,
+      taskPreset,
+      taskPresetChanges,
+      dataSize: trainSet.texts.length,
+      vocabSize: tokenizer.vocabSize,
+      numLabels: labelMap.size,
+      mode: options.mode,
+      optionName: name,
+    });
+    const { config, preset: presetName } = arch;
+    if (arch.taskChanges) {
+      const changes = Object.entries(arch.taskChanges).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ');
+      notes.push(`task ${options.task}: preset ${presetName} with ${changes}`);
+    }
 
-    const collapseRuns = options.collapseRuns ?? hyper.collapseRuns ?? baseMeta?.collapseRuns ?? 0;
-    if (!(Number.isInteger(collapseRuns) && collapseRuns >= 0)) fail(`--collapse-runs must be a whole number ≥ 0 (0: off), got ${collapseRuns}`);
+    const collapseRuns = checkWhole(options.collapseRuns ?? hyper.collapseRuns ?? baseMeta?.collapseRuns ?? 0, 0, 'collapseRuns', name, ' (0: off)');
     const trainTexts = asTrained(trainSet.texts, collapseRuns);
 
-    // Lengths: the flag, the task's, the earlier model's, or what covers 95% of the texts.
-    let maxLength: number;
-    if (options.maxLength !== undefined) maxLength = options.maxLength;
-    else if (resumeMeta) maxLength = resumeMeta.maxLength;
-    else if (hyper.maxLength !== undefined) maxLength = hyper.maxLength;
-    else maxLength = chooseMaxLength(tokenizer, trainTexts, config.maxLength, splitSeed);
-    if (!Number.isInteger(maxLength) || maxLength < 2) fail(`--max-length must be a whole number ≥ 2, got ${maxLength}`);
-    if (!baseMeta) checkMaxLength(maxLength, config.maxLength, options.maxLength !== undefined ? '--max-length' : `task ${options.task}'s maxLength`, presetName ? `preset ${presetName}` : 'the config');
-    if (baseMeta) {
-      if (maxLength > config.maxLength) fail(`--max-length ${maxLength} is longer than the earlier model's ${config.maxLength} positions: use ${config.maxLength} or less`);
-    } else {
-      // Learned positions cover exactly the lengths trained on.
-      config.maxLength = maxLength;
-    }
-    validateConfig(config);
+    // Lengths: the option, the earlier run's, the task's, or what covers 95% of the texts.
+    const maxLength = resolveMaxLength(arch, {
+      given: options.maxLength,
+      resumed: resumeMeta?.maxLength,
+      task: hyper.maxLength,
+      taskName: options.task,
+      min: 2,
+      choose: () => chooseMaxLength(tokenizer, trainTexts, config.maxLength, splitSeed),
+    }, name);
 
-    const batchSize = options.batchSize ?? hyper.batchSize ?? 32;
-    if (!Number.isInteger(batchSize) || batchSize < 1) fail(`--batch-size must be a whole number ≥ 1, got ${batchSize}`);
-    const epochs = options.epochs ?? hyper.epochs ?? chooseEpochs(trainSet.texts.length, batchSize);
-    const lr = options.lr ?? hyper.lr ?? (fromMeta ? 3e-4 : 1e-3);
-    const weightDecay = options.weightDecay ?? hyper.weightDecay ?? 0.01;
-    const warmupEpochs = options.warmupEpochs ?? hyper.warmupEpochs ?? Math.min(1, epochs / 10);
-    const labelSmoothing = options.labelSmoothing ?? hyper.labelSmoothing ?? 0;
-    if (!(labelSmoothing >= 0 && labelSmoothing < 1)) fail(`--label-smoothing must be in [0, 1), got ${labelSmoothing}`);
-    const ema = options.ema ?? hyper.ema ?? 0;
-    const keep = options.keep ?? (options.task ? 'last' : 'best');
-    if (keep !== 'best' && keep !== 'last') fail(`--keep must be best or last, got ${String(keep)}`);
-    if (!(ema >= 0 && ema < 1)) fail(`--ema must be in [0, 1) (0: no weight average), got ${ema}`);
-    const inputMasking = options.inputMasking ?? hyper.inputMasking ?? 0;
-    if (!(inputMasking >= 0 && inputMasking < 1)) fail(`--input-masking must be in [0, 1) (0: off), got ${inputMasking}`);
-    const masking = inputMasking > 0 ? maskingFor(tokenizer, inputMasking, '--input-masking', ' or use --input-masking 0') : null;
+    const { batchSize, epochs, lr, weightDecay, warmupEpochs, labelSmoothing, ema, keep } = resolveTrainingSettings(options, hyper, {
+      batchSize: 32,
+      epochs: (batch) => chooseEpochs(trainSet.texts.length, batch),
+      lr: fromMeta ? 3e-4 : 1e-3,
+      // A task's evaluation set is its test split, which must not choose the model.
+      keep: options.task ? 'last' : 'best',
+    }, name);
+    const inputMasking = checkFraction(options.inputMasking ?? hyper.inputMasking ?? 0, 'inputMasking', name, ' (0: off)');
+    const masking = inputMasking > 0 ? maskingFor(tokenizer, inputMasking, name('inputMasking'), ` or use ${name('inputMasking')} 0`) : null;
 
     const model = new RevColText(config, seed);
     let keptHead = false;
@@ -350,10 +315,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         ...(collapseRuns ? { collapseRuns } : {}),
       };
       await begin();
-      const { mkdir } = await import('node:fs/promises');
-      await mkdir(options.out, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
-        fail(`cannot create the output folder ${options.out} (${err.code ?? err.message}): choose another --out`);
-      });
+      await makeOutputFolder(options.out, name);
       await tokenizer.save(options.out);
       await removeStaleEnsemble(options.out, log);
       notes.forEach((line) => log(line));

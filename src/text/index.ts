@@ -5,7 +5,12 @@ export { TEXT_PRESETS, getPreset, presetNames, presetForDataSize, readConfigFile
 export { TextClassifier, textClassificationReport, PRETRAINED_DIR, type TextClassification, type TextClassMetrics, type TextEvaluationReport, type TextLoadOptions, type TextModelMeta } from './classifier.js';
 export { fineTune, chooseEpochs, type FineTuneOptions, type FineTuneResult } from './fine-tune.js';
 export { chooseMaxLength, lengthGroupedBatches } from './encoded.js';
-export { MASKED_LM_OBJECTIVE } from './model-meta.js';
+export { MASKED_LM_OBJECTIVE, readTextMeta } from './model-meta.js';
+// What the text recipes share: a run's settings from options, task and defaults, checked (src/text/run-options.ts).
+export {
+  resolveArchitecture, resolveMaxLength, resolveTokenizer, resolveTrainingSettings,
+  type ArchitectureSources, type ResolvedArchitecture, type TrainingDefaults, type TrainingSettings, type TrainingSettingOptions,
+} from './run-options.js';
 export { TextTokenizer, type EncodedBatch, type TokenizerLoadOptions, DEFAULT_TOKENIZER, SHIPPED_TOKENIZERS } from './tokenizer.js';
 // Tokenizer training: WordPiece and byte-level BPE vocabularies saved as tokenizer.json folders; docs/tokenizers.md.
 export {
@@ -24,6 +29,6 @@ export {
   tokenClassificationMetrics, entityMetrics, entitySpans, detectEntityScheme, mostFrequentTagBaseline, fitMostFrequentTag, predictMostFrequentTag,
   type TokenMetrics, type TagScores, type EntityMetrics, type EntitySpan, type EntityScheme, type MostFrequentTagModel, type BaselineReport,
 } from './token-metrics.js';
-export { buildBrownPos, loadPosBrownTask, brownToUniversal, readBrownCorpus, UNIVERSAL_TAGS, BROWN_PACKAGE, type UniversalTag, type BrownDocument, type BrownPosOptions, type BrownPosData } from './pos-brown.js';
+export { buildBrownPos, loadPosBrownTask, brownToUniversal, readBrownCorpus, UNIVERSAL_TAGS, BROWN_PACKAGE, type UniversalTag, type BrownDocument, type BrownPosOptions, type BrownPosData } from './datasets/brown-pos.js';
 export { readTokenExamples, detectTokenFormat, toConll, writeConll, wordLine, TOKENS_FIELDS, TAGS_FIELDS, type TokenExamples, type ReadTokenOptions, type TokenFileFormat } from '../data/token-data.js';
 export { describeTasks, taskKind, TASK_KINDS, type TaskKind } from './tasks.js';

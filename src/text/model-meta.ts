@@ -1,14 +1,14 @@
 /**
  * What a text model's folder records, shared by fine-tune, pre-training, token classification,
  * ensembles and the classifiers that load them. A small module of its own so that none of those
- * has to import another for a constant or a type (no import cycles).
+ * has to import another for a constant or a type (no import cycles). Light: the CLI reads its
+ * constants at registration, so checkpoints and tokenizers are loaded only when used.
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../core/errors.js';
-import { readModelMeta } from '../train/checkpoint.js';
 import type { TextConfig } from './presets.js';
-import { TextTokenizer } from './tokenizer.js';
+import type { TextTokenizer } from './tokenizer.js';
 
 /** What a masked-LM pre-training checkpoint records: a text model's columns without a classifier. */
 export const MASKED_LM_OBJECTIVE = 'masked-lm';
@@ -40,7 +40,7 @@ export interface TextModelMeta {
 /** A text classifier's meta, or a one-line error saying what the folder holds instead. */
 export function readTextMeta(meta: Record<string, unknown>, where: string): TextModelMeta {
   if (meta.family !== 'text') {
-    fail(`${where} holds a ${meta.family === undefined ? 'model of unknown family' : `${String(meta.family)} model`}, not a text classifier: pass the --out folder of 'revcol fine-tune'`);
+    fail(`${where} holds a ${meta.family === undefined ? 'model of unknown family' : `${String(meta.family)} model`}, not a text classifier: pass the output folder of a text fine-tune`);
   }
   if (meta.objective === TOKEN_CLASSIFICATION_OBJECTIVE) {
     fail(`${where} holds a token classifier (a tag per word), not a text classifier (one label per text): load it with TokenClassifier (revcol eval and predict tell the two apart), or pass a text fine-tune's folder`);
@@ -56,14 +56,16 @@ export function sameLabels(a: readonly string[], b: readonly string[]): boolean 
 
 /** A model folder's own copy of its tokenizer (beside the weights), else the source it recorded. */
 export async function folderTokenizer(dir: string, recorded: string, allowNetwork?: boolean): Promise<TextTokenizer> {
+  const { TextTokenizer } = await import('./tokenizer.js');
   const folder = existsSync(dir) && statSync(dir).isDirectory() ? dir : path.dirname(dir);
   if (existsSync(path.join(folder, 'tokenizer.json'))) return TextTokenizer.fromFolder(path.resolve(folder), recorded);
   return TextTokenizer.load(recorded, { allowNetwork });
 }
 
 /** The meta of the run in `out` that resume continues (its last checkpoint's header; no tensor read). */
-export async function readResumeMeta(out: string): Promise<Record<string, unknown>> {
+export async function readResumeMeta(out: string, optionName: (option: string) => string = (o) => o): Promise<Record<string, unknown>> {
   const last = path.join(out, LAST_CHECKPOINT);
-  if (!existsSync(last)) fail(`cannot resume: ${last} does not exist; run without --resume to start a new run in ${out}`);
+  if (!existsSync(last)) fail(`cannot resume: ${last} does not exist; run without ${optionName('resume')} to start a new run in ${out}`);
+  const { readModelMeta } = await import('../train/checkpoint.js');
   return (await readModelMeta(last)).meta;
 }

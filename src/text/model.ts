@@ -199,7 +199,7 @@ class TextEmbeddings extends Module {
   forward(inputIds: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     const [, t] = inputIds.shape;
     if (inputIds.rank !== 2) fail(`input ids must be a [batch, length] tensor, got rank ${inputIds.rank}`);
-    if (t > this.maxLength) fail(`sequences of ${t} tokens are longer than the model's ${this.maxLength} positions: use --max-length ${this.maxLength} or less`);
+    if (t > this.maxLength) fail(`sequences of ${t} tokens are longer than the model's ${this.maxLength} positions: cut them to ${this.maxLength} tokens or fewer (the max length)`);
     return tf.tidy(() => {
       const ids = tf.cast(inputIds, 'int32');
       const x = tf.add(tf.gather(this.tokens, ids), tf.slice(this.positions, [0, 0], [t, this.width]));

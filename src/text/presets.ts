@@ -48,9 +48,10 @@ export function presetNames(): string[] {
   return Object.keys(TEXT_PRESETS);
 }
 
-export function getPreset(name: string): TextPreset {
+/** A preset by name; an unknown one is a one-line error (`optionName`: how it names the config option). */
+export function getPreset(name: string, optionName: (option: string) => string = (o) => o): TextPreset {
   const preset = TEXT_PRESETS[name];
-  if (!preset) fail(`unknown text preset '${name}': choose one of ${presetNames().join(', ')}, or pass --config FILE.json`);
+  if (!preset) fail(`unknown text preset '${name}': choose one of ${presetNames().join(', ')}, or give a config file (${optionName('config')})`);
   return structuredClone(preset);
 }
 

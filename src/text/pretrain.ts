@@ -1,19 +1,19 @@
-import { mkdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
-import { ensureBackend, useBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
 import { Module } from '../core/module.js';
 import { mixSeed, RandomStream } from '../core/random.js';
 import { SeededRandom } from '../data/augment.js';
 import { collapseSymbolRuns, readTextExamples, seededPermutation } from '../data/text.js';
-import { dataPrint, inlinePrint, type RunIdentity, withRunFolder } from '../train/run-folder.js';
-import { type StepProgress, train, type TrainSummary } from '../train/trainer.js';
+import { train, type TrainSummary } from '../train/trainer.js';
 import { chooseMaxLength, EncodedTexts, lengthGroupedBatches } from './encoded.js';
 import { MaskedLMHead, type MaskedTextBatch, RevColText } from './model.js';
 import { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE } from './model-meta.js';
-import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
+import type { TextConfig } from './presets.js';
+import {
+  checkWhole, inRunFolder, makeOutputFolder, namer, resolveArchitecture, resolveMaxLength, resolveTokenizer, resolveTrainingSettings, runTrainOptions, startTextRun, type TextRunOptions,
+} from './run-options.js';
 import { loadTask } from './tasks.js';
-import { TextTokenizer } from './tokenizer.js';
+import type { TextTokenizer } from './tokenizer.js';
 
 export { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE } from './model-meta.js';
 
@@ -99,78 +99,8 @@ function disposeMasked(b: MaskedTextBatch): void {
   tf.dispose([b.inputIds, b.attentionMask, b.positions, b.targets]);
 }
 
-/** What every text training run (pretrain, fine-tune) takes besides its data and model. */
-export interface TextRunOptions {
-  out: string;
-  /** Continue the run in `out` from its last checkpoint (refused when the data, task, preset/config or tokenizer differ from the run's). */
-  resume?: boolean;
-  /** Replace an earlier run in `out` (without it, a folder holding a run is refused: resume it, or choose another). */
-  overwrite?: boolean;
-  /**
-   * Stop after the training step in progress when this aborts: a checkpoint of that step is
-   * written and the call rejects with RunStopped (`resume: true` then continues exactly).
-   */
-  signal?: AbortSignal;
-  /**
-   * Internal: the guarded folder this run writes inside (a fine-tune's pre-training, an
-   * ensemble's member), which holds the lock and the checks; this run takes none of its own.
-   */
-  nestedIn?: string;
-  seed?: number;
-  /** Switch TensorFlow.js to this backend first (default: keep the current one). */
-  backend?: string;
-  progress?: boolean;
-  /** Where progress lines and the notes go (default stderr). */
-  log?: (line: string) => void;
-  /** Called after every training step (epoch, texts seen in it, their mean loss). */
-  onStep?: (progress: StepProgress) => void;
-  mode?: 'reversible' | 'plain';
-  epochs?: number;
-  batchSize?: number;
-  /** Peak learning rate of AdamW. */
-  lr?: number;
-  /** Tokens per text. */
-  maxLength?: number;
-  weightDecay?: number;
-  /** Linear warm-up, in epochs (may be fractional). */
-  warmupEpochs?: number;
-}
-
-/** The trainer's options that a text run passes through as given (clipping at norm 1 for both). */
-export function runTrainOptions(options: TextRunOptions, log: (line: string) => void) {
-  return {
-    outDir: options.out,
-    clipNorm: 1.0,
-    seed: options.seed ?? 0,
-    resume: options.resume,
-    progress: options.progress,
-    log,
-    ...(options.onStep ? { onStep: options.onStep } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-  };
-}
-
-/** What a text run is started on, as its folder records it for --resume to match. */
-export async function textRunIdentity(o: { train?: string; texts?: string[]; eval?: string; task?: string; preset?: string; config?: string | object; tokenizer?: string | TextTokenizer }): Promise<RunIdentity> {
-  return {
-    data: o.task ? null : o.texts ? inlinePrint(o.texts, `${o.texts.length} texts`) : await dataPrint(o.train),
-    eval: await dataPrint(o.eval),
-    task: o.task ?? null,
-    preset: o.preset ?? null,
-    config: typeof o.config === 'string' ? await dataPrint(o.config) : o.config ? inlinePrint(o.config) : null,
-    tokenizer: o.tokenizer instanceof TextTokenizer ? o.tokenizer.source : (o.tokenizer ?? null),
-  };
-}
-
-/**
- * A max length must fit the model's learned positions: `cap`, the preset's or config's
- * maxLength. One line naming where the length came from and what to do otherwise.
- */
-export function checkMaxLength(maxLength: number, cap: number, source: string, model: string): void {
-  if (maxLength > cap) {
-    fail(`${source} ${maxLength} is longer than the ${cap} positions of ${model}: use ${cap} or less, or a --config with "maxLength": ${maxLength}`);
-  }
-}
+// The run options and their checks moved to run-options.ts; kept importable from here.
+export { checkMaxLength, runTrainOptions, textRunIdentity, type TextRunOptions } from './run-options.js';
 
 export interface PretrainOptions extends TextRunOptions {
   /** Texts: a file (CSV, TSV or JSONL; only its text column is read, labels are not needed) … */
@@ -225,24 +155,14 @@ function heldOutCount(n: number): number {
  * masked tokens predicted right on a held-out 5%), curves and the tokenizer's files.
  */
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  if (!options.out) fail('pretrain needs an output folder (--out DIR)');
-  const sources = [options.train, options.task, options.texts].filter((x) => x !== undefined).length;
-  if (sources !== 1) fail('pretrain needs one source of texts: --train FILE or --task NAME');
-  if (options.preset && options.config) fail('give either --preset or --config, not both (a config file may name a preset to start from)');
-  if (options.backend) await useBackend(options.backend);
-  else await ensureBackend();
-  if (options.nestedIn) return pretrainIn(options, log, async () => {});
-  const identity = await textRunIdentity(options);
-  return withRunFolder(
-    { out: options.out, command: 'pretrain', resume: options.resume, overwrite: options.overwrite, identity, log },
-    (folder) => pretrainIn(options, log, () => folder.begin()),
-  );
+  const name = namer(options);
+  const { log } = await startTextRun(options, 'pretrain', `texts (${name('train')}: a file with a text column, ${name('task')}, or texts)`);
+  return inRunFolder(options, 'pretrain', log, (begin) => pretrainIn(options, log, () => begin()));
 }
 
 /** pretrain() in its (guarded) folder; `begin` is called right before the first write. */
 async function pretrainIn(options: PretrainOptions, log: (line: string) => void, begin: () => Promise<void>): Promise<PretrainResult> {
-
+  const name = namer(options);
   let texts: string[];
   let taskPreset: string | undefined;
   let taskChanges: Partial<TextConfig> = {};
@@ -262,35 +182,37 @@ async function pretrainIn(options: PretrainOptions, log: (line: string) => void,
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('pretrain: texts must be an array of strings');
   }
   if (texts.length < 2) fail(`pretraining needs at least 2 texts, got ${texts.length}`);
-  const collapseRuns = options.collapseRuns ?? taskCollapseRuns ?? 0;
-  if (!(Number.isInteger(collapseRuns) && collapseRuns >= 0)) fail(`--collapse-runs must be a whole number ≥ 0 (0: off), got ${collapseRuns}`);
+  const collapseRuns = checkWhole(options.collapseRuns ?? taskCollapseRuns ?? 0, 0, 'collapseRuns', name, ' (0: off)');
   if (collapseRuns) texts = texts.map((t) => collapseSymbolRuns(t, collapseRuns));
 
-  const tokenizer = options.tokenizer instanceof TextTokenizer ? options.tokenizer : await TextTokenizer.load(options.tokenizer, { allowNetwork: options.allowNetwork });
+  const tokenizer = await resolveTokenizer(options.tokenizer, null, options.allowNetwork, name);
   const masking = maskingFor(tokenizer, options.maskFraction ?? DEFAULT_MASK_FRACTION, 'masked-LM pre-training');
 
-  let presetName: string | null = null;
-  let partial: Partial<TextConfig>;
-  if (options.config !== undefined) {
-    partial = typeof options.config === 'string' ? await readConfigFile(options.config) : { ...options.config };
-  } else {
-    presetName = options.preset ?? taskPreset ?? presetForDataSize(texts.length);
-    partial = { ...getPreset(presetName), ...(options.preset ? {} : taskChanges), ...(options.presetChanges ?? {}) };
-  }
   const seed = options.seed ?? 0;
-  const cap = partial.maxLength ?? getPreset('text-tiny').maxLength;
-  const maxLength = options.maxLength ?? taskMaxLength ?? chooseMaxLength(tokenizer, texts, cap, options.lengthSeed ?? seed);
-  if (!Number.isInteger(maxLength) || maxLength < 2) fail(`--max-length must be a whole number ≥ 2, got ${maxLength}`);
-  checkMaxLength(maxLength, cap, options.maxLength !== undefined ? '--max-length' : `task ${options.task}'s maxLength`, presetName ? `preset ${presetName}` : 'the config');
   // numLabels is the classifier's business; pre-training keeps no classification head.
-  const config = validateConfig({ ...getPreset('text-tiny'), ...partial, maxLength, vocabSize: tokenizer.vocabSize, numLabels: 2 } as TextConfig);
-  if (options.mode) config.reversible = options.mode === 'reversible';
-
-  const batchSize = options.batchSize ?? 32;
-  if (!Number.isInteger(batchSize) || batchSize < 1) fail(`--batch-size must be a whole number ≥ 1, got ${batchSize}`);
-  const epochs = options.epochs ?? 10;
+  const arch = await resolveArchitecture({
+    preset: options.preset,
+    config: options.config,
+    taskPreset,
+    taskPresetChanges: taskChanges,
+    presetChanges: options.presetChanges,
+    dataSize: texts.length,
+    vocabSize: tokenizer.vocabSize,
+    numLabels: 2,
+    mode: options.mode,
+    optionName: name,
+  });
+  const { config, preset: presetName } = arch;
+  const maxLength = resolveMaxLength(arch, {
+    given: options.maxLength,
+    task: taskMaxLength,
+    taskName: options.task,
+    min: 2,
+    choose: () => chooseMaxLength(tokenizer, texts, config.maxLength, options.lengthSeed ?? seed),
+  }, name);
+  const { batchSize, epochs, lr, weightDecay, warmupEpochs } = resolveTrainingSettings(options, {}, { batchSize: 32, epochs: () => 10, lr: 2e-3, keep: 'last' }, name);
   const maskFraction = masking.fraction;
-  if (!(maskFraction > 0 && maskFraction < 1)) fail(`--mask-fraction must be between 0 and 1, got ${maskFraction}`);
+  if (!(maskFraction > 0 && maskFraction < 1)) fail(`${name('maskFraction')} must be between 0 and 1, got ${maskFraction}`);
 
   const order = seededPermutation(texts.length, mixSeed(seed, 0x9e1d));
   const held = new Set(order.slice(0, heldOutCount(texts.length)));
@@ -298,9 +220,7 @@ async function pretrainIn(options: PretrainOptions, log: (line: string) => void,
   const heldData = new EncodedTexts(tokenizer, texts.filter((_, i) => held.has(i)), maxLength);
 
   await begin();
-  await mkdir(options.out, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
-    fail(`cannot create the output folder ${options.out} (${err.code ?? err.message}): choose another --out`);
-  });
+  await makeOutputFolder(options.out, name);
   await tokenizer.save(options.out);
 
   const model = new MaskedLMModel(new RevColText(config, seed), seed);
@@ -339,9 +259,9 @@ async function pretrainIn(options: PretrainOptions, log: (line: string) => void,
     }, {
       ...runTrainOptions(options, log),
       epochs,
-      lr: options.lr ?? 2e-3,
-      weightDecay: options.weightDecay ?? 0.01,
-      warmupEpochs: options.warmupEpochs ?? Math.min(1, epochs / 10),
+      lr,
+      weightDecay,
+      warmupEpochs,
       keep: 'last',
       meta: {
         family: 'text',

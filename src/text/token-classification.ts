@@ -12,7 +12,6 @@
  * (counting the words cut); evaluation and prediction cut them into windows instead, so that
  * every word gets a tag.
  */
-import { mkdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { ensureBackend, useBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
@@ -29,8 +28,11 @@ import { train, type TrainSummary } from '../train/trainer.js';
 import { lengthGroupedBatches } from './encoded.js';
 import { RevColText, type TextStepOptions } from './model.js';
 import { folderTokenizer, MASKED_LM_OBJECTIVE, readResumeMeta, TOKEN_CLASSIFICATION_OBJECTIVE } from './model-meta.js';
-import { checkMaxLength, runTrainOptions, type TextRunOptions } from './pretrain.js';
-import { getPreset, presetForDataSize, readConfigFile, type TextConfig, validateConfig } from './presets.js';
+import type { TextConfig } from './presets.js';
+import {
+  chooseEpochs, inRunFolder, makeOutputFolder, namer, resolveArchitecture, resolveMaxLength, resolveTokenizer, resolveTrainingSettings, runTrainOptions, startTextRun, type TextRunOptions,
+} from './run-options.js';
+import type { TokenTaskData } from './task-types.js';
 import { taskKind, taskNames } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
 import { detectEntityScheme, type EntityScheme, tokenClassificationMetrics, type TokenMetrics } from './token-metrics.js';
@@ -608,17 +610,7 @@ export class TokenClassifier {
 // ---------------------------------------------------------------------------------------------
 // Fine-tuning
 
-/** A built-in token-classification task's data and recipe (see src/text/pos-brown.ts). */
-export interface TokenTaskData {
-  name: string;
-  train: TokenExamples;
-  test: TokenExamples;
-  preset?: string;
-  presetChanges?: Partial<TextConfig>;
-  hyper?: Partial<{ epochs: number; batchSize: number; lr: number; maxLength: number; weightDecay: number; warmupEpochs: number; labelSmoothing: number }>;
-  /** Fixed tag order. */
-  tags?: string[];
-}
+export type { TokenTaskData } from './task-types.js';
 
 export interface TokenFineTuneOptions extends TextRunOptions, Pick<ReadTokenOptions, 'format' | 'tagColumn' | 'tokensField' | 'tagsField' | 'tagNames'> {
   /** Training file: CoNLL (word and tag per line) or JSONL ({"tokens", "tags"}) … */
@@ -641,9 +633,9 @@ export interface TokenFineTuneOptions extends TextRunOptions, Pick<ReadTokenOpti
   /** Seed of the held-out split and the max-length sample (default: seed). */
   splitSeed?: number;
   /**
-   * Called once, when everything is read and checked, right before the first write into `out`
-   * (a guard such as the CLI's run folder takes the folder then). `overwrite` and `nestedIn` of
-   * the run options are that guard's business: this function takes no lock of its own.
+   * For a caller that guards `out` itself: called once, when everything is read and checked,
+   * right before the first write into it; the run then takes no lock of its own. Without it the
+   * run guards its folder as fineTune does (lock, resume and overwrite checks).
    */
   begin?: () => Promise<void>;
 }
@@ -700,7 +692,7 @@ export async function loadTokenTask(name: string): Promise<TokenTaskData> {
     fail(`task ${name} labels texts (text classification), not words: train it with fineTune (revcol fine-tune --task ${name} does); token-classification tasks: ${taskNames('token-classification').join(', ') || 'none built in'}`);
   }
   if (name === 'pos-brown') {
-    const { loadPosBrownTask } = await import('./pos-brown.js');
+    const { loadPosBrownTask } = await import('./datasets/brown-pos.js');
     return loadPosBrownTask();
   }
   fail(`task ${name} is a token-classification task this revcol cannot build (built-in: pos-brown)`);
@@ -717,15 +709,16 @@ async function taskData(task: string | TokenTaskData): Promise<TokenTaskData> {
  * `TokenClassifier.load(out)` loads it.
  */
 export async function fineTuneTokens(options: TokenFineTuneOptions): Promise<TokenFineTuneResult> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  if (!options.out) fail('token fine-tuning needs an output folder (--out DIR)');
-  if (options.task && options.train) fail('give either a task or a training file, not both');
-  if (!options.task && !options.train) fail('token fine-tuning needs training data: a CoNLL or JSONL file of tagged words, or a task (pos-brown)');
-  if (options.task && options.eval) fail('a task brings its own test split: leave out the evaluation file');
-  if (options.from && (options.preset || options.config)) fail('--from takes the architecture of the earlier model: leave out --preset and --config');
-  if (options.preset && options.config) fail('give either --preset or --config, not both (a config file may name a preset to start from)');
-  if (options.backend) await useBackend(options.backend);
-  else await ensureBackend();
+  const name = namer(options);
+  const { log } = await startTextRun(options, 'token fine-tuning', `a CoNLL or JSONL file of tagged words (${name('train')}), or a task (${name('task')}: pos-brown)`);
+  if (options.task && options.eval) fail(`a task brings its own test split: leave out ${name('eval')}`);
+  if (options.begin) return fineTuneTokensIn(options, log, options.begin);
+  return inRunFolder(options, 'token fine-tune', log, (begin) => fineTuneTokensIn(options, log, () => begin()));
+}
+
+/** fineTuneTokens() in its folder: `begin` is called right before the first write into it. */
+async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: string) => void, begin: () => Promise<void>): Promise<TokenFineTuneResult> {
+  const name = namer(options);
   const seed = options.seed ?? 0;
   const splitSeed = options.splitSeed ?? seed;
   const notes: string[] = [];
@@ -745,7 +738,7 @@ export async function fineTuneTokens(options: TokenFineTuneOptions): Promise<Tok
       trainSet = all;
       evalSet = await readTokenExamples(options.eval, readOptions);
     } else {
-      if (all.sentences.length < 2) fail(`${options.train} has ${all.sentences.length} sentence: give more, or an evaluation file`);
+      if (all.sentences.length < 2) fail(`${options.train} has ${all.sentences.length} sentence: give more, or an evaluation file (${name('eval')})`);
       const order = seededPermutation(all.sentences.length, mixSeed(splitSeed, 0x70c));
       const held = new Set(order.slice(0, Math.max(1, Math.round(all.sentences.length * HELD_OUT_FRACTION))));
       trainSet = pickSentences(all, (i) => !held.has(i), all.source);
@@ -756,13 +749,13 @@ export async function fineTuneTokens(options: TokenFineTuneOptions): Promise<Tok
   const hyper = task?.hyper ?? {};
 
   // An earlier model: resume (same everything) or from (its columns).
-  const resumeMeta = options.resume ? readTokenMeta(await readResumeMeta(options.out), options.out) : null;
+  const resumeMeta = options.resume ? readTokenMeta(await readResumeMeta(options.out, name), options.out) : null;
   const fromModel = options.from && !resumeMeta ? await loadModelDir(options.from) : null;
   try {
     let fromMeta: EarlierTextMeta | null = null;
     if (fromModel) {
       const m = fromModel.meta;
-      if (m.family !== 'text' || !m.config || !Array.isArray(m.labels)) fail(`${options.from} holds no text model: --from takes the folder of a text pretrain, fine-tune or token fine-tune`);
+      if (m.family !== 'text' || !m.config || !Array.isArray(m.labels)) fail(`${options.from} holds no text model: ${name('from')} takes the folder of a text pretrain, fine-tune or token fine-tune`);
       fromMeta = m as unknown as EarlierTextMeta;
     }
     const base = resumeMeta ?? fromMeta;
@@ -774,59 +767,38 @@ export async function fineTuneTokens(options: TokenFineTuneOptions): Promise<Tok
     const evalTagIds = tags.ids(evalSet, tagOrder ? 'the tag list' : 'the training data', tagOrder ? 'fix the tag, or add it to the tag names' : undefined);
     const scheme = detectEntityScheme(tags.names);
 
-    // Tokenizer.
-    let tokenizer: TextTokenizer;
-    if (options.tokenizer instanceof TextTokenizer) tokenizer = options.tokenizer;
-    else if (options.tokenizer) tokenizer = await TextTokenizer.load(options.tokenizer, { allowNetwork: options.allowNetwork });
-    else if (base) tokenizer = await folderTokenizer(resumeMeta ? options.out : options.from!, base.tokenizer, options.allowNetwork);
-    else tokenizer = await TextTokenizer.load(undefined, { allowNetwork: options.allowNetwork });
+    const tokenizer = await resolveTokenizer(options.tokenizer, base ? { dir: resumeMeta ? options.out : options.from!, recorded: base.tokenizer } : null, options.allowNetwork, name);
     const encoder = new WordEncoder(tokenizer);
-
-    // Architecture.
-    let config: TextConfig;
-    let presetName: string | null = null;
-    if (base) {
-      config = { ...base.config, numLabels: tags.size };
-      presetName = base.preset ?? null;
-      if (tokenizer.vocabSize !== config.vocabSize) fail(`tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} tokens but the earlier model was trained with ${config.vocabSize}: leave out --tokenizer to use the model's own`);
-    } else {
-      let partial: Partial<TextConfig>;
-      if (options.config !== undefined) {
-        partial = typeof options.config === 'string' ? await readConfigFile(options.config) : { ...options.config };
-      } else {
-        presetName = options.preset ?? task?.preset ?? presetForDataSize(trainSet.sentences.length);
-        partial = { ...getPreset(presetName), ...(options.preset ? {} : task?.presetChanges ?? {}) };
-      }
-      config = { ...getPreset('text-tiny'), ...partial, vocabSize: tokenizer.vocabSize, numLabels: tags.size } as TextConfig;
+    if (base && tokenizer.vocabSize !== base.config.vocabSize) {
+      fail(`tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} tokens but the earlier model was trained with ${base.config.vocabSize}: leave out ${name('tokenizer')} to use the model's own`);
     }
-    if (options.mode) config.reversible = options.mode === 'reversible';
-
-    let maxLength: number;
-    if (options.maxLength !== undefined) maxLength = options.maxLength;
-    else if (resumeMeta) maxLength = resumeMeta.maxLength;
-    else if (hyper.maxLength !== undefined) maxLength = hyper.maxLength;
-    else maxLength = chooseTokenMaxLength(encoder, trainSet.sentences, config.maxLength, splitSeed);
-    if (!Number.isInteger(maxLength) || maxLength < encoder.specials + 1) fail(`--max-length must be a whole number ≥ ${encoder.specials + 1}, got ${maxLength}`);
-    if (base) {
-      if (maxLength > config.maxLength) fail(`--max-length ${maxLength} is longer than the earlier model's ${config.maxLength} positions: use ${config.maxLength} or less`);
-    } else {
-      const source = options.maxLength !== undefined ? '--max-length' : hyper.maxLength !== undefined ? `task ${task?.name}'s maxLength` : 'the chosen max length';
-      checkMaxLength(maxLength, config.maxLength, source, presetName ? `preset ${presetName}` : 'the config');
-      config.maxLength = maxLength;
-    }
-    validateConfig(config);
-
-    const batchSize = options.batchSize ?? hyper.batchSize ?? 32;
-    if (!Number.isInteger(batchSize) || batchSize < 1) fail(`--batch-size must be a whole number ≥ 1, got ${batchSize}`);
-    const stepsPerEpoch = Math.ceil(trainSet.sentences.length / batchSize);
-    const epochs = options.epochs ?? hyper.epochs ?? Math.max(3, Math.min(30, Math.round(600 / stepsPerEpoch)));
-    const lr = options.lr ?? hyper.lr ?? (fromMeta ? 3e-4 : 1e-3);
-    const weightDecay = options.weightDecay ?? hyper.weightDecay ?? 0.01;
-    const warmupEpochs = options.warmupEpochs ?? hyper.warmupEpochs ?? Math.min(1, epochs / 10);
-    const labelSmoothing = options.labelSmoothing ?? hyper.labelSmoothing ?? 0;
-    if (!(labelSmoothing >= 0 && labelSmoothing < 1)) fail(`--label-smoothing must be in [0, 1), got ${labelSmoothing}`);
-    const keep = options.keep ?? (task ? 'last' : 'best');
-    if (keep !== 'best' && keep !== 'last') fail(`--keep must be best or last, got ${String(keep)}`);
+    const arch = await resolveArchitecture({
+      preset: options.preset,
+      config: options.config,
+      base,
+      taskPreset: task?.preset,
+      taskPresetChanges: task?.presetChanges,
+      dataSize: trainSet.sentences.length,
+      vocabSize: tokenizer.vocabSize,
+      numLabels: tags.size,
+      mode: options.mode,
+      optionName: name,
+    });
+    const { config, preset: presetName } = arch;
+    const maxLength = resolveMaxLength(arch, {
+      given: options.maxLength,
+      resumed: resumeMeta?.maxLength,
+      task: hyper.maxLength,
+      taskName: task?.name,
+      min: encoder.specials + 1,
+      choose: () => chooseTokenMaxLength(encoder, trainSet.sentences, config.maxLength, splitSeed),
+    }, name);
+    const { batchSize, epochs, lr, weightDecay, warmupEpochs, labelSmoothing, keep } = resolveTrainingSettings(options, hyper, {
+      batchSize: 32,
+      epochs: (batch) => chooseEpochs(trainSet.sentences.length, batch),
+      lr: fromMeta ? 3e-4 : 1e-3,
+      keep: task ? 'last' : 'best',
+    }, name);
 
     const model = new TokenClassificationModel(new RevColText(config, seed), tags.size, seed);
     try {
@@ -840,7 +812,7 @@ export async function fineTuneTokens(options: TokenFineTuneOptions): Promise<Tok
 
       const trainData = new EncodedTokens(encoder, trainSet.sentences, trainTagIds, maxLength, 'cut');
       const evalData = new EncodedTokens(encoder, evalSet.sentences, evalTagIds, maxLength, 'split');
-      if (trainData.cutSentences) notes.push(`note: ${trainData.cutSentences} training sentences are longer than ${maxLength} tokens: ${trainData.cutWords} words cut from their ends (raise --max-length to keep them)`);
+      if (trainData.cutSentences) notes.push(`note: ${trainData.cutSentences} training sentences are longer than ${maxLength} tokens: ${trainData.cutWords} words cut from their ends (raise ${name('maxLength')} to keep them)`);
       const meta: TokenModelMeta = {
         family: 'text',
         objective: TOKEN_CLASSIFICATION_OBJECTIVE,
@@ -852,10 +824,8 @@ export async function fineTuneTokens(options: TokenFineTuneOptions): Promise<Tok
         ...(presetName ? { preset: presetName } : {}),
         ...(task ? { task: task.name } : {}),
       };
-      await options.begin?.();
-      await mkdir(options.out, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
-        fail(`cannot create the output folder ${options.out} (${err.code ?? err.message}): choose another --out`);
-      });
+      await begin();
+      await makeOutputFolder(options.out, name);
       await tokenizer.save(options.out);
       notes.forEach((line) => log(line));
 

@@ -20,6 +20,8 @@ export interface TokenizerLoadOptions {
   allowNetwork?: boolean;
   /** Where downloaded Hub tokenizers live; default $REVCOL_CACHE_DIR, else $XDG_CACHE_HOME/revcol or ~/.cache/revcol, then /tokenizers. */
   cacheDir?: string;
+  /** How errors name options (default as written here, e.g. `allowNetwork`; the CLI passes its flags' names). */
+  optionName?: (option: string) => string;
 }
 
 /** The tokenizers that ship in the package's tokenizers/ folder, by name. */
@@ -217,11 +219,12 @@ export class TextTokenizer {
     const isCached = FILES.every((f) => existsSync(path.join(cached, f)));
     if (!isCached) {
       if (!options.allowNetwork) {
+        const optionName = options.optionName ?? ((o: string) => o);
         const shipped = (SHIPPED_TOKENIZERS as readonly string[]).includes(name)
-          ? ` (a copy ships with revcol: leave out --tokenizer, or give ${BUILTIN_PREFIX}${name})`
+          ? ` (a copy ships with revcol: leave out ${optionName('tokenizer')}, or give ${BUILTIN_PREFIX}${name})`
           : '';
         fail(
-          `tokenizer ${name} is not a folder here and has not been downloaded; pass --allow-network to fetch it from the Hugging Face Hub, or give a folder with ${FILES.join(' and ')}${shipped}`,
+          `tokenizer ${name} is not a folder here and has not been downloaded; pass ${optionName('allowNetwork')} to fetch it from the Hugging Face Hub, or give a folder with ${FILES.join(' and ')}${shipped}`,
         );
       }
       await downloadFromHub(name, cached);

@@ -1,4 +1,4 @@
-import { readBrownCorpus } from '../../src/text/pos-brown.js';
+import { readBrownCorpus } from '../../src/text/datasets/brown-pos.js';
 
 /**
  * A small, fixed training corpus for the tokenizer-training tests and their @xenova/transformers

