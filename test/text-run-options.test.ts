@@ -102,6 +102,13 @@ describe('the recipes share the checks', () => {
     await expect(fineTuneTokens({ train: trainFile, out, from: work, preset: 'text-micro', optionName: flagName, ...quiet })).rejects.toThrow(/^--from takes the architecture of the earlier model: leave out --preset and --config$/);
   });
 
+  it('the data readers name the column options too', async () => {
+    const { readTextExamples } = await import('../src/data/text.js');
+    await expect(readTextExamples(trainFile, { textColumn: 'body' })).rejects.toThrow(/has no text column "body" \(columns found: "text", "label"\); name it with textColumn$/);
+    await expect(readTextExamples(trainFile, { labelColumn: 'topic', optionName: flagName })).rejects.toThrow(/has no label column "topic" .*; name it with --label-column$/);
+    await expect(fineTune({ train: trainFile, out: path.join(work, 'never'), textColumn: 'body', optionName: flagName, ...quiet })).rejects.toThrow(/name it with --text-column$/);
+  });
+
   it('a naming crosses to another process as a table', () => {
     const table = nameTable(flagName)!;
     expect(table.maxLength).toBe('--max-length');

@@ -9,7 +9,7 @@ import { DEFAULT_C_GRID } from '../text/baseline-grid.js';
 import type { TextClassifier, TextEvaluationReport } from '../text/classifier.js';
 import { taskNames } from '../text/tasks.js';
 import { backendFromOptions } from './common.js';
-import { addTextFlags } from './text-flags.js';
+import { addTextFlags, textFlagName } from './text-flags.js';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -112,7 +112,7 @@ export async function runBaseline(opts: BaselineCommandOptions): Promise<void> {
     trainName = `the ${opts.task} train split`;
     testName = `the ${opts.task} test split`;
   } else {
-    const columns = { textColumn: opts.textColumn, labelColumn: opts.labelColumn };
+    const columns = { textColumn: opts.textColumn, labelColumn: opts.labelColumn, optionName: textFlagName };
     train = await readTextExamples(opts.train!, columns);
     test = await readTextExamples(opts.data!, columns);
     trainName = opts.train!;

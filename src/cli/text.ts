@@ -10,7 +10,7 @@ import { presetNames } from '../text/presets.js';
 import { describeTasks, taskKind, taskNames } from '../text/tasks.js';
 import { stoppableByCtrlC } from '../train/stop.js';
 import { backendFromOptions } from './common.js';
-import { addTextFlags, optionsFromFlags } from './text-flags.js';
+import { addTextFlags, optionsFromFlags, textFlagName } from './text-flags.js';
 import { evalTokensCommand, fineTuneKind, fineTuneTokensCommand, isTokenModel, predictTokensCommand, readTokenPredictFile } from './token.js';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
@@ -189,7 +189,7 @@ Examples:
       data = (await loadTask(opts.task)).test;
       where = `the ${opts.task} test split`;
     } else {
-      data = await readTextExamples(opts.data, { textColumn: opts.textColumn, labelColumn: opts.labelColumn });
+      data = await readTextExamples(opts.data, { textColumn: opts.textColumn, labelColumn: opts.labelColumn, optionName: textFlagName });
       where = opts.data;
     }
     const classifier = await TextClassifier.load(opts.model, { allowNetwork: opts.allowNetwork });
@@ -270,7 +270,7 @@ function warnEmptyTexts(list: string[]): void {
 async function readPredictFile(file: string, textColumn: string): Promise<string[]> {
   const { readTextExamples, readTextLines } = await import('../data/text.js');
   if (/\.(csv|tsv|tab|jsonl|ndjson)$/i.test(file)) {
-    return (await readTextExamples(file, { textColumn, requireLabels: false })).texts;
+    return (await readTextExamples(file, { textColumn, requireLabels: false, optionName: textFlagName })).texts;
   }
   return readTextLines(file);
 }

@@ -31,6 +31,8 @@ export interface ReadTextOptions {
   format?: TextFileFormat;
   /** Receives a warning line (e.g. a file that is not valid UTF-8); default: stderr, as `revcol: warning: ...`. */
   warn?: (message: string) => void;
+  /** How errors name the column options (default as written here, `textColumn`; the CLI passes its flags' names). */
+  optionName?: (option: string) => string;
 }
 
 const stderrWarning = (message: string) => process.stderr.write(`revcol: warning: ${message}\n`);
@@ -178,6 +180,7 @@ interface Columns {
   textColumn: string;
   labelColumn: string;
   requireLabels: boolean;
+  optionName: (option: string) => string;
 }
 
 /**
@@ -188,7 +191,7 @@ interface Columns {
 function resolveColumns(file: string, columns: string[], want: Columns, kind: 'column' | 'field'): { textKey: string; labelKey?: string } {
   const missing = (which: 'text' | 'label', wanted: string): never => {
     const found = `${kind}s found: ${columns.map((c) => JSON.stringify(c)).join(', ') || '(none)'}`;
-    fail(`${file} has no ${which} ${kind} ${JSON.stringify(wanted)} (${found}); name it with --${which}-column`);
+    fail(`${file} has no ${which} ${kind} ${JSON.stringify(wanted)} (${found}); name it with ${want.optionName(`${which}Column`)}`);
   };
   const textKey = resolveColumn(columns, want.textColumn) ?? missing('text', want.textColumn);
   const labelKey = resolveColumn(columns, want.labelColumn);
@@ -310,7 +313,7 @@ async function readJsonLines(file: string, want: Columns, out: ExampleCollector,
  * is skipped and counted in `skipped`.
  */
 export async function readTextExamples(file: string, opts: ReadTextOptions = {}): Promise<TextExamples> {
-  const want: Columns = { textColumn: opts.textColumn ?? 'text', labelColumn: opts.labelColumn ?? 'label', requireLabels: opts.requireLabels ?? true };
+  const want: Columns = { textColumn: opts.textColumn ?? 'text', labelColumn: opts.labelColumn ?? 'label', requireLabels: opts.requireLabels ?? true, optionName: opts.optionName ?? ((o) => o) };
   let head: string;
   let wholeFile: boolean;
   try {

@@ -163,7 +163,7 @@ async function prepareTextData(options: FineTuneOptions, splitSeed: number): Pro
     const task = await loadTask(options.task);
     sets = { trainSet: task.train, evalSet: task.test, taskPreset: task.preset, taskPresetChanges: task.presetChanges, hyper: task.hyper, notes };
   } else {
-    const columns = { textColumn: options.textColumn, labelColumn: options.labelColumn };
+    const columns = { textColumn: options.textColumn, labelColumn: options.labelColumn, optionName: name };
     const all = await readTextExamples(options.train!, columns);
     if (options.eval) {
       sets = { trainSet: all, evalSet: await readTextExamples(options.eval, columns), taskPresetChanges: {}, hyper: {}, notes };

@@ -176,7 +176,7 @@ async function pretrainIn(options: PretrainOptions, log: (line: string) => void,
     taskMaxLength = task.hyper.maxLength;
     taskCollapseRuns = task.hyper.collapseRuns;
   } else if (options.train) {
-    texts = (await readTextExamples(options.train, { textColumn: options.textColumn, requireLabels: false })).texts;
+    texts = (await readTextExamples(options.train, { textColumn: options.textColumn, requireLabels: false, optionName: name })).texts;
   } else {
     texts = options.texts!;
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('pretrain: texts must be an array of strings');
