@@ -298,6 +298,8 @@ describe('revcol tokenizer train', () => {
     mkdirSync(full);
     writeFileSync(path.join(full, 'keep.txt'), 'x');
     expectOneLineError(await runCliCaptured(['tokenizer', 'train', '--train', corpusFile, '--vocab-size', '800', '--out', full]), /e5 is not empty; choose a new folder, or pass --overwrite/);
+    // A path through a file cannot be created (root included): refused before any training.
+    expectOneLineError(await runCliCaptured(['tokenizer', 'train', '--train', corpusFile, '--vocab-size', '800', '--out', path.join(corpusFile, 'tok')]), /cannot create the folder .*cli-corpus\.txt\/tok: a part of the path is a file/);
     if (process.getuid?.() !== 0) {
       // Root writes anywhere; elsewhere a read-only parent is refused before any training.
       const locked = out('locked');

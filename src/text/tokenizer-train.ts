@@ -286,7 +286,9 @@ export async function prepareOutputFolder(out: string, overwrite = false): Promi
     if (!stat.isDirectory()) fail(`${out} is a file; --out must be a folder (missing, empty, or with --overwrite)`);
     entries = await fs.readdir(out);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') fail(`cannot create the folder ${out}: a part of the path is a file, not a folder; choose another place`);
+    if (code !== 'ENOENT') throw err;
   }
   if (entries && entries.length > 0 && !overwrite) {
     fail(`${out} is not empty; choose a new folder, or pass --overwrite to replace the tokenizer files in it`);
