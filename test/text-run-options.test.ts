@@ -95,7 +95,7 @@ describe('the recipes share the checks', () => {
     await expect(fineTune({ train: trainFile, out, maxLength: 1, optionName: flagName, ...quiet })).rejects.toThrow(/^--max-length must be a whole number ≥ 2, got 1$/);
     await expect(fineTune({ train: trainFile, out, batchSize: 0, optionName: flagName, ...quiet })).rejects.toThrow(/^--batch-size must be a whole number ≥ 1, got 0$/);
     await expect(fineTune({ train: trainFile, out, preset: 'text-micro', config: 'x.json', ...quiet })).rejects.toThrow(/^give either preset or config, not both/);
-    await expect(fineTune({ train: trainFile, out: '', ...quiet })).rejects.toThrow(/^fineTune needs an output folder \(out\)$/);
+    await expect(fineTune({ train: trainFile, out: '', ...quiet })).rejects.toThrow(/^fine-tuning needs an output folder \(out\)$/);
     await expect(pretrain({ train: trainFile, out, batchSize: 0, optionName: flagName, ...quiet })).rejects.toThrow(/^--batch-size must be a whole number ≥ 1, got 0$/);
     await expect(pretrain({ train: trainFile, task: 'spam', out, ...quiet })).rejects.toThrow(/^give one source of data \(train or task\), not 2$/);
     await expect(fineTuneTokens({ out, ...quiet })).rejects.toThrow(/^token fine-tuning needs training data: a CoNLL or JSONL file of tagged words \(train\), or a task \(task: pos-brown\)$/);

@@ -115,7 +115,7 @@ const HELD_OUT_FRACTION = 0.1;
  * best.safetensors, last.ckpt.safetensors, metrics.jsonl, curves.png/html and the tokenizer's files.
  */
 export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult> {
-  const { log } = await startTextRun(options, 'fineTune', `a training file (${namer(options)('train')}: CSV, TSV or JSONL with text and label columns) or a task (${namer(options)('task')})`);
+  const { log } = await startTextRun(options, 'fine-tuning', `a training file (${namer(options)('train')}: CSV, TSV or JSONL with text and label columns) or a task (${namer(options)('task')})`);
   // An ensemble's member, or a run inside another's folder: the folder is guarded by that run.
   return inRunFolder(options, 'fine-tune', log, (begin, folder) => fineTuneIn({ ...options, log }, folder?.record?.ensemble ?? null, begin));
 }

@@ -156,7 +156,7 @@ function heldOutCount(n: number): number {
  */
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
   const name = namer(options);
-  const { log } = await startTextRun(options, 'pretrain', `texts (${name('train')}: a file with a text column, ${name('task')}, or texts)`);
+  const { log } = await startTextRun(options, 'pre-training', `texts (${name('train')}: a file with a text column, ${name('task')}, or texts)`);
   return inRunFolder(options, 'pretrain', log, (begin) => pretrainIn(options, log, () => begin()));
 }
 
