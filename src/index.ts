@@ -21,3 +21,5 @@ export * from './backends/index.js';
 // (backends/index.ts imports them too; said here so the entry does not depend on that).
 import './backends/kernel-fixes.js';
 export { backendFromOptions, type BackendOptions, fitBackendToModel, WASM_MEMORY_BYTES } from './backends/choose.js';
+// transformers.js-shaped one-line inference over a model folder: pipeline('text-classification', dir) …
+export { pipeline, PIPELINE_TASKS, type PipelineTask, type PipelineOptions, type LabelScore, type ClassificationPipeline, type TokenClassificationPipeline, type FillMaskPipeline } from './pipeline.js';

@@ -25,6 +25,7 @@ const LAYERS: readonly (readonly string[])[] = [
   // independent: the trainer takes batches from its caller, datasets know nothing of training
   ['train', 'data'],
   ['text', 'vision'], // the two model families, independent of each other
+  ['pipeline.ts'], // one-line inference over both families
   ['cli', 'index.ts'], // the command line and the library's entry
 ];
 

@@ -32,3 +32,5 @@ export {
 export { buildBrownPos, loadPosBrownTask, brownToUniversal, readBrownCorpus, UNIVERSAL_TAGS, BROWN_PACKAGE, type UniversalTag, type BrownDocument, type BrownPosOptions, type BrownPosData } from './datasets/brown-pos.js';
 export { readTokenExamples, detectTokenFormat, toConll, writeConll, wordLine, TOKENS_FIELDS, TAGS_FIELDS, type TokenExamples, type ReadTokenOptions, type TokenFileFormat } from '../data/token-data.js';
 export { describeTasks, taskKind, TASK_KINDS, type TaskKind } from './tasks.js';
+// Filling a masked word with a pre-trained (masked-LM) model: pipeline('fill-mask', dir) runs it.
+export { MaskFiller, type FillMaskCandidate, type MaskFillerLoadOptions } from './fill-mask.js';

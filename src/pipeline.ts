@@ -1,0 +1,146 @@
+/**
+ * One-line inference over a trained model's folder, shaped as transformers.js's pipelines:
+ *
+ *   const classify = await pipeline('text-classification', 'runs/spam');
+ *   await classify('WIN a FREE prize now');   // [{ label: 'spam', score: 0.98 }]
+ *   classify.dispose();
+ *
+ * Each task wraps the family's own class (TextClassifier, TokenClassifier, ImageClassifier,
+ * MaskFiller); this file only shapes inputs and results, so it sits above both families.
+ */
+import { fail } from './core/errors.js';
+import { MaskFiller, type FillMaskCandidate } from './text/fill-mask.js';
+import { TextClassifier } from './text/classifier.js';
+import { TokenClassifier, type TokenPrediction } from './text/token-classification.js';
+import { ImageClassifier } from './vision/classifier.js';
+
+/** The tasks, with transformers.js's aliases ('sentiment-analysis', 'ner'). */
+export const PIPELINE_TASKS = ['text-classification', 'sentiment-analysis', 'token-classification', 'ner', 'image-classification', 'fill-mask'] as const;
+export type PipelineTask = (typeof PIPELINE_TASKS)[number];
+
+export interface PipelineOptions {
+  /** The tfjs backend to run on (default: auto, or the one already chosen). */
+  backend?: string;
+  /** Allow fetching a Hub tokenizer the model folder names but does not hold. */
+  allowNetwork?: boolean;
+}
+
+/** A label and its probability. */
+export interface LabelScore {
+  label: string;
+  score: number;
+}
+
+interface Disposable {
+  readonly task: PipelineTask;
+  /** Frees the model's weights; the pipeline cannot be called afterwards. */
+  dispose(): void;
+}
+
+/**
+ * Text or image classification: one input gives its top `topK` labels (default 1), best first;
+ * a list gives one best label per input, or with `topK` above 1 a list per input.
+ */
+export interface ClassificationPipeline<Input> extends Disposable {
+  (input: Input, options?: { topK?: number }): Promise<LabelScore[]>;
+  (inputs: Input[], options?: { topK?: number }): Promise<LabelScore[] | LabelScore[][]>;
+}
+
+/**
+ * A tag per word of a text (or a list of texts: a list per text). Words whose tag is in
+ * `ignoreLabels` (default ['O'], outside any entity) are left out, as transformers.js does.
+ */
+export interface TokenClassificationPipeline extends Disposable {
+  (text: string, options?: { ignoreLabels?: string[] }): Promise<TokenPrediction[]>;
+  (texts: string[], options?: { ignoreLabels?: string[] }): Promise<TokenPrediction[][]>;
+}
+
+/** The `topK` (default 5) tokens most likely at the one mask token of a text (a list per text for a list). */
+export interface FillMaskPipeline extends Disposable {
+  (text: string, options?: { topK?: number }): Promise<FillMaskCandidate[]>;
+  (texts: string[], options?: { topK?: number }): Promise<FillMaskCandidate[][]>;
+}
+
+export function pipeline(task: 'text-classification' | 'sentiment-analysis', model: string, options?: PipelineOptions): Promise<ClassificationPipeline<string>>;
+export function pipeline(task: 'image-classification', model: string, options?: PipelineOptions): Promise<ClassificationPipeline<string>>;
+export function pipeline(task: 'token-classification' | 'ner', model: string, options?: PipelineOptions): Promise<TokenClassificationPipeline>;
+export function pipeline(task: 'fill-mask', model: string, options?: PipelineOptions): Promise<FillMaskPipeline>;
+export function pipeline(task: PipelineTask, model: string, options?: PipelineOptions): Promise<ClassificationPipeline<string> | TokenClassificationPipeline | FillMaskPipeline>;
+/** A pipeline for `task` over the model folder `model` (a fine-tune, token fine-tune, vision train or pretrain output). */
+export async function pipeline(task: PipelineTask, model: string, options: PipelineOptions = {}): Promise<ClassificationPipeline<string> | TokenClassificationPipeline | FillMaskPipeline> {
+  if (!(PIPELINE_TASKS as readonly string[]).includes(task)) fail(`unknown pipeline task '${String(task)}': choose one of ${PIPELINE_TASKS.join(', ')}`);
+  if (typeof model !== 'string' || !model) fail(`pipeline('${task}', model) needs the folder of a trained model`);
+  const load = { backend: options.backend, allowNetwork: options.allowNetwork };
+  switch (task) {
+    case 'text-classification':
+    case 'sentiment-analysis': {
+      const classifier = await TextClassifier.load(model, load);
+      return classification(task, classifier, async (inputs, topK) => (await classifier.classify(inputs)).map((r) => topLabels(r.probabilities, topK)));
+    }
+    case 'image-classification': {
+      const classifier = await ImageClassifier.load(model, { backend: options.backend });
+      return classification(task, classifier, async (inputs, topK) => classifier.classify(inputs, { topK }));
+    }
+    case 'token-classification':
+    case 'ner': {
+      const tagger = await TokenClassifier.load(model, load);
+      const run = async (input: string | string[], o: { ignoreLabels?: string[] } = {}) => {
+        const ignore = new Set(o.ignoreLabels ?? ['O']);
+        const tagged = (await tagger.classify(inputList(input))).map((words) => words.filter((w) => !ignore.has(w.entity)));
+        return Array.isArray(input) ? tagged : tagged[0]!;
+      };
+      return callable(task, run, tagger) as TokenClassificationPipeline;
+    }
+    case 'fill-mask': {
+      const filler = await MaskFiller.load(model, load);
+      const run = async (input: string | string[], o: { topK?: number } = {}) => {
+        const filled = await filler.fill(inputList(input), { topK: o.topK ?? 5 });
+        return Array.isArray(input) ? filled : filled[0]!;
+      };
+      return callable(task, run, filler) as FillMaskPipeline;
+    }
+  }
+}
+
+/** The `topK` labels of a probability table, best first. */
+function topLabels(probabilities: Record<string, number>, topK: number): LabelScore[] {
+  return Object.entries(probabilities)
+    .map(([label, score]) => ({ label, score }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, topK);
+}
+
+function inputList(input: unknown): string[] {
+  const list = Array.isArray(input) ? input : [input];
+  list.forEach((x, i) => {
+    if (typeof x !== 'string') fail(`pipeline input ${Array.isArray(input) ? `${i} ` : ''}must be a string${Array.isArray(input) ? '' : ' or a list of strings'}`);
+  });
+  return list as string[];
+}
+
+function classification(task: PipelineTask, model: { dispose(): void }, classify: (inputs: string[], topK: number) => Promise<LabelScore[][]>): ClassificationPipeline<string> {
+  const run = async (input: string | string[], o: { topK?: number } = {}) => {
+    const topK = o.topK ?? 1;
+    if (!Number.isInteger(topK) || topK < 1) fail(`topK must be a whole number ≥ 1, got ${topK}`);
+    const results = await classify(inputList(input), topK);
+    if (!Array.isArray(input)) return results[0]!;
+    return topK === 1 ? results.map((r) => r[0]!) : results;
+  };
+  return callable(task, run, model) as ClassificationPipeline<string>;
+}
+
+/** A function with the task and dispose() on it; calls after dispose() are one-line errors. */
+function callable<A extends unknown[], R>(task: PipelineTask, run: (...args: A) => Promise<R>, model: { dispose(): void }) {
+  let disposed = false;
+  const call = async (...args: A): Promise<R> => {
+    if (disposed) fail(`this ${task} pipeline was disposed: create another with pipeline('${task}', ...)`);
+    return run(...args);
+  };
+  return Object.assign(call, {
+    task,
+    dispose: () => {
+      if (!disposed) model.dispose();
+      disposed = true;
+    },
+  });
+}
