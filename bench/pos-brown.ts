@@ -8,14 +8,13 @@
  * Both commands run as separate processes, exactly as a user types them; their progress goes
  * to stderr. The per-epoch accuracies come from the run's metrics.jsonl.
  */
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { recordResult } from './lib/record.js';
+import { repoRoot, runRevcol } from './lib/cli.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const root = repoRoot;
 const args = process.argv.slice(2);
 const flag = (name: string, fallback?: string): string | undefined => {
   const i = args.indexOf(name);
@@ -26,28 +25,15 @@ const backend = flag('--backend');
 const extra = args.includes('--') ? args.slice(args.indexOf('--') + 1) : [];
 const backendArgs = backend ? ['--backend', backend] : [];
 
-function revcol(cliArgs: string[], captureStdout: boolean): Promise<{ code: number; stdout: string; seconds: number }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...cliArgs], {
-      cwd: root,
-      stdio: ['ignore', captureStdout ? 'pipe' : 'inherit', 'inherit'],
-    });
-    let stdout = '';
-    child.stdout?.on('data', (chunk) => { stdout += String(chunk); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, seconds: (performance.now() - started) / 1000 }));
-  });
-}
 
 const baseline = JSON.parse(await fs.readFile(path.join(root, 'tasks', 'pos-brown.json'), 'utf8')).baseline as { accuracy: number; unknownWordAccuracy: number };
 const load = os.loadavg()[0];
-const fineTune = await revcol(['fine-tune', '--task', 'pos-brown', '--out', out, '--overwrite', '--no-progress', ...backendArgs, ...extra], false);
+const fineTune = await runRevcol(['fine-tune', '--task', 'pos-brown', '--out', out, '--overwrite', '--no-progress', ...backendArgs, ...extra], false);
 if (fineTune.code !== 0) {
   process.stderr.write(`bench pos-brown: fine-tune failed with exit code ${fineTune.code}\n`);
   process.exit(1);
 }
-const evaluation = await revcol(['eval', '--model', out, '--task', 'pos-brown', '--json', ...backendArgs], true);
+const evaluation = await runRevcol(['eval', '--model', out, '--task', 'pos-brown', '--json', ...backendArgs], true);
 if (evaluation.code !== 0) {
   process.stderr.write(`bench pos-brown: eval failed with exit code ${evaluation.code}\n`);
   process.exit(1);

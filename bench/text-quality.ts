@@ -13,16 +13,15 @@
  *   (default runs/text-quality-<pid>).
  * Results are appended to bench/results/text-quality.jsonl, one line per set.
  */
-import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { countLabels, splitByGroups, type TextExamples } from '../src/data/text.js';
 import { evaluateBaseline, trainBaseline } from '../src/text/baseline.js';
 import { buildEvalSet, EVAL_SET_NAMES, writeEvalSet, type EvalSet } from '../src/text/eval-sets.js';
 import { recordResult } from './lib/record.js';
+import { repoRoot, runRevcol as runCli } from './lib/cli.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const root = repoRoot;
 const dashDash = process.argv.indexOf('--');
 const args = dashDash >= 0 ? process.argv.slice(2, dashDash) : process.argv.slice(2);
 const extra = dashDash >= 0 ? process.argv.slice(dashDash + 1) : [];
@@ -68,33 +67,17 @@ function limited(set: EvalSet, n: number): EvalSet {
   return { ...set, train: train.ex, test: test.ex, trainGroups: train.groups, testGroups: test.groups, split: `${set.split}; at most ${n} texts of each part (--limit)` };
 }
 
-/** Runs the CLI from source as a separate process (what `npx tsx src/cli/main.ts ...` runs). */
-function revcol(cliArgs: string[], captureStdout: boolean): Promise<{ code: number; stdout: string; seconds: number }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...cliArgs], {
-      cwd: root,
-      stdio: ['ignore', captureStdout ? 'pipe' : 'inherit', 'inherit'],
-    });
-    let stdout = '';
-    child.stdout?.on('data', (chunk) => {
-      stdout += String(chunk);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, seconds: (performance.now() - started) / 1000 }));
-  });
-}
 
 async function runRevcol(name: string, files: { train: string; test: string }): Promise<Record<string, unknown>> {
   const model = path.join(out, name, 'model');
   const backendArgs = backend ? ['--backend', backend] : [];
   const fineTuneArgs = ['fine-tune', '--train', files.train, '--out', model, '--no-progress', ...backendArgs, ...extra];
   log(`[${name}] revcol ${fineTuneArgs.join(' ')}`);
-  const fineTune = await revcol(fineTuneArgs, false);
+  const fineTune = await runCli(fineTuneArgs, false);
   if (fineTune.code !== 0) throw new Error(`revcol fine-tune failed with exit code ${fineTune.code}`);
   const evalArgs = ['eval', '--model', model, '--data', files.test, '--json', ...backendArgs];
   log(`[${name}] revcol ${evalArgs.join(' ')}`);
-  const evaluation = await revcol(evalArgs, true);
+  const evaluation = await runCli(evalArgs, true);
   if (evaluation.code !== 0) throw new Error(`revcol eval failed with exit code ${evaluation.code}`);
   const report = JSON.parse(evaluation.stdout.trim().split('\n').pop()!) as { accuracy: number; macroF1: number; examples: number; truncated?: number };
   return {

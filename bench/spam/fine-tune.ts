@@ -9,17 +9,16 @@
  * goes to stderr. For an ensemble (the task's default) it also records each member's
  * per-epoch test accuracy and the accuracy of the average of the members' last checkpoints.
  */
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { useBackend } from '../../src/backends/index.js';
 import { TextClassifier } from '../../src/text/classifier.js';
 import { readEnsembleManifest } from '../../src/text/ensemble-manifest.js';
 import { loadTask } from '../../src/text/tasks.js';
 import { recordResult } from '../lib/record.js';
+import { repoRoot, runRevcol } from '../lib/cli.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const root = repoRoot;
 const args = process.argv.slice(2);
 const flag = (name: string, fallback?: string): string | undefined => {
   const i = args.indexOf(name);
@@ -30,27 +29,14 @@ const backend = flag('--backend');
 const extra = args.includes('--') ? args.slice(args.indexOf('--') + 1) : [];
 const backendArgs = backend ? ['--backend', backend] : [];
 
-function revcol(cliArgs: string[], captureStdout: boolean): Promise<{ code: number; stdout: string; seconds: number }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...cliArgs], {
-      cwd: root,
-      stdio: ['ignore', captureStdout ? 'pipe' : 'inherit', 'inherit'],
-    });
-    let stdout = '';
-    child.stdout?.on('data', (chunk) => { stdout += String(chunk); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, seconds: (performance.now() - started) / 1000 }));
-  });
-}
 
 // --overwrite: a rerun into the same --out replaces the bench's earlier model.
-const fineTune = await revcol(['fine-tune', '--task', 'spam', '--out', out, '--overwrite', '--no-progress', ...backendArgs, ...extra], false);
+const fineTune = await runRevcol(['fine-tune', '--task', 'spam', '--out', out, '--overwrite', '--no-progress', ...backendArgs, ...extra], false);
 if (fineTune.code !== 0) {
   process.stderr.write(`bench spam: fine-tune failed with exit code ${fineTune.code}\n`);
   process.exit(1);
 }
-const evaluation = await revcol(['eval', '--model', out, '--task', 'spam', '--json', ...backendArgs], true);
+const evaluation = await runRevcol(['eval', '--model', out, '--task', 'spam', '--json', ...backendArgs], true);
 if (evaluation.code !== 0) {
   process.stderr.write(`bench spam: eval failed with exit code ${evaluation.code}\n`);
   process.exit(1);
