@@ -14,6 +14,7 @@ import { disposeCheckpoint, loadCheckpoint } from '../src/train/checkpoint.js';
 import {
   dataPrint, LOCK_FILE, openRunFolder, type OpenRunOptions, probeWritable, RUN_FILE, type RunIdentity, RunStopped, withRunFolder,
 } from '../src/train/run-folder.js';
+import { flagName } from '../src/train/options.js';
 import { train, type TrainOptions, type TrainTask } from '../src/train/trainer.js';
 import { oneLineError } from './helpers/errors.js';
 
@@ -23,7 +24,10 @@ afterEach(() => vi.restoreAllMocks());
 
 let n = 0;
 const fresh = () => path.join(root, `run-${++n}`);
+// As the CLI opens it (messages name flags); `openLib` as the library does (they name options).
 const open = (out: string, more: Partial<OpenRunOptions> = {}, logs: string[] = []) =>
+  openRunFolder({ out, command: 'fine-tune', identity: {}, log: (l) => logs.push(l), optionName: flagName, ...more });
+const openLib = (out: string, more: Partial<OpenRunOptions> = {}, logs: string[] = []) =>
   openRunFolder({ out, command: 'fine-tune', identity: {}, log: (l) => logs.push(l), ...more });
 
 /** A folder as a finished run leaves it (the files need not be real checkpoints to count). */
@@ -108,6 +112,27 @@ describe('an earlier run in the folder', () => {
     await folder.close();
     expect(JSON.parse(readFileSync(path.join(out, RUN_FILE), 'utf8')).status).toBe('finished');
     expect(existsSync(path.join(out, LOCK_FILE))).toBe(false);
+  });
+
+  it('called from the library, the messages name its options (out, resume, overwrite), not flags', async () => {
+    const out = fresh();
+    finishedRun(out, { data: null, task: 'spam', preset: 'text-micro', config: null });
+    expect(await oneLineError(() => openLib(out))).toBe(`${out} already holds a finished fine-tune run: add resume to continue it (with more epochs to train longer), overwrite to replace it, or choose another out`);
+    expect(await oneLineError(() => openLib(out, { resume: true, overwrite: true }))).toBe(`give resume or overwrite, not both: resume continues the run in ${out}, overwrite replaces it`);
+    const config = path.join(root, 'lib-config.json');
+    writeFileSync(config, '{}');
+    const printed = await dataPrint(config);
+    expect(await oneLineError(() => openLib(out, { resume: true, identity: { task: 'spam', config: printed } })))
+      .toBe(`cannot resume ${out}: its run was started with preset text-micro, not config ${config}; resume with the run's own settings (options left out are taken from the run), or start a new run with overwrite (or another out)`);
+    const file = path.join(root, 'lib-a-file');
+    writeFileSync(file, 'x');
+    expect(await oneLineError(() => openLib(file))).toBe(`the output folder ${file} is a file: choose another out`);
+    expect(await oneLineError(() => probeWritable(file))).toBe(`the output folder ${file} is a file: choose another out`);
+    const logs: string[] = [];
+    const folder = await openLib(out, { overwrite: true }, logs);
+    await folder.begin();
+    await folder.close();
+    expect(logs).toEqual([`note: overwrite: a finished fine-tune run in ${out} is replaced by this run`]);
   });
 
   it('an unfinished run says so; a record without any model or checkpoint is no run', async () => {

@@ -125,7 +125,7 @@ export async function inRunFolder<T>(
   if (options.nestedIn) return body(async () => {}, null);
   const identity = await textRunIdentity(options);
   return withRunFolder(
-    { out: options.out, command, resume: options.resume, overwrite: options.overwrite, identity, log },
+    { out: options.out, command, resume: options.resume, overwrite: options.overwrite, identity, log, optionName: namer(options) },
     (folder) => body((extra) => folder.begin(extra), folder),
   );
 }

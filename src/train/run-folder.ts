@@ -14,6 +14,9 @@
  *
  * withRunFolder() wraps a command's whole run; nested runs (a fine-tune's pre-training, an
  * ensemble's members) write inside the guarded folder and take no lock of their own.
+ *
+ * Messages name options as `optionName` says (default: as the library spells them, `out`,
+ * `resume`); the CLI passes its flag naming, so that it shows `--out`, `--resume`.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, promises as fs, readFileSync, unlinkSync } from 'node:fs';
@@ -22,6 +25,7 @@ import path from 'node:path';
 import { RevcolError, fail } from '../core/errors.js';
 import { fsErrorLine, isUserFsError, TEMP_FILE_PATTERN, writeFileAtomic } from '../io/atomic.js';
 import { BEST_FILE, type CheckpointInfo, LAST_FILE, readCheckpointInfo } from './checkpoint.js';
+import { optionAsIs, type OptionName } from './options.js';
 
 /** Present while a run is live; holds {pid, host, started, command}. */
 export const LOCK_FILE = '.revcol.lock';
@@ -137,29 +141,30 @@ function tokenizerKey(spec: string): string {
 // File-system problems with the folder
 
 /** One line for a folder that cannot be created or written in. */
-function folderProblem(dir: string, err: unknown): never {
+function folderProblem(dir: string, err: unknown, name: OptionName): never {
   if (err instanceof RevcolError) throw err;
   const e = err as NodeJS.ErrnoException;
-  if (e.code === 'EEXIST') fail(`the output folder ${dir} is a file: choose another --out`);
-  if (e.code === 'ENOTDIR') fail(`cannot create the output folder ${dir}: a part of its path is a file, not a folder (ENOTDIR); choose another --out`);
-  if (isUserFsError(e)) fail(fsErrorLine(Object.assign(e, { syscall: 'write' }), `in the output folder ${dir}`, 'choose another --out, or make it writable'));
-  fail(`cannot use the output folder ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): choose another --out`);
+  const out = name('out');
+  if (e.code === 'EEXIST') fail(`the output folder ${dir} is a file: choose another ${out}`);
+  if (e.code === 'ENOTDIR') fail(`cannot create the output folder ${dir}: a part of its path is a file, not a folder (ENOTDIR); choose another ${out}`);
+  if (isUserFsError(e)) fail(fsErrorLine(Object.assign(e, { syscall: 'write' }), `in the output folder ${dir}`, `choose another ${out}, or make it writable`));
+  fail(`cannot use the output folder ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): choose another ${out}`);
 }
 
 /**
  * Creates `dir` (and its parents) if needed; returns the first folder it created (undefined
  * when `dir` was there). A file in the way is a one-line error.
  */
-async function makeFolder(dir: string): Promise<string | undefined> {
+async function makeFolder(dir: string, name: OptionName): Promise<string | undefined> {
   const stat = await fs.stat(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
-    folderProblem(dir, err);
+    folderProblem(dir, err, name);
   });
   if (stat) {
-    if (!stat.isDirectory()) fail(`the output folder ${dir} is a file: choose another --out`);
+    if (!stat.isDirectory()) fail(`the output folder ${dir} is a file: choose another ${name('out')}`);
     return undefined;
   }
-  return fs.mkdir(dir, { recursive: true }).catch((err) => folderProblem(dir, err));
+  return fs.mkdir(dir, { recursive: true }).catch((err) => folderProblem(dir, err, name));
 }
 
 /** Removes the folders makeFolder created (from `dir` up to `created`), as long as they are empty. */
@@ -176,13 +181,13 @@ async function unmakeFolder(dir: string, created: string | undefined): Promise<v
  * Writes and removes a small file in `dir`: a folder that cannot take a file (read-only,
  * no permission, full) is a one-line error now, not after an epoch of training.
  */
-export async function probeWritable(dir: string): Promise<void> {
-  await makeFolder(dir);
+export async function probeWritable(dir: string, name: OptionName = optionAsIs): Promise<void> {
+  await makeFolder(dir, name);
   const probe = path.join(dir, `.revcol-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     await fs.writeFile(probe, 'revcol write probe\n');
   } catch (err) {
-    folderProblem(dir, err);
+    folderProblem(dir, err, name);
   } finally {
     await fs.rm(probe, { force: true }).catch(() => undefined);
   }
@@ -289,7 +294,7 @@ function releaseLockSync(file: string): void {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Takes the folder's lock (which also shows it takes files); a live holder is a one-line refusal. */
-async function acquireLock(dir: string, command: string, log: (line: string) => void): Promise<string> {
+async function acquireLock(dir: string, command: string, log: (line: string) => void, name: OptionName): Promise<string> {
   const file = path.join(dir, LOCK_FILE);
   const mine: LockInfo = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command, ...(processStart(process.pid) ? { since: processStart(process.pid) } : {}) };
   for (let attempt = 0; attempt < 20; attempt++) {
@@ -298,7 +303,7 @@ async function acquireLock(dir: string, command: string, log: (line: string) => 
       releaseOnExit(file);
       return file;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') folderProblem(dir, err);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') folderProblem(dir, err, name);
     }
     const held = await readLock(file);
     if (held === 'gone') continue;
@@ -312,10 +317,10 @@ async function acquireLock(dir: string, command: string, log: (line: string) => 
       const alive = lockHolderAlive(held);
       if (alive === true) {
         const who = held.pid === process.pid ? 'this process' : `process ${held.pid}`;
-        fail(`${dir} is in use by a live run (${held.command}, ${who}, started ${held.started}): wait for it to end, stop it, or choose another --out`);
+        fail(`${dir} is in use by a live run (${held.command}, ${who}, started ${held.started}): wait for it to end, stop it, or choose another ${name('out')}`);
       }
       if (alive === null) {
-        fail(`${dir} is locked by a run on host ${held.host} (process ${held.pid}, started ${held.started}): if that run has ended, delete ${file}; or choose another --out`);
+        fail(`${dir} is locked by a run on host ${held.host} (process ${held.pid}, started ${held.started}): if that run has ended, delete ${file}; or choose another ${name('out')}`);
       }
     }
     // The holder is gone: move its lock aside (only one taker can), check it is the one judged stale, drop it.
@@ -332,7 +337,7 @@ async function acquireLock(dir: string, command: string, log: (line: string) => 
     await fs.rm(aside, { force: true });
     log(`note: ${dir} was locked by a run that is no longer running (${held === 'unreadable' ? 'an unreadable lock' : `process ${held.pid}, started ${held.started}`}); taking the folder over`);
   }
-  fail(`could not lock ${dir}: other runs keep taking it; choose another --out`);
+  fail(`could not lock ${dir}: other runs keep taking it; choose another ${name('out')}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -377,10 +382,12 @@ function describeSource(task: string | null | undefined, data: DataPrint | null 
 }
 
 /** One-line refusal when --resume would continue the run on other data or another model than it was started with. */
-function checkResumeMatches(out: string, rec: RunRecord | null, info: CheckpointInfo | null, now: RunIdentity): void {
+function checkResumeMatches(out: string, rec: RunRecord | null, info: CheckpointInfo | null, now: RunIdentity, name: OptionName): void {
   const meta = info?.meta ?? {};
-  const anew = 'or start a new run with --overwrite (or another --out)';
-  const refuse: (why: string, fix?: string) => never = (why, fix = 'resume with the run\'s own settings (flags left out are taken from the run)') => fail(`cannot resume ${out}: ${why}; ${fix}, ${anew}`);
+  const anew = `or start a new run with ${name('overwrite')} (or another ${name('out')})`;
+  // The CLI's naming writes flags (--out); the library's, options.
+  const leftOut = name('out').startsWith('--') ? 'flags' : 'options';
+  const refuse: (why: string, fix?: string) => never = (why, fix = `resume with the run's own settings (${leftOut} left out are taken from the run)`) => fail(`cannot resume ${out}: ${why}; ${fix}, ${anew}`);
   const sameDataPlease = 'resume with the data the run started on';
   const was = rec?.identity;
   // Task or data file.
@@ -404,13 +411,13 @@ function checkResumeMatches(out: string, rec: RunRecord | null, info: Checkpoint
   if (now.preset) {
     const wasPreset = was ? (was.config ? null : (was.preset ?? (typeof meta.preset === 'string' ? meta.preset : null))) : typeof meta.preset === 'string' ? meta.preset : undefined;
     if (wasPreset !== undefined && wasPreset !== now.preset) {
-      refuse(wasPreset === null ? `its run was started with --config ${was?.config?.path ?? '(a config)'}, not --preset ${now.preset}` : `its run was started with preset ${wasPreset}, not ${now.preset}`);
+      refuse(wasPreset === null ? `its run was started with ${name('config')} ${was?.config?.path ?? '(a config)'}, not ${name('preset')} ${now.preset}` : `its run was started with preset ${wasPreset}, not ${now.preset}`);
     }
   }
   if (now.config && was) {
-    if (!was.config) refuse(`its run was started with ${was.preset ? `--preset ${was.preset}` : 'no --config'}, not --config ${now.config.path}`);
+    if (!was.config) refuse(`its run was started with ${was.preset ? `${name('preset')} ${was.preset}` : `no ${name('config')}`}, not ${name('config')} ${now.config.path}`);
     if (!sameData(was.config, now.config)) {
-      refuse(was.config.path === now.config.path ? `the config ${now.config.path} has changed since the run started` : `its run was started with --config ${was.config.path}, not ${now.config.path}`);
+      refuse(was.config.path === now.config.path ? `the config ${now.config.path} has changed since the run started` : `its run was started with ${name('config')} ${was.config.path}, not ${now.config.path}`);
     }
   }
   // Tokenizer.
@@ -431,6 +438,8 @@ export interface OpenRunOptions {
   /** What this run is started on (see dataPrint, namePrint, inlinePrint). */
   identity: RunIdentity;
   log: (line: string) => void;
+  /** How messages name options (default: as written here, `out`; the CLI passes its flags' names, `--out`). */
+  optionName?: OptionName;
 }
 
 /** A guarded run folder: locked, checked, cleaned. `begin()` before the first write, then `end()` and `close()`. */
@@ -459,7 +468,7 @@ export class RunFolder {
     this.begun = true;
     if (this.replacing) {
       await removeRunFiles(this.dir);
-      this.options.log(`note: --overwrite: ${this.replacing} in ${this.dir} is replaced by this run`);
+      this.options.log(`note: ${(this.options.optionName ?? optionAsIs)('overwrite')}: ${this.replacing} in ${this.dir} is replaced by this run`);
     }
     const kept = this.options.resume ? this.record : null;
     const ensemble = extra.ensemble ?? kept?.ensemble;
@@ -508,11 +517,13 @@ export class RunFolder {
  */
 export async function openRunFolder(options: OpenRunOptions): Promise<RunFolder> {
   const { out, log } = options;
-  if (options.resume && options.overwrite) fail(`give --resume or --overwrite, not both: --resume continues the run in ${out}, --overwrite replaces it`);
-  const created = await makeFolder(out);
+  const name = options.optionName ?? optionAsIs;
+  const [resume, overwrite] = [name('resume'), name('overwrite')];
+  if (options.resume && options.overwrite) fail(`give ${resume} or ${overwrite}, not both: ${resume} continues the run in ${out}, ${overwrite} replaces it`);
+  const created = await makeFolder(out, name);
   let lockFile: string;
   try {
-    lockFile = await acquireLock(out, options.command, log);
+    lockFile = await acquireLock(out, options.command, log, name);
   } catch (err) {
     await unmakeFolder(out, created);
     throw err;
@@ -525,11 +536,11 @@ export async function openRunFolder(options: OpenRunOptions): Promise<RunFolder>
     let replacing: string | null = null;
     if (options.resume) {
       if (!record && info) log(`note: ${out} has no ${RUN_FILE} (a run from an older revcol): its data cannot be checked against this command's`);
-      checkResumeMatches(out, record, info, options.identity);
+      checkResumeMatches(out, record, info, options.identity, name);
     } else {
       const earlier = await earlierRun(out, record, info);
       if (earlier && !options.overwrite) {
-        fail(`${out} already holds ${earlier.words}: add --resume to continue it${earlier.finished ? ' (with more --epochs to train longer)' : ''}, --overwrite to replace it, or choose another --out`);
+        fail(`${out} already holds ${earlier.words}: add ${resume} to continue it${earlier.finished ? ` (with more ${name('epochs')} to train longer)` : ''}, ${overwrite} to replace it, or choose another ${name('out')}`);
       }
       replacing = earlier?.words ?? null;
     }

@@ -14,6 +14,7 @@ import { WeightAverage } from './ema.js';
 import { AdamW } from './optimizer.js';
 import { type EpochMetrics, writeCurves } from './plot.js';
 import { ProgressBar } from './progress.js';
+import { flagName } from './options.js';
 import { probeWritable, RunStopped } from './run-folder.js';
 import { warmupCosine } from './schedule.js';
 
@@ -157,8 +158,9 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
   const lastFile = path.join(outDir, LAST_FILE);
   const bestFile = path.join(outDir, BEST_FILE);
   const metricsFile = path.join(outDir, METRICS_FILE);
-  // A folder that cannot take files is a one-line error now, not after an epoch.
-  await probeWritable(outDir);
+  // A folder that cannot take files is a one-line error now, not after an epoch. (The trainer
+  // takes no option naming yet and its other messages name flags, so this one does too.)
+  await probeWritable(outDir, flagName);
 
   const noDecay = options.noWeightDecay;
   const optimizer = new AdamW(task.model, {

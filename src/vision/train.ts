@@ -114,7 +114,7 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
     config: options.config ? await dataPrint(options.config) : null,
   };
   return withRunFolder(
-    { out, command: 'vision train', resume: options.resume, overwrite: options.overwrite, identity, log },
+    { out, command: 'vision train', resume: options.resume, overwrite: options.overwrite, identity, log, optionName: name },
     (folder) => trainVisionIn(options, out, log, name, () => folder.begin()),
   );
 }
