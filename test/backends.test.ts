@@ -30,6 +30,15 @@ describe('backends', () => {
     expect(await probeBackends()).toEqual(statuses);
   });
 
+  it('tfjs-node-gpu installed without its native addon: the reason its import gives, told without importing it', async (ctx) => {
+    const status = (await probeBackends()).find((s) => s.name === 'tensorflow-gpu')!;
+    if (status.usable || !status.reason.includes('native addon')) ctx.skip(); // not this machine's case
+    // (probeBackends ran above without loading the package into this process)
+    expect(Object.keys(createRequire(import.meta.url).cache).some((file) => file.includes('tfjs-node-gpu'))).toBe(false);
+    const imported = spawnSync(process.execPath, ['-e', "import('@tensorflow/tfjs-node-gpu').then(() => console.log('loaded'), (e) => console.log(e.message.split('\\n')[0].trim()))"], { encoding: 'utf8', timeout: 60_000 });
+    expect(status.reason).toBe(`@tensorflow/tfjs-node-gpu failed to load: ${imported.stdout.trim()}`);
+  });
+
   it('switches to wasm (with the training kernels), to cpu, and back; twice works', async () => {
     expect(await useBackend('wasm')).toEqual({ name: 'wasm' });
     expect(tf.getBackend()).toBe('wasm');

@@ -10,7 +10,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
@@ -80,9 +80,35 @@ async function importOptional(spec: string): Promise<unknown> {
 
 // --- libtensorflow (tfjs-node, tfjs-node-gpu) ------------------------------------------------
 
+/**
+ * Where the package's native addon must be, by node-pre-gyp's rule (its package.json `binary`:
+ * module_path with the highest of its N-API versions this Node has); null when that cannot be
+ * told (not installed, another layout), and the package is then imported to find out.
+ */
+function libtensorflowAddon(spec: string): string | null {
+  try {
+    const pkgFile = createRequire(import.meta.url).resolve(`${spec}/package.json`);
+    const binary = (JSON.parse(readFileSync(pkgFile, 'utf8')) as { binary?: { module_name?: string; module_path?: string; napi_versions?: number[] } }).binary;
+    const napi = Number(process.versions.napi);
+    const versions = (binary?.napi_versions ?? []).filter((v) => v <= napi);
+    if (!binary?.module_name || !binary.module_path || versions.length === 0) return null;
+    const dir = binary.module_path.replace('{napi_build_version}', String(Math.max(...versions)));
+    return dir.includes('{') ? null : join(dirname(pkgFile), dir, `${binary.module_name}.node`);
+  } catch {
+    return null;
+  }
+}
+
 async function probeLibtensorflow(gpu: boolean): Promise<BackendStatus> {
   const name: ConcreteBackendName = gpu ? 'tensorflow-gpu' : 'tensorflow';
   const spec = gpu ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+  // Installed without its addon (its install script skipped or failed, the usual case for the
+  // optional tfjs-node-gpu): say so as its own import would, without the ~0.4 s that import
+  // spends loading all of @tensorflow/tfjs before it finds the addon missing.
+  const addon = libtensorflowAddon(spec);
+  if (addon && !existsSync(addon)) {
+    return { name, usable: false, reason: `${spec} failed to load: The Node.js native addon module (tfjs_binding.node) can not be found at path: ${addon}.` };
+  }
   try {
     await importOptional(spec);
   } catch (err) {
@@ -481,7 +507,10 @@ export function probeBackend(name: ConcreteBackendName): Promise<BackendStatus> 
 /** Probes every concrete backend, in the order 'auto' tries them. Never throws. */
 export async function probeBackends(): Promise<BackendStatus[]> {
   const statuses: BackendStatus[] = [];
-  // one at a time: the libtensorflow packages must not load concurrently
+  // The webgpu probe runs in a child process (Dawn's adapter discovery): start it first so that
+  // it overlaps the others. Those go one at a time: the libtensorflow packages must not load
+  // concurrently.
+  void probeBackend('webgpu');
   for (const name of BACKEND_ORDER) statuses.push(await probeBackend(name));
   return statuses;
 }
