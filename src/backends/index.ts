@@ -523,6 +523,19 @@ function unknownBackend(name: string): never {
   fail(`unknown backend '${name}': choose auto, tensorflow-gpu, webgpu, tensorflow, wasm or cpu`);
 }
 
+/** The backend revcol last switched to (both libtensorflow packages run as tfjs's 'tensorflow'). */
+let activated: ConcreteBackendName | undefined;
+
+/**
+ * The backend tfjs runs on now, by revcol's name: the one revcol switched to, else tfjs's own
+ * name for it (a backend set with tf.setBackend); undefined when none is set yet.
+ */
+export function activeBackendName(): string | undefined {
+  const current = tf.engine().backendName;
+  if (!current) return undefined;
+  return activated && TFJS_NAME[activated] === current ? activated : current;
+}
+
 async function activate(status: BackendStatus): Promise<void> {
   const { name } = status;
   if (name === 'webgpu') await loadWebgpuBackend();
@@ -534,6 +547,7 @@ async function activate(status: BackendStatus): Promise<void> {
   const ok = await tf.setBackend(TFJS_NAME[name]);
   if (!ok) fail(`backend '${name}' could not be started; use --backend wasm or cpu, or see 'revcol info'`);
   await tf.ready();
+  activated = name;
   // tfjs's cpu backend prints an "install tfjs-node" banner on its first tensor: revcol chose
   // this backend knowingly, so mute that one message (tfjs's other warnings stay on)
   if (name === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;

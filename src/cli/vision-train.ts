@@ -3,6 +3,7 @@
 import { type Command, Option } from 'commander';
 import { fail } from '../core/errors.js';
 import { stoppableByCtrlC } from '../train/stop.js';
+import { GPU_BATCH_RULES } from '../train/gpu-batch.js';
 import { DEFAULT_BATCH_SIZE, DEFAULT_EMA, DEFAULT_LABEL_SMOOTHING, DEFAULT_LR, DEFAULT_WEIGHT_DECAY } from '../vision/defaults.js';
 import { visionPresetNames } from '../vision/presets.js';
 import { addBackendOption, backendFromOptions, flagName } from './common.js';
@@ -24,7 +25,7 @@ export function registerVisionTrain(vision: Command): void {
     .option('--preset <name>', `a preset (${visionPresetNames().join(', ')}); default: revcol-nano-32 for images up to 40 px, revcol-micro-64 above`)
     .option('--config <file.json>', 'a custom model config (channels, layers, columns, kernelSize, ...)')
     .option('--epochs <n>', 'epochs (default: 240k samples in all for revcol-nano-32, 400k for other models, 10 to 100 epochs; 30 for MNIST)', num('--epochs'))
-    .option('--batch-size <n>', 'batch size', num('--batch-size'), DEFAULT_BATCH_SIZE)
+    .option('--batch-size <n>', `batch size (default ${DEFAULT_BATCH_SIZE}; on a GPU backend ${DEFAULT_BATCH_SIZE * GPU_BATCH_RULES.vision.factor} for images up to ${GPU_BATCH_RULES.vision.maxInput} px, at most a quarter of the training images)`, num('--batch-size'))
     .option('--lr <x>', `peak AdamW learning rate (default ${DEFAULT_LR} at batch ${DEFAULT_BATCH_SIZE}, scaled with the batch size)`, num('--lr'))
     .option('--weight-decay <x>', 'AdamW weight decay', num('--weight-decay'), DEFAULT_WEIGHT_DECAY)
     .option('--label-smoothing <x>', 'label smoothing', num('--label-smoothing'), DEFAULT_LABEL_SMOOTHING)
@@ -68,7 +69,7 @@ Ctrl-C stops after the current step, saves a checkpoint and prints the command t
       preset: opts.preset as string | undefined,
       config: opts.config as string | undefined,
       epochs: opts.epochs as number | undefined,
-      batchSize: opts.batchSize as number,
+      batchSize: opts.batchSize as number | undefined,
       lr: opts.lr as number | undefined,
       weightDecay: opts.weightDecay as number,
       labelSmoothing: opts.labelSmoothing as number,

@@ -273,13 +273,15 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
       choose: () => chooseMaxLength(tokenizer, trainTexts, config.maxLength, splitSeed),
     }, name);
 
-    const { batchSize, epochs, lr, weightDecay, warmupEpochs, labelSmoothing, ema, keep } = resolveTrainingSettings(options, hyper, {
+    const { batchSize, epochs, lr, weightDecay, warmupEpochs, labelSmoothing, ema, keep, note } = resolveTrainingSettings(options, hyper, {
       batchSize: 32,
+      trainSize: trainSet.texts.length,
       epochs: (batch) => chooseEpochs(trainSet.texts.length, batch),
       lr: fromMeta ? 3e-4 : 1e-3,
       // A task's evaluation set is its test split, which must not choose the model.
       keep: options.task ? 'last' : 'best',
     }, name);
+    if (note) notes.push(note);
     const inputMasking = checkFraction(options.inputMasking ?? hyper.inputMasking ?? 0, 'inputMasking', name, ' (0: off)');
     const masking = inputMasking > 0 ? maskingFor(tokenizer, inputMasking, name('inputMasking'), ` or use ${name('inputMasking')} 0`) : null;
 

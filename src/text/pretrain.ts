@@ -210,7 +210,9 @@ async function pretrainIn(options: PretrainOptions, log: (line: string) => void,
     min: 2,
     choose: () => chooseMaxLength(tokenizer, texts, config.maxLength, options.lengthSeed ?? seed),
   }, name);
-  const { batchSize, epochs, lr, weightDecay, warmupEpochs } = resolveTrainingSettings(options, {}, { batchSize: 32, epochs: () => 10, lr: 2e-3, keep: 'last' }, name);
+  const { batchSize, epochs, lr, weightDecay, warmupEpochs, note } = resolveTrainingSettings(options, {}, {
+    batchSize: 32, epochs: () => 10, lr: 2e-3, keep: 'last', trainSize: texts.length - heldOutCount(texts.length),
+  }, name);
   const maskFraction = masking.fraction;
   if (!(maskFraction > 0 && maskFraction < 1)) fail(`${name('maskFraction')} must be between 0 and 1, got ${maskFraction}`);
 
@@ -222,6 +224,7 @@ async function pretrainIn(options: PretrainOptions, log: (line: string) => void,
   await begin();
   await makeOutputFolder(options.out, name);
   await tokenizer.save(options.out);
+  if (note) log(note);
 
   const model = new MaskedLMModel(new RevColText(config, seed), seed);
   try {

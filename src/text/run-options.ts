@@ -8,8 +8,9 @@
  * `optionName: flagName` (src/train/options.ts) so that the same messages name its flags.
  */
 import { mkdir } from 'node:fs/promises';
-import { ensureBackend, useBackend } from '../backends/index.js';
+import { activeBackendName, ensureBackend, useBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
+import { defaultBatchSize, gpuBatchNote, scaleLr } from '../train/gpu-batch.js';
 import { optionAsIs, type OptionName } from '../train/options.js';
 import { dataPrint, inlinePrint, type RunCommand, type RunFolder, type RunIdentity, withRunFolder } from '../train/run-folder.js';
 import type { StepProgress } from '../train/trainer.js';
@@ -314,6 +315,8 @@ export interface TrainingSettings {
   /** 0: no weight average. */
   ema: number;
   keep: 'best' | 'last';
+  /** What a GPU backend chose for the batch and learning rate, as a note line (absent when nothing was). */
+  note?: string;
 }
 
 /** A recipe's defaults for what neither the user nor the task set. */
@@ -322,6 +325,8 @@ export interface TrainingDefaults {
   epochs: (batchSize: number) => number;
   lr: number;
   keep: 'best' | 'last';
+  /** Training examples: a GPU-sized batch leaves at least 4 steps per epoch (src/train/gpu-batch.ts). */
+  trainSize?: number;
 }
 
 /** Epochs that give small data sets enough steps and large ones a few passes. */
@@ -330,11 +335,25 @@ export function chooseEpochs(trainExamples: number, batchSize: number): number {
   return Math.max(3, Math.min(30, Math.round(600 / stepsPerEpoch)));
 }
 
-/** Batch size, epochs, learning rate, weight decay, warm-up, label smoothing, weight average and which epoch to keep, checked. */
-export function resolveTrainingSettings(options: TrainingSettingOptions, task: TrainingSettingOptions, defaults: TrainingDefaults, name: OptionName): TrainingSettings {
-  const batchSize = checkWhole(options.batchSize ?? task.batchSize ?? defaults.batchSize, 1, 'batchSize', name);
+/**
+ * Batch size, epochs, learning rate, weight decay, warm-up, label smoothing, weight average and
+ * which epoch to keep, checked. On a GPU `backend` (default: the one running) a batch size
+ * nobody gave is GPU-sized and the task's or recipe's learning rate follows it (gpu-batch.ts).
+ */
+export function resolveTrainingSettings(
+  options: TrainingSettingOptions,
+  task: TrainingSettingOptions,
+  defaults: TrainingDefaults,
+  name: OptionName,
+  backend: string | undefined = activeBackendName(),
+): TrainingSettings {
+  const baseBatch = task.batchSize ?? defaults.batchSize;
+  const batchSize = checkWhole(options.batchSize ?? defaultBatchSize('text', backend, baseBatch, defaults.trainSize), 1, 'batchSize', name);
+  const gpuSized = options.batchSize === undefined && batchSize !== baseBatch;
   const epochs = checkWhole(options.epochs ?? task.epochs ?? defaults.epochs(batchSize), 1, 'epochs', name);
-  const lr = options.lr ?? task.lr ?? defaults.lr;
+  const baseLr = task.lr ?? defaults.lr;
+  const lr = options.lr ?? (gpuSized ? scaleLr('text', baseLr, baseBatch, batchSize) : baseLr);
+  const note = gpuSized ? gpuBatchNote(backend!, batchSize, { value: lr, given: options.lr !== undefined, from: baseLr, at: baseBatch }, name) : undefined;
   if (!(lr > 0 && Number.isFinite(lr))) fail(`${name('lr')} must be a number > 0, got ${lr}`);
   const weightDecay = options.weightDecay ?? task.weightDecay ?? 0.01;
   if (!(weightDecay >= 0)) fail(`${name('weightDecay')} must be a number ≥ 0, got ${weightDecay}`);
@@ -344,5 +363,5 @@ export function resolveTrainingSettings(options: TrainingSettingOptions, task: T
   const keep = options.keep ?? defaults.keep;
   if (keep !== 'best' && keep !== 'last') fail(`${name('keep')} must be best or last, got ${String(keep)}`);
   const ema = checkFraction(options.ema ?? task.ema ?? 0, 'ema', name, ' (0: no weight average)');
-  return { epochs, batchSize, lr, weightDecay, warmupEpochs, labelSmoothing, ema, keep };
+  return { epochs, batchSize, lr, weightDecay, warmupEpochs, labelSmoothing, ema, keep, ...(note ? { note } : {}) };
 }

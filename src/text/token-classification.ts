@@ -793,12 +793,14 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
       min: encoder.specials + 1,
       choose: () => chooseTokenMaxLength(encoder, trainSet.sentences, config.maxLength, splitSeed),
     }, name);
-    const { batchSize, epochs, lr, weightDecay, warmupEpochs, labelSmoothing, keep } = resolveTrainingSettings(options, hyper, {
+    const { batchSize, epochs, lr, weightDecay, warmupEpochs, labelSmoothing, keep, note } = resolveTrainingSettings(options, hyper, {
       batchSize: 32,
+      trainSize: trainSet.sentences.length,
       epochs: (batch) => chooseEpochs(trainSet.sentences.length, batch),
       lr: fromMeta ? 3e-4 : 1e-3,
       keep: task ? 'last' : 'best',
     }, name);
+    if (note) notes.push(note);
 
     const model = new TokenClassificationModel(new RevColText(config, seed), tags.size, seed);
     try {

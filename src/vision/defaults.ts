@@ -1,6 +1,7 @@
 // The vision recipe's defaults, apart from src/vision/train.ts (which re-exports them) so that
 // the CLI can show them in --help without loading TensorFlow.js.
 import { fail } from '../core/errors.js';
+import { defaultBatchSize, gpuBatchNote } from '../train/gpu-batch.js';
 import type { OptionName } from '../train/options.js';
 import { VISION_PRESETS, type VisionConfig } from './presets.js';
 
@@ -40,6 +41,24 @@ export const DEFAULT_BATCH_SIZE = 64;
 /** AdamW learning rate at the default batch size; scaled linearly with the batch size when no lr is given. */
 export const DEFAULT_LR = 5e-3;
 export const DEFAULT_WEIGHT_DECAY = 0.05;
+
+/**
+ * Batch size and learning rate of a run: the given ones, else the defaults (on a GPU backend,
+ * a GPU-sized batch for small images: src/train/gpu-batch.ts); a learning rate not given
+ * follows the batch linearly from DEFAULT_LR at DEFAULT_BATCH_SIZE. `note` says what a GPU
+ * backend chose (null when nothing was chosen for it).
+ */
+export function visionBatchSettings(
+  given: { batchSize?: number; lr?: number },
+  on: { backend: string | undefined; trainSize: number; inputSize: number },
+  name: OptionName = (option) => option,
+): { batchSize: number; lr: number; note: string | null } {
+  const batchSize = given.batchSize ?? defaultBatchSize('vision', on.backend, DEFAULT_BATCH_SIZE, on.trainSize, on.inputSize);
+  const lr = given.lr ?? (DEFAULT_LR * batchSize) / DEFAULT_BATCH_SIZE;
+  const chosen = given.batchSize === undefined && batchSize !== DEFAULT_BATCH_SIZE;
+  const note = chosen ? gpuBatchNote(on.backend!, batchSize, { value: lr, given: given.lr !== undefined, from: DEFAULT_LR, at: DEFAULT_BATCH_SIZE }, name) : null;
+  return { batchSize, lr, note };
+}
 export const DEFAULT_LABEL_SMOOTHING = 0.1;
 /**
  * Decay of a moving average of the weights to evaluate and save instead of the weights (the

@@ -2,7 +2,7 @@
 // `revcol vision train` is a thin layer over trainVision.
 import path from 'node:path';
 import { backendFromOptions, fitBackendToModel } from '../backends/choose.js';
-import { ensureBackend } from '../backends/index.js';
+import { activeBackendName, ensureBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
 import { type AugmentOptions, defaultAugment } from '../data/augment.js';
@@ -14,12 +14,12 @@ import { type OptionName, optionAsIs } from '../train/options.js';
 import { dataPrint, namePrint, withRunFolder } from '../train/run-folder.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { RevColVision } from './model.js';
-import { DEFAULT_BATCH_SIZE, DEFAULT_EMA, DEFAULT_LABEL_SMOOTHING, DEFAULT_LR, DEFAULT_SAMPLES, DEFAULT_WEIGHT_DECAY, defaultEpochs, defaultModelFor, PRESET_SAMPLES } from './defaults.js';
+import { DEFAULT_EMA, DEFAULT_LABEL_SMOOTHING, DEFAULT_SAMPLES, DEFAULT_WEIGHT_DECAY, defaultEpochs, defaultModelFor, PRESET_SAMPLES, visionBatchSettings } from './defaults.js';
 import { visionConfig, visionParameterCount, type VisionConfig } from './presets.js';
 
 export {
   DEFAULT_BATCH_SIZE, DEFAULT_EMA, DEFAULT_LABEL_SMOOTHING, DEFAULT_LR, DEFAULT_MODEL_BY_SIDE, DEFAULT_SAMPLES, DEFAULT_WEIGHT_DECAY,
-  defaultEpochs, defaultModelFor, PRESET_SAMPLES,
+  defaultEpochs, defaultModelFor, PRESET_SAMPLES, visionBatchSettings,
 } from './defaults.js';
 
 export interface VisionTrainOptions {
@@ -167,9 +167,9 @@ async function trainVisionIn(options: VisionTrainOptions, out: string, log: (lin
     log(`revcol: note: classes are unbalanced (${data.classNames.map((c, i) => `${c}: ${counts[i]}`).join(', ')})`);
   }
 
-  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const { batchSize, lr, note } = visionBatchSettings(options, { backend: activeBackendName(), trainSize: data.train.count, inputSize: config.inputSize }, name);
+  if (note) log(`revcol: ${note}`);
   const epochs = options.epochs ?? defaultEpochs(data.train.count, (presetName && PRESET_SAMPLES[presetName]) || DEFAULT_SAMPLES);
-  const lr = options.lr ?? (DEFAULT_LR * batchSize) / DEFAULT_BATCH_SIZE;
   const labelSmoothing = options.labelSmoothing ?? DEFAULT_LABEL_SMOOTHING;
   const ema = options.ema ?? DEFAULT_EMA;
   const keep = options.keep ?? (isMnist(options.data) || options.evalData ? 'last' : 'best');
