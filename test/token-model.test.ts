@@ -61,6 +61,17 @@ describe('word encoding', () => {
     expect([...row.wordStarts]).toEqual([1, 2, 2 + pieces[1]!.length, 3 + pieces[1]!.length]);
     expect(row.cutWords).toBe(0);
 
+    // scoredPiece 'last': each word's last piece carries its tag instead (its ending: ##able).
+    const last = new WordEncoder(tokenizer, 'last').encode(words, [0, 1, 2, 3], 32);
+    expect([...last.ids]).toEqual([...row.ids]);
+    const expectedLast: number[] = [IGNORE_INDEX];
+    pieces.forEach((p, w) => p.forEach((_, k) => expectedLast.push(k === p.length - 1 ? w : IGNORE_INDEX)));
+    expectedLast.push(IGNORE_INDEX);
+    expect([...last.labels]).toEqual(expectedLast);
+    expect([...last.wordStarts]).toEqual([1, 1 + pieces[1]!.length, 2 + pieces[1]!.length, 3 + pieces[1]!.length]);
+    // Cut inside a word: the last piece kept is scored.
+    expect([...new WordEncoder(tokenizer, 'last').encode(words, [0, 1, 2, 3], 5).wordStarts]).toEqual([1, 3]);
+
     // Cut: room for 3 pieces after [CLS] and before [SEP]: "The" and the first two pieces of "unaffable" stay.
     const cut = enc.encode(words, [0, 1, 2, 3], 5);
     expect(cut.ids.length).toBe(5);

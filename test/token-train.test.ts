@@ -117,6 +117,22 @@ describe('fineTuneTokens and TokenClassifier', () => {
     expect(from.summary.bestAccuracy).toBeGreaterThan(0.9);
   });
 
+  it('scores the last piece of each word when asked, records it, predicts with it and refuses to resume with the other', async () => {
+    const out = path.join(work, 'last-piece');
+    const result = await fineTuneTokens({
+      train: trainFile, eval: evalFile, out, tokenizer: tokenizerDir, epochs: 2, batchSize: 16, lr: 5e-3, maxLength: 32, scoredPiece: 'last',
+      config: { hidden: [16, 16], layers: [1, 1], heads: 2, mlpRatio: 2, columns: 2, dropout: 0, dropPath: 0 },
+      progress: false, log: () => {},
+    });
+    const tagger = await TokenClassifier.load(out);
+    expect(tagger.meta.scoredPiece).toBe('last');
+    // The loaded tagger encodes as training did: its evaluation is the trainer's last epoch to the digit.
+    expect((await tagger.evaluate(await readTokenExamples(evalFile))).accuracy).toBeCloseTo(result.summary.bestAccuracy, 10);
+    tagger.dispose();
+    expect(await oneLineError(() => fineTuneTokens({ train: trainFile, eval: evalFile, out, tokenizer: tokenizerDir, epochs: 3, resume: true, scoredPiece: 'first', progress: false, log: () => {} })))
+      .toMatch(/scored the last piece of each word: leave out scoredPiece to resume it$/);
+  });
+
   it('one-line errors: an evaluation tag the training data lacks (file and line), a folder that is no token classifier', async () => {
     const odd = path.join(work, 'odd.conll');
     writeFileSync(odd, 'the\tDET\ndog\tNOUN\n\na\tDET\ncat\tNUMBER\n');

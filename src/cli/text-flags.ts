@@ -62,6 +62,7 @@ const TEXT_FLAGS = {
   textColumn: { flags: '--text-column <name>', help: 'column (or JSONL field) holding the text', default: 'text' },
   labelColumn: { flags: '--label-column <name>', help: 'column (or JSONL field) holding the label', default: 'label' },
   tagColumn: { flags: '--tag-column <k>', help: 'tagged words in CoNLL: the column holding the tag, counted from 0 (the word); default -1, the last (CoNLL-2003 POS tags: 1)', parse: tagColumn },
+  scoredPiece: { flags: '--scored-piece <which>', help: 'tagged words: the sub-word piece of each word that carries its tag (default: the task\'s, else first, as Hugging Face)', choices: ['first', 'last'] },
   tagNames: { flags: '--tag-names <names>', help: 'tagged words in JSONL with numeric tags (Hugging Face ner_tags): their names in order, comma-separated (O,B-PER,I-PER) or a JSON array' },
   tokenizer: { flags: '--tokenizer <dir|name>', help: 'tokenizer folder (tokenizer.json + tokenizer_config.json) or Hugging Face Hub name (default: the shipped bert-base-uncased)' },
   allowNetwork: { flags: '--allow-network', help: 'allow downloading a Hub tokenizer' },

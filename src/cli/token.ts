@@ -176,6 +176,7 @@ const TEXT_ONLY_FLAGS: Array<[string, string]> = [
 const TOKEN_ONLY_FLAGS: Array<[string, string]> = [
   ['tagColumn', '--tag-column'],
   ['tagNames', '--tag-names'],
+  ['scoredPiece', '--scored-piece'],
 ];
 
 /**

@@ -21,4 +21,6 @@ export interface TokenTaskData {
   hyper?: Partial<{ epochs: number; batchSize: number; lr: number; maxLength: number; weightDecay: number; warmupEpochs: number; labelSmoothing: number }>;
   /** Fixed tag order. */
   tags?: string[];
+  /** Which piece of each word carries its tag ('first' unless the task chose 'last'). */
+  scoredPiece?: 'first' | 'last';
 }

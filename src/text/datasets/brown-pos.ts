@@ -224,6 +224,7 @@ export async function loadPosBrownTask(): Promise<TokenTaskData & { description:
     preset: typeof spec.preset === 'string' ? spec.preset : 'text-tiny',
     presetChanges: spec.presetChanges === undefined ? {} : (configObject(spec.presetChanges, `${where}: presetChanges`) as Partial<TextConfig>),
     hyper: numbers,
+    ...(spec.scoredPiece === 'first' || spec.scoredPiece === 'last' ? { scoredPiece: spec.scoredPiece } : {}),
     tags: [...data.tags],
     baseline: data.baseline,
     split: `by document, stratified by genre, ${Math.round(testFraction * 100)}% test, seed ${seed}`,
