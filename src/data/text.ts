@@ -16,6 +16,12 @@ export interface TextExamples {
   skipped: number;
   /** The columns (CSV/TSV header) or fields (JSONL) the file has, in order of appearance. */
   columns: string[];
+  /** Sentence pairs (pairColumn): the second text of each. */
+  pairs?: string[];
+  /** The file line each example comes from (the last line of a CSV record spanning several), for errors that name it. */
+  lines?: number[];
+  /** Multi-label data (multiLabel): each text's labels, never empty; `labels` then holds them joined by the separator. */
+  labelSets?: string[][];
 }
 
 export type TextFileFormat = 'csv' | 'tsv' | 'jsonl';
@@ -33,6 +39,10 @@ export interface ReadTextOptions {
   warn?: (message: string) => void;
   /** How errors name the column options (default as written here, `textColumn`; the CLI passes its flags' names). */
   optionName?: (option: string) => string;
+  /** Column or field holding a second text (sentence pairs); every row with a text needs one. */
+  pairColumn?: string;
+  /** Several labels per text: a label cell split at `separator` (JSONL: also an array of labels); an empty set is an error. */
+  multiLabel?: { separator: string };
 }
 
 const stderrWarning = (message: string) => process.stderr.write(`revcol: warning: ${message}\n`);
@@ -164,15 +174,45 @@ function cellText(value: unknown): string | undefined {
 class ExampleCollector {
   readonly texts: string[] = [];
   readonly labels: string[] = [];
+  readonly pairs: string[] = [];
+  readonly lines: number[] = [];
+  readonly labelSets: string[][] = [];
   skipped = 0;
 
-  add(text: string | undefined, label: string | undefined, withLabels: boolean): void {
-    if (text === undefined || text.trim() === '' || (withLabels && (label === undefined || label === ''))) {
+  constructor(private readonly file: string, private readonly want: Columns) {}
+
+  /** `pair`: the row's second text when a pair column was found (null: none asked for); `label` raw (a JSONL array for multi-label). */
+  add(text: string | undefined, label: unknown, withLabels: boolean, line: number, pair: string | undefined | null = null): void {
+    if (text === undefined || text.trim() === '') {
       this.skipped++;
       return;
     }
+    const multi = this.want.multiLabel;
+    let set: string[] | null = null;
+    if (withLabels && multi) {
+      const parts = Array.isArray(label) ? label.map((l) => cellText(l) ?? '') : (cellText(label) ?? '').split(multi.separator);
+      set = [...new Set(parts.map((l) => l.trim()).filter((l) => l !== ''))];
+      if (set.length === 0) {
+        fail(`${this.file}: line ${line} has an empty label set; multi-label data needs at least one label per text (separated by ${JSON.stringify(multi.separator)}, ${this.want.optionName('labelSeparator')}; in JSONL also an array)`);
+      }
+    } else if (withLabels) {
+      const value = cellText(label)?.trim();
+      if (value === undefined || value === '') {
+        this.skipped++;
+        return;
+      }
+      label = value;
+    }
+    if (pair !== null && (pair === undefined || pair.trim() === '')) {
+      fail(`${this.file}: line ${line} has no second text in ${JSON.stringify(this.want.pairColumn)} (${this.want.optionName('textPairColumn')}): every sentence pair needs both texts`);
+    }
     this.texts.push(text);
-    if (withLabels) this.labels.push(label!);
+    this.lines.push(line);
+    if (pair !== null) this.pairs.push(pair!);
+    if (set) {
+      this.labelSets.push(set);
+      this.labels.push(set.join(multi!.separator));
+    } else if (withLabels) this.labels.push(label as string);
   }
 }
 
@@ -181,6 +221,8 @@ interface Columns {
   labelColumn: string;
   requireLabels: boolean;
   optionName: (option: string) => string;
+  pairColumn?: string;
+  multiLabel?: { separator: string };
 }
 
 /**
@@ -188,15 +230,17 @@ interface Columns {
  * text column, or a missing label column when labels are required, is a one-line error that
  * lists the columns found. No label key when there is none or it is the text column itself.
  */
-function resolveColumns(file: string, columns: string[], want: Columns, kind: 'column' | 'field'): { textKey: string; labelKey?: string } {
-  const missing = (which: 'text' | 'label', wanted: string): never => {
+function resolveColumns(file: string, columns: string[], want: Columns, kind: 'column' | 'field'): { textKey: string; labelKey?: string; pairKey?: string } {
+  const missing = (which: 'text' | 'label' | 'text pair', wanted: string, option: string): never => {
     const found = `${kind}s found: ${columns.map((c) => JSON.stringify(c)).join(', ') || '(none)'}`;
-    fail(`${file} has no ${which} ${kind} ${JSON.stringify(wanted)} (${found}); name it with ${want.optionName(`${which}Column`)}`);
+    fail(`${file} has no ${which} ${kind} ${JSON.stringify(wanted)} (${found}); name it with ${want.optionName(option)}`);
   };
-  const textKey = resolveColumn(columns, want.textColumn) ?? missing('text', want.textColumn);
+  const textKey = resolveColumn(columns, want.textColumn) ?? missing('text', want.textColumn, 'textColumn');
   const labelKey = resolveColumn(columns, want.labelColumn);
-  if (labelKey === undefined && want.requireLabels) missing('label', want.labelColumn);
-  return { textKey, labelKey: labelKey === textKey ? undefined : labelKey };
+  if (labelKey === undefined && want.requireLabels) missing('label', want.labelColumn, 'labelColumn');
+  const pairKey = want.pairColumn === undefined ? undefined : resolveColumn(columns, want.pairColumn) ?? missing('text pair', want.pairColumn, 'textPairColumn');
+  if (pairKey !== undefined && pairKey === textKey) fail(`${file}: ${want.optionName('textPairColumn')} names the text column ${JSON.stringify(textKey)} itself: give the column of the second text`);
+  return { textKey, labelKey: labelKey === textKey ? undefined : labelKey, pairKey };
 }
 
 /** What a reader found: the file's columns (or fields), and whether labels were read. */
@@ -218,26 +262,30 @@ async function readDelimited(file: string, delimiter: ',' | '\t', want: Columns,
       // Short rows read their missing cells as empty (and are then skipped); long rows are an error below.
       relax_column_count: true,
       skip_empty_lines: true,
+      // Each record with the line it ends on, for errors that name the line.
+      info: true,
     }),
   );
   let columns: string[] | null = null;
   let textAt = -1;
   let labelAt = -1;
+  let pairAt = -1;
   let row = 0;
   try {
-    for await (const cells of parser as AsyncIterable<string[]>) {
+    for await (const { record: cells, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       if (columns === null) {
         columns = cells.map((name) => name.trim());
-        const { textKey, labelKey } = resolveColumns(file, columns, want, 'column');
+        const { textKey, labelKey, pairKey } = resolveColumns(file, columns, want, 'column');
         textAt = columns.indexOf(textKey);
         labelAt = labelKey === undefined ? -1 : columns.indexOf(labelKey);
+        pairAt = pairKey === undefined ? -1 : columns.indexOf(pairKey);
         continue;
       }
       row++;
       if (cells.length > columns.length && cells.slice(columns.length).some((c) => c.trim() !== '')) {
         fail(`${file}: data row ${row} has ${cells.length} fields but the header has ${columns.length}; quote fields that contain ${delimiter === ',' ? 'commas' : 'tabs'}`);
       }
-      out.add(cells[textAt], labelAt < 0 ? undefined : cells[labelAt]?.trim(), labelAt >= 0);
+      out.add(cells[textAt], labelAt < 0 ? undefined : cells[labelAt], labelAt >= 0, info.lines, pairAt < 0 ? null : cells[pairAt]);
     }
   } catch (err) {
     if (err instanceof RevcolError) throw err;
@@ -258,7 +306,8 @@ async function readJsonLines(file: string, want: Columns, out: ExampleCollector,
   // row, the values of the keys that could be it (the name in any letter case), no more.
   const textFold = want.textColumn.toLowerCase();
   const labelFold = want.labelColumn.toLowerCase();
-  const rows: Array<{ text: Record<string, unknown>; label: Record<string, unknown> }> = [];
+  const pairFold = want.pairColumn?.toLowerCase();
+  const rows: Array<{ text: Record<string, unknown>; label: Record<string, unknown>; pair: Record<string, unknown>; line: number }> = [];
   // Bytes, decoded by readline, so that the UTF-8 check sees them too.
   const source = createReadStream(file);
   const utf8 = checkUtf8(source, file, warn);
@@ -280,6 +329,7 @@ async function readJsonLines(file: string, want: Columns, out: ExampleCollector,
       }
       const text: Record<string, unknown> = {};
       const label: Record<string, unknown> = {};
+      const pair: Record<string, unknown> = {};
       for (const [key, v] of Object.entries(value)) {
         if (!seen.has(key)) {
           seen.add(key);
@@ -288,8 +338,9 @@ async function readJsonLines(file: string, want: Columns, out: ExampleCollector,
         const folded = key.toLowerCase();
         if (folded === textFold) text[key] = v;
         if (folded === labelFold) label[key] = v;
+        if (folded === pairFold) pair[key] = v;
       }
-      rows.push({ text, label });
+      rows.push({ text, label, pair, line: lineNo });
     }
   } finally {
     lines.close();
@@ -297,9 +348,9 @@ async function readJsonLines(file: string, want: Columns, out: ExampleCollector,
   }
   if (rows.length === 0) fail(`${file} is empty: it needs at least one JSON object per line`);
   utf8.done();
-  const { textKey, labelKey } = resolveColumns(file, columns, want, 'field');
+  const { textKey, labelKey, pairKey } = resolveColumns(file, columns, want, 'field');
   for (const row of rows) {
-    out.add(cellText(row.text[textKey]), labelKey === undefined ? undefined : cellText(row.label[labelKey])?.trim(), labelKey !== undefined);
+    out.add(cellText(row.text[textKey]), labelKey === undefined ? undefined : row.label[labelKey], labelKey !== undefined, row.line, pairKey === undefined ? null : cellText(row.pair[pairKey]));
   }
   return { columns, withLabels: labelKey !== undefined };
 }
@@ -313,7 +364,14 @@ async function readJsonLines(file: string, want: Columns, out: ExampleCollector,
  * is skipped and counted in `skipped`.
  */
 export async function readTextExamples(file: string, opts: ReadTextOptions = {}): Promise<TextExamples> {
-  const want: Columns = { textColumn: opts.textColumn ?? 'text', labelColumn: opts.labelColumn ?? 'label', requireLabels: opts.requireLabels ?? true, optionName: opts.optionName ?? ((o) => o) };
+  const want: Columns = {
+    textColumn: opts.textColumn ?? 'text',
+    labelColumn: opts.labelColumn ?? 'label',
+    requireLabels: opts.requireLabels ?? true,
+    optionName: opts.optionName ?? ((o) => o),
+    ...(opts.pairColumn !== undefined ? { pairColumn: opts.pairColumn } : {}),
+    ...(opts.multiLabel ? { multiLabel: opts.multiLabel } : {}),
+  };
   let head: string;
   let wholeFile: boolean;
   try {
@@ -337,11 +395,19 @@ export async function readTextExamples(file: string, opts: ReadTextOptions = {})
   }
   if (wholeFile && head.replace(/^\uFEFF/, '').trim() === '') fail(`${file} is empty: it needs a header row and rows of text and label`);
   const format = opts.format ?? detectFormat(file, head);
-  const out = new ExampleCollector();
+  const out = new ExampleCollector(file, want);
   const warn = opts.warn ?? stderrWarning;
   const { columns, withLabels } = format === 'jsonl' ? await readJsonLines(file, want, out, warn) : await readDelimited(file, format === 'tsv' ? '\t' : ',', want, out, warn);
   if (out.texts.length === 0) fail(`${file} has no usable rows: all ${out.skipped} rows lack a text${withLabels ? ' or a label' : ''}`);
-  return { texts: out.texts, labels: out.labels, skipped: out.skipped, columns };
+  return {
+    texts: out.texts,
+    labels: out.labels,
+    skipped: out.skipped,
+    columns,
+    lines: out.lines,
+    ...(want.pairColumn !== undefined ? { pairs: out.pairs } : {}),
+    ...(want.multiLabel && withLabels ? { labelSets: out.labelSets } : {}),
+  };
 }
 
 /** A deterministic permutation of 0..n-1 for a seed (each index ordered by a hash of seed and index). */
@@ -389,6 +455,9 @@ export function splitByGroups(
       labels: ex.labels.length ? idx.map((i) => ex.labels[i]!) : [],
       skipped: 0,
       columns: ex.columns,
+      ...(ex.pairs ? { pairs: idx.map((i) => ex.pairs![i]!) } : {}),
+      ...(ex.lines ? { lines: idx.map((i) => ex.lines![i]!) } : {}),
+      ...(ex.labelSets ? { labelSets: idx.map((i) => ex.labelSets![i]!) } : {}),
     };
   };
   return { train: pick((i) => !held.has(i)), eval: pick((i) => held.has(i)) };

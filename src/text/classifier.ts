@@ -13,7 +13,7 @@ import { argmaxRows, type ClassificationReport, classificationReport, type Class
 import { disposeBatch, EncodedTexts } from './encoded.js';
 import { ENSEMBLE_FILE, readEnsembleManifest } from './ensemble-manifest.js';
 import { RevColText } from './model.js';
-import { MASKED_LM_OBJECTIVE, readTextMeta, sameLabels, type TextModelMeta } from './model-meta.js';
+import { headKind, MASKED_LM_OBJECTIVE, readTextMeta, sameLabels, type TextModelMeta } from './model-meta.js';
 import { TextTokenizer } from './tokenizer.js';
 
 export { PRETRAINED_DIR, type TextModelMeta } from './model-meta.js';
@@ -43,6 +43,7 @@ export function textClassificationReport(trueIds: ArrayLike<number>, predicted: 
  * kinds of read (src/core/reads.ts): run it with readLater (any backend) or readNow.
  */
 export function* predictEncoded(model: RevColText, data: EncodedTexts, batchSize = 64): Reads<Float32Array> {
+  // Regression's one output, multi-label's sigmoids and softmax probabilities alike: the head's outputs per text.
   const k = model.config.numLabels;
   const out = new Float32Array(data.size * k);
   // Similar lengths together: less padding per batch. Results go back to input order.
@@ -52,7 +53,7 @@ export function* predictEncoded(model: RevColText, data: EncodedTexts, batchSize
     const batch = data.batch(rows);
     let probs: ReturnType<RevColText['probabilities']> | undefined;
     try {
-      probs = model.probabilities(batch.inputIds, batch.attentionMask);
+      probs = model.probabilities(batch.inputIds, batch.attentionMask, batch.tokenTypeIds);
       const values = yield probs;
       rows.forEach((r, i) => out.set(values.subarray(i * k, (i + 1) * k), r * k));
     } finally {
@@ -69,7 +70,7 @@ export function asTrained(texts: string[], collapseRuns = 0): string[] {
 }
 
 /** The mean of several models' probabilities (one model: its own). */
-function* predictAveraged(models: RevColText[], data: EncodedTexts, batchSize = 64): Reads<Float32Array> {
+export function* predictAveraged(models: RevColText[], data: EncodedTexts, batchSize = 64): Reads<Float32Array> {
   if (models.length === 1) return yield* predictEncoded(models[0]!, data, batchSize);
   const sum = new Float32Array(data.size * models[0]!.config.numLabels);
   for (const model of models) {
@@ -83,6 +84,78 @@ export interface TextLoadOptions {
   /** Switch TensorFlow.js to this backend first (default: keep the current one). */
   backend?: string;
   allowNetwork?: boolean;
+}
+
+/** A loaded text model folder: its models (an ensemble's members), tokenizer, meta and what was read. */
+export interface LoadedTextModels {
+  models: RevColText[];
+  tokenizer: TextTokenizer;
+  meta: TextModelMeta;
+  source: string;
+}
+
+/**
+ * Loads a fine-tune output folder (or its best.safetensors); an ensemble's folder loads all its
+ * members. `expect` is the loader's class: a folder whose head is another kind is a one-line
+ * error naming the class that loads it.
+ */
+export async function loadTextModels(dir: string, options: TextLoadOptions, expect: string): Promise<LoadedTextModels> {
+  if (options.backend) await useBackend(options.backend);
+  else await ensureBackend();
+  const manifest = await readEnsembleManifest(dir);
+  const memberDirs = manifest ? manifest.members.map((m) => path.join(dir, m)) : [dir];
+  const models: RevColText[] = [];
+  try {
+    let first: TextModelMeta | undefined;
+    let source = '';
+    for (const memberDir of memberDirs) {
+      const loaded = await loadModelDir(memberDir);
+      try {
+        const meta = readTextMeta(loaded.meta, memberDir);
+        if (meta.objective === MASKED_LM_OBJECTIVE) fail(`${memberDir} is a pre-trained (masked-LM) model with no classifier: fine-tune it first (fineTune with from: ${memberDir}; revcol fine-tune --from ${memberDir} --train FILE)`);
+        const kind = headKind(meta);
+        if (kind.loader !== expect) fail(`${memberDir} holds ${kind.what}: load it with ${kind.loader} (revcol eval and predict tell them apart)`);
+        if (!first) {
+          first = meta;
+          source = manifest ? path.join(dir, ENSEMBLE_FILE) : loaded.file;
+        } else if (!sameLabels(meta.labels, first.labels) || meta.maxLength !== first.maxLength || meta.config.vocabSize !== first.config.vocabSize) {
+          fail(`the members of the ensemble ${dir} differ in labels, max length or vocabulary: its folders do not belong together; train it again`);
+        }
+        const model = new RevColText(meta.config);
+        models.push(model);
+        model.loadStateDict(loaded.tensors, `the weights in ${loaded.file}`);
+      } finally {
+        loaded.tensors.forEach((t) => t.dispose());
+      }
+    }
+    const meta = first!;
+    const folder = manifest || statSync(dir).isDirectory() ? dir : path.dirname(dir);
+    // The copy of the tokenizer kept beside the weights; the recorded source otherwise.
+    const tokenizer = existsSync(path.join(folder, 'tokenizer.json'))
+      ? await TextTokenizer.fromFolder(path.resolve(folder), meta.tokenizer)
+      : await TextTokenizer.load(meta.tokenizer, { allowNetwork: options.allowNetwork });
+    if (tokenizer.vocabSize !== meta.config.vocabSize) {
+      fail(`the tokenizer of ${dir} has ${tokenizer.vocabSize} tokens but the model was trained with ${meta.config.vocabSize}: the folder's tokenizer files do not belong to it`);
+    }
+    return { models, tokenizer, meta, source };
+  } catch (err) {
+    models.forEach((m) => m.dispose());
+    throw err;
+  }
+}
+
+/**
+ * The second texts of sentence pairs, checked against what the model was trained on: a pair
+ * model needs one per text, a single-text model none.
+ */
+export function checkPairs(meta: TextModelMeta, count: number, pairs: string[] | undefined, source: string): string[] | undefined {
+  if (meta.config.segments) {
+    if (!pairs) fail(`${source} was trained on sentence pairs: give each text its second text (pairs; revcol: --pair TEXT, or --file with a ${JSON.stringify(meta.textPairColumn ?? 'text_pair')} column)`);
+    if (!Array.isArray(pairs) || pairs.length !== count || pairs.some((p) => typeof p !== 'string')) fail(`give one second text (a string) per text: ${count} texts, ${Array.isArray(pairs) ? pairs.length : 'no'} second texts`);
+    return pairs;
+  }
+  if (pairs) fail(`${source} was trained on single texts, not sentence pairs: leave out the second texts`);
+  return undefined;
 }
 
 /** A trained text classifier: `await TextClassifier.load(dir)` then `classify(texts)`. */
@@ -104,41 +177,8 @@ export class TextClassifier {
 
   /** Loads a fine-tune output folder (or its best.safetensors); an ensemble's folder loads all its members. */
   static async load(dir: string, options: TextLoadOptions = {}): Promise<TextClassifier> {
-    if (options.backend) await useBackend(options.backend);
-    else await ensureBackend();
-    const manifest = await readEnsembleManifest(dir);
-    const memberDirs = manifest ? manifest.members.map((m) => path.join(dir, m)) : [dir];
-    const models: RevColText[] = [];
+    const { models, tokenizer, meta, source } = await loadTextModels(dir, options, 'TextClassifier');
     try {
-      let first: TextModelMeta | undefined;
-      let source = '';
-      for (const memberDir of memberDirs) {
-        const loaded = await loadModelDir(memberDir);
-        try {
-          const meta = readTextMeta(loaded.meta, memberDir);
-          if (meta.objective === MASKED_LM_OBJECTIVE) fail(`${memberDir} is a pre-trained (masked-LM) model with no classifier: fine-tune it first (fineTune with from: ${memberDir}; revcol fine-tune --from ${memberDir} --train FILE)`);
-          if (!first) {
-            first = meta;
-            source = manifest ? path.join(dir, ENSEMBLE_FILE) : loaded.file;
-          } else if (!sameLabels(meta.labels, first.labels) || meta.maxLength !== first.maxLength || meta.config.vocabSize !== first.config.vocabSize) {
-            fail(`the members of the ensemble ${dir} differ in labels, max length or vocabulary: its folders do not belong together; train it again`);
-          }
-          const model = new RevColText(meta.config);
-          models.push(model);
-          model.loadStateDict(loaded.tensors, `the weights in ${loaded.file}`);
-        } finally {
-          loaded.tensors.forEach((t) => t.dispose());
-        }
-      }
-      const meta = first!;
-      const folder = manifest || statSync(dir).isDirectory() ? dir : path.dirname(dir);
-      // The copy of the tokenizer kept beside the weights; the recorded source otherwise.
-      const tokenizer = existsSync(path.join(folder, 'tokenizer.json'))
-        ? await TextTokenizer.fromFolder(path.resolve(folder), meta.tokenizer)
-        : await TextTokenizer.load(meta.tokenizer, { allowNetwork: options.allowNetwork });
-      if (tokenizer.vocabSize !== meta.config.vocabSize) {
-        fail(`the tokenizer of ${dir} has ${tokenizer.vocabSize} tokens but the model was trained with ${meta.config.vocabSize}: the folder's tokenizer files do not belong to it`);
-      }
       return new TextClassifier(models, tokenizer, LabelMap.fromJSON(meta.labels), meta.maxLength, meta, source);
     } catch (err) {
       models.forEach((m) => m.dispose());
@@ -150,26 +190,30 @@ export class TextClassifier {
    * Class probabilities [texts × labels], row-major. Reads synchronously: on the webgpu backend
    * use probabilitiesAsync.
    */
-  probabilities(texts: string[], batchSize = 64): Float32Array {
-    return readNow(this.predict(texts, batchSize), 'await classifier.probabilitiesAsync(texts)');
+  probabilities(texts: string[], batchSize = 64, pairs?: string[]): Float32Array {
+    return readNow(this.predict(texts, batchSize, pairs), 'await classifier.probabilitiesAsync(texts)');
   }
 
   /** Class probabilities [texts × labels], row-major, read asynchronously (every backend). */
-  async probabilitiesAsync(texts: string[], batchSize = 64): Promise<Float32Array> {
-    return readLater(this.predict(texts, batchSize));
+  async probabilitiesAsync(texts: string[], batchSize = 64, pairs?: string[]): Promise<Float32Array> {
+    return readLater(this.predict(texts, batchSize, pairs));
   }
 
-  private predict(texts: string[], batchSize: number): Reads<Float32Array> {
+  private predict(texts: string[], batchSize: number, pairs?: string[]): Reads<Float32Array> {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('classify takes an array of strings');
+    const second = checkPairs(this.meta, texts.length, pairs, this.source);
     if (texts.length === 0) return (function* () { return new Float32Array(0); })();
-    return predictAveraged(this.models, new EncodedTexts(this.tokenizer, asTrained(texts, this.meta.collapseRuns), this.maxLength), batchSize);
+    return predictAveraged(this.models, new EncodedTexts(this.tokenizer, asTrained(texts, this.meta.collapseRuns), this.maxLength, undefined, second && asTrained(second, this.meta.collapseRuns)), batchSize);
   }
 
-  /** The most likely label, its probability, and every label's probability, per text. */
-  async classify(texts: string | string[]): Promise<TextClassification[]> {
+  /**
+   * The most likely label, its probability, and every label's probability, per text. A model
+   * trained on sentence pairs takes each text's second text in `pairs` (one per text).
+   */
+  async classify(texts: string | string[], pairs?: string | string[]): Promise<TextClassification[]> {
     const list = typeof texts === 'string' ? [texts] : texts;
     const k = this.labels.size;
-    const probs = await this.probabilitiesAsync(list);
+    const probs = await this.probabilitiesAsync(list, 64, typeof pairs === 'string' ? [pairs] : pairs);
     return list.map((_, i) => {
       const row = probs.subarray(i * k, (i + 1) * k);
       let best = 0;
@@ -195,7 +239,8 @@ export class TextClassifier {
 
   private *scored(examples: TextExamples, where: string): Reads<TextEvaluationReport> {
     const trueIds = this.labels.ids(examples.labels, where);
-    const data = new EncodedTexts(this.tokenizer, asTrained(examples.texts, this.meta.collapseRuns), this.maxLength, trueIds);
+    const pairs = checkPairs(this.meta, examples.texts.length, examples.pairs, this.source);
+    const data = new EncodedTexts(this.tokenizer, asTrained(examples.texts, this.meta.collapseRuns), this.maxLength, trueIds, pairs && asTrained(pairs, this.meta.collapseRuns));
     const probs = yield* predictAveraged(this.models, data);
     return textClassificationReport(trueIds, argmaxRows(probs, this.labels.size), this.labels.names, data.truncated);
   }

@@ -4,19 +4,34 @@ import { seededPermutation } from '../data/text.js';
 import type { TextBatch } from './model.js';
 import type { TextTokenizer } from './tokenizer.js';
 
-/** Token ids and masks of a data set, encoded once and cut into batches on demand. */
+/** What a batch's labels are: class ids, one number per text (regression), or numLabels 0/1 values per text (multi-label). */
+export type EncodedLabels = Int32Array | { values: Float32Array; width: number };
+
+/** Token ids and masks (and token types, for sentence pairs) of a data set, encoded once and cut into batches on demand. */
 export class EncodedTexts {
   readonly ids: Int32Array;
   readonly mask: Int32Array;
+  /** Sentence pairs: each token's segment (0: text a, 1: text b); null for single texts. */
+  readonly types: Int32Array | null;
   readonly lengths: Int32Array;
   readonly truncated: number;
-  constructor(tokenizer: TextTokenizer, texts: string[], readonly maxLength: number, readonly labels?: Int32Array) {
-    const enc = tokenizer.encode(texts, maxLength);
-    this.ids = enc.inputIds.dataSync() as Int32Array;
-    this.mask = enc.attentionMask.dataSync() as Int32Array;
-    this.truncated = enc.truncated;
-    enc.inputIds.dispose();
-    enc.attentionMask.dispose();
+  /** `pairs`: the second text of each (sentence pairs, encoded `[CLS] a [SEP] b [SEP]`). */
+  constructor(tokenizer: TextTokenizer, texts: string[], readonly maxLength: number, readonly labels?: EncodedLabels, pairs?: string[]) {
+    if (pairs) {
+      const enc = tokenizer.encodePairs(texts, pairs, maxLength);
+      this.ids = enc.ids;
+      this.mask = enc.mask;
+      this.types = enc.types;
+      this.truncated = enc.truncated;
+    } else {
+      const enc = tokenizer.encode(texts, maxLength);
+      this.ids = enc.inputIds.dataSync() as Int32Array;
+      this.mask = enc.attentionMask.dataSync() as Int32Array;
+      this.types = null;
+      this.truncated = enc.truncated;
+      enc.inputIds.dispose();
+      enc.attentionMask.dispose();
+    }
     this.lengths = new Int32Array(texts.length);
     for (let i = 0; i < texts.length; i++) {
       let n = 0;
@@ -32,33 +47,47 @@ export class EncodedTexts {
    * padded positions do not change a model's output, so the shorter batch gives the same
    * result for less work.
    */
-  rowsOf(rows: number[]): { ids: Int32Array; mask: Int32Array; width: number } {
+  rowsOf(rows: number[]): { ids: Int32Array; mask: Int32Array; types: Int32Array | null; width: number } {
     const t = this.maxLength;
     let width = 1;
     for (const r of rows) width = Math.max(width, this.lengths[r]);
     width = Math.min(t, Math.ceil(width / 8) * 8);
     const ids = new Int32Array(rows.length * width);
     const mask = new Int32Array(rows.length * width);
+    const types = this.types ? new Int32Array(rows.length * width) : null;
     rows.forEach((r, i) => {
       ids.set(this.ids.subarray(r * t, r * t + width), i * width);
       mask.set(this.mask.subarray(r * t, r * t + width), i * width);
+      types?.set(this.types!.subarray(r * t, r * t + width), i * width);
     });
-    return { ids, mask, width };
+    return { ids, mask, types, width };
   }
 
   /** A batch of the given rows as tensors (see rowsOf); `corrupt` may replace the ids (input noise). */
   batch(rows: number[], corrupt?: (ids: Int32Array, mask: Int32Array) => Int32Array): TextBatch {
-    const { ids, mask, width } = this.rowsOf(rows);
+    const { ids, mask, types, width } = this.rowsOf(rows);
     return {
       inputIds: tf.tensor2d(corrupt ? corrupt(ids, mask) : ids, [rows.length, width], 'int32'),
       attentionMask: tf.tensor2d(mask, [rows.length, width], 'int32'),
-      labels: tf.tensor1d(this.labels ? rows.map((r) => this.labels![r]) : new Array(rows.length).fill(0), 'int32'),
+      labels: this.labelTensor(rows),
+      ...(types ? { tokenTypeIds: tf.tensor2d(types, [rows.length, width], 'int32') } : {}),
     };
+  }
+
+  private labelTensor(rows: number[]): tf.Tensor {
+    const labels = this.labels;
+    if (!labels) return tf.tensor1d(new Array(rows.length).fill(0), 'int32');
+    if (labels instanceof Int32Array) return tf.tensor1d(rows.map((r) => labels[r]!), 'int32');
+    const { values, width } = labels;
+    if (width === 0) return tf.tensor1d(rows.map((r) => values[r]!), 'float32');
+    const out = new Float32Array(rows.length * width);
+    rows.forEach((r, i) => out.set(values.subarray(r * width, (r + 1) * width), i * width));
+    return tf.tensor2d(out, [rows.length, width], 'float32');
   }
 }
 
 export function disposeBatch(b: TextBatch): void {
-  tf.dispose([b.inputIds, b.attentionMask, b.labels]);
+  tf.dispose([b.inputIds, b.attentionMask, b.labels, ...(b.tokenTypeIds ? [b.tokenTypeIds] : [])]);
 }
 
 /**

@@ -9,12 +9,13 @@ import path from 'node:path';
 import { fail } from '../core/errors.js';
 import { readLater } from '../core/reads.js';
 import { mixSeed } from '../core/random.js';
-import { countLabels, LabelMap, readTextExamples, splitHeldOut, type TextExamples } from '../data/text.js';
+import { countLabels, LabelMap, readTextExamples, splitByGroups, splitHeldOut, type TextExamples } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
 import { argmaxRows } from '../train/metrics.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { asTrained, predictEncoded, textClassificationReport } from './classifier.js';
-import { chooseMaxLength, disposeBatch, EncodedTexts, lengthGroupedBatches } from './encoded.js';
+import { chooseMaxLength, disposeBatch, type EncodedLabels, EncodedTexts, lengthGroupedBatches } from './encoded.js';
+import { multiLabelReport, regressionReport, tuneThreshold } from './head-metrics.js';
 import { readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.js';
 import { RevColText, type TextBatch } from './model.js';
 import { LAST_CHECKPOINT, MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, PRETRAINED_DIR, readResumeMeta, readTextMeta, sameLabels, type TextModelMeta } from './model-meta.js';
@@ -25,6 +26,7 @@ import {
   type TextRunOptions,
 } from './run-options.js';
 import { loadTask, type TaskHyper } from './tasks.js';
+import { labelStats, looksLikeRegression, multiHot, multiLabelNames, numericLabels, REGRESSION_DISTINCT, standardise, type TextProblem } from './text-heads.js';
 
 export { chooseEpochs } from './run-options.js';
 
@@ -37,6 +39,22 @@ export interface FineTuneOptions extends TextRunOptions {
   eval?: string;
   textColumn?: string;
   labelColumn?: string;
+  /**
+   * Column (or JSONL field) of a second text: sentence pairs, encoded `[CLS] a [SEP] b [SEP]`
+   * with a segment embedding; too long a pair is cut longest-first. Every row needs both texts.
+   */
+  textPairColumn?: string;
+  /**
+   * 'regression': the label is a number, learnt with a mean-squared-error head (labels
+   * standardised; their mean and std are stored with the model). 'text-classification': labels
+   * are classes even when they are many numbers. Default: regression when every label is a
+   * number and there are more than 20 distinct values or some are not whole, else classes.
+   */
+  taskType?: 'text-classification' | 'regression';
+  /** Several labels per text (a sigmoid per label, binary cross-entropy, a threshold tuned on the evaluation data). */
+  multiLabel?: boolean;
+  /** What separates a text's labels in a cell, for multiLabel (default "|"; JSONL may also give an array). */
+  labelSeparator?: string;
   /** Tokenizer folder or Hub name; default: the shipped one (or the --from model's). */
   tokenizer?: string;
   allowNetwork?: boolean;
@@ -104,6 +122,14 @@ export interface FineTuneResult {
   from: { dir: string; keptHead: boolean } | null;
   /** Which epoch best.safetensors holds: the best on the evaluation set, or the last. */
   keep: 'best' | 'last';
+  /** What the head predicts. */
+  problem: TextProblem;
+  /** Whether the model reads sentence pairs. */
+  pairs: boolean;
+  /** Multi-label: the decision threshold stored with the model (tuned on the evaluation data at the kept epoch). */
+  threshold?: number;
+  /** Regression: the training labels' mean and std. */
+  target?: { mean: number; std: number };
   /** For an ensemble: each member's result, and the averaged model's scores on the evaluation set. */
   ensemble?: { members: FineTuneResult[]; accuracy: number; macroF1: number; seeds: number[] };
 }
@@ -132,6 +158,9 @@ async function fineTuneIn(
   const resuming = options.resume && options.ensemble === undefined ? await readEnsembleManifest(options.out) : null;
   const members = options.ensemble ?? resuming?.members.length ?? (options.resume ? recordedMembers : null) ?? data.hyper.ensemble ?? 1;
   checkWhole(members, 1, 'ensemble', name);
+  if (members > 1 && data.problem !== 'single-label') {
+    fail(`${name('ensemble')} averages the class probabilities of single-label classifiers; a ${data.problem} model is trained alone: leave out ${name('ensemble')}`);
+  }
   if (members > 1) {
     const { fineTuneEnsemble } = await import('./ensemble.js');
     return fineTuneEnsemble(options, members, data.evalSet, fineTune, () => begin({ ensemble: members }));
@@ -143,9 +172,17 @@ async function fineTuneIn(
 interface PreparedTextData {
   trainSet: TextExamples;
   evalSet: TextExamples;
-  labelMap: LabelMap;
-  trainIds: Int32Array;
-  evalIds: Int32Array;
+  problem: TextProblem;
+  /** What the model's meta records as its labels: the classes, or for regression the label column. */
+  labelNames: string[];
+  /** Single-label classification's classes; null for the other heads. */
+  labelMap: LabelMap | null;
+  trainLabels: EncodedLabels;
+  evalLabels: EncodedLabels;
+  /** Multi-label and regression: the evaluation labels as the metrics take them (0/1 rows, or numbers). */
+  evalTruth: Float32Array | Float64Array | null;
+  /** Regression: the training labels' mean and std. */
+  target?: { mean: number; std: number };
   taskPreset?: string;
   taskPresetChanges: Partial<TextConfig>;
   hyper: Partial<TaskHyper>;
@@ -157,28 +194,78 @@ interface PreparedTextData {
 async function prepareTextData(options: FineTuneOptions, splitSeed: number): Promise<PreparedTextData> {
   const name = namer(options);
   const notes: string[] = [];
-  let sets: Omit<PreparedTextData, 'labelMap' | 'trainIds' | 'evalIds'>;
+  let sets: Pick<PreparedTextData, 'trainSet' | 'evalSet' | 'taskPreset' | 'taskPresetChanges' | 'hyper' | 'notes'>;
+  if (options.multiLabel && options.taskType === 'regression') fail(`${name('multiLabel')} and ${name('taskType')} regression do not go together: a text has either labels or a number`);
+  if (options.taskType !== undefined && options.taskType !== 'regression' && options.taskType !== 'text-classification') {
+    fail(`${name('taskType')} must be text-classification or regression, got ${JSON.stringify(options.taskType)}`);
+  }
+  const separator = options.labelSeparator ?? '|';
+  if (options.labelSeparator !== undefined && !options.multiLabel) fail(`${name('labelSeparator')} is for multi-label data: add ${name('multiLabel')}, or leave it out`);
+  if (typeof separator !== 'string' || separator === '') fail(`${name('labelSeparator')} must be a non-empty string`);
+  if (options.task && (options.textPairColumn !== undefined || options.multiLabel || options.taskType === 'regression')) {
+    const which = options.textPairColumn !== undefined ? name('textPairColumn') : options.multiLabel ? name('multiLabel') : `${name('taskType')} regression`;
+    fail(`${name('task')} is a single-label task on single texts: leave out ${which}, or train on a file (${name('train')})`);
+  }
   if (options.task) {
     if (options.eval) fail(`${name('task')} brings its own test split: leave out ${name('eval')}`);
     const task = await loadTask(options.task);
     sets = { trainSet: task.train, evalSet: task.test, taskPreset: task.preset, taskPresetChanges: task.presetChanges, hyper: task.hyper, notes };
   } else {
-    const columns = { textColumn: options.textColumn, labelColumn: options.labelColumn, optionName: name };
+    const columns = {
+      textColumn: options.textColumn,
+      labelColumn: options.labelColumn,
+      optionName: name,
+      ...(options.textPairColumn !== undefined ? { pairColumn: options.textPairColumn } : {}),
+      ...(options.multiLabel ? { multiLabel: { separator } } : {}),
+    };
     const all = await readTextExamples(options.train!, columns);
+    const problem: TextProblem = options.multiLabel ? 'multi-label'
+      : options.taskType === 'regression' ? 'regression'
+        : options.taskType === undefined && looksLikeRegression(all.labels) ? 'regression' : 'single-label';
+    if (problem === 'regression' && options.taskType === undefined) {
+      notes.push(`note: every label of ${options.train} is a number, with ${new Set(all.labels.map(Number)).size} distinct values (more than ${REGRESSION_DISTINCT}, or not whole): training a regression model (mean squared error); give ${name('taskType')} text-classification to treat them as classes`);
+    }
+    if (problem === 'regression') numericLabels(all, options.train!);
     if (options.eval) {
       sets = { trainSet: all, evalSet: await readTextExamples(options.eval, columns), taskPresetChanges: {}, hyper: {}, notes };
     } else {
-      LabelMap.fromLabels(all.labels); // one-class data fails here, before the split
-      const split = splitHeldOut(all, HELD_OUT_FRACTION, splitSeed);
-      notes.push(`note: no ${name('eval')} file: holding out ${split.eval.texts.length} of ${all.texts.length} texts (${HELD_OUT_FRACTION * 100}%, stratified) for evaluation`);
+      // One-class data fails here, before the split.
+      if (problem === 'single-label') LabelMap.fromLabels(all.labels);
+      if (problem === 'multi-label') multiLabelNames(all.labelSets!);
+      // Numbers and label sets have no classes to stratify by: a plain seeded split.
+      const split = problem === 'single-label' ? splitHeldOut(all, HELD_OUT_FRACTION, splitSeed) : splitByGroups(all, all.texts.map(() => ''), HELD_OUT_FRACTION, splitSeed);
+      notes.push(`note: no ${name('eval')} file: holding out ${split.eval.texts.length} of ${all.texts.length} texts (${HELD_OUT_FRACTION * 100}%${problem === 'single-label' ? ', stratified' : ''}) for evaluation`);
       sets = { trainSet: { ...split.train, skipped: all.skipped }, evalSet: split.eval, taskPresetChanges: {}, hyper: {}, notes };
+    }
+    if (sets.evalSet.texts.length === 0) fail(`the evaluation set is empty: give an ${name('eval')} file with labelled rows`);
+    const evalWhere = options.eval ? `the evaluation file ${options.eval}` : 'the evaluation data';
+    if (problem === 'regression') {
+      const train = numericLabels(sets.trainSet, options.train!);
+      const evalValues = numericLabels(sets.evalSet, options.eval ?? options.train!);
+      const target = labelStats(train);
+      return {
+        ...sets, problem, labelNames: [options.labelColumn ?? 'label'], labelMap: null, target,
+        trainLabels: { values: standardise(train, target), width: 0 },
+        evalLabels: { values: standardise(evalValues, target), width: 0 },
+        evalTruth: evalValues,
+      };
+    }
+    if (problem === 'multi-label') {
+      const names = multiLabelNames(sets.trainSet.labelSets!);
+      const evalTruth = multiHot(sets.evalSet.labelSets!, names, evalWhere);
+      return {
+        ...sets, problem, labelNames: names, labelMap: null,
+        trainLabels: { values: multiHot(sets.trainSet.labelSets!, names, 'the training data'), width: names.length },
+        evalLabels: { values: evalTruth, width: names.length },
+        evalTruth,
+      };
     }
   }
   const labelMap = LabelMap.fromLabels(sets.trainSet.labels);
   const trainIds = labelMap.ids(sets.trainSet.labels, 'the training data');
   const evalIds = labelMap.ids(sets.evalSet.labels, options.eval ? `the evaluation file ${options.eval}` : 'the evaluation data');
   if (sets.evalSet.texts.length === 0) fail(`the evaluation set is empty: give an ${name('eval')} file with labelled rows`);
-  return { ...sets, labelMap, trainIds, evalIds };
+  return { ...sets, problem: 'single-label', labelNames: labelMap.toJSON(), labelMap, trainLabels: trainIds, evalLabels: evalIds, evalTruth: null };
 }
 
 /** One model: everything fine-tune does once the data is read. */
@@ -187,7 +274,8 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
   const name = namer(options);
   const seed = options.seed ?? 0;
   const splitSeed = options.splitSeed ?? seed;
-  const { trainSet, evalSet, taskPreset, taskPresetChanges, hyper, labelMap, trainIds, evalIds } = data;
+  const { trainSet, evalSet, taskPreset, taskPresetChanges, hyper, labelMap, labelNames, problem, trainLabels, evalLabels } = data;
+  const pairs = trainSet.pairs !== undefined;
   // Notes are printed once everything is checked, so that a mistake is the only line shown.
   const notes = [...data.notes];
 
@@ -250,11 +338,20 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
       taskPresetChanges,
       dataSize: trainSet.texts.length,
       vocabSize: tokenizer.vocabSize,
-      numLabels: labelMap.size,
+      numLabels: problem === 'regression' ? 1 : labelNames.length,
       mode: options.mode,
       optionName: name,
     });
     const { config, preset: presetName } = arch;
+    // The head and the segment embedding follow the data; a resumed run must be the same kind.
+    if (problem === 'single-label') delete config.problem;
+    else config.problem = problem;
+    if (pairs) config.segments = 2;
+    else delete config.segments;
+    if (resumeMeta && ((resumeMeta.config.problem ?? 'single-label') !== problem || Boolean(resumeMeta.config.segments) !== pairs)) {
+      const was = `${resumeMeta.config.problem ?? 'single-label'} on ${resumeMeta.config.segments ? 'sentence pairs' : 'single texts'}`;
+      fail(`cannot resume: the run in ${options.out} trained ${was}, and these options train ${problem} on ${pairs ? 'sentence pairs' : 'single texts'}; give the run's options (${name('textPairColumn')}, ${name('multiLabel')}, ${name('taskType')})`);
+    }
     if (arch.taskChanges) {
       const changes = Object.entries(arch.taskChanges).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ');
       notes.push(`task ${options.task}: preset ${presetName} with ${changes}`);
@@ -269,8 +366,9 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
       resumed: resumeMeta?.maxLength,
       task: hyper.maxLength,
       taskName: options.task,
-      min: 2,
-      choose: () => chooseMaxLength(tokenizer, trainTexts, config.maxLength, splitSeed),
+      min: pairs ? 5 : 2,
+      // A pair's length is about its two texts' together.
+      choose: () => chooseMaxLength(tokenizer, pairs ? trainTexts.map((t, i) => `${t} ${trainSet.pairs![i]}`) : trainTexts, config.maxLength, splitSeed),
     }, name);
 
     const { batchSize, epochs, lr, weightDecay, warmupEpochs, labelSmoothing, ema, keep, note } = resolveTrainingSettings(options, hyper, {
@@ -289,27 +387,35 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     let keptHead = false;
     try {
       if (fromModel && !resumeMeta) {
-        keptHead = sameLabels(fromMeta!.labels, labelMap.names);
+        keptHead = sameLabels(fromMeta!.labels, labelNames) && fromMeta!.config.problem === config.problem;
         const heads = new Set(model.headParameterNames());
-        // A pre-trained model brings its masked-LM head, which a classifier has no use for.
-        const tensors = new Map([...fromModel.tensors].filter(([name]) => !name.startsWith(`${MASKED_LM_HEAD}.`)));
+        const own = new Map(model.namedParameters());
+        // A pre-trained model brings its masked-LM head, which a classifier has no use for;
+        // and a pair model's segment embedding, which a single-text model has no use for.
+        const tensors = new Map([...fromModel.tensors].filter(([name]) => !name.startsWith(`${MASKED_LM_HEAD}.`) && own.has(name)));
         if (!keptHead) {
           // A fresh head for the new labels; the columns and embeddings carry over.
           for (const name of heads) tensors.delete(name);
-          for (const [name, v] of model.namedParameters()) if (heads.has(name)) tensors.set(name, v);
+          for (const [name, v] of own) if (heads.has(name)) tensors.set(name, v);
         }
+        // Pairs from a single-text model: the segment embedding starts fresh.
+        for (const [name, v] of own) if (!tensors.has(name) && name === 'embeddings.segments') tensors.set(name, v);
         model.loadStateDict(tensors, `the weights in ${fromModel.file}`);
         notes.push(fromMeta!.objective === MASKED_LM_OBJECTIVE
           ? `starting from the pre-trained model ${options.from}: its embeddings and columns, a new classification head`
           : `starting from ${options.from}: ${keptHead ? 'same labels, keeping its head' : 'new labels, new classification head'}`);
       }
 
-      const trainData = new EncodedTexts(tokenizer, trainTexts, maxLength, trainIds);
-      const evalData = new EncodedTexts(tokenizer, asTrained(evalSet.texts, collapseRuns), maxLength, evalIds);
+      const trainData = new EncodedTexts(tokenizer, trainTexts, maxLength, trainLabels, trainSet.pairs && asTrained(trainSet.pairs, collapseRuns));
+      const evalData = new EncodedTexts(tokenizer, asTrained(evalSet.texts, collapseRuns), maxLength, evalLabels, evalSet.pairs && asTrained(evalSet.pairs, collapseRuns));
       const meta: TextModelMeta = {
         family: 'text',
         config,
-        labels: labelMap.toJSON(),
+        labels: labelNames,
+        ...(data.target ? { target: data.target } : {}),
+        // Tuned on the evaluation data after every epoch; what the kept epoch had is saved with it.
+        ...(problem === 'multi-label' ? { threshold: 0.5, labelSeparator: options.labelSeparator ?? '|' } : {}),
+        ...(pairs ? { textPairColumn: options.textPairColumn! } : {}),
         tokenizer: tokenizer.source,
         maxLength,
         ...(presetName ? { preset: presetName } : {}),
@@ -334,9 +440,21 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         batchSize: (b) => b.labels.shape[0],
         lossAndGradients: (b, step) => model.lossAndGradients(b, { seed: mixSeed(seed, step), labelSmoothing }),
         disposeBatch,
-        evaluate: async () => {
-          const probs = await readLater(predictEncoded(model, evalData));
-          const report = textClassificationReport(evalIds, argmaxRows(probs, labelMap.size), labelMap.names);
+        evaluate: async (): Promise<{ accuracy: number; [metric: string]: number }> => {
+          const outputs = await readLater(predictEncoded(model, evalData));
+          if (problem === 'regression') {
+            const { mean, std } = data.target!;
+            const r = regressionReport(data.evalTruth!, outputs.map((z) => z * std + mean));
+            const variance = labelStats(data.evalTruth!).std ** 2;
+            // The trainer keeps the epoch of highest accuracy: here R², 1 - MSE / variance, the lower MSE the higher.
+            return { accuracy: 1 - r.mse / variance, mse: r.mse, mae: r.mae, pearson: r.pearson, spearman: r.spearman };
+          }
+          if (problem === 'multi-label') {
+            meta.threshold = tuneThreshold(data.evalTruth!, outputs, labelNames);
+            const r = multiLabelReport(data.evalTruth!, outputs, labelNames, meta.threshold);
+            return { accuracy: r.microF1, macroF1: r.macroF1, subsetAccuracy: r.subsetAccuracy, threshold: meta.threshold };
+          }
+          const report = textClassificationReport(evalLabels as Int32Array, argmaxRows(outputs, labelMap!.size), labelMap!.names);
           return { accuracy: report.accuracy, macroF1: report.macroF1 };
         },
       }, {
@@ -348,18 +466,21 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         ...(ema > 0 ? { ema } : {}),
         keep,
         meta: meta as unknown as Record<string, unknown>,
-        title: `RevCol text classifier (${presetName ?? 'custom config'})`,
+        title: `RevCol text ${problem === 'regression' ? 'regressor' : problem === 'multi-label' ? 'multi-label classifier' : 'classifier'} (${presetName ?? 'custom config'})`,
       });
+      const kept = summary.epochs.find((e) => e.epoch === summary.bestEpoch);
       return {
         outDir: options.out,
         summary,
         config,
         preset: presetName,
-        labels: labelMap.toJSON(),
+        labels: labelNames,
         maxLength,
         trainExamples: trainData.size,
         evalExamples: evalData.size,
-        labelCounts: { train: countLabels(trainSet.labels, labelMap), eval: countLabels(evalSet.labels, labelMap) },
+        labelCounts: problem === 'regression' ? { train: {}, eval: {} }
+          : problem === 'multi-label' ? { train: countLabels(trainSet.labelSets!.flat(), LabelMap.fromJSON(labelNames)), eval: countLabels(evalSet.labelSets!.flat(), LabelMap.fromJSON(labelNames)) }
+            : { train: countLabels(trainSet.labels, labelMap!), eval: countLabels(evalSet.labels, labelMap!) },
         truncated: { train: trainData.truncated, eval: evalData.truncated },
         skipped: { train: trainSet.skipped, eval: evalSet.skipped },
         tokenizer: tokenizer.source,
@@ -368,6 +489,10 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         lr,
         from: options.from && !resumeMeta ? { dir: options.from, keptHead } : null,
         keep,
+        problem,
+        pairs,
+        ...(problem === 'multi-label' ? { threshold: typeof kept?.threshold === 'number' ? kept.threshold : meta.threshold! } : {}),
+        ...(data.target ? { target: data.target } : {}),
       };
     } finally {
       model.dispose();

@@ -35,6 +35,22 @@ export interface TextModelMeta {
   collapseRuns?: number;
   /** Set on a pre-training checkpoint ('masked-lm'): columns without a classifier, to fine-tune from. */
   objective?: string;
+  /** Regression: the training labels' mean and standard deviation; the head predicts (value - mean) / std. */
+  target?: { mean: number; std: number };
+  /** Multi-label: a label is predicted when its probability is at least this (tuned on the held-out data). */
+  threshold?: number;
+  /** Multi-label: what separated a text's labels in a cell of the training file (eval reads files the same way). */
+  labelSeparator?: string;
+  /** Sentence pairs (config.segments): the column of the second text in training, which eval and predict read by default. */
+  textPairColumn?: string;
+}
+
+/** What a text model's head does, in words and by class, for messages that send a user to the right one. */
+export function headKind(meta: Pick<TextModelMeta, 'config'>): { what: string; loader: string } {
+  const problem = meta.config.problem;
+  if (problem === 'regression') return { what: 'a regression model (a number per text)', loader: 'TextRegressor' };
+  if (problem === 'multi-label') return { what: 'a multi-label classifier (any number of labels per text)', loader: 'MultiLabelClassifier' };
+  return { what: 'a text classifier (one label per text)', loader: 'TextClassifier' };
 }
 
 /** A text classifier's meta, or a one-line error saying what the folder holds instead. */

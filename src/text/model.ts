@@ -21,10 +21,13 @@ class SequenceState {
   bias: tf.Tensor | null = null;
   /** 1 for real tokens, 0 for padding, float32 [B, T]. */
   mask: tf.Tensor2D | null = null;
+  /** Segment of each token (0: text a, 1: text b) of a sentence-pair batch, int32 [B, T]; null for single texts. */
+  tokenTypes: tf.Tensor2D | null = null;
 
-  set(attentionMask: tf.Tensor2D): void {
+  set(attentionMask: tf.Tensor2D, tokenTypes?: tf.Tensor2D): void {
     this.clear();
     this.mask = tf.tidy(() => tf.cast(attentionMask, 'float32') as tf.Tensor2D);
+    if (tokenTypes) this.tokenTypes = tf.tidy(() => tf.cast(tokenTypes, 'int32') as tf.Tensor2D);
     const [b, t] = attentionMask.shape;
     const mask = this.mask;
     this.bias = tf.tidy(() => tf.reshape(tf.mul(tf.sub(1, mask), -1e9), [b, 1, 1, t]));
@@ -33,8 +36,10 @@ class SequenceState {
   clear(): void {
     this.bias?.dispose();
     this.mask?.dispose();
+    this.tokenTypes?.dispose();
     this.bias = null;
     this.mask = null;
+    this.tokenTypes = null;
   }
 
   requireBias(): tf.Tensor {
@@ -185,16 +190,23 @@ class TextFusion extends Fusion {
   }
 }
 
-/** Token embedding + learned positions, LayerNorm, dropout. */
+/**
+ * Token embedding + learned positions (+ a segment embedding for sentence pairs), LayerNorm,
+ * dropout. The segment table exists only in pair models, so single-text checkpoints keep
+ * exactly their parameters.
+ */
 class TextEmbeddings extends Module {
   readonly tokens: tf.Variable;
   readonly positions: tf.Variable;
+  readonly segments: tf.Variable | null;
   readonly norm: LayerNorm;
-  constructor(readonly vocabSize: number, readonly maxLength: number, readonly width: number, readonly dropoutRate: number, rng: RandomStream) {
+  constructor(readonly vocabSize: number, readonly maxLength: number, readonly width: number, readonly dropoutRate: number, rng: RandomStream, segments: number, private readonly state: SequenceState) {
     super();
     this.tokens = this.param('tokens', init.truncNormal(rng, [vocabSize, width]));
     this.positions = this.param('positions', init.truncNormal(rng, [maxLength, width]));
     this.norm = this.child('norm', new LayerNorm(width, 1e-6));
+    // Drawn after the others, so that a pair model's other weights match a single-text one's of the same seed.
+    this.segments = segments > 0 ? this.param('segments', init.truncNormal(rng, [segments, width])) : null;
   }
   forward(inputIds: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     const [, t] = inputIds.shape;
@@ -202,7 +214,14 @@ class TextEmbeddings extends Module {
     if (t > this.maxLength) fail(`sequences of ${t} tokens are longer than the model's ${this.maxLength} positions: cut them to ${this.maxLength} tokens or fewer (the max length)`);
     return tf.tidy(() => {
       const ids = tf.cast(inputIds, 'int32');
-      const x = tf.add(tf.gather(this.tokens, ids), tf.slice(this.positions, [0, 0], [t, this.width]));
+      let x = tf.add(tf.gather(this.tokens, ids), tf.slice(this.positions, [0, 0], [t, this.width]));
+      const types = this.state.tokenTypes;
+      if (this.segments) {
+        if (!types) fail('this model was trained on sentence pairs: give each text its second text (the token types)');
+        x = tf.add(x, tf.gather(this.segments, types));
+      } else if (types) {
+        fail('this model was trained on single texts, not sentence pairs: leave out the second text');
+      }
       return dropout(this.norm.forward(x), this.dropoutRate, ctx);
     });
   }
@@ -285,7 +304,13 @@ export interface MaskedTextBatch {
 export interface TextBatch {
   inputIds: tf.Tensor2D;
   attentionMask: tf.Tensor2D;
-  labels: tf.Tensor1D;
+  /**
+   * Class ids (int32 [B]); for regression the (standardised) targets (float32 [B]); for
+   * multi-label 0/1 per label (float32 [B, numLabels]).
+   */
+  labels: tf.Tensor;
+  /** Sentence pairs: 0 for text a's tokens ([CLS] a [SEP]), 1 for text b's (b [SEP]); int32 [B, T]. */
+  tokenTypeIds?: tf.Tensor2D;
 }
 
 /**
@@ -324,7 +349,7 @@ export class RevColText extends Module {
     this.config = validateConfig(structuredClone(config));
     const c = this.config;
     const rng = new RandomStream(seed);
-    this.embeddings = this.child('embeddings', new TextEmbeddings(c.vocabSize, c.maxLength, c.hidden[0], c.dropout, rng.fork(1)));
+    this.embeddings = this.child('embeddings', new TextEmbeddings(c.vocabSize, c.maxLength, c.hidden[0], c.dropout, rng.fork(1), c.segments ?? 0, this.state));
     const blocksPerColumn = c.layers.reduce((a, b) => a + b, 0);
     const firstBlock = c.layers.map((_, l) => c.layers.slice(0, l).reduce((a, b) => a + b, 0));
     const columnsRng = rng.fork(2);
@@ -358,9 +383,11 @@ export class RevColText extends Module {
     return { columns: [this.config.columns - 1], variables, loss: (_c, outs, ctx) => loss(outs[top]!, ctx) };
   }
 
-  private classificationHead(labels: tf.Tensor1D, labelSmoothing: number): HeadsPart {
+  private classificationHead(labels: tf.Tensor, labelSmoothing: number): HeadsPart {
     return this.topLevelHead(() => this.head.parameters(), (top, ctx) => tf.tidy(() => {
       const logits = this.head.forward(top, this.state.mask!, ctx);
+      if (this.config.problem === 'regression') return tf.losses.meanSquaredError(tf.reshape(tf.cast(labels, 'float32'), [-1, 1]), logits) as tf.Scalar;
+      if (this.config.problem === 'multi-label') return tf.losses.sigmoidCrossEntropy(tf.cast(labels, 'float32'), logits, undefined, labelSmoothing) as tf.Scalar;
       const oneHot = tf.oneHot(tf.cast(labels, 'int32'), this.config.numLabels);
       return tf.losses.softmaxCrossEntropy(oneHot, logits, undefined, labelSmoothing) as tf.Scalar;
     }));
@@ -372,11 +399,11 @@ export class RevColText extends Module {
     }
   }
 
-  /** Class logits [B, numLabels] in eval mode (no dropout). */
-  logits(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D): tf.Tensor2D {
+  /** Class logits [B, numLabels] in eval mode (no dropout); `tokenTypeIds` for a pair model. */
+  logits(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, tokenTypeIds?: tf.Tensor2D): tf.Tensor2D {
     this.checkBatch(inputIds, attentionMask);
     this.columns.clampScales();
-    this.state.set(attentionMask);
+    this.state.set(attentionMask, tokenTypeIds);
     try {
       return tf.tidy(() => {
         const ctx = evalContext();
@@ -389,14 +416,21 @@ export class RevColText extends Module {
     }
   }
 
-  /** Class probabilities [B, numLabels] in eval mode. */
-  probabilities(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => tf.softmax(this.logits(inputIds, attentionMask)));
+  /**
+   * The head's outputs [B, numLabels] in eval mode: class probabilities (softmax); for
+   * multi-label each label's probability (sigmoid); for regression the predicted (standardised) value.
+   */
+  probabilities(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, tokenTypeIds?: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const logits = this.logits(inputIds, attentionMask, tokenTypeIds);
+      if (this.config.problem === 'regression') return logits;
+      return this.config.problem === 'multi-label' ? tf.sigmoid(logits) : tf.softmax(logits);
+    });
   }
 
   /** Loss and gradients of one training batch (dropout and drop path on); the caller disposes. */
   lossAndGradients(batch: TextBatch, opts: TextStepOptions): LossAndGradients {
-    return this.stepWith(batch.inputIds, batch.attentionMask, this.classificationHead(batch.labels, opts.labelSmoothing ?? 0), opts);
+    return this.stepWith(batch.inputIds, batch.attentionMask, this.classificationHead(batch.labels, opts.labelSmoothing ?? 0), opts, batch.tokenTypeIds);
   }
 
   /** Loss and gradients of one masked-LM pre-training batch through `head` (which is not part of this model). */
@@ -449,10 +483,10 @@ export class RevColText extends Module {
     }
   }
 
-  private stepWith(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, heads: HeadsPart, opts: TextStepOptions): LossAndGradients {
+  private stepWith(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, heads: HeadsPart, opts: TextStepOptions, tokenTypeIds?: tf.Tensor2D): LossAndGradients {
     this.checkBatch(inputIds, attentionMask);
     const mode: TrainingMode = opts.mode ?? (this.config.reversible === false ? 'plain' : 'reversible');
-    this.state.set(attentionMask);
+    this.state.set(attentionMask, tokenTypeIds);
     try {
       return lossAndGradients(this.columns, this.stemPart(), heads, inputIds, { mode, training: true, seed: opts.seed });
     } finally {

@@ -27,6 +27,13 @@ export interface TextConfig {
   reversible?: boolean;
   /** Reversible training keeps every k-th column's exact outputs to bound rebuild drift (RevColumns' anchorEvery; default 2). */
   anchorEvery?: number;
+  /**
+   * What the head predicts: absent, one label of numLabels (softmax); 'multi-label', any of
+   * numLabels (a sigmoid each); 'regression', one number (numLabels 1, mean squared error).
+   */
+  problem?: 'multi-label' | 'regression';
+  /** 2 when trained on sentence pairs: a segment embedding tells text a from text b. Absent: single texts. */
+  segments?: number;
 }
 
 export type TextPreset = Omit<TextConfig, 'vocabSize' | 'numLabels'>;
@@ -114,7 +121,10 @@ export function validateConfig(config: TextConfig): TextConfig {
   whole('maxLength', config.maxLength);
   whole('heads', config.heads);
   whole('columns', config.columns);
-  whole('numLabels', config.numLabels, 2);
+  if (config.problem !== undefined && config.problem !== 'multi-label' && config.problem !== 'regression') fail(`text config: problem must be "multi-label" or "regression" when set, got ${JSON.stringify(config.problem)}`);
+  if (config.problem === 'regression' && config.numLabels !== 1) fail(`text config: a regression model has numLabels 1, got ${JSON.stringify(config.numLabels)}`);
+  whole('numLabels', config.numLabels, config.problem === 'regression' ? 1 : 2);
+  if (config.segments !== undefined && config.segments !== 2) fail(`text config: segments must be 2 (sentence pairs) when set, got ${JSON.stringify(config.segments)}`);
   if (config.anchorEvery !== undefined) whole('anchorEvery', config.anchorEvery, 0);
   if (typeof config.mlpRatio !== 'number' || !(config.mlpRatio > 0)) fail(`text config: mlpRatio must be a number > 0, got ${JSON.stringify(config.mlpRatio)}`);
   rate('dropout', config.dropout);

@@ -272,6 +272,68 @@ export class TextTokenizer {
     return texts.map((text) => this.ids(text).length);
   }
 
+  /**
+   * Sentence pairs as BERT reads them, `[CLS] a [SEP] b [SEP]`, padded to maxLength, with token
+   * types 0 for `[CLS] a [SEP]` and 1 for `b [SEP]`. Too long a pair is cut longest-first (as
+   * Hugging Face does): a token at a time from whichever text is longer (from b on a tie), so
+   * both keep as much as they can and the closing [SEP]s stay. Int32 rows of [pairs, maxLength].
+   */
+  encodePairs(a: string[], b: string[], maxLength: number): { ids: Int32Array; mask: Int32Array; types: Int32Array; truncated: number } {
+    if (a.length !== b.length) fail(`encodePairs takes as many second texts as first texts (${a.length} and ${b.length})`);
+    const [cls, sep1, sep2] = this.pairSpecials();
+    if (!Number.isInteger(maxLength) || maxLength < 5) fail(`max length of sentence pairs must be an integer of at least 5 (got ${maxLength})`);
+    const n = a.length;
+    const ids = new Int32Array(n * maxLength).fill(this.padTokenId);
+    const mask = new Int32Array(n * maxLength);
+    const types = new Int32Array(n * maxLength);
+    let truncated = 0;
+    const room = maxLength - 3;
+    for (let i = 0; i < n; i++) {
+      const pa = this.pieces(a[i]!);
+      const pb = this.pieces(b[i]!);
+      let keepA = pa.length;
+      let keepB = pb.length;
+      if (keepA + keepB > room) {
+        truncated++;
+        // Longest-first in closed form: the shorter text keeps all it has up to half the room.
+        const half = Math.floor(room / 2);
+        if (keepA <= keepB) {
+          keepA = Math.min(keepA, Math.ceil(room / 2));
+          keepB = room - keepA;
+        } else {
+          keepB = Math.min(keepB, half);
+          keepA = room - keepB;
+        }
+      }
+      const row = [cls, ...pa.slice(0, keepA), sep1, ...pb.slice(0, keepB), sep2];
+      const at = i * maxLength;
+      row.forEach((id, j) => { ids[at + j] = id; });
+      mask.fill(1, at, at + row.length);
+      types.fill(1, at + keepA + 2, at + row.length);
+    }
+    return { ids, mask, types, truncated };
+  }
+
+  /** The [CLS], middle [SEP] and final [SEP] ids of the tokenizer's pair template; a tokenizer without one is an error. */
+  private pairSpecials(): [number, number, number] {
+    if (!this.pairIds) {
+      // Where the template puts its special tokens, read off a pair of one-piece texts.
+      const ids = this.tokenizer.encode('a', { text_pair: 'a' }).ids;
+      const piece = this.pieces('a');
+      if (ids.length !== 2 * piece.length + 3 || piece.length !== 1) fail(`tokenizer ${this.source} has no [CLS] a [SEP] b [SEP] pair template: sentence pairs need a BERT-style tokenizer`);
+      this.pairIds = [ids[0]!, ids[2]!, ids[4]!];
+    }
+    return this.pairIds;
+  }
+
+  private pairIds: [number, number, number] | null = null;
+
+  /** A text's ids without special tokens, untruncated. */
+  private pieces(text: string): number[] {
+    if (typeof text !== 'string') fail('a sentence pair\'s texts must be strings');
+    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  }
+
   /** Token strings of one text, special tokens included (for inspection and docs). */
   tokens(text: string): string[] {
     return this.tokenizer.encode(text).tokens;
