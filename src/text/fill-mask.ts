@@ -30,16 +30,19 @@ export interface MaskFillerLoadOptions {
   allowNetwork?: boolean;
 }
 
-/** The pre-training checkpoint's modules under the names it saved them with. */
-class MaskedLanguageModel extends Module {
+/**
+ * A masked-LM model: a text model's embeddings and columns (named as in a classifier, so that
+ * fine-tune --from loads them) with the masked-LM head, under the names a pre-training
+ * checkpoint saves. `pretrain` trains it; MaskFiller loads it.
+ */
+export class MaskedLMModel extends Module {
   readonly mlm: MaskedLMHead;
-  constructor(readonly text: RevColText) {
+  constructor(readonly text: RevColText, seed = 0) {
     super();
     this.child('embeddings', text.embeddings);
     this.child('columns', text.columns);
     const c = text.config;
-    // Initial values do not matter: the checkpoint's weights replace them.
-    this.mlm = this.child(MASKED_LM_HEAD, new MaskedLMHead(c.hidden[c.hidden.length - 1]!, text.embeddings.tokens, new RandomStream(0)));
+    this.mlm = this.child(MASKED_LM_HEAD, new MaskedLMHead(c.hidden[c.hidden.length - 1]!, text.embeddings.tokens, new RandomStream(seed).fork(4)));
   }
   override dispose(): void {
     this.mlm.dispose();
@@ -49,7 +52,7 @@ class MaskedLanguageModel extends Module {
 
 export class MaskFiller {
   private constructor(
-    private readonly model: MaskedLanguageModel,
+    private readonly model: MaskedLMModel,
     readonly tokenizer: TextTokenizer,
     readonly maxLength: number,
     readonly maskToken: string,
@@ -61,13 +64,13 @@ export class MaskFiller {
     if (options.backend) await useBackend(options.backend);
     else await ensureBackend();
     const loaded = await loadModelDir(dir);
-    let model: MaskedLanguageModel | null = null;
+    let model: MaskedLMModel | null = null;
     try {
       const meta = loaded.meta as Partial<TextModelMeta>;
       if (meta.family !== 'text' || meta.objective !== MASKED_LM_OBJECTIVE || !meta.config || typeof meta.maxLength !== 'number' || typeof meta.tokenizer !== 'string') {
         fail(`${dir} holds no masked-LM (pre-trained) text model: fill-mask takes the folder of a text pretrain (revcol pretrain --out DIR)`);
       }
-      model = new MaskedLanguageModel(new RevColText(meta.config));
+      model = new MaskedLMModel(new RevColText(meta.config));
       model.loadStateDict(loaded.tensors, `the weights in ${loaded.file}`);
       const tokenizer = await folderTokenizer(dir, meta.tokenizer, options.allowNetwork);
       if (tokenizer.maskTokenId === null) fail(`the tokenizer of ${dir} has no mask token: fill-mask needs one`);

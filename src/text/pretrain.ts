@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
-import { Module } from '../core/module.js';
-import { mixSeed, RandomStream } from '../core/random.js';
+import { mixSeed } from '../core/random.js';
 import { SeededRandom } from '../data/augment.js';
 import { collapseSymbolRuns, readTextExamples, seededPermutation } from '../data/text.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { chooseMaxLength, EncodedTexts, lengthGroupedBatches } from './encoded.js';
-import { MaskedLMHead, type MaskedTextBatch, RevColText } from './model.js';
-import { MASKED_LM_HEAD, MASKED_LM_OBJECTIVE } from './model-meta.js';
+import { MaskedLMModel } from './fill-mask.js';
+import { type MaskedTextBatch, RevColText } from './model.js';
+import { MASKED_LM_OBJECTIVE } from './model-meta.js';
 import type { TextConfig } from './presets.js';
 import {
   checkWhole, inRunFolder, makeOutputFolder, namer, resolveArchitecture, resolveMaxLength, resolveTokenizer, resolveTrainingSettings, runTrainOptions, startTextRun, type TextRunOptions,
@@ -62,26 +62,6 @@ export function maskTokens(ids: Int32Array, attention: Int32Array, o: MaskingOpt
     else if (r < 0.9) out[p] = rng.int(0, o.vocabSize - 1);
   });
   return { ids: out, positions: Int32Array.from(positions), targets };
-}
-
-/**
- * The trained parts of pre-training: the text model's embeddings and columns (under the same
- * names as in a classifier, so that fine-tune --from loads them) and the masked-LM head.
- * The text model's own classification head is neither trained nor saved.
- */
-class MaskedLMModel extends Module {
-  readonly mlm: MaskedLMHead;
-  constructor(readonly text: RevColText, seed: number) {
-    super();
-    this.child('embeddings', text.embeddings);
-    this.child('columns', text.columns);
-    const c = text.config;
-    this.mlm = this.child(MASKED_LM_HEAD, new MaskedLMHead(c.hidden[c.hidden.length - 1]!, text.embeddings.tokens, new RandomStream(seed).fork(4)));
-  }
-  override dispose(): void {
-    this.mlm.dispose();
-    this.text.dispose();
-  }
 }
 
 function maskedBatch(data: EncodedTexts, rows: number[], masking: Omit<MaskingOptions, 'seed'>, seed: number): MaskedTextBatch {
