@@ -11,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { activeBackendName, ensureBackend, useBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
 import { defaultBatchSize, gpuBatchNote, scaleLr } from '../train/gpu-batch.js';
-import { optionAsIs, type OptionName } from '../train/options.js';
+import { optionAsIs, type OptionName, type TrainingSettingOptions } from '../train/options.js';
 import { dataPrint, inlinePrint, type RunCommand, type RunFolder, type RunIdentity, withRunFolder } from '../train/run-folder.js';
 import type { StepProgress } from '../train/trainer.js';
 import { folderTokenizer } from './model-meta.js';
@@ -293,17 +293,8 @@ export function resolveMaxLength(
   return maxLength;
 }
 
-/** The optimisation settings a recipe reads from the user's options, then the task, then its defaults. */
-export interface TrainingSettingOptions {
-  epochs?: number;
-  batchSize?: number;
-  lr?: number;
-  weightDecay?: number;
-  warmupEpochs?: number;
-  labelSmoothing?: number;
-  ema?: number;
-  keep?: 'best' | 'last';
-}
+// The optimisation settings a recipe reads from the user's options, then the task, then its defaults.
+export type { TrainingSettingOptions } from '../train/options.js';
 
 export interface TrainingSettings {
   epochs: number;

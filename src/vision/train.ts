@@ -10,7 +10,7 @@ import { dataImageSide, isMnist, loadVisionData, type VisionDataSpec } from '../
 import { channelStats, classCounts, predictClasses, trainingBatches, type VisionBatch, type VisionData } from '../data/vision-dataset.js';
 import { LAST_FILE, readCheckpointInfo } from '../train/checkpoint.js';
 import { classificationReport } from '../train/metrics.js';
-import { type OptionName, optionAsIs } from '../train/options.js';
+import { type OptionName, optionAsIs, type TrainingSettingOptions } from '../train/options.js';
 import { dataPrint, namePrint, withRunFolder } from '../train/run-folder.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { RevColVision } from './model.js';
@@ -22,26 +22,16 @@ export {
   defaultEpochs, defaultModelFor, PRESET_SAMPLES, visionBatchSettings,
 } from './defaults.js';
 
-export interface VisionTrainOptions {
+/**
+ * `keep` defaults to last for MNIST and evalData (test sets, which must not choose the model;
+ * their accuracy is still shown every epoch), best for a held-out part of data.
+ */
+export interface VisionTrainOptions extends TrainingSettingOptions {
   data: string;
   evalData?: string | null;
   heldOut?: number;
   preset?: string;
   config?: string;
-  epochs?: number;
-  batchSize?: number;
-  lr?: number;
-  weightDecay?: number;
-  warmupEpochs?: number;
-  labelSmoothing?: number;
-  /** Decay of the evaluated weight average; 0 for none. */
-  ema?: number;
-  /**
-   * Which epoch best.safetensors keeps: the best on the test data, or the last. Default: last
-   * for MNIST and evalData (test sets, which must not choose the model; their accuracy is
-   * still shown every epoch), best for a held-out part of data.
-   */
-  keep?: 'best' | 'last';
   out?: string;
   /** Continue the run in `out` (refused when the data, preset or config differ from the run's). */
   resume?: boolean;
