@@ -11,6 +11,7 @@ import { describeTasks, taskKind, taskNames } from '../text/tasks.js';
 import { stoppableByCtrlC } from '../train/stop.js';
 import { backendFromOptions } from './common.js';
 import { addTextFlags, optionsFromFlags, textFlagName } from './text-flags.js';
+import { evalHeadCommand, predictHeadCommand, readHeadData, readPredictInputs, readTextHead } from './text-heads.js';
 import { evalTokensCommand, fineTuneKind, fineTuneTokensCommand, isTokenModel, predictTokensCommand, readTokenPredictFile } from './token.js';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
@@ -26,13 +27,20 @@ function printSummary(r: FineTuneResult): void {
   out(`model: ${r.preset ?? 'custom config'} (${r.config.columns} columns, widths ${r.config.hidden.join('/')}, blocks ${r.config.layers.join('/')}), tokenizer ${r.tokenizer}, max length ${r.maxLength}`);
   out(`training: ${r.trainExamples} texts, ${r.epochs} epochs, batch ${r.batchSize}, lr ${r.lr}; evaluation: ${r.evalExamples} texts`);
   const counts = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ');
-  out(`labels (train): ${counts(r.labelCounts.train)}`);
-  out(`labels (eval):  ${counts(r.labelCounts.eval)}`);
+  if (r.problem === 'regression') out(`target: mean ${r.target!.mean.toPrecision(4)}, std ${r.target!.std.toPrecision(4)} (the head learns the standardised value)`);
+  else {
+    out(`labels (train): ${counts(r.labelCounts.train)}`);
+    out(`labels (eval):  ${counts(r.labelCounts.eval)}`);
+  }
+  if (r.pairs) out('sentence pairs: [CLS] text [SEP] second text [SEP], with segment embeddings');
   out(`truncated to ${r.maxLength} tokens: ${r.truncated.train} of ${r.trainExamples} training texts, ${r.truncated.eval} of ${r.evalExamples} evaluation texts`);
   if (r.skipped.train || r.skipped.eval) out(`skipped rows without text or label: ${r.skipped.train} (train), ${r.skipped.eval} (eval)`);
+  // What "accuracy" is for each head: R² for regression, micro-F1 at the tuned threshold for multi-label.
+  const score = (m: FineTuneResult) => (m.problem === 'regression' ? `R² ${m.summary.bestAccuracy.toFixed(4)}`
+    : m.problem === 'multi-label' ? `micro-F1 ${m.summary.bestAccuracy.toFixed(4)}, threshold ${m.threshold}` : `accuracy ${pct(m.summary.bestAccuracy)}`);
   const kept = (m: FineTuneResult) => (m.keep === 'last'
-    ? `last epoch kept: ${m.summary.bestEpoch} of ${m.summary.epochs.length}, accuracy ${pct(m.summary.bestAccuracy)}`
-    : `best epoch: ${m.summary.bestEpoch} of ${m.summary.epochs.length}, accuracy ${pct(m.summary.bestAccuracy)}`);
+    ? `last epoch kept: ${m.summary.bestEpoch} of ${m.summary.epochs.length}, ${score(m)}`
+    : `best epoch: ${m.summary.bestEpoch} of ${m.summary.epochs.length}, ${score(m)}`);
   if (r.ensemble) {
     const e = r.ensemble;
     e.members.forEach((m, k) => out(`member ${k + 1} (seed ${e.seeds[k]}): ${kept(m)}`));
@@ -64,7 +72,7 @@ export function registerTextCommands(program: Command): void {
     .command('fine-tune')
     .description('Train a RevCol text classifier on a CSV/TSV/JSONL file (columns text and label) or a built-in task; or a token classifier (a tag per word: part of speech, named entities) on a CoNLL or JSONL file of tagged words.');
   addTextFlags(fineTuneCmd, [
-    'train', 'task', 'taskType', 'eval', 'textColumn', 'labelColumn', 'tagColumn', 'tagNames', 'scoredPiece', 'tokenizer', 'allowNetwork', 'preset', 'config', 'from',
+    'train', 'task', 'taskType', 'eval', 'textColumn', 'labelColumn', 'textPairColumn', 'multiLabel', 'labelSeparator', 'tagColumn', 'tagNames', 'scoredPiece', 'tokenizer', 'allowNetwork', 'preset', 'config', 'from',
     'epochs', 'batchSize', 'lr', 'maxLength', 'labelSmoothing', 'keep', 'collapseRuns', 'ema', 'inputMasking', 'pretrainEpochs',
     'out', 'resume', 'overwrite', 'seed', 'ensemble', 'parallel', 'mode', 'progress',
   ], {
@@ -89,6 +97,9 @@ Examples:
   revcol fine-tune --train reviews.csv --ensemble 3           # 3 seeds, averaged; 2 at a time on 2 cores
   revcol fine-tune --train more.csv --from runs/topics --epochs 3
   revcol fine-tune --train big.jsonl --preset text-small --max-length 256 --backend wasm
+  revcol fine-tune --train nli.tsv --text-column premise --text-pair-column hypothesis   # sentence pairs
+  revcol fine-tune --train ratings.csv --label-column score --task-type regression       # a number per text (MSE)
+  revcol fine-tune --train tags.jsonl --multi-label                                     # labels "a|b" or ["a", "b"]
 
 Token classification (a tag per word; the same flags, less --ensemble, --parallel, --ema,
 --collapse-runs, --input-masking and --pretrain-epochs):
@@ -108,7 +119,11 @@ stops after the current step, saves a checkpoint and prints the command that res
       return;
     }
     const { fineTune } = await import('../text/fine-tune.js');
-    const options = { ...optionsFromFlags(fineTuneCmd, opts), out: opts.out ?? defaultOut(opts) } as FineTuneOptions;
+    const options = {
+      ...optionsFromFlags(fineTuneCmd, opts),
+      out: opts.out ?? defaultOut(opts),
+      ...(opts.taskType === 'regression' || opts.taskType === 'text-classification' ? { taskType: opts.taskType } : {}),
+    } as FineTuneOptions;
     const result = await stoppableByCtrlC((signal) => fineTune({ ...options, signal }));
     printSummary(result);
   });
@@ -156,7 +171,9 @@ Examples:
     .option('--data <file>', 'labelled CSV, TSV or JSONL; for a token classifier, tagged words (CoNLL, or JSONL tokens and tags)')
     .option('--task <name>', 'a built-in task\'s test split instead of --data')
     .option('--json', 'print one JSON object');
-  addTextFlags(evalCmd, ['textColumn', 'labelColumn', 'tagColumn', 'tagNames', 'allowNetwork'], {
+  addTextFlags(evalCmd, ['textColumn', 'labelColumn', 'textPairColumn', 'labelSeparator', 'tagColumn', 'tagNames', 'allowNetwork'], {
+    textPairColumn: 'a model trained on sentence pairs: the column of the second text (default: the one it was trained with)',
+    labelSeparator: 'a multi-label model: what separates labels in a cell (default: what it was trained with)',
     textColumn: 'column (or JSONL field) holding the text (token classifier: the JSONL field of the words)',
     labelColumn: 'column (or JSONL field) holding the label (token classifier: the JSONL field of the tags)',
     tagColumn: 'token classifier, CoNLL data: the column holding the tag, counted from 0 (the word); default -1, the last',
@@ -168,7 +185,9 @@ Examples:
   revcol eval --model runs/spam --task spam --json
   revcol eval --model runs/topics --data test.csv
   revcol eval --model runs/ner --data test.conll --json     # a token classifier: accuracy, perTag, entities
-  revcol eval --model runs/pos-brown --task pos-brown`);
+  revcol eval --model runs/pos-brown --task pos-brown
+  revcol eval --model runs/ratings --data test.csv --json   # regression: mse, mae, pearson, spearman
+  revcol eval --model runs/tags --data test.jsonl --json    # multi-label: microF1, macroF1, subsetAccuracy`);
   evalCmd.action(async (opts) => {
     if (!opts.data === !opts.task) fail('eval needs exactly one of --data FILE or --task NAME');
     await backendFromOptions(opts);
@@ -182,14 +201,19 @@ Examples:
     if (opts.task && taskKind(opts.task) === 'token-classification') {
       fail(`task ${opts.task} tags words, and ${opts.model} is not a token classifier: evaluate the folder of revcol fine-tune --task ${opts.task} on it`);
     }
+    const head = await readTextHead(opts.model);
+    if (head && head.problem !== 'single-label') {
+      await evalHeadCommand(opts, head);
+      return;
+    }
     let data: TextExamples;
     let where: string;
-    const [{ TextClassifier }, { readTextExamples }, { loadTask }] = await Promise.all([import('../text/classifier.js'), import('../data/text.js'), import('../text/tasks.js')]);
+    const [{ TextClassifier }, { loadTask }] = await Promise.all([import('../text/classifier.js'), import('../text/tasks.js')]);
     if (opts.task) {
       data = (await loadTask(opts.task)).test;
       where = `the ${opts.task} test split`;
     } else {
-      data = await readTextExamples(opts.data, { textColumn: opts.textColumn, labelColumn: opts.labelColumn, optionName: textFlagName });
+      data = await readHeadData(opts.data, opts, head);
       where = opts.data;
     }
     const classifier = await TextClassifier.load(opts.model, { allowNetwork: opts.allowNetwork });
@@ -212,8 +236,10 @@ Examples:
     .requiredOption('--model <dir>', 'model folder written by fine-tune')
     .option('--file <file>', 'classify the texts in a file: CSV/TSV/JSONL with a text column, or plain text with one text per line (a token classifier also takes sentences split into words: CoNLL, or JSONL tokens)')
     .option('--json', 'print a JSON array: {text, label, score, probabilities} per text; for a token classifier, a list per text of {word, entity, score, index, start, end} (transformers.js\'s shape)');
-  addTextFlags(predictCmd, ['textColumn', 'allowNetwork'], {
+  predictCmd.option('--pair <text>', 'a model trained on sentence pairs: the second text of the one text given');
+  addTextFlags(predictCmd, ['textColumn', 'textPairColumn', 'allowNetwork'], {
     textColumn: 'column (or JSONL field) holding the text, for --file',
+    textPairColumn: 'a model trained on sentence pairs, with --file: the column of the second text (default: the one it was trained with)',
     allowNetwork: 'allow downloading the model\'s Hub tokenizer if its folder lacks one',
   });
   predictCmd.addHelpText('after', `
@@ -221,7 +247,10 @@ A token classifier prints a line per word (word, tag, probability) and a blank l
 Examples:
   revcol predict --model runs/spam "WIN a FREE cruise, click now!" "Meeting moved to 3pm"
   revcol predict --model runs/topics --file new.csv --json
-  revcol predict --model runs/ner "EU rejects German call to boycott British lamb." --json`);
+  revcol predict --model runs/ner "EU rejects German call to boycott British lamb." --json
+  revcol predict --model runs/nli "A man plays a guitar." --pair "Someone makes music."
+  revcol predict --model runs/ratings "Great food, slow service"   # regression: the number
+  revcol predict --model runs/tags "..." --json                    # multi-label: labels at or above the threshold, with scores`);
   predictCmd.action(async (texts: string[], opts) => {
     if (texts.length && opts.file) fail('give texts as arguments or --file FILE, not both');
     if (await isTokenModel(opts.model)) {
@@ -231,9 +260,15 @@ Examples:
       await predictTokensCommand(inputs, opts);
       return;
     }
-    let list = texts;
-    if (opts.file) list = await readPredictFile(opts.file, opts.textColumn);
+    const head = await readTextHead(opts.model);
+    const inputs = await readPredictInputs(texts, opts, head, () => readPredictFile(opts.file, opts.textColumn));
+    const list = inputs.texts;
     if (!list.length) fail('nothing to classify: give texts as arguments or --file FILE');
+    if (head && (head.problem !== 'single-label' || head.pairs)) {
+      await backendFromOptions(opts);
+      await predictHeadCommand(list, inputs.pairs, opts, head);
+      return;
+    }
     warnEmptyTexts(list);
     await backendFromOptions(opts);
     const { TextClassifier } = await import('../text/classifier.js');

@@ -171,6 +171,9 @@ const TEXT_ONLY_FLAGS: Array<[string, string]> = [
   ['ema', '--ema'],
   ['inputMasking', '--input-masking'],
   ['pretrainEpochs', '--pretrain-epochs'],
+  ['textPairColumn', '--text-pair-column'],
+  ['multiLabel', '--multi-label'],
+  ['labelSeparator', '--label-separator'],
 ];
 /** Flags that only token classification takes. */
 const TOKEN_ONLY_FLAGS: Array<[string, string]> = [

@@ -4,6 +4,12 @@ export { pretrain, maskTokens, type PretrainOptions, type PretrainResult, type M
 export { TEXT_PRESETS, getPreset, presetNames, presetForDataSize, readConfigFile, validateConfig, type TextConfig, type TextPreset } from './presets.js';
 export { TextClassifier, textClassificationReport, PRETRAINED_DIR, type TextClassification, type TextClassMetrics, type TextEvaluationReport, type TextLoadOptions, type TextModelMeta } from './classifier.js';
 export { fineTune, chooseEpochs, type FineTuneOptions, type FineTuneResult } from './fine-tune.js';
+// Regression and multi-label heads, sentence pairs (docs/text.md).
+export {
+  TextRegressor, MultiLabelClassifier, looksLikeRegression, REGRESSION_DISTINCT,
+  type TextProblem, type MultiLabelPrediction, type RegressionReport, type MultiLabelReport,
+} from './text-heads.js';
+export { regressionReport, multiLabelReport, tuneThreshold, pearson, spearman, type LabelScores } from './head-metrics.js';
 export { chooseMaxLength, lengthGroupedBatches } from './encoded.js';
 export { MASKED_LM_OBJECTIVE, readTextMeta } from './model-meta.js';
 // What the text recipes share: a run's settings from options, task and defaults, checked (src/text/run-options.ts).
