@@ -180,6 +180,10 @@ describe('fineTune with each head', () => {
     expect(again.summary.bestAccuracy).toBeGreaterThan(0.8);
     const more = await fineTune({ train, eval: evalFile, labelColumn: 'score', out, resume: true, epochs: 13, ...quiet });
     expect(more.summary.epochs).toHaveLength(13);
+    expect(more.summary.resumedFromEpoch).toBe(12);
+    // Resuming it as another kind of task is refused in one line.
+    expect(await oneLineError(() => fineTune({ train, eval: evalFile, labelColumn: 'score', taskType: 'text-classification', out, resume: true, epochs: 14, ...quiet })))
+      .toMatch(/^cannot resume: the run in .* trained regression on single texts, and these options train single-label on single texts/);
   }, 120_000);
 
   it('multi-label: learns label sets, tunes and stores a threshold, reads JSON arrays', async () => {
@@ -212,6 +216,12 @@ describe('fineTune with each head', () => {
     expect(tf.memory().numTensors).toBe(before);
     classifier.dispose();
     await expect(fineTune({ train, multiLabel: true, out: path.join(work, 'ml-ens'), ensemble: 2, ...quiet })).rejects.toThrow(/^ensemble averages .* a multi-label model is trained alone/);
+    // --from keeps the head (same labels, same kind) in plain mode; --resume continues.
+    const again = await fineTune({ train, eval: evalFile, multiLabel: true, out: path.join(work, 'ml-from'), from: out, epochs: 1, lr: 1e-5, mode: 'plain', ...quiet });
+    expect(again.from).toEqual({ dir: out, keptHead: true });
+    expect(again.summary.bestAccuracy).toBeGreaterThan(0.85);
+    const more = await fineTune({ train, eval: evalFile, multiLabel: true, out, resume: true, epochs: 21, ...quiet });
+    expect(more.summary.resumedFromEpoch).toBe(20);
   }, 120_000);
 
   it('sentence pairs: the segment embedding lets the model read the second text; classify and evaluate take pairs', async () => {
@@ -231,6 +241,9 @@ describe('fineTune with each head', () => {
     const got = await classifier.classify(rows.map((x) => x.a), rows.map((x) => x.b));
     expect(got.map((g) => g.label)).toEqual(rows.map((x) => x.label));
     expect(await oneLineError(() => classifier.classify(['goal']))).toMatch(/trained on sentence pairs: give each text its second text/);
+    const before = tf.memory().numTensors;
+    await classifier.classify(['goal', 'song'], ['bread', 'album']);
+    expect(tf.memory().numTensors).toBe(before);
     classifier.dispose();
     // A single-text model refuses pairs.
     const single = await fineTune({ train, textColumn: 'hypothesis', tokenizer: tokenizerDir, ...TINY, out: path.join(work, 'single'), epochs: 1, ...quiet });

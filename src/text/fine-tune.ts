@@ -226,6 +226,10 @@ async function prepareTextData(options: FineTuneOptions, splitSeed: number): Pro
       notes.push(`note: every label of ${options.train} is a number, with ${new Set(all.labels.map(Number)).size} distinct values (more than ${REGRESSION_DISTINCT}, or not whole): training a regression model (mean squared error); give ${name('taskType')} text-classification to treat them as classes`);
     }
     if (problem === 'regression') numericLabels(all, options.train!);
+    // Before the labels are checked against each other: a resumed run of another kind is the mistake to name.
+    if (options.resume && existsSync(path.join(options.out, LAST_CHECKPOINT))) {
+      checkResumedKind(readTextMeta(await readResumeMeta(options.out, name), options.out), problem, all.pairs !== undefined, options);
+    }
     if (options.eval) {
       sets = { trainSet: all, evalSet: await readTextExamples(options.eval, columns), taskPresetChanges: {}, hyper: {}, notes };
     } else {
@@ -266,6 +270,14 @@ async function prepareTextData(options: FineTuneOptions, splitSeed: number): Pro
   const evalIds = labelMap.ids(sets.evalSet.labels, options.eval ? `the evaluation file ${options.eval}` : 'the evaluation data');
   if (sets.evalSet.texts.length === 0) fail(`the evaluation set is empty: give an ${name('eval')} file with labelled rows`);
   return { ...sets, problem: 'single-label', labelNames: labelMap.toJSON(), labelMap, trainLabels: trainIds, evalLabels: evalIds, evalTruth: null };
+}
+
+/** A resumed run must train the same kind of head on the same kind of input. */
+function checkResumedKind(resumed: TextModelMeta, problem: TextProblem, pairs: boolean, options: FineTuneOptions): void {
+  const name = namer(options);
+  if ((resumed.config.problem ?? 'single-label') === problem && Boolean(resumed.config.segments) === pairs) return;
+  const was = `${resumed.config.problem ?? 'single-label'} on ${resumed.config.segments ? 'sentence pairs' : 'single texts'}`;
+  fail(`cannot resume: the run in ${options.out} trained ${was}, and these options train ${problem} on ${pairs ? 'sentence pairs' : 'single texts'}; give the run's options (${name('textPairColumn')}, ${name('multiLabel')}, ${name('taskType')})`);
 }
 
 /** One model: everything fine-tune does once the data is read. */
@@ -348,10 +360,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     else config.problem = problem;
     if (pairs) config.segments = 2;
     else delete config.segments;
-    if (resumeMeta && ((resumeMeta.config.problem ?? 'single-label') !== problem || Boolean(resumeMeta.config.segments) !== pairs)) {
-      const was = `${resumeMeta.config.problem ?? 'single-label'} on ${resumeMeta.config.segments ? 'sentence pairs' : 'single texts'}`;
-      fail(`cannot resume: the run in ${options.out} trained ${was}, and these options train ${problem} on ${pairs ? 'sentence pairs' : 'single texts'}; give the run's options (${name('textPairColumn')}, ${name('multiLabel')}, ${name('taskType')})`);
-    }
+    if (resumeMeta) checkResumedKind(resumeMeta, problem, pairs, options);
     if (arch.taskChanges) {
       const changes = Object.entries(arch.taskChanges).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ');
       notes.push(`task ${options.task}: preset ${presetName} with ${changes}`);
