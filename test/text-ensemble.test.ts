@@ -82,11 +82,11 @@ describe('seed ensembles', () => {
     expect(resumed.ensemble!.members.map((m) => m.summary.resumedFromEpoch)).toEqual([1, 1]);
 
     const logs: string[] = [];
-    await expect(fineTune({ ...common, out: dir, epochs: 1 })).rejects.toThrow(/already holds a finished fine-tune run \(an ensemble of 2\).*--overwrite/);
+    await expect(fineTune({ ...common, out: dir, epochs: 1 })).rejects.toThrow(/already holds a finished fine-tune run \(an ensemble of 2\): add resume to continue it.*, overwrite to replace it/);
     await fineTune({ ...common, out: dir, epochs: 1, overwrite: true, progress: false, log: (l) => logs.push(l) });
     expect(existsSync(path.join(dir, 'ensemble.json'))).toBe(false);
     expect(existsSync(path.join(dir, 'member-1'))).toBe(false);
-    expect(logs.some((l) => l.includes('--overwrite: a finished fine-tune run (an ensemble of 2)'))).toBe(true);
+    expect(logs.some((l) => l.startsWith('note: overwrite: a finished fine-tune run (an ensemble of 2)'))).toBe(true);
     const classifier = await TextClassifier.load(dir);
     expect(classifier.models).toHaveLength(1);
     classifier.dispose();
