@@ -257,6 +257,21 @@ describe('fineTune with each head', () => {
   }, 120_000);
 });
 
+describe('seed ensembles of a pair classifier', () => {
+  it('train, load as one model and evaluate with pairs', async () => {
+    const train = path.join(work, 'pairs-ens.tsv');
+    writePairTsv(train, 80, 7);
+    const out = path.join(work, 'pairs-ens');
+    const r = await fineTune({ train, textColumn: 'premise', textPairColumn: 'hypothesis', tokenizer: tokenizerDir, ...TINY, out, epochs: 2, ensemble: 2, ...quiet });
+    expect(r.ensemble?.members).toHaveLength(2);
+    const classifier = await TextClassifier.load(out);
+    expect(classifier.models).toHaveLength(2);
+    const report = await classifier.evaluateAsync(await readTextExamples(train, { textColumn: 'premise', pairColumn: 'hypothesis' }));
+    expect(report.examples).toBe(80);
+    classifier.dispose();
+  }, 120_000);
+});
+
 describe('bad inputs are one-line errors naming file and line', () => {
   it('a non-numeric regression label, an empty label set, a missing pair column or value', async () => {
     const reg = path.join(work, 'bad-reg.csv');
