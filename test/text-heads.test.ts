@@ -230,7 +230,7 @@ describe('fineTune with each head', () => {
     const evalFile = path.join(work, 'pairs-eval.tsv');
     writePairTsv(evalFile, 40, 6);
     const out = path.join(work, 'pairs');
-    const r = await fineTune({ train, eval: evalFile, textColumn: 'premise', textPairColumn: 'hypothesis', tokenizer: tokenizerDir, ...TINY, out, epochs: 20, lr: 3e-3, batchSize: 16, ...quiet });
+    const r = await fineTune({ train, eval: evalFile, textColumn: 'premise', textPairColumn: 'hypothesis', tokenizer: tokenizerDir, ...TINY, out, epochs: 12, lr: 5e-3, batchSize: 16, mode: 'plain', ...quiet });
     expect(r.pairs).toBe(true);
     expect(r.config.segments).toBe(2);
     const classifier = await TextClassifier.load(out);

@@ -4,7 +4,10 @@ import { seededPermutation } from '../data/text.js';
 import type { TextBatch } from './model.js';
 import type { TextTokenizer } from './tokenizer.js';
 
-/** What a batch's labels are: class ids, one number per text (regression), or numLabels 0/1 values per text (multi-label). */
+/**
+ * What a batch's labels are: class ids; or float values, `width` per text: 0 for one number per
+ * text (regression, a [B] tensor), numLabels for 0/1 per label (multi-label, [B, numLabels]).
+ */
 export type EncodedLabels = Int32Array | { values: Float32Array; width: number };
 
 /** Token ids and masks (and token types, for sentence pairs) of a data set, encoded once and cut into batches on demand. */
