@@ -27,7 +27,8 @@ describe('revcol fine-tune, eval and predict with each head', () => {
     expect(ft.stdout + ft.stderr).toMatch(/every label of .* is a number, with \d+ distinct values .* give --task-type text-classification to treat them as classes/);
     expect(ft.stdout).toMatch(/target: mean 2\.\d+, std 1\.\d+/);
     expect(ft.stdout).toMatch(/best epoch: \d+ of 12, R² 0\.\d+/);
-    const ev = await cli(['eval', '--model', out, '--data', test, '--label-column', 'score', '--json', '--backend', 'cpu']);
+    // The label column it was trained on is the default.
+    const ev = await cli(['eval', '--model', out, '--data', test, '--json', '--backend', 'cpu']);
     expect(ev.code, ev.stderr).toBe(0);
     const report = JSON.parse(ev.stdout);
     expect(report.problem).toBe('regression');

@@ -17,6 +17,8 @@ export interface TextHead {
   pairColumn?: string;
   /** Multi-label: the separator of labels in its training file. */
   labelSeparator?: string;
+  /** Regression: the label column it was trained on (eval reads it unless --label-column is given). */
+  labelColumn?: string;
 }
 
 /** The head of a text model folder, from its checkpoint's header (no tensor read); null when it cannot be read (the loader then says why). */
@@ -26,13 +28,14 @@ export async function readTextHead(dir: string): Promise<TextHead | null> {
     const manifest = await readEnsembleManifest(dir);
     const { readModelMeta } = await import('../train/checkpoint.js');
     const path = await import('node:path');
-    const meta = (await readModelMeta(manifest ? path.join(dir, manifest.members[0]!) : dir)).meta as { config?: { problem?: string; segments?: number }; textPairColumn?: string; labelSeparator?: string };
+    const meta = (await readModelMeta(manifest ? path.join(dir, manifest.members[0]!) : dir)).meta as { config?: { problem?: string; segments?: number }; textPairColumn?: string; labelSeparator?: string; labels?: unknown };
     const problem = meta.config?.problem === 'regression' || meta.config?.problem === 'multi-label' ? meta.config.problem : 'single-label';
     return {
       problem,
       pairs: Boolean(meta.config?.segments),
       ...(meta.textPairColumn ? { pairColumn: meta.textPairColumn } : {}),
       ...(meta.labelSeparator ? { labelSeparator: meta.labelSeparator } : {}),
+      ...(problem === 'regression' && Array.isArray(meta.labels) && typeof meta.labels[0] === 'string' ? { labelColumn: meta.labels[0] } : {}),
     };
   } catch {
     return null;
@@ -40,13 +43,13 @@ export async function readTextHead(dir: string): Promise<TextHead | null> {
 }
 
 /** Labelled data for a model: with its pair column and, for multi-label, its separator (flags first, then what the model recorded). */
-export async function readHeadData(file: string, opts: Record<string, any>, head: TextHead | null): Promise<TextExamples> {
+export async function readHeadData(file: string, opts: Record<string, any>, head: TextHead | null, labelColumnGiven = true): Promise<TextExamples> {
   const { readTextExamples } = await import('../data/text.js');
   if (opts.textPairColumn !== undefined && !head?.pairs) fail(`--text-pair-column is for models trained on sentence pairs, and ${opts.model} was trained on single texts: leave it out`);
   if (opts.labelSeparator !== undefined && head?.problem !== 'multi-label') fail(`--label-separator is for multi-label models, and ${opts.model} is not one: leave it out`);
   return readTextExamples(file, {
     textColumn: opts.textColumn,
-    labelColumn: opts.labelColumn,
+    labelColumn: labelColumnGiven ? opts.labelColumn : head?.labelColumn ?? opts.labelColumn,
     optionName: textFlagName,
     ...(head?.pairs ? { pairColumn: opts.textPairColumn ?? head.pairColumn ?? 'text_pair' } : {}),
     ...(head?.problem === 'multi-label' ? { multiLabel: { separator: opts.labelSeparator ?? head.labelSeparator ?? '|' } } : {}),
@@ -68,9 +71,9 @@ function printMultiLabel(r: MultiLabelReport): void {
 }
 
 /** `revcol eval` of a regression or multi-label model. */
-export async function evalHeadCommand(opts: Record<string, any>, head: TextHead): Promise<void> {
+export async function evalHeadCommand(opts: Record<string, any>, head: TextHead, labelColumnGiven: boolean): Promise<void> {
   if (opts.task) fail(`the built-in tasks label texts with classes, and ${opts.model} is ${head.problem === 'regression' ? 'a regression model' : 'a multi-label classifier'}: evaluate it on a file (--data FILE)`);
-  const data = await readHeadData(opts.data, opts, head);
+  const data = await readHeadData(opts.data, opts, head, labelColumnGiven);
   const { MultiLabelClassifier, TextRegressor } = await import('../text/text-heads.js');
   const model = head.problem === 'regression' ? await TextRegressor.load(opts.model, { allowNetwork: opts.allowNetwork }) : await MultiLabelClassifier.load(opts.model, { allowNetwork: opts.allowNetwork });
   try {

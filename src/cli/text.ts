@@ -10,7 +10,7 @@ import { presetNames } from '../text/presets.js';
 import { describeTasks, taskKind, taskNames } from '../text/tasks.js';
 import { stoppableByCtrlC } from '../train/stop.js';
 import { backendFromOptions } from './common.js';
-import { addTextFlags, optionsFromFlags, textFlagName } from './text-flags.js';
+import { addTextFlags, givenOnCommandLine, optionsFromFlags, textFlagName } from './text-flags.js';
 import { evalHeadCommand, predictHeadCommand, readHeadData, readPredictInputs, readTextHead } from './text-heads.js';
 import { evalTokensCommand, fineTuneKind, fineTuneTokensCommand, isTokenModel, predictTokensCommand, readTokenPredictFile } from './token.js';
 
@@ -203,7 +203,7 @@ Examples:
     }
     const head = await readTextHead(opts.model);
     if (head && head.problem !== 'single-label') {
-      await evalHeadCommand(opts, head);
+      await evalHeadCommand(opts, head, givenOnCommandLine(evalCmd, 'labelColumn'));
       return;
     }
     let data: TextExamples;
