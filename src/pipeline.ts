@@ -9,8 +9,10 @@
  * MaskFiller); this file only shapes inputs and results, so it sits above both families.
  */
 import { fail } from './core/errors.js';
+import { readModelMeta } from './train/checkpoint.js';
 import { MaskFiller, type FillMaskCandidate } from './text/fill-mask.js';
 import { TextClassifier } from './text/classifier.js';
+import { MultiLabelClassifier, TextRegressor } from './text/text-heads.js';
 import { TokenClassifier, type TokenPrediction } from './text/token-classification.js';
 import { ImageClassifier } from './vision/classifier.js';
 
@@ -37,9 +39,17 @@ interface Disposable {
   dispose(): void;
 }
 
+/** A sentence pair for a model fine-tuned on pairs (--text-pair-column), as Hugging Face writes it. */
+export interface TextPair {
+  text: string;
+  text_pair: string;
+}
+
 /**
  * Text or image classification: one input gives its top `topK` labels (default 1), best first;
- * a list gives one best label per input, or with `topK` above 1 a list per input.
+ * a list gives one best label per input, or with `topK` above 1 a list per input. A multi-label
+ * model gives, without `topK`, every label at or above its tuned threshold (maybe none); a
+ * regression model gives one entry whose score is the predicted number (label 'value').
  */
 export interface ClassificationPipeline<Input> extends Disposable {
   (input: Input, options?: { topK?: number }): Promise<LabelScore[]>;
@@ -61,21 +71,32 @@ export interface FillMaskPipeline extends Disposable {
   (texts: string[], options?: { topK?: number }): Promise<FillMaskCandidate[][]>;
 }
 
-export function pipeline(task: 'text-classification' | 'sentiment-analysis', model: string, options?: PipelineOptions): Promise<ClassificationPipeline<string>>;
+export function pipeline(task: 'text-classification' | 'sentiment-analysis', model: string, options?: PipelineOptions): Promise<ClassificationPipeline<string | TextPair>>;
 export function pipeline(task: 'image-classification', model: string, options?: PipelineOptions): Promise<ClassificationPipeline<string>>;
 export function pipeline(task: 'token-classification' | 'ner', model: string, options?: PipelineOptions): Promise<TokenClassificationPipeline>;
 export function pipeline(task: 'fill-mask', model: string, options?: PipelineOptions): Promise<FillMaskPipeline>;
-export function pipeline(task: PipelineTask, model: string, options?: PipelineOptions): Promise<ClassificationPipeline<string> | TokenClassificationPipeline | FillMaskPipeline>;
+export function pipeline(task: PipelineTask, model: string, options?: PipelineOptions): Promise<ClassificationPipeline<string | TextPair> | ClassificationPipeline<string> | TokenClassificationPipeline | FillMaskPipeline>;
 /** A pipeline for `task` over the model folder `model` (a fine-tune, token fine-tune, vision train or pretrain output). */
-export async function pipeline(task: PipelineTask, model: string, options: PipelineOptions = {}): Promise<ClassificationPipeline<string> | TokenClassificationPipeline | FillMaskPipeline> {
+export async function pipeline(task: PipelineTask, model: string, options: PipelineOptions = {}): Promise<ClassificationPipeline<string | TextPair> | ClassificationPipeline<string> | TokenClassificationPipeline | FillMaskPipeline> {
   if (!(PIPELINE_TASKS as readonly string[]).includes(task)) fail(`unknown pipeline task '${String(task)}': choose one of ${PIPELINE_TASKS.join(', ')}`);
   if (typeof model !== 'string' || !model) fail(`pipeline('${task}', model) needs the folder of a trained model`);
   const load = { backend: options.backend, allowNetwork: options.allowNetwork };
   switch (task) {
     case 'text-classification':
     case 'sentiment-analysis': {
+      // The head decides the loader: one label, several labels, or a number per text.
+      const problem = await textProblem(model);
+      if (problem === 'regression') {
+        const regressor = await TextRegressor.load(model, load);
+        return textClassification(task, regressor, async (texts, pairs) => (await regressor.predict(texts, pairs)).map((value) => [{ label: 'value', score: value }]));
+      }
+      if (problem === 'multi-label') {
+        const classifier = await MultiLabelClassifier.load(model, load);
+        // Without topK, the labels at or above the threshold: any number per text, so a list each.
+        return textClassification(task, classifier, async (texts, pairs, topK) => (await classifier.classify(texts, pairs)).map((r) => (topK === undefined ? r.labels : topLabels(r.probabilities, topK))), (topK) => topK === 1);
+      }
       const classifier = await TextClassifier.load(model, load);
-      return classification(task, classifier, async (inputs, topK) => (await classifier.classify(inputs)).map((r) => topLabels(r.probabilities, topK)));
+      return textClassification(task, classifier, async (texts, pairs, topK) => (await classifier.classify(texts, pairs)).map((r) => topLabels(r.probabilities, topK ?? 1)));
     }
     case 'image-classification': {
       const classifier = await ImageClassifier.load(model, { backend: options.backend });
@@ -108,6 +129,39 @@ function topLabels(probabilities: Record<string, number>, topK: number): LabelSc
     .map(([label, score]) => ({ label, score }))
     .sort((a, b) => b.score - a.score)
     .slice(0, topK);
+}
+
+/** A text model folder's head: 'regression', 'multi-label', or undefined for one label per text (and ensembles). */
+async function textProblem(dir: string): Promise<string | undefined> {
+  const meta = await readModelMeta(dir).then((r) => r.meta, () => null);
+  const config = meta?.config as { problem?: string } | undefined;
+  return config?.problem;
+}
+
+/** Texts and, when every input is a {text, text_pair}, their second texts; a mix is an error. */
+function textInputs(input: unknown): { texts: string[]; pairs?: string[] } {
+  const list = Array.isArray(input) ? input : [input];
+  const isPair = (x: unknown): x is TextPair => typeof x === 'object' && x !== null && typeof (x as TextPair).text === 'string' && typeof (x as TextPair).text_pair === 'string';
+  if (list.length > 0 && list.every(isPair)) return { texts: list.map((x) => x.text), pairs: list.map((x) => x.text_pair) };
+  if (list.some((x) => typeof x !== 'string')) fail('text-classification input must be a string, a {text, text_pair} pair (a model trained on pairs), or a list of one kind');
+  return { texts: list as string[] };
+}
+
+function textClassification(
+  task: PipelineTask,
+  model: { dispose(): void },
+  classify: (texts: string[], pairs: string[] | undefined, topK: number | undefined) => Promise<LabelScore[][]>,
+  /** Whether a list of inputs gets one result each (not a list each) at this topK. */
+  oneEach: (topK: number | undefined) => boolean = (topK) => (topK ?? 1) === 1,
+): ClassificationPipeline<string | TextPair> {
+  const run = async (input: string | TextPair | Array<string | TextPair>, o: { topK?: number } = {}) => {
+    if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 1)) fail(`topK must be a whole number ≥ 1, got ${o.topK}`);
+    const { texts, pairs } = textInputs(input);
+    const results = await classify(texts, pairs, o.topK);
+    if (!Array.isArray(input)) return results[0]!;
+    return oneEach(o.topK) ? results.map((r) => r[0]!) : results;
+  };
+  return callable(task, run, model) as ClassificationPipeline<string | TextPair>;
 }
 
 function inputList(input: unknown): string[] {

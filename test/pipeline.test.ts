@@ -14,6 +14,8 @@ import { pretrain } from '../src/text/pretrain.js';
 import { fineTuneTokens, TokenClassifier } from '../src/text/token-classification.js';
 import { ImageClassifier } from '../src/vision/classifier.js';
 import { trainVision } from '../src/vision/train.js';
+import { MultiLabelClassifier, TextRegressor } from '../src/text/text-heads.js';
+import { pairRows, writeHeadTokenizer, writeMultiLabelCsv, writeRegressionCsv } from './helpers/head-data.js';
 import { nerSentences, writeTinyNerTokenizer, writeWordPieceTokenizer } from './helpers/token-data.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-pipeline-'));
@@ -72,6 +74,64 @@ describe('pipeline: text-classification', () => {
     await expect(pipeline('text-classification', '')).rejects.toThrow(/needs the folder of a trained model/);
     await expect(pipeline('fill-mask', out)).rejects.toThrow(/holds no masked-LM \(pre-trained\) text model/);
     await expect(pipeline('image-classification', out)).rejects.toThrow();
+  });
+});
+
+describe('pipeline: text-classification over regression, multi-label and pair models', () => {
+  const tokenizer = path.join(work, 'head-tok');
+  const runs = { regression: path.join(work, 'reg'), multi: path.join(work, 'multi'), pairs: path.join(work, 'pairs') };
+  beforeAll(async () => {
+    writeHeadTokenizer(tokenizer);
+    const common = { tokenizer, config: tinyColumns, epochs: 2, lr: 3e-3, batchSize: 16, mode: 'plain' as const, ...quiet };
+    writeRegressionCsv(path.join(work, 'reg.csv'), 48, 1);
+    await fineTune({ train: path.join(work, 'reg.csv'), labelColumn: 'score', out: runs.regression, ...common });
+    writeMultiLabelCsv(path.join(work, 'multi.csv'), 48, 2);
+    await fineTune({ train: path.join(work, 'multi.csv'), multiLabel: true, out: runs.multi, ...common });
+    const rows = pairRows(48, 3);
+    writeFileSync(path.join(work, 'pairs.csv'), `premise,hypothesis,label\n${rows.map((r) => `${r.a},${r.b},${r.label}`).join('\n')}\n`);
+    await fineTune({ train: path.join(work, 'pairs.csv'), textColumn: 'premise', textPairColumn: 'hypothesis', out: runs.pairs, ...common });
+  }, 300_000);
+
+  it('a regression model gives its number as the score of label "value"', async () => {
+    const regressor = await TextRegressor.load(runs.regression);
+    const expected = await regressor.predict(['great nice the', 'a big']);
+    regressor.dispose();
+    const score = await pipeline('text-classification', runs.regression);
+    const [one] = await score('great nice the');
+    expect(one!.label).toBe('value');
+    expect(one!.score).toBeCloseTo(expected[0]!, 5);
+    expect((await score(['great nice the', 'a big'])).map((r) => (r as { score: number }).score)).toEqual(expected.map((v) => expect.closeTo(v, 5)));
+    score.dispose();
+  });
+
+  it('a multi-label model gives the labels at or above its threshold (a list each), or the top k', async () => {
+    const classifier = await MultiLabelClassifier.load(runs.multi);
+    const texts = ['goal match song', 'pasta'];
+    const expected = await classifier.classify(texts);
+    classifier.dispose();
+    const tag = await pipeline('text-classification', runs.multi);
+    expect(await tag(texts[0]!)).toEqual(expected[0]!.labels);
+    expect(await tag(texts)).toEqual(expected.map((r) => r.labels));
+    const top2 = (await tag(texts[0]!, { topK: 2 }));
+    expect(top2).toHaveLength(2);
+    expect(top2[0]!.score).toBeCloseTo(Math.max(...Object.values(expected[0]!.probabilities)), 6);
+    expect((await tag(texts, { topK: 1 })) as { label: string }[]).toHaveLength(2);
+    tag.dispose();
+  });
+
+  it('a pair model takes {text, text_pair}, as the classifier does with pairs', async () => {
+    const classifier = await TextClassifier.load(runs.pairs);
+    const rows = pairRows(4, 9);
+    const expected = await classifier.classify(rows.map((r) => r.a), rows.map((r) => r.b));
+    classifier.dispose();
+    const classify = await pipeline('text-classification', runs.pairs);
+    const [best] = await classify({ text: rows[0]!.a, text_pair: rows[0]!.b });
+    expect(best!.label).toBe(expected[0]!.label);
+    expect(best!.score).toBeCloseTo(expected[0]!.score, 6);
+    const many = (await classify(rows.map((r) => ({ text: r.a, text_pair: r.b })))) as { label: string }[];
+    expect(many.map((r) => r.label)).toEqual(expected.map((r) => r.label));
+    await expect(classify([rows[0]!.a, { text: 'x', text_pair: 'y' }] as never)).rejects.toThrow(/^text-classification input must be a string, a \{text, text_pair\} pair/);
+    classify.dispose();
   });
 });
 
