@@ -76,6 +76,7 @@ const TEXT_FLAGS = {
   batchSize: { flags: '--batch-size <n>', help: 'texts per step (default 32)', parse: integer('--batch-size') },
   lr: { flags: '--lr <x>', help: 'peak learning rate of AdamW', parse: positive('--lr') },
   maxLength: { flags: '--max-length <n>', help: 'tokens per text (default: covers 95% of the training texts, up to the preset\'s limit)', parse: integer('--max-length') },
+  truncation: { flags: '--truncation <how>', help: 'a text longer than --max-length keeps its start (head), or its first quarter and last three quarters of the tokens (head+tail; single texts only); eval and predict cut the same way', choices: ['head', 'head+tail'] },
   labelSmoothing: { flags: '--label-smoothing <x>', help: 'label smoothing of the cross-entropy (default: the task\'s, else 0)', parse: fraction('--label-smoothing') },
   keep: { flags: '--keep <which>', help: 'which epoch best.safetensors keeps: the best on the evaluation data, or the last', choices: ['best', 'last'] },
   collapseRuns: { flags: '--collapse-runs <n>', help: 'cut runs of one repeated symbol to N characters (default: the task\'s, else off)', parse: integer('--collapse-runs') },

@@ -171,6 +171,7 @@ const TEXT_ONLY_FLAGS: Array<[string, string]> = [
   ['ema', '--ema'],
   ['inputMasking', '--input-masking'],
   ['pretrainEpochs', '--pretrain-epochs'],
+  ['truncation', '--truncation'],
   ['textPairColumn', '--text-pair-column'],
   ['multiLabel', '--multi-label'],
   ['labelSeparator', '--label-separator'],

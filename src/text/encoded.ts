@@ -10,6 +10,9 @@ import type { TextTokenizer } from './tokenizer.js';
  */
 export type EncodedLabels = Int32Array | { values: Float32Array; width: number };
 
+/** How a text longer than maxLength is cut: its start ('head'), or its start and its end ('head+tail', single texts). */
+export type Truncation = 'head' | 'head+tail';
+
 /** Token ids and masks (and token types, for sentence pairs) of a data set, encoded once and cut into batches on demand. */
 export class EncodedTexts {
   readonly ids: Int32Array;
@@ -18,13 +21,19 @@ export class EncodedTexts {
   readonly types: Int32Array | null;
   readonly lengths: Int32Array;
   readonly truncated: number;
-  /** `pairs`: the second text of each (sentence pairs, encoded `[CLS] a [SEP] b [SEP]`). */
-  constructor(tokenizer: TextTokenizer, texts: string[], readonly maxLength: number, readonly labels?: EncodedLabels, pairs?: string[]) {
+  /** `pairs`: the second text of each (sentence pairs, encoded `[CLS] a [SEP] b [SEP]`, cut longest-first whatever `truncation`). */
+  constructor(tokenizer: TextTokenizer, texts: string[], readonly maxLength: number, readonly labels?: EncodedLabels, pairs?: string[], truncation: Truncation = 'head') {
     if (pairs) {
       const enc = tokenizer.encodePairs(texts, pairs, maxLength);
       this.ids = enc.ids;
       this.mask = enc.mask;
       this.types = enc.types;
+      this.truncated = enc.truncated;
+    } else if (truncation === 'head+tail') {
+      const enc = tokenizer.encodeHeadTail(texts, maxLength);
+      this.ids = enc.ids;
+      this.mask = enc.mask;
+      this.types = null;
       this.truncated = enc.truncated;
     } else {
       const enc = tokenizer.encode(texts, maxLength);

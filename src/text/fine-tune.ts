@@ -14,7 +14,7 @@ import { loadModelDir } from '../train/checkpoint.js';
 import { argmaxRows } from '../train/metrics.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { asTrained, predictEncoded, textClassificationReport } from './classifier.js';
-import { chooseMaxLength, disposeBatch, type EncodedLabels, EncodedTexts, lengthGroupedBatches } from './encoded.js';
+import { chooseMaxLength, disposeBatch, type EncodedLabels, EncodedTexts, lengthGroupedBatches, type Truncation } from './encoded.js';
 import { multiLabelReport, regressionReport, tuneThreshold } from './head-metrics.js';
 import { readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.js';
 import { RevColText, type TextBatch } from './model.js';
@@ -98,6 +98,12 @@ export interface FineTuneOptions extends TextRunOptions {
   ensemble?: number;
   /** Ensemble members trained at once, each in its own process (cpu and wasm backends; default: the CPU cores, at most `ensemble`). */
   parallel?: number;
+  /**
+   * How a text longer than maxLength is cut: 'head' keeps its start (default); 'head+tail' its
+   * first quarter and last three quarters of the room, special tokens kept. Single texts only
+   * (pairs are cut longest-first). Stored with the model: eval and predict cut the same way.
+   */
+  truncation?: Truncation;
   /** Seed of the held-out split and of the max-length sample (default: `seed`; ensemble members keep the run's). */
   splitSeed?: number;
 }
@@ -126,6 +132,8 @@ export interface FineTuneResult {
   problem: TextProblem;
   /** Whether the model reads sentence pairs. */
   pairs: boolean;
+  /** How texts longer than maxLength were cut. */
+  truncation: Truncation;
   /** Multi-label: the decision threshold stored with the model (tuned on the evaluation data at the kept epoch). */
   threshold?: number;
   /** Regression: the training labels' mean and std. */
@@ -368,6 +376,9 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
 
     const collapseRuns = checkWhole(options.collapseRuns ?? hyper.collapseRuns ?? baseMeta?.collapseRuns ?? 0, 0, 'collapseRuns', name, ' (0: off)');
     const trainTexts = asTrained(trainSet.texts, collapseRuns);
+    const truncation = options.truncation ?? resumeMeta?.truncation ?? 'head';
+    if (truncation !== 'head' && truncation !== 'head+tail') fail(`${name('truncation')} must be head or head+tail, got ${JSON.stringify(truncation)}`);
+    if (truncation === 'head+tail' && pairs) fail(`${name('truncation')} head+tail is for single texts; sentence pairs are cut longest-first: leave out ${name('truncation')} or ${name('textPairColumn')}`);
 
     // Lengths: the option, the earlier run's, the task's, or what covers 95% of the texts.
     const maxLength = resolveMaxLength(arch, {
@@ -415,8 +426,8 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
           : `starting from ${options.from}: ${keptHead ? 'same labels, keeping its head' : 'new labels, new classification head'}`);
       }
 
-      const trainData = new EncodedTexts(tokenizer, trainTexts, maxLength, trainLabels, trainSet.pairs && asTrained(trainSet.pairs, collapseRuns));
-      const evalData = new EncodedTexts(tokenizer, asTrained(evalSet.texts, collapseRuns), maxLength, evalLabels, evalSet.pairs && asTrained(evalSet.pairs, collapseRuns));
+      const trainData = new EncodedTexts(tokenizer, trainTexts, maxLength, trainLabels, trainSet.pairs && asTrained(trainSet.pairs, collapseRuns), truncation);
+      const evalData = new EncodedTexts(tokenizer, asTrained(evalSet.texts, collapseRuns), maxLength, evalLabels, evalSet.pairs && asTrained(evalSet.pairs, collapseRuns), truncation);
       const meta: TextModelMeta = {
         family: 'text',
         config,
@@ -430,6 +441,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         ...(presetName ? { preset: presetName } : {}),
         ...(options.task ? { task: options.task } : {}),
         ...(collapseRuns ? { collapseRuns } : {}),
+        ...(truncation === 'head+tail' ? { truncation } : {}),
       };
       await begin();
       await makeOutputFolder(options.out, name);
@@ -500,6 +512,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         keep,
         problem,
         pairs,
+        truncation,
         ...(problem === 'multi-label' ? { threshold: typeof kept?.threshold === 'number' ? kept.threshold : meta.threshold! } : {}),
         ...(data.target ? { target: data.target } : {}),
       };

@@ -41,6 +41,8 @@ export interface TextModelMeta {
   threshold?: number;
   /** Multi-label: what separated a text's labels in a cell of the training file (eval reads files the same way). */
   labelSeparator?: string;
+  /** 'head+tail': a text too long kept its start and its end (see TextTokenizer.encodeHeadTail); absent: its start. Eval and predict cut the same way. */
+  truncation?: 'head+tail';
   /** Sentence pairs (config.segments): the column of the second text in training, which eval and predict read by default. */
   textPairColumn?: string;
 }
@@ -63,6 +65,7 @@ export function readTextMeta(meta: Record<string, unknown>, where: string): Text
   }
   const m = meta as unknown as TextModelMeta;
   if (!m.config || !Array.isArray(m.labels) || typeof m.maxLength !== 'number') fail(`${where} lacks the text model's config, labels or maxLength: it may be damaged; train it again`);
+  if (m.truncation !== undefined && m.truncation !== 'head+tail') fail(`${where} records truncation ${JSON.stringify(m.truncation)}, which this version of revcol does not know: upgrade revcol, or train it again`);
   return m;
 }
 
