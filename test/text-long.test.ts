@@ -1,13 +1,15 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import { readTextExamples } from '../src/data/text.js';
-import { TextClassifier } from '../src/text/classifier.js';
-import { EncodedTexts } from '../src/text/encoded.js';
+import { predictEncoded, TextClassifier } from '../src/text/classifier.js';
+import { disposeBatch, EncodedTexts } from '../src/text/encoded.js';
 import { fineTune } from '../src/text/fine-tune.js';
+import { RevColText, type TextConfig } from '../src/text/model.js';
 import { TextTokenizer } from '../src/text/tokenizer.js';
 import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
 import { oneLineError } from './helpers/errors.js';
@@ -62,7 +64,7 @@ describe('head+tail truncation', () => {
     // The default stays the head: the same rows as encode.
     const head = new EncodedTexts(tokenizer, [long], 12);
     expect(Array.from(head.ids)).toEqual(all.slice(0, 12));
-    expect(Array.from(new EncodedTexts(tokenizer, [long], 12, undefined, undefined, 'head+tail').ids)).toEqual(Array.from(enc.ids.subarray(0, 12)));
+    expect(Array.from(new EncodedTexts(tokenizer, [long], 12, undefined, undefined, { truncation: 'head+tail' }).ids)).toEqual(Array.from(enc.ids.subarray(0, 12)));
   });
 
   it('is recorded in the meta; eval after load reproduces the run\'s figures; head+tail reads what head cannot', async () => {
@@ -116,5 +118,156 @@ describe('head+tail truncation', () => {
     writeFileSync(pairs, 'text,second,label\ngoal team,song album,music\nsong guitar,match goal,sport\n');
     expectOneLineError(await runCliCaptured(['fine-tune', '--train', pairs, '--eval', pairs, '--text-pair-column', 'second', '--tokenizer', tokenizerDir, '--config', cfg, '--truncation', 'head+tail', '--out', path.join(work, 'cli-p'), '--no-progress']),
       /--truncation head\+tail is for single texts.*--text-pair-column/);
+  }, 60_000);
+});
+
+/** A long text of `n` filler words (one token each), `seed` choosing where the fillers start. */
+const fillerText = (n: number, seed = 0): string => Array.from({ length: n }, (_, j) => HEAD_WORDS.filler[(seed + j) % HEAD_WORDS.filler.length]).join(' ');
+
+/** max |a - b| / max |b|. */
+function relativeError(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / Math.max(tf.max(tf.abs(b)).dataSync()[0]!, 1e-12));
+}
+
+describe('windows', () => {
+  const config = (over: Partial<TextConfig> = {}): TextConfig => ({
+    vocabSize: tokenizer.vocabSize, maxLength: 12, hidden: [16, 16], layers: [1, 1], heads: 2, mlpRatio: 2, columns: 2, dropout: 0, dropPath: 0, pooling: 'mean', numLabels: 3, ...over,
+  });
+  /** The model's outputs for some texts, read as windows. */
+  const outputs = (model: RevColText, texts: string[], windows: number): Float32Array => {
+    const data = new EncodedTexts(tokenizer, texts, 12, undefined, undefined, { windows });
+    const it = predictEncoded(model, data);
+    let r = it.next();
+    while (!r.done) r = it.next((r.value as tf.Tensor).dataSync() as Float32Array);
+    return r.value;
+  };
+
+  it('cut a long text into windows half a window apart, the last ending at the text\'s end, at most N, never across texts', () => {
+    const long = fillerText(27);
+    const all = tokenizer.library.encode(long).ids;
+    const [cls, sep] = [all[0]!, all[all.length - 1]!];
+    const inner = all.slice(1, -1);
+    // maxLength 12: 10 text tokens a window, stride 5; starts 0, 5, 10, 15 and 17 (27 - 10).
+    const enc = tokenizer.encodeWindows([long, 'goal team', long], 12, 8);
+    expect(Array.from(enc.first)).toEqual([0, 5, 6, 11]);
+    const row = (k: number) => Array.from(enc.ids.subarray(k * 12, (k + 1) * 12));
+    [0, 5, 10, 15, 17].forEach((s, k) => expect(row(k)).toEqual([cls, ...inner.slice(s, s + 10), sep]));
+    expect(Array.from(enc.covered)).toEqual([27, 2, 27]);
+    expect(Array.from(enc.tokens)).toEqual([27, 2, 27]);
+    // The short text is one window, as encode gives it.
+    const plain = tokenizer.encode(['goal team'], 12);
+    expect(row(5)).toEqual(Array.from(plain.inputIds.dataSync()));
+    expect(Array.from(enc.mask.subarray(60, 72))).toEqual(Array.from(plain.attentionMask.dataSync()));
+    tf.dispose([plain.inputIds, plain.attentionMask]);
+    // The cap: 3 windows, starts 0, 5, 10, covering 20 of the 27 tokens.
+    const capped = new EncodedTexts(tokenizer, [long, 'goal team', fillerText(100)], 12, undefined, undefined, { windows: 3 });
+    expect(Array.from(capped.first!)).toEqual([0, 3, 4, 7]);
+    expect(capped.truncated).toBe(2);
+    expect(capped.coverage).toEqual({ covered: 20 + 2 + 20, tokens: 27 + 2 + 100 });
+    // A batch's weights average each text's own windows only.
+    const batch = capped.batch([0, 1]);
+    expect(batch.inputIds.shape).toEqual([4, 12]);
+    expect(Array.from(batch.windowWeights!.dataSync())).toEqual([1 / 3, 1 / 3, 1 / 3, 0, 0, 0, 0, 1].map(Math.fround));
+    disposeBatch(batch);
+  });
+
+  it('a text that fits one window is classified exactly as before; a text\'s outputs do not depend on the others in its batch or their padding', () => {
+    const model = new RevColText(config(), 3);
+    try {
+      const short = ['goal team match', 'song album', 'pasta bread dinner today'];
+      const before = tf.memory().numTensors;
+      const one = outputs(model, short, 1);
+      expect(outputs(model, short, 4)).toEqual(one);
+      const long = fillerText(40, 2);
+      const together = outputs(model, [short[0]!, long, short[1]!, fillerText(23, 5)], 4);
+      const alone = [outputs(model, [short[0]!], 4), outputs(model, [long], 4), outputs(model, [short[1]!], 4), outputs(model, [fillerText(23, 5)], 4)];
+      alone.forEach((a, i) => {
+        for (let c = 0; c < 3; c++) expect(together[i * 3 + c]).toBeCloseTo(a[c]!, 5);
+      });
+      // The short texts sat in a batch padded to 16 for the long windows: still as alone.
+      expect(alone[0]).toEqual(one.subarray(0, 3));
+      // A long text's outputs are the mean of its windows' outputs, each read as a text of its own (the classifier is linear).
+      const enc = tokenizer.encodeWindows([long], 12, 4);
+      const windowTexts = Array.from({ length: 4 }, (_, k) => tokenizer.library.decode(Array.from(enc.ids.subarray(k * 12 + 1, k * 12 + 11))));
+      const each = outputs(model, windowTexts, 1);
+      for (let c = 0; c < 3; c++) expect(alone[1]![c]).toBeCloseTo((each[c]! + each[3 + c]! + each[6 + c]! + each[9 + c]!) / 4, 5);
+      // More windows than the cap changes what a long text reads; fewer windows, fewer tokens.
+      expect(Array.from(outputs(model, [long], 2))).not.toEqual(Array.from(alone[1]!));
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('reversible backward agrees with plain autodiff through the window average; no tensor left behind', () => {
+    const model = new RevColText(config({ columns: 3, dropout: 0.1, dropPath: 0.2 }), 7);
+    tf.tidy(() => {
+      for (let c = 0; c < 3; c++) for (let l = 0; l < 2; l++) model.columns.scale(c, l).assign(tf.randomUniform([model.columns.scale(c, l).shape[0]!], 0.5, 1, 'float32', 3 * c + l));
+    });
+    try {
+      const data = new EncodedTexts(tokenizer, [fillerText(30), 'goal team', fillerText(14, 3)], 12, Int32Array.from([0, 1, 2]), undefined, { windows: 4 });
+      const batch = data.batch([0, 1, 2]);
+      expect(batch.windowWeights!.shape).toEqual([3, 7]);
+      const before = tf.memory().numTensors;
+      const plain = model.lossAndGradients(batch, { seed: 3, mode: 'plain' });
+      const rev = model.lossAndGradients(batch, { seed: 3, mode: 'reversible' });
+      expect(relativeError(rev.loss, plain.loss)).toBeLessThanOrEqual(1e-5);
+      expect(rev.grads.size).toBe(plain.grads.size);
+      for (const [v, g] of plain.grads) expect(relativeError(rev.grads.get(v)!, g)).toBeLessThanOrEqual(1e-4);
+      tf.dispose([plain.loss, rev.loss, ...plain.grads.values(), ...rev.grads.values()]);
+      expect(tf.memory().numTensors).toBe(before);
+      disposeBatch(batch);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('fine-tune reads the whole text in windows: recorded in the meta, the loaded model reproduces the figures; and one-line errors', async () => {
+    const train = writeCsv(path.join(work, 'win-train.csv'), longRows(48));
+    const evalFile = writeCsv(path.join(work, 'win-eval.csv'), longRows(20));
+    const out = path.join(work, 'win');
+    const r = await fineTune({
+      train, eval: evalFile, tokenizer: tokenizerDir, config: CONFIG, maxLength: 12, epochs: 6, batchSize: 8, lr: 3e-3, keep: 'last', windows: 6, out, seed: 1, ...quiet,
+    });
+    expect(r.windows).toBe(6);
+    expect(r.coverage).toEqual({ train: 1, eval: 1 });
+    expect(r.truncated.train).toBe(0);
+    const c = await TextClassifier.load(out);
+    try {
+      expect(c.meta.windows).toBe(6);
+      const report = await c.evaluateAsync(await readTextExamples(evalFile));
+      expect(report.accuracy).toBeCloseTo(r.summary.bestAccuracy, 10);
+      // Predict reads alone what eval read in a batch: the same probabilities.
+      const texts = longRows(20).map((row) => row.text);
+      const batch = await c.probabilitiesAsync(texts);
+      const [alone] = await c.classify(texts[7]!);
+      expect(alone!.probabilities.music).toBeCloseTo(batch[7 * 2 + c.labels.names.indexOf('music')]!, 5);
+    } finally {
+      c.dispose();
+    }
+    expect(await oneLineError(() => fineTune({ train, eval: evalFile, tokenizer: tokenizerDir, config: CONFIG, windows: 2, truncation: 'head+tail', out: path.join(work, 'w2'), ...quiet })))
+      .toMatch(/windows 2 .*truncation: leave out one/);
+    expect(await oneLineError(() => fineTune({ train, eval: evalFile, tokenizer: tokenizerDir, config: CONFIG, windows: 0, out: path.join(work, 'w3'), ...quiet })))
+      .toMatch(/windows must be a whole number ≥ 1/);
+  }, 180_000);
+
+  it('CLI: --windows trains, says how much of the texts it saw; eval and predict read the same way', async () => {
+    const train = writeCsv(path.join(work, 'cli-win.csv'), longRows(24));
+    const out = path.join(work, 'cli-win');
+    const cfg = path.join(work, 'cfg-win.json');
+    writeFileSync(cfg, JSON.stringify(CONFIG));
+    const ft = await runCliCaptured(['fine-tune', '--train', train, '--eval', train, '--tokenizer', tokenizerDir, '--config', cfg, '--max-length', '12', '--windows', '2', '--epochs', '1', '--out', out, '--no-progress']);
+    expect(ft.code, ft.stderr).toBe(0);
+    expect(ft.stdout).toMatch(/read as up to 2 windows of 12 tokens: \d+(\.\d+)?% of the training texts' tokens seen/);
+    expect(ft.stdout).toMatch(/longer than 2 windows, read in part: 24 of 24 training texts/);
+    const ev = await runCliCaptured(['eval', '--model', out, '--data', train]);
+    expect(ev.code, ev.stderr).toBe(0);
+    expect(ev.stdout).toMatch(/24 texts, 24 truncated/);
+    const pr = await runCliCaptured(['predict', '--model', out, longRows(1)[0]!.text, '--json']);
+    expect(pr.code, pr.stderr).toBe(0);
+    const pairs = path.join(work, 'cli-pairs-w.csv');
+    writeFileSync(pairs, 'text,second,label\ngoal team,song album,music\nsong guitar,match goal,sport\n');
+    expectOneLineError(await runCliCaptured(['fine-tune', '--train', pairs, '--eval', pairs, '--text-pair-column', 'second', '--tokenizer', tokenizerDir, '--config', cfg, '--windows', '3', '--out', path.join(work, 'cli-pw'), '--no-progress']),
+      /--windows reads long single texts.*--text-pair-column/);
   }, 60_000);
 });

@@ -33,7 +33,9 @@ function printSummary(r: FineTuneResult): void {
     out(`labels (eval):  ${counts(r.labelCounts.eval)}`);
   }
   if (r.pairs) out('sentence pairs: [CLS] text [SEP] second text [SEP], with segment embeddings');
-  out(`truncated to ${r.maxLength} tokens${r.truncation === 'head+tail' ? ' (head+tail: first quarter and last three quarters kept)' : ''}: ${r.truncated.train} of ${r.trainExamples} training texts, ${r.truncated.eval} of ${r.evalExamples} evaluation texts`);
+  if (r.windows > 1) out(`longer than ${r.windows} windows, read in part: ${r.truncated.train} of ${r.trainExamples} training texts, ${r.truncated.eval} of ${r.evalExamples} evaluation texts`);
+  else out(`truncated to ${r.maxLength} tokens${r.truncation === 'head+tail' ? ' (head+tail: first quarter and last three quarters kept)' : ''}: ${r.truncated.train} of ${r.trainExamples} training texts, ${r.truncated.eval} of ${r.evalExamples} evaluation texts`);
+  if (r.coverage) out(`read as up to ${r.windows} windows of ${r.maxLength} tokens: ${pct(r.coverage.train)} of the training texts' tokens seen, ${pct(r.coverage.eval)} of the evaluation texts'`);
   if (r.skipped.train || r.skipped.eval) out(`skipped rows without text or label: ${r.skipped.train} (train), ${r.skipped.eval} (eval)`);
   // What "accuracy" is for each head: R² for regression, micro-F1 at the tuned threshold for multi-label.
   const score = (m: FineTuneResult) => (m.problem === 'regression' ? `R² ${m.summary.bestAccuracy.toFixed(4)}`
@@ -73,7 +75,7 @@ export function registerTextCommands(program: Command): void {
     .description('Train a RevCol text classifier on a CSV/TSV/JSONL file (columns text and label) or a built-in task; or a token classifier (a tag per word: part of speech, named entities) on a CoNLL or JSONL file of tagged words.');
   addTextFlags(fineTuneCmd, [
     'train', 'task', 'taskType', 'eval', 'textColumn', 'labelColumn', 'textPairColumn', 'multiLabel', 'labelSeparator', 'tagColumn', 'tagNames', 'scoredPiece', 'tokenizer', 'allowNetwork', 'preset', 'config', 'from',
-    'epochs', 'batchSize', 'lr', 'maxLength', 'truncation', 'labelSmoothing', 'keep', 'collapseRuns', 'ema', 'inputMasking', 'pretrainEpochs',
+    'epochs', 'batchSize', 'lr', 'maxLength', 'truncation', 'windows', 'labelSmoothing', 'keep', 'collapseRuns', 'ema', 'inputMasking', 'pretrainEpochs',
     'out', 'resume', 'overwrite', 'seed', 'ensemble', 'parallel', 'mode', 'progress',
   ], {
     train: 'training data: CSV, TSV or JSONL with a text and a label column; or tagged words (token classification): CoNLL (word and tag per line, a blank line between sentences) or JSONL {"tokens": [...], "tags": [...]}, told apart by extension or content',

@@ -172,6 +172,7 @@ const TEXT_ONLY_FLAGS: Array<[string, string]> = [
   ['inputMasking', '--input-masking'],
   ['pretrainEpochs', '--pretrain-epochs'],
   ['truncation', '--truncation'],
+  ['windows', '--windows'],
   ['textPairColumn', '--text-pair-column'],
   ['multiLabel', '--multi-label'],
   ['labelSeparator', '--label-separator'],

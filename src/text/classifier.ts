@@ -53,7 +53,7 @@ export function* predictEncoded(model: RevColText, data: EncodedTexts, batchSize
     const batch = data.batch(rows);
     let probs: ReturnType<RevColText['probabilities']> | undefined;
     try {
-      probs = model.probabilities(batch.inputIds, batch.attentionMask, batch.tokenTypeIds);
+      probs = model.probabilities(batch.inputIds, batch.attentionMask, batch.tokenTypeIds, batch.windowWeights);
       const values = yield probs;
       rows.forEach((r, i) => out.set(values.subarray(i * k, (i + 1) * k), r * k));
     } finally {
@@ -118,8 +118,8 @@ export async function loadTextModels(dir: string, options: TextLoadOptions, expe
         if (!first) {
           first = meta;
           source = manifest ? path.join(dir, ENSEMBLE_FILE) : loaded.file;
-        } else if (!sameLabels(meta.labels, first.labels) || meta.maxLength !== first.maxLength || meta.truncation !== first.truncation || meta.config.vocabSize !== first.config.vocabSize) {
-          fail(`the members of the ensemble ${dir} differ in labels, max length, truncation or vocabulary: its folders do not belong together; train it again`);
+        } else if (!sameLabels(meta.labels, first.labels) || meta.maxLength !== first.maxLength || meta.truncation !== first.truncation || meta.windows !== first.windows || meta.config.vocabSize !== first.config.vocabSize) {
+          fail(`the members of the ensemble ${dir} differ in labels, max length, truncation, windows or vocabulary: its folders do not belong together; train it again`);
         }
         const model = new RevColText(meta.config);
         models.push(model);
@@ -203,7 +203,7 @@ export class TextClassifier {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('classify takes an array of strings');
     const second = checkPairs(this.meta, texts.length, pairs, this.source);
     if (texts.length === 0) return (function* () { return new Float32Array(0); })();
-    return predictAveraged(this.models, new EncodedTexts(this.tokenizer, asTrained(texts, this.meta.collapseRuns), this.maxLength, undefined, second && asTrained(second, this.meta.collapseRuns), this.meta.truncation), batchSize);
+    return predictAveraged(this.models, new EncodedTexts(this.tokenizer, asTrained(texts, this.meta.collapseRuns), this.maxLength, undefined, second && asTrained(second, this.meta.collapseRuns), this.meta), batchSize);
   }
 
   /**
@@ -240,7 +240,7 @@ export class TextClassifier {
   private *scored(examples: TextExamples, where: string): Reads<TextEvaluationReport> {
     const trueIds = this.labels.ids(examples.labels, where);
     const pairs = checkPairs(this.meta, examples.texts.length, examples.pairs, this.source);
-    const data = new EncodedTexts(this.tokenizer, asTrained(examples.texts, this.meta.collapseRuns), this.maxLength, trueIds, pairs && asTrained(pairs, this.meta.collapseRuns), this.meta.truncation);
+    const data = new EncodedTexts(this.tokenizer, asTrained(examples.texts, this.meta.collapseRuns), this.maxLength, trueIds, pairs && asTrained(pairs, this.meta.collapseRuns), this.meta);
     const probs = yield* predictAveraged(this.models, data);
     return textClassificationReport(trueIds, argmaxRows(probs, this.labels.size), this.labels.names, data.truncated);
   }

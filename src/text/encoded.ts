@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
 import { seededPermutation } from '../data/text.js';
 import type { TextBatch } from './model.js';
@@ -13,17 +14,53 @@ export type EncodedLabels = Int32Array | { values: Float32Array; width: number }
 /** How a text longer than maxLength is cut: its start ('head'), or its start and its end ('head+tail', single texts). */
 export type Truncation = 'head' | 'head+tail';
 
-/** Token ids and masks (and token types, for sentence pairs) of a data set, encoded once and cut into batches on demand. */
+/** How texts are read: how a long one is cut, or into how many windows at most (windows > 1, single texts). */
+export interface TextReading {
+  truncation?: Truncation;
+  /** At most this many overlapping windows of maxLength tokens per text (1 or absent: one, cut by `truncation`). */
+  windows?: number;
+}
+
+/**
+ * Token ids and masks (and token types, for sentence pairs) of a data set, encoded once and cut
+ * into batches on demand. With windows, a row of ids is a window and `first` says where each
+ * text's windows start; without, a row is a text.
+ */
 export class EncodedTexts {
   readonly ids: Int32Array;
   readonly mask: Int32Array;
   /** Sentence pairs: each token's segment (0: text a, 1: text b); null for single texts. */
   readonly types: Int32Array | null;
+  /** Per text: its longest row's token count (what its batch is padded to). */
   readonly lengths: Int32Array;
+  /** Texts not read whole (cut, or with text beyond their last window). */
   readonly truncated: number;
+  /** Windows: text i's rows are first[i] … first[i+1]-1; null when a row is a text. */
+  readonly first: Int32Array | null = null;
+  /** Text tokens (special tokens aside) the rows cover, and the texts have, over all texts. */
+  readonly coverage: { covered: number; tokens: number } | null = null;
   /** `pairs`: the second text of each (sentence pairs, encoded `[CLS] a [SEP] b [SEP]`, cut longest-first whatever `truncation`). */
-  constructor(tokenizer: TextTokenizer, texts: string[], readonly maxLength: number, readonly labels?: EncodedLabels, pairs?: string[], truncation: Truncation = 'head') {
-    if (pairs) {
+  constructor(tokenizer: TextTokenizer, texts: string[], readonly maxLength: number, readonly labels?: EncodedLabels, pairs?: string[], reading: TextReading = {}) {
+    const truncation = reading.truncation ?? 'head';
+    const windows = reading.windows ?? 1;
+    if (windows > 1 && (pairs || truncation !== 'head')) fail('windows read single texts from their start: not with sentence pairs or head+tail truncation');
+    if (windows > 1) {
+      const enc = tokenizer.encodeWindows(texts, maxLength, windows);
+      this.ids = enc.ids;
+      this.mask = enc.mask;
+      this.types = null;
+      this.first = enc.first;
+      let truncated = 0;
+      let covered = 0;
+      let tokens = 0;
+      texts.forEach((_, i) => {
+        if (enc.covered[i]! < enc.tokens[i]!) truncated++;
+        covered += enc.covered[i]!;
+        tokens += enc.tokens[i]!;
+      });
+      this.truncated = truncated;
+      this.coverage = { covered, tokens };
+    } else if (pairs) {
       const enc = tokenizer.encodePairs(texts, pairs, maxLength);
       this.ids = enc.ids;
       this.mask = enc.mask;
@@ -47,9 +84,19 @@ export class EncodedTexts {
     this.lengths = new Int32Array(texts.length);
     for (let i = 0; i < texts.length; i++) {
       let n = 0;
-      for (let j = 0; j < maxLength; j++) n += this.mask[i * maxLength + j] ? 1 : 0;
+      for (const row of this.rowsOfText(i)) {
+        let k = 0;
+        for (let j = 0; j < maxLength; j++) k += this.mask[row * maxLength + j] ? 1 : 0;
+        n = Math.max(n, k);
+      }
       this.lengths[i] = n;
     }
+  }
+
+  /** The rows (windows) of text i. */
+  private rowsOfText(i: number): number[] {
+    if (!this.first) return [i];
+    return Array.from({ length: this.first[i + 1]! - this.first[i]! }, (_, k) => this.first![i]! + k);
   }
   get size(): number {
     return this.lengths.length;
@@ -59,10 +106,11 @@ export class EncodedTexts {
    * padded positions do not change a model's output, so the shorter batch gives the same
    * result for less work.
    */
-  rowsOf(rows: number[]): { ids: Int32Array; mask: Int32Array; types: Int32Array | null; width: number } {
+  rowsOf(texts: number[]): { ids: Int32Array; mask: Int32Array; types: Int32Array | null; width: number; windowWeights: Float32Array | null } {
     const t = this.maxLength;
     let width = 1;
-    for (const r of rows) width = Math.max(width, this.lengths[r]);
+    for (const r of texts) width = Math.max(width, this.lengths[r]);
+    const rows = texts.flatMap((i) => this.rowsOfText(i));
     width = Math.min(t, Math.ceil(width / 8) * 8);
     const ids = new Int32Array(rows.length * width);
     const mask = new Int32Array(rows.length * width);
@@ -72,17 +120,32 @@ export class EncodedTexts {
       mask.set(this.mask.subarray(r * t, r * t + width), i * width);
       types?.set(this.types!.subarray(r * t, r * t + width), i * width);
     });
-    return { ids, mask, types, width };
+    return { ids, mask, types, width, windowWeights: this.windowWeights(texts, rows.length) };
+  }
+
+  /** [texts, windows] weights that average each text's windows; null when every text is one window (then rows are texts). */
+  private windowWeights(texts: number[], windows: number): Float32Array | null {
+    if (!this.first || texts.every((i) => this.first![i + 1]! - this.first![i]! === 1)) return null;
+    const w = new Float32Array(texts.length * windows);
+    let at = 0;
+    texts.forEach((i, b) => {
+      const n = this.first![i + 1]! - this.first![i]!;
+      for (let k = 0; k < n; k++) w[b * windows + at + k] = 1 / n;
+      at += n;
+    });
+    return w;
   }
 
   /** A batch of the given rows as tensors (see rowsOf); `corrupt` may replace the ids (input noise). */
   batch(rows: number[], corrupt?: (ids: Int32Array, mask: Int32Array) => Int32Array): TextBatch {
-    const { ids, mask, types, width } = this.rowsOf(rows);
+    const { ids, mask, types, width, windowWeights } = this.rowsOf(rows);
+    const n = ids.length / width;
     return {
-      inputIds: tf.tensor2d(corrupt ? corrupt(ids, mask) : ids, [rows.length, width], 'int32'),
-      attentionMask: tf.tensor2d(mask, [rows.length, width], 'int32'),
+      inputIds: tf.tensor2d(corrupt ? corrupt(ids, mask) : ids, [n, width], 'int32'),
+      attentionMask: tf.tensor2d(mask, [n, width], 'int32'),
       labels: this.labelTensor(rows),
-      ...(types ? { tokenTypeIds: tf.tensor2d(types, [rows.length, width], 'int32') } : {}),
+      ...(types ? { tokenTypeIds: tf.tensor2d(types, [n, width], 'int32') } : {}),
+      ...(windowWeights ? { windowWeights: tf.tensor2d(windowWeights, [rows.length, n], 'float32') } : {}),
     };
   }
 
@@ -99,7 +162,7 @@ export class EncodedTexts {
 }
 
 export function disposeBatch(b: TextBatch): void {
-  tf.dispose([b.inputIds, b.attentionMask, b.labels, ...(b.tokenTypeIds ? [b.tokenTypeIds] : [])]);
+  tf.dispose([b.inputIds, b.attentionMask, b.labels, ...(b.tokenTypeIds ? [b.tokenTypeIds] : []), ...(b.windowWeights ? [b.windowWeights] : [])]);
 }
 
 /**

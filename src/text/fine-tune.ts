@@ -104,6 +104,13 @@ export interface FineTuneOptions extends TextRunOptions {
    * (pairs are cut longest-first). Stored with the model: eval and predict cut the same way.
    */
   truncation?: Truncation;
+  /**
+   * Read a text longer than maxLength as up to this many overlapping windows of maxLength
+   * tokens (each [CLS] … [SEP], starting half a window apart), averaging their pooled vectors
+   * before the classifier, in training, eval and predict alike (default 1: one, cut by
+   * `truncation`). Single texts only. Stored with the model.
+   */
+  windows?: number;
   /** Seed of the held-out split and of the max-length sample (default: `seed`; ensemble members keep the run's). */
   splitSeed?: number;
 }
@@ -134,6 +141,10 @@ export interface FineTuneResult {
   pairs: boolean;
   /** How texts longer than maxLength were cut. */
   truncation: Truncation;
+  /** At most this many windows per text (1: one, cut). */
+  windows: number;
+  /** With windows: the share of the texts' tokens (special tokens aside) that the windows cover. */
+  coverage: { train: number; eval: number } | null;
   /** Multi-label: the decision threshold stored with the model (tuned on the evaluation data at the kept epoch). */
   threshold?: number;
   /** Regression: the training labels' mean and std. */
@@ -378,6 +389,9 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     const trainTexts = asTrained(trainSet.texts, collapseRuns);
     const truncation = options.truncation ?? resumeMeta?.truncation ?? 'head';
     if (truncation !== 'head' && truncation !== 'head+tail') fail(`${name('truncation')} must be head or head+tail, got ${JSON.stringify(truncation)}`);
+    const windows = checkWhole(options.windows ?? resumeMeta?.windows ?? 1, 1, 'windows', name, ' (1: one window, cut)');
+    if (windows > 1 && pairs) fail(`${name('windows')} reads long single texts; sentence pairs are cut longest-first: leave out ${name('windows')} or ${name('textPairColumn')}`);
+    if (windows > 1 && truncation !== 'head') fail(`${name('windows')} ${windows} reads a long text from its start in windows, so nothing is cut by ${name('truncation')}: leave out one of the two`);
     if (truncation === 'head+tail' && pairs) fail(`${name('truncation')} head+tail is for single texts; sentence pairs are cut longest-first: leave out ${name('truncation')} or ${name('textPairColumn')}`);
 
     // Lengths: the option, the earlier run's, the task's, or what covers 95% of the texts.
@@ -426,8 +440,8 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
           : `starting from ${options.from}: ${keptHead ? 'same labels, keeping its head' : 'new labels, new classification head'}`);
       }
 
-      const trainData = new EncodedTexts(tokenizer, trainTexts, maxLength, trainLabels, trainSet.pairs && asTrained(trainSet.pairs, collapseRuns), truncation);
-      const evalData = new EncodedTexts(tokenizer, asTrained(evalSet.texts, collapseRuns), maxLength, evalLabels, evalSet.pairs && asTrained(evalSet.pairs, collapseRuns), truncation);
+      const trainData = new EncodedTexts(tokenizer, trainTexts, maxLength, trainLabels, trainSet.pairs && asTrained(trainSet.pairs, collapseRuns), { truncation, windows });
+      const evalData = new EncodedTexts(tokenizer, asTrained(evalSet.texts, collapseRuns), maxLength, evalLabels, evalSet.pairs && asTrained(evalSet.pairs, collapseRuns), { truncation, windows });
       const meta: TextModelMeta = {
         family: 'text',
         config,
@@ -442,6 +456,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         ...(options.task ? { task: options.task } : {}),
         ...(collapseRuns ? { collapseRuns } : {}),
         ...(truncation === 'head+tail' ? { truncation } : {}),
+        ...(windows > 1 ? { windows } : {}),
       };
       await begin();
       await makeOutputFolder(options.out, name);
@@ -513,6 +528,8 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         problem,
         pairs,
         truncation,
+        windows,
+        coverage: trainData.coverage && evalData.coverage ? { train: share(trainData.coverage), eval: share(evalData.coverage) } : null,
         ...(problem === 'multi-label' ? { threshold: typeof kept?.threshold === 'number' ? kept.threshold : meta.threshold! } : {}),
         ...(data.target ? { target: data.target } : {}),
       };
@@ -522,4 +539,9 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
   } finally {
     fromModel?.tensors.forEach((t) => t.dispose());
   }
+}
+
+/** Covered tokens over all tokens (1 for no tokens). */
+function share(c: { covered: number; tokens: number }): number {
+  return c.tokens ? c.covered / c.tokens : 1;
 }

@@ -43,6 +43,8 @@ export interface TextModelMeta {
   labelSeparator?: string;
   /** 'head+tail': a text too long kept its start and its end (see TextTokenizer.encodeHeadTail); absent: its start. Eval and predict cut the same way. */
   truncation?: 'head+tail';
+  /** Long texts were read as up to this many overlapping windows, their pooled vectors averaged (see TextTokenizer.encodeWindows); absent: one. */
+  windows?: number;
   /** Sentence pairs (config.segments): the column of the second text in training, which eval and predict read by default. */
   textPairColumn?: string;
 }
@@ -66,6 +68,7 @@ export function readTextMeta(meta: Record<string, unknown>, where: string): Text
   const m = meta as unknown as TextModelMeta;
   if (!m.config || !Array.isArray(m.labels) || typeof m.maxLength !== 'number') fail(`${where} lacks the text model's config, labels or maxLength: it may be damaged; train it again`);
   if (m.truncation !== undefined && m.truncation !== 'head+tail') fail(`${where} records truncation ${JSON.stringify(m.truncation)}, which this version of revcol does not know: upgrade revcol, or train it again`);
+  if (m.windows !== undefined && !(Number.isInteger(m.windows) && m.windows >= 1)) fail(`${where} records windows ${JSON.stringify(m.windows)}, not a whole number ≥ 1: it may be damaged; train it again`);
   return m;
 }
 

@@ -23,9 +23,12 @@ class SequenceState {
   mask: tf.Tensor2D | null = null;
   /** Segment of each token (0: text a, 1: text b) of a sentence-pair batch, int32 [B, T]; null for single texts. */
   tokenTypes: tf.Tensor2D | null = null;
+  /** Long texts read as windows: [texts, windows] weights averaging each text's windows (the caller's tensor); null when a row is a text. */
+  windowWeights: tf.Tensor2D | null = null;
 
-  set(attentionMask: tf.Tensor2D, tokenTypes?: tf.Tensor2D): void {
+  set(attentionMask: tf.Tensor2D, tokenTypes?: tf.Tensor2D, windowWeights?: tf.Tensor2D): void {
     this.clear();
+    this.windowWeights = windowWeights ?? null;
     this.mask = tf.tidy(() => tf.cast(attentionMask, 'float32') as tf.Tensor2D);
     if (tokenTypes) this.tokenTypes = tf.tidy(() => tf.cast(tokenTypes, 'int32') as tf.Tensor2D);
     const [b, t] = attentionMask.shape;
@@ -40,6 +43,7 @@ class SequenceState {
     this.bias = null;
     this.mask = null;
     this.tokenTypes = null;
+    this.windowWeights = null;
   }
 
   requireBias(): tf.Tensor {
@@ -236,7 +240,13 @@ class ClassificationHead extends Module {
     this.norm = this.child('norm', new LayerNorm(width, 1e-6));
     this.classifier = this.child('classifier', new TextLinear(width, numLabels, rng));
   }
-  forward(top: tf.Tensor, mask: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
+  /**
+   * `windowWeights` [texts, windows]: each text's pooled vector is the mean of its windows'
+   * pooled vectors, then one classifier (and one dropout) per text. Pooling before the
+   * classifier, not averaging logits: the classifier is linear, so the logits are the same
+   * either way, and this way regression, multi-label and classes share one path.
+   */
+  forward(top: tf.Tensor, mask: tf.Tensor2D, ctx: ForwardContext, windowWeights: tf.Tensor2D | null = null): tf.Tensor2D {
     return tf.tidy(() => {
       const x = this.norm.forward(top);
       let pooled: tf.Tensor;
@@ -246,6 +256,7 @@ class ClassificationHead extends Module {
         const m = tf.expandDims(mask, -1);
         pooled = tf.div(tf.sum(tf.mul(x, m), 1), tf.maximum(tf.sum(m, 1), 1));
       }
+      if (windowWeights) pooled = tf.matMul(windowWeights, pooled);
       return this.classifier.forward(dropout(pooled, this.dropoutRate, ctx)) as tf.Tensor2D;
     });
   }
@@ -311,6 +322,12 @@ export interface TextBatch {
   labels: tf.Tensor;
   /** Sentence pairs: 0 for text a's tokens ([CLS] a [SEP]), 1 for text b's (b [SEP]); int32 [B, T]. */
   tokenTypeIds?: tf.Tensor2D;
+  /**
+   * Long texts read as windows: the rows of ids are windows and this [texts, windows] float32
+   * matrix averages each text's windows (1/n in its n columns, 0 elsewhere: windows never mix
+   * texts); labels are per text. Absent: a row is a text.
+   */
+  windowWeights?: tf.Tensor2D;
 }
 
 /**
@@ -385,7 +402,7 @@ export class RevColText extends Module {
 
   private classificationHead(labels: tf.Tensor, labelSmoothing: number): HeadsPart {
     return this.topLevelHead(() => this.head.parameters(), (top, ctx) => tf.tidy(() => {
-      const logits = this.head.forward(top, this.state.mask!, ctx);
+      const logits = this.head.forward(top, this.state.mask!, ctx, this.state.windowWeights);
       if (this.config.problem === 'regression') return tf.losses.meanSquaredError(tf.reshape(tf.cast(labels, 'float32'), [-1, 1]), logits) as tf.Scalar;
       if (this.config.problem === 'multi-label') return tf.losses.sigmoidCrossEntropy(tf.cast(labels, 'float32'), logits, undefined, labelSmoothing) as tf.Scalar;
       const oneHot = tf.oneHot(tf.cast(labels, 'int32'), this.config.numLabels);
@@ -399,17 +416,27 @@ export class RevColText extends Module {
     }
   }
 
-  /** Class logits [B, numLabels] in eval mode (no dropout); `tokenTypeIds` for a pair model. */
-  logits(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, tokenTypeIds?: tf.Tensor2D): tf.Tensor2D {
+  private checkWindows(inputIds: tf.Tensor, windowWeights?: tf.Tensor): void {
+    if (windowWeights && (windowWeights.rank !== 2 || windowWeights.shape[1] !== inputIds.shape[0])) {
+      fail(`window weights ${JSON.stringify(windowWeights.shape)} must be [texts, windows] with as many windows as rows of input ids (${inputIds.shape[0]})`);
+    }
+  }
+
+  /**
+   * Class logits [B, numLabels] in eval mode (no dropout); `tokenTypeIds` for a pair model;
+   * `windowWeights` when the rows are windows of B texts (see TextBatch).
+   */
+  logits(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, tokenTypeIds?: tf.Tensor2D, windowWeights?: tf.Tensor2D): tf.Tensor2D {
     this.checkBatch(inputIds, attentionMask);
+    this.checkWindows(inputIds, windowWeights);
     this.columns.clampScales();
-    this.state.set(attentionMask, tokenTypeIds);
+    this.state.set(attentionMask, tokenTypeIds, windowWeights);
     try {
       return tf.tidy(() => {
         const ctx = evalContext();
         const stem = this.embeddings.forward(inputIds, ctx);
         const [last] = this.columns.forward(stem, { training: false, keep: 'last' });
-        return this.head.forward(last[last.length - 1], this.state.mask!, ctx);
+        return this.head.forward(last[last.length - 1], this.state.mask!, ctx, this.state.windowWeights);
       });
     } finally {
       this.state.clear();
@@ -420,9 +447,9 @@ export class RevColText extends Module {
    * The head's outputs [B, numLabels] in eval mode: class probabilities (softmax); for
    * multi-label each label's probability (sigmoid); for regression the predicted (standardised) value.
    */
-  probabilities(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, tokenTypeIds?: tf.Tensor2D): tf.Tensor2D {
+  probabilities(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, tokenTypeIds?: tf.Tensor2D, windowWeights?: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
-      const logits = this.logits(inputIds, attentionMask, tokenTypeIds);
+      const logits = this.logits(inputIds, attentionMask, tokenTypeIds, windowWeights);
       if (this.config.problem === 'regression') return logits;
       return this.config.problem === 'multi-label' ? tf.sigmoid(logits) : tf.softmax(logits);
     });
@@ -430,7 +457,8 @@ export class RevColText extends Module {
 
   /** Loss and gradients of one training batch (dropout and drop path on); the caller disposes. */
   lossAndGradients(batch: TextBatch, opts: TextStepOptions): LossAndGradients {
-    return this.stepWith(batch.inputIds, batch.attentionMask, this.classificationHead(batch.labels, opts.labelSmoothing ?? 0), opts, batch.tokenTypeIds);
+    this.checkWindows(batch.inputIds, batch.windowWeights);
+    return this.stepWith(batch.inputIds, batch.attentionMask, this.classificationHead(batch.labels, opts.labelSmoothing ?? 0), opts, batch.tokenTypeIds, batch.windowWeights);
   }
 
   /** Loss and gradients of one masked-LM pre-training batch through `head` (which is not part of this model). */
@@ -483,10 +511,10 @@ export class RevColText extends Module {
     }
   }
 
-  private stepWith(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, heads: HeadsPart, opts: TextStepOptions, tokenTypeIds?: tf.Tensor2D): LossAndGradients {
+  private stepWith(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, heads: HeadsPart, opts: TextStepOptions, tokenTypeIds?: tf.Tensor2D, windowWeights?: tf.Tensor2D): LossAndGradients {
     this.checkBatch(inputIds, attentionMask);
     const mode: TrainingMode = opts.mode ?? (this.config.reversible === false ? 'plain' : 'reversible');
-    this.state.set(attentionMask, tokenTypeIds);
+    this.state.set(attentionMask, tokenTypeIds, windowWeights);
     try {
       return lossAndGradients(this.columns, this.stemPart(), heads, inputIds, { mode, training: true, seed: opts.seed });
     } finally {

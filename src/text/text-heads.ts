@@ -110,7 +110,7 @@ abstract class HeadModel {
   protected encoded(texts: string[], pairs: string[] | undefined): EncodedTexts {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('predict takes an array of strings');
     const second = checkPairs(this.meta, texts.length, pairs, this.source);
-    return new EncodedTexts(this.tokenizer, asTrained(texts, this.meta.collapseRuns), this.maxLength, undefined, second && asTrained(second, this.meta.collapseRuns), this.meta.truncation);
+    return new EncodedTexts(this.tokenizer, asTrained(texts, this.meta.collapseRuns), this.maxLength, undefined, second && asTrained(second, this.meta.collapseRuns), this.meta);
   }
 
   protected *outputs(texts: string[], pairs: string[] | undefined): Reads<{ values: Float32Array; truncated: number }> {

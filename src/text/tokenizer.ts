@@ -347,6 +347,52 @@ export class TextTokenizer {
     return { ids, mask, truncated };
   }
 
+  /**
+   * Each text as up to `windows` overlapping windows of maxLength tokens, each framed by the
+   * special tokens ([CLS] … [SEP]); a window starts half a window's text tokens after the one
+   * before (the last one ends at the text's end, when the cap allows). A text that fits is one
+   * window, encoded exactly as by `encode`. Returns the rows (window rows of [rows, maxLength]),
+   * where each text's windows start (`first`, texts + 1 offsets), and per text how many of its
+   * text tokens the windows cover and how many it has.
+   */
+  encodeWindows(texts: string[], maxLength: number, windows: number): { ids: Int32Array; mask: Int32Array; first: Int32Array; covered: Int32Array; tokens: Int32Array } {
+    const [before, after] = this.singleSpecials();
+    if (!Number.isInteger(maxLength) || maxLength < before + after + 2) fail(`max length with windows must be an integer of at least ${before + after + 2} (got ${maxLength})`);
+    const room = maxLength - before - after;
+    const stride = Math.max(1, Math.floor(room / 2));
+    const rows = this.encodeRows(texts, maxLength);
+    const first = new Int32Array(texts.length + 1);
+    const covered = new Int32Array(texts.length);
+    const tokens = new Int32Array(texts.length);
+    const out: number[][] = [];
+    rows.forEach((row, i) => {
+      first[i] = out.length;
+      if (!row.truncated) {
+        out.push(Array.from(row.ids.subarray(0, row.mask.reduce((a, b) => a + b, 0))));
+        tokens[i] = covered[i] = Math.max(0, out[out.length - 1]!.length - before - after);
+        return;
+      }
+      const all = this.ids(texts[i]!);
+      const inner = all.slice(before, all.length - after);
+      const starts: number[] = [];
+      for (let s = 0; starts.length < windows; s += stride) {
+        starts.push(Math.min(s, inner.length - room));
+        if (s + room >= inner.length) break;
+      }
+      for (const s of starts) out.push([...all.slice(0, before), ...inner.slice(s, s + room), ...all.slice(all.length - after)]);
+      tokens[i] = inner.length;
+      covered[i] = Math.min(inner.length, starts[starts.length - 1]! + room);
+    });
+    first[texts.length] = out.length;
+    const ids = new Int32Array(out.length * maxLength).fill(this.padTokenId);
+    const mask = new Int32Array(out.length * maxLength);
+    out.forEach((w, k) => {
+      ids.set(w, k * maxLength);
+      mask.fill(1, k * maxLength, k * maxLength + w.length);
+    });
+    return { ids, mask, first, covered, tokens };
+  }
+
   /** How many special tokens the tokenizer puts before and after a single text ([CLS] … [SEP]: 1 and 1). */
   private singleSpecials(): [number, number] {
     if (!this.singleIds) {
