@@ -108,11 +108,11 @@ export class MaskFiller {
     let values: tf.Tensor2D | null = null;
     let indices: tf.Tensor2D | null = null;
     try {
-      const ids = (await inputIds.data()) as Int32Array;
+      const [ids, mask] = (await Promise.all([inputIds.data(), attentionMask.data()])) as [Int32Array, Int32Array];
       const positions: number[] = [];
       for (let b = 0; b < texts.length; b++) {
-        const row = ids.subarray(b * this.maxLength, (b + 1) * this.maxLength);
-        const found = row.reduce<number[]>((at, id, t) => (id === this.maskTokenId ? [...at, t] : at), []);
+        const found: number[] = [];
+        for (let t = 0; t < this.maxLength; t++) if (ids[b * this.maxLength + t] === this.maskTokenId) found.push(t);
         const count = texts[b]!.split(this.maskToken).length - 1;
         if (found.length !== 1) {
           const why = count === 0 ? `has no ${this.maskToken}` : count > 1 || found.length > 1 ? `has ${Math.max(count, found.length)} ${this.maskToken} tokens` : `has its ${this.maskToken} beyond the model's ${this.maxLength} tokens`;
@@ -132,13 +132,14 @@ export class MaskFiller {
       const [scores, tokens] = await Promise.all([values.data(), indices.data()]);
       return texts.map((_, b) => Array.from({ length: topK }, (_, k) => {
         const token = tokens[b * topK + k]!;
-        const row = Array.from(ids.subarray(b * this.maxLength, (b + 1) * this.maxLength));
+        // The text's own tokens (padding left out by the mask, whatever the token), the mask filled.
+        const row = Array.from(ids.subarray(b * this.maxLength, (b + 1) * this.maxLength)).filter((_, t) => mask[b * this.maxLength + t] === 1);
         row[positions[b]! - b * this.maxLength] = token;
         return {
           score: scores[b * topK + k]!,
           token,
           token_str: this.tokenizer.library.id_to_token(token) ?? '',
-          sequence: this.tokenizer.library.decode(row.filter((id) => id !== this.tokenizer.padTokenId), { skip_special_tokens: true }),
+          sequence: this.tokenizer.library.decode(row, { skip_special_tokens: true }),
         };
       }));
     } finally {
