@@ -14,6 +14,7 @@ import { looksLikeRegression, MultiLabelClassifier, TextRegressor } from '../src
 import { TextTokenizer } from '../src/text/tokenizer.js';
 import { oneLineError } from './helpers/errors.js';
 import { multiLabelRows, pairRows, regressionRows, writeHeadTokenizer, writeMultiLabelCsv, writeMultiLabelJsonl, writePairTsv, writeRegressionCsv } from './helpers/head-data.js';
+import { spreadShortcutScales } from './helpers/scales.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-heads-'));
 const tokenizerDir = path.join(work, 'tok');
@@ -112,9 +113,7 @@ describe('reversible backward agrees with plain autodiff for each head', () => {
   ];
   it.each(cases)('%s', (_name, over, labels, pairs) => {
     const model = new RevColText(config(over), 7);
-    tf.tidy(() => {
-      for (let c = 0; c < 3; c++) for (let l = 0; l < 2; l++) model.columns.scale(c, l).assign(tf.randomUniform([model.columns.scale(c, l).shape[0]!], 0.5, 1, 'float32', 3 * c + l));
-    });
+    spreadShortcutScales(model.columns, 3, 2, (c, l) => 3 * c + l);
     const batch = { inputIds: ids(), attentionMask: mask(), labels: labels(), ...(pairs ? { tokenTypeIds: types() } : {}) };
     const before = tf.memory().numTensors;
     const plain = model.lossAndGradients(batch, { seed: 3, mode: 'plain' });

@@ -14,6 +14,7 @@ import { TextTokenizer } from '../src/text/tokenizer.js';
 import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
 import { oneLineError } from './helpers/errors.js';
 import { HEAD_WORDS, writeHeadTokenizer } from './helpers/head-data.js';
+import { spreadShortcutScales } from './helpers/scales.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-long-'));
 const tokenizerDir = path.join(work, 'tok');
@@ -201,9 +202,7 @@ describe('windows', () => {
 
   it('reversible backward agrees with plain autodiff through the window average; no tensor left behind', () => {
     const model = new RevColText(config({ columns: 3, dropout: 0.1, dropPath: 0.2 }), 7);
-    tf.tidy(() => {
-      for (let c = 0; c < 3; c++) for (let l = 0; l < 2; l++) model.columns.scale(c, l).assign(tf.randomUniform([model.columns.scale(c, l).shape[0]!], 0.5, 1, 'float32', 3 * c + l));
-    });
+    spreadShortcutScales(model.columns, 3, 2, (c, l) => 3 * c + l);
     try {
       const data = new EncodedTexts(tokenizer, [fillerText(30), 'goal team', fillerText(14, 3)], 12, Int32Array.from([0, 1, 2]), undefined, { windows: 4 });
       const batch = data.batch([0, 1, 2]);

@@ -6,6 +6,7 @@ import { MaskedLMHead, matMulUntransposed, RevColText, type TextConfig } from '.
 import { RandomStream } from '../src/core/random.js';
 import { TEXT_PRESETS, validateConfig } from '../src/text/presets.js';
 import { RevcolError } from '../src/core/errors.js';
+import { spreadShortcutScales } from './helpers/scales.js';
 
 /** max |a - b| / max |b|, the error relative to the tensor's scale. */
 function relativeError(a: tf.Tensor, b: tf.Tensor): number {
@@ -56,14 +57,7 @@ describe('text columns: reversible backward agrees with plain autodiff', () => {
   it.each(cases)('%i columns, widths %j, blocks %j, %s pooling, dropout and drop path on', (columns, hidden, layers, pooling) => {
     const model = new RevColText(smallConfig({ columns, hidden, layers, pooling }), 17 * columns);
     // Move the shortcut scales away from 0.5 so that each one matters.
-    tf.tidy(() => {
-      for (let c = 0; c < columns; c++) {
-        for (let l = 0; l < hidden.length; l++) {
-          const g = model.columns.scale(c, l);
-          g.assign(tf.randomUniform(g.shape, 0.5, 1.0, 'float32', 31 * c + l));
-        }
-      }
-    });
+    spreadShortcutScales(model.columns, columns, hidden.length, (c, l) => 31 * c + l);
     const data = batch(5 + columns);
     const plain = model.lossAndGradients(data, { seed: 99, mode: 'plain', labelSmoothing: 0.1 });
     const rev = model.lossAndGradients(data, { seed: 99, mode: 'reversible', labelSmoothing: 0.1 });

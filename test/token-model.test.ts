@@ -5,6 +5,7 @@ import { RevColText, type TextConfig } from '../src/text/model.js';
 import { TextTokenizer } from '../src/text/tokenizer.js';
 import { EncodedTokens, IGNORE_INDEX, splitWords, TokenClassificationModel, type TokenBatch, WordEncoder } from '../src/text/token-classification.js';
 import { oneLineError } from './helpers/errors.js';
+import { spreadShortcutScales } from './helpers/scales.js';
 
 function relativeError(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / Math.max(tf.max(tf.abs(b)).dataSync()[0]!, 1e-12));
@@ -116,14 +117,7 @@ describe('token-classification head: reversible backward agrees with plain autod
   ];
   it.each(cases)('%i columns, widths %j, blocks %j, dropout and drop path on', (columns, hidden, layers) => {
     const model = new TokenClassificationModel(new RevColText(smallConfig({ columns, hidden, layers }), 7 * columns), 4, 3);
-    tf.tidy(() => {
-      for (let c = 0; c < columns; c++) {
-        for (let l = 0; l < hidden.length; l++) {
-          const g = model.text.columns.scale(c, l);
-          g.assign(tf.randomUniform(g.shape, 0.5, 1.0, 'float32', 31 * c + l));
-        }
-      }
-    });
+    spreadShortcutScales(model.text.columns, columns, hidden.length, (c, l) => 31 * c + l);
     const data = batch(5 + columns);
     const plain = model.lossAndGradients(data, { seed: 99, mode: 'plain', labelSmoothing: 0.1 });
     const rev = model.lossAndGradients(data, { seed: 99, mode: 'reversible', labelSmoothing: 0.1 });
