@@ -88,19 +88,19 @@ export async function pipeline(task: PipelineTask, model: string, options: Pipel
       const problem = await textProblem(model);
       if (problem === 'regression') {
         const regressor = await TextRegressor.load(model, load);
-        return textClassification(task, regressor, async (texts, pairs) => (await regressor.predict(texts, pairs)).map((value) => [{ label: 'value', score: value }]));
+        return classification<string | TextPair, TextInputs>(task, regressor, textInputs, async ({ texts, pairs }) => (await regressor.predict(texts, pairs)).map((value) => [{ label: 'value', score: value }]));
       }
       if (problem === 'multi-label') {
         const classifier = await MultiLabelClassifier.load(model, load);
         // Without topK, the labels at or above the threshold: any number per text, so a list each.
-        return textClassification(task, classifier, async (texts, pairs, topK) => (await classifier.classify(texts, pairs)).map((r) => (topK === undefined ? r.labels : topLabels(r.probabilities, topK))), (topK) => topK === 1);
+        return classification<string | TextPair, TextInputs>(task, classifier, textInputs, async ({ texts, pairs }, topK) => (await classifier.classify(texts, pairs)).map((r) => (topK === undefined ? r.labels : topLabels(r.probabilities, topK))), (topK) => topK === 1);
       }
       const classifier = await TextClassifier.load(model, load);
-      return textClassification(task, classifier, async (texts, pairs, topK) => (await classifier.classify(texts, pairs)).map((r) => topLabels(r.probabilities, topK ?? 1)));
+      return classification<string | TextPair, TextInputs>(task, classifier, textInputs, async ({ texts, pairs }, topK) => (await classifier.classify(texts, pairs)).map((r) => topLabels(r.probabilities, topK ?? 1)));
     }
     case 'image-classification': {
       const classifier = await ImageClassifier.load(model, { backend: options.backend });
-      return classification(task, classifier, async (inputs, topK) => classifier.classify(inputs, { topK }));
+      return classification<string, string[]>(task, classifier, inputList, async (paths, topK) => classifier.classify(paths, { topK: topK ?? 1 }));
     }
     case 'token-classification':
     case 'ner': {
@@ -139,7 +139,12 @@ async function textProblem(dir: string): Promise<string | undefined> {
 }
 
 /** Texts and, when every input is a {text, text_pair}, their second texts; a mix is an error. */
-function textInputs(input: unknown): { texts: string[]; pairs?: string[] } {
+interface TextInputs {
+  texts: string[];
+  pairs?: string[];
+}
+
+function textInputs(input: unknown): TextInputs {
   const list = Array.isArray(input) ? input : [input];
   const isPair = (x: unknown): x is TextPair => typeof x === 'object' && x !== null && typeof (x as TextPair).text === 'string' && typeof (x as TextPair).text_pair === 'string';
   if (list.length > 0 && list.every(isPair)) return { texts: list.map((x) => x.text), pairs: list.map((x) => x.text_pair) };
@@ -147,21 +152,25 @@ function textInputs(input: unknown): { texts: string[]; pairs?: string[] } {
   return { texts: list as string[] };
 }
 
-function textClassification(
+/**
+ * A classification pipeline: `read` turns a call's input into what `classify` takes (texts and
+ * pairs, or image paths); one input gives its list, a list of inputs one result each or a list
+ * each, as `oneEach` says for the topK asked.
+ */
+function classification<Input, Read>(
   task: PipelineTask,
   model: { dispose(): void },
-  classify: (texts: string[], pairs: string[] | undefined, topK: number | undefined) => Promise<LabelScore[][]>,
-  /** Whether a list of inputs gets one result each (not a list each) at this topK. */
+  read: (input: unknown) => Read,
+  classify: (inputs: Read, topK: number | undefined) => Promise<LabelScore[][]>,
   oneEach: (topK: number | undefined) => boolean = (topK) => (topK ?? 1) === 1,
-): ClassificationPipeline<string | TextPair> {
-  const run = async (input: string | TextPair | Array<string | TextPair>, o: { topK?: number } = {}) => {
+): ClassificationPipeline<Input> {
+  const run = async (input: Input | Input[], o: { topK?: number } = {}) => {
     if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 1)) fail(`topK must be a whole number ≥ 1, got ${o.topK}`);
-    const { texts, pairs } = textInputs(input);
-    const results = await classify(texts, pairs, o.topK);
+    const results = await classify(read(input), o.topK);
     if (!Array.isArray(input)) return results[0]!;
     return oneEach(o.topK) ? results.map((r) => r[0]!) : results;
   };
-  return callable(task, run, model) as ClassificationPipeline<string | TextPair>;
+  return callable(task, run, model) as ClassificationPipeline<Input>;
 }
 
 function inputList(input: unknown): string[] {
@@ -170,17 +179,6 @@ function inputList(input: unknown): string[] {
     if (typeof x !== 'string') fail(`pipeline input ${Array.isArray(input) ? `${i} ` : ''}must be a string${Array.isArray(input) ? '' : ' or a list of strings'}`);
   });
   return list as string[];
-}
-
-function classification(task: PipelineTask, model: { dispose(): void }, classify: (inputs: string[], topK: number) => Promise<LabelScore[][]>): ClassificationPipeline<string> {
-  const run = async (input: string | string[], o: { topK?: number } = {}) => {
-    const topK = o.topK ?? 1;
-    if (!Number.isInteger(topK) || topK < 1) fail(`topK must be a whole number ≥ 1, got ${topK}`);
-    const results = await classify(inputList(input), topK);
-    if (!Array.isArray(input)) return results[0]!;
-    return topK === 1 ? results.map((r) => r[0]!) : results;
-  };
-  return callable(task, run, model) as ClassificationPipeline<string>;
 }
 
 /** A function with the task and dispose() on it; calls after dispose() are one-line errors. */
