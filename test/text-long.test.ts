@@ -270,3 +270,132 @@ describe('windows', () => {
       /--windows reads long single texts.*--text-pair-column/);
   }, 60_000);
 });
+
+describe('window pooling: max and attention', () => {
+  const config = (windowPooling: TextConfig['windowPooling'], over: Partial<TextConfig> = {}): TextConfig => ({
+    vocabSize: tokenizer.vocabSize, maxLength: 12, hidden: [16, 16], layers: [1, 1], heads: 2, mlpRatio: 2, columns: 2, dropout: 0, dropPath: 0, pooling: 'mean', numLabels: 3, windowPooling, ...over,
+  });
+  const texts = () => [fillerText(30), 'goal team', fillerText(14, 3)];
+  const assignDisposing = (v: tf.Variable, value: tf.Tensor) => {
+    v.assign(value);
+    value.dispose();
+  };
+
+  /** The logits computed by hand from each window's top level: masked mean after the head's norm, pooled per text by `pool`, then the classifier. */
+  function byHand(model: RevColText, pool: (windows: tf.Tensor2D) => tf.Tensor1D): Float32Array {
+    const data = new EncodedTexts(tokenizer, texts(), 12, undefined, undefined, { windows: 4 });
+    const b = data.batch([0, 1, 2]);
+    try {
+      return tf.tidy(() => {
+        const top = model.topLevelFeatures(b.inputIds, b.attentionMask);
+        const x = model.head.norm.forward(top);
+        const m = tf.expandDims(tf.cast(b.attentionMask, 'float32'), -1);
+        const perWindow = tf.div(tf.sum(tf.mul(x, m), 1), tf.sum(m, 1)) as tf.Tensor2D;
+        const first = data.first!;
+        const pooled = tf.stack([0, 1, 2].map((i) => pool(tf.slice(perWindow, [first[i]!, 0], [first[i + 1]! - first[i]!, -1]))));
+        return model.head.classifier.forward(pooled).dataSync() as Float32Array;
+      });
+    } finally {
+      disposeBatch(b);
+    }
+  }
+  function byModel(model: RevColText): Float32Array {
+    const b = new EncodedTexts(tokenizer, texts(), 12, undefined, undefined, { windows: 4 }).batch([0, 1, 2]);
+    try {
+      return tf.tidy(() => model.logits(b.inputIds, b.attentionMask, undefined, b.windowWeights).dataSync() as Float32Array);
+    } finally {
+      disposeBatch(b);
+    }
+  }
+
+  it('max takes each feature\'s largest over the text\'s own windows; attention a softmax of the learned score; one window is unchanged', () => {
+    const mean = new RevColText(config(undefined), 5);
+    const max = new RevColText(config('max'), 5);
+    const attention = new RevColText(config('attention'), 5);
+    try {
+      const before = tf.memory().numTensors;
+      // The same seed draws the same weights: attention adds a zero score, which starts as the mean.
+      expect(attention.namedParameters().map(([n]) => n).sort()).toEqual([...mean.namedParameters().map(([n]) => n), 'head.windowScore'].sort());
+      const meanLogits = byModel(mean);
+      const attentionLogits = byModel(attention);
+      meanLogits.forEach((v, i) => expect(attentionLogits[i]).toBeCloseTo(v, 5));
+      const maxLogits = byModel(max);
+      const maxByHand = byHand(max, (w) => tf.max(w, 0) as tf.Tensor1D);
+      maxLogits.forEach((v, i) => expect(v).toBeCloseTo(maxByHand[i]!, 5));
+      expect(Array.from(maxLogits.subarray(0, 3))).not.toEqual(Array.from(meanLogits.subarray(0, 3)));
+      // The short text is one window: the same under all three poolings, to the bit.
+      expect(Array.from(maxLogits.subarray(3, 6))).toEqual(Array.from(meanLogits.subarray(3, 6)));
+      // A learned score: softmax over the text's windows.
+      const score = attention.head.windowScore!;
+      assignDisposing(score, tf.tidy(() => tf.mul(tf.range(0, 16).reshape([16, 1]), 0.3).sub(2)));
+      const scored = byModel(attention);
+      const scoredByHand = byHand(attention, (w) => tf.tidy(() => tf.squeeze(tf.matMul(tf.softmax(tf.reshape(tf.matMul(w, score), [1, -1])), w), [0]) as tf.Tensor1D));
+      scored.forEach((v, i) => expect(v).toBeCloseTo(scoredByHand[i]!, 5));
+      expect(Math.abs(scored[0]! - meanLogits[0]!)).toBeGreaterThan(1e-4);
+      expect(Array.from(scored.subarray(3, 6))).toEqual(Array.from(meanLogits.subarray(3, 6)));
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      [mean, max, attention].forEach((m) => m.dispose());
+    }
+  });
+
+  it.each(['max', 'attention'] as const)('%s: reversible backward agrees with plain autodiff; the score learns; no tensor left behind', (pooling) => {
+    const model = new RevColText(config(pooling, { columns: 3, dropout: 0.1, dropPath: 0.2 }), 7);
+    spreadShortcutScales(model.columns, 3, 2, (c, l) => 3 * c + l);
+    if (pooling === 'attention') assignDisposing(model.head.windowScore!, tf.tidy(() => tf.mul(tf.range(0, 16).reshape([16, 1]), 0.1)));
+    try {
+      const data = new EncodedTexts(tokenizer, texts(), 12, Int32Array.from([0, 1, 2]), undefined, { windows: 4 });
+      const batch = data.batch([0, 1, 2]);
+      const before = tf.memory().numTensors;
+      const plain = model.lossAndGradients(batch, { seed: 3, mode: 'plain' });
+      const rev = model.lossAndGradients(batch, { seed: 3, mode: 'reversible' });
+      expect(relativeError(rev.loss, plain.loss)).toBeLessThanOrEqual(1e-5);
+      expect(rev.grads.size).toBe(plain.grads.size);
+      for (const [v, g] of plain.grads) expect(relativeError(rev.grads.get(v)!, g)).toBeLessThanOrEqual(1e-4);
+      if (pooling === 'attention') {
+        const g = plain.grads.get(model.head.windowScore!)!;
+        expect(tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]!)).toBeGreaterThan(0);
+      }
+      tf.dispose([plain.loss, rev.loss, ...plain.grads.values(), ...rev.grads.values()]);
+      expect(tf.memory().numTensors).toBe(before);
+      disposeBatch(batch);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('fine-tune and the CLI: --window-pooling is recorded with the model and kept on resume; one-line errors', async () => {
+    const train = writeCsv(path.join(work, 'pool-train.csv'), longRows(24));
+    const out = path.join(work, 'pool');
+    const r = await fineTune({ train, eval: train, tokenizer: tokenizerDir, config: CONFIG, maxLength: 12, epochs: 1, batchSize: 8, windows: 3, windowPooling: 'attention', out, seed: 1, ...quiet });
+    const c = await TextClassifier.load(out);
+    try {
+      expect(c.meta.config.windowPooling).toBe('attention');
+      const report = await c.evaluateAsync(await readTextExamples(train));
+      expect(report.accuracy).toBeCloseTo(r.summary.bestAccuracy, 10);
+    } finally {
+      c.dispose();
+    }
+    expect(await oneLineError(() => fineTune({ train, eval: train, tokenizer: tokenizerDir, config: CONFIG, maxLength: 12, epochs: 2, windows: 3, windowPooling: 'max', resume: true, out, ...quiet })))
+      .toMatch(/cannot resume: .* pooled windows by attention: leave out windowPooling/);
+    expect(await oneLineError(() => fineTune({ train, eval: train, tokenizer: tokenizerDir, config: CONFIG, windowPooling: 'max', out: path.join(work, 'pool2'), ...quiet })))
+      .toMatch(/windowPooling says how a text's windows are pooled: give windows 2 or more/);
+    // From the attention model to a mean one: the score is left behind; and back, it starts afresh.
+    const meanOut = path.join(work, 'pool-mean');
+    await fineTune({ train, eval: train, tokenizer: tokenizerDir, from: out, maxLength: 12, epochs: 1, batchSize: 8, windows: 3, out: meanOut, ...quiet });
+    const meanModel = await TextClassifier.load(meanOut);
+    try {
+      expect(meanModel.meta.config.windowPooling).toBeUndefined();
+    } finally {
+      meanModel.dispose();
+    }
+    const cfg = path.join(work, 'cfg-pool.json');
+    writeFileSync(cfg, JSON.stringify(CONFIG));
+    const cli = await runCliCaptured(['fine-tune', '--train', train, '--eval', train, '--from', meanOut, '--max-length', '12', '--windows', '2', '--window-pooling', 'max', '--epochs', '1', '--out', path.join(work, 'cli-pool'), '--no-progress']);
+    expect(cli.code, cli.stderr).toBe(0);
+    expectOneLineError(await runCliCaptured(['fine-tune', '--train', train, '--tokenizer', tokenizerDir, '--config', cfg, '--window-pooling', 'median', '--windows', '2', '--out', path.join(work, 'cli-pool2'), '--no-progress']),
+      /--window-pooling/);
+    expectOneLineError(await runCliCaptured(['fine-tune', '--train', train, '--tokenizer', tokenizerDir, '--config', cfg, '--window-pooling', 'max', '--out', path.join(work, 'cli-pool3'), '--no-progress']),
+      /--window-pooling says how a text's windows are pooled: give --windows 2 or more/);
+  }, 120_000);
+});

@@ -78,6 +78,7 @@ const TEXT_FLAGS = {
   maxLength: { flags: '--max-length <n>', help: 'tokens per text (default: covers 95% of the training texts, up to the preset\'s limit)', parse: integer('--max-length') },
   truncation: { flags: '--truncation <how>', help: 'a text longer than --max-length keeps its start (head), or its first quarter and last three quarters of the tokens (head+tail; single texts only); eval and predict cut the same way', choices: ['head', 'head+tail'] },
   windows: { flags: '--windows <n>', help: 'read a text longer than --max-length as up to N overlapping windows of --max-length tokens (half a window apart), averaging what the model makes of them; training, eval and predict alike (default 1: one window, cut by --truncation; single texts only)', parse: integer('--windows') },
+  windowPooling: { flags: '--window-pooling <how>', help: 'with --windows: how a text\'s windows become one: their mean (default), the maximum of each feature, or attention (a learned score per window)', choices: ['mean', 'max', 'attention'] },
   labelSmoothing: { flags: '--label-smoothing <x>', help: 'label smoothing of the cross-entropy (default: the task\'s, else 0)', parse: fraction('--label-smoothing') },
   keep: { flags: '--keep <which>', help: 'which epoch best.safetensors keeps: the best on the evaluation data, or the last', choices: ['best', 'last'] },
   collapseRuns: { flags: '--collapse-runs <n>', help: 'cut runs of one repeated symbol to N characters (default: the task\'s, else off)', parse: integer('--collapse-runs') },

@@ -75,7 +75,7 @@ export function registerTextCommands(program: Command): void {
     .description('Train a RevCol text classifier on a CSV/TSV/JSONL file (columns text and label) or a built-in task; or a token classifier (a tag per word: part of speech, named entities) on a CoNLL or JSONL file of tagged words.');
   addTextFlags(fineTuneCmd, [
     'train', 'task', 'taskType', 'eval', 'textColumn', 'labelColumn', 'textPairColumn', 'multiLabel', 'labelSeparator', 'tagColumn', 'tagNames', 'scoredPiece', 'tokenizer', 'allowNetwork', 'preset', 'config', 'from',
-    'epochs', 'batchSize', 'lr', 'maxLength', 'truncation', 'windows', 'labelSmoothing', 'keep', 'collapseRuns', 'ema', 'inputMasking', 'pretrainEpochs',
+    'epochs', 'batchSize', 'lr', 'maxLength', 'truncation', 'windows', 'windowPooling', 'labelSmoothing', 'keep', 'collapseRuns', 'ema', 'inputMasking', 'pretrainEpochs',
     'out', 'resume', 'overwrite', 'seed', 'ensemble', 'parallel', 'mode', 'progress',
   ], {
     train: 'training data: CSV, TSV or JSONL with a text and a label column; or tagged words (token classification): CoNLL (word and tag per line, a blank line between sentences) or JSONL {"tokens": [...], "tags": [...]}, told apart by extension or content',

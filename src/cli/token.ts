@@ -173,6 +173,7 @@ const TEXT_ONLY_FLAGS: Array<[string, string]> = [
   ['pretrainEpochs', '--pretrain-epochs'],
   ['truncation', '--truncation'],
   ['windows', '--windows'],
+  ['windowPooling', '--window-pooling'],
   ['textPairColumn', '--text-pair-column'],
   ['multiLabel', '--multi-label'],
   ['labelSeparator', '--label-separator'],

@@ -17,10 +17,10 @@ import { asTrained, predictEncoded, textClassificationReport } from './classifie
 import { chooseMaxLength, disposeBatch, type EncodedLabels, EncodedTexts, lengthGroupedBatches, type Truncation } from './encoded.js';
 import { multiLabelReport, regressionReport, tuneThreshold } from './head-metrics.js';
 import { readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.js';
-import { RevColText, type TextBatch } from './model.js';
+import { RevColText, WINDOW_SCORE, type TextBatch } from './model.js';
 import { LAST_CHECKPOINT, MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, PRETRAINED_DIR, readResumeMeta, readTextMeta, sameLabels, type TextModelMeta } from './model-meta.js';
 import { maskingFor, maskTokens, pretrain } from './pretrain.js';
-import { presetForDataSize, type TextConfig } from './presets.js';
+import { presetForDataSize, WINDOW_POOLINGS, type TextConfig, type WindowPooling } from './presets.js';
 import {
   checkFraction, checkWhole, chooseEpochs, inRunFolder, makeOutputFolder, namer, resolveArchitecture, resolveMaxLength, resolveTokenizer, resolveTrainingSettings, runTrainOptions, startTextRun,
   type TextRunOptions,
@@ -111,6 +111,12 @@ export interface FineTuneOptions extends TextRunOptions {
    * `truncation`). Single texts only. Stored with the model.
    */
   windows?: number;
+  /**
+   * With windows: how a text's windows become one vector before the classifier: 'mean'
+   * (default), 'max' (per feature), or 'attention' (a learned score per window, softmax over
+   * the text's windows). Stored with the model.
+   */
+  windowPooling?: WindowPooling;
   /** Seed of the held-out split and of the max-length sample (default: `seed`; ensemble members keep the run's). */
   splitSeed?: number;
 }
@@ -392,6 +398,15 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     const windows = checkWhole(options.windows ?? resumeMeta?.windows ?? 1, 1, 'windows', name, ' (1: one window, cut)');
     if (windows > 1 && pairs) fail(`${name('windows')} reads long single texts; sentence pairs are cut longest-first: leave out ${name('windows')} or ${name('textPairColumn')}`);
     if (windows > 1 && truncation !== 'head') fail(`${name('windows')} ${windows} reads a long text from its start in windows, so nothing is cut by ${name('truncation')}: leave out one of the two`);
+    const windowPooling = options.windowPooling ?? resumeMeta?.config.windowPooling ?? 'mean';
+    if (!(WINDOW_POOLINGS as readonly string[]).includes(windowPooling)) fail(`${name('windowPooling')} must be ${WINDOW_POOLINGS.join(', ')}, got ${JSON.stringify(windowPooling)}`);
+    if (options.windowPooling !== undefined && windows === 1) fail(`${name('windowPooling')} says how a text's windows are pooled: give ${name('windows')} 2 or more, or leave it out`);
+    if (resumeMeta && windowPooling !== (resumeMeta.config.windowPooling ?? 'mean')) {
+      fail(`cannot resume: the run in ${options.out} pooled windows by ${resumeMeta.config.windowPooling ?? 'mean'}: leave out ${name('windowPooling')} or give that`);
+    }
+    // Stored only when not the mean, so models without it keep exactly their config.
+    if (windows > 1 && windowPooling !== 'mean') config.windowPooling = windowPooling;
+    else delete config.windowPooling;
     if (truncation === 'head+tail' && pairs) fail(`${name('truncation')} head+tail is for single texts; sentence pairs are cut longest-first: leave out ${name('truncation')} or ${name('textPairColumn')}`);
 
     // Lengths: the option, the earlier run's, the task's, or what covers 95% of the texts.
@@ -433,7 +448,8 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
           for (const [name, v] of own) if (heads.has(name)) tensors.set(name, v);
         }
         // Pairs from a single-text model: the segment embedding starts fresh.
-        for (const [name, v] of own) if (!tensors.has(name) && name === 'embeddings.segments') tensors.set(name, v);
+        // So does attention pooling's window score, from a model that pooled otherwise.
+        for (const [name, v] of own) if (!tensors.has(name) && (name === 'embeddings.segments' || name === WINDOW_SCORE)) tensors.set(name, v);
         model.loadStateDict(tensors, `the weights in ${fromModel.file}`);
         notes.push(fromMeta!.objective === MASKED_LM_OBJECTIVE
           ? `starting from the pre-trained model ${options.from}: its embeddings and columns, a new classification head`

@@ -7,7 +7,7 @@ import { sparseCrossEntropy } from '../train/losses.js';
 import { Module, ModuleList } from '../core/module.js';
 import { type ForwardContext, RandomStream, dropPathKeep, dropout, evalContext } from '../core/random.js';
 import { scaledResidual } from '../ops/fused.js';
-import { type TextConfig, validateConfig } from './presets.js';
+import { type TextConfig, type WindowPooling, validateConfig } from './presets.js';
 
 export { TEXT_PRESETS, type TextConfig, type TextPreset } from './presets.js';
 
@@ -231,20 +231,29 @@ class TextEmbeddings extends Module {
   }
 }
 
+/** The parameter of attention pooling over windows (only in models that pool so). */
+export const WINDOW_SCORE = 'head.windowScore';
+
 /** Pools the top level into one vector per text and maps it to class logits. */
 class ClassificationHead extends Module {
   readonly norm: LayerNorm;
   readonly classifier: Linear;
-  constructor(width: number, numLabels: number, readonly pooling: 'first' | 'mean', readonly dropoutRate: number, rng: RandomStream) {
+  /** Attention pooling over a text's windows: a score per window is its pooled vector · this. */
+  readonly windowScore: tf.Variable | null;
+  constructor(width: number, numLabels: number, readonly pooling: 'first' | 'mean', readonly dropoutRate: number, rng: RandomStream, readonly windowPooling: WindowPooling = 'mean') {
     super();
     this.norm = this.child('norm', new LayerNorm(width, 1e-6));
     this.classifier = this.child('classifier', new TextLinear(width, numLabels, rng));
+    // Zeros: attention starts as the mean of the windows. No random draw, so the other weights of a seed stay the same.
+    this.windowScore = windowPooling === 'attention' ? this.param('windowScore', init.zeros([width, 1])) : null;
   }
   /**
-   * `windowWeights` [texts, windows]: each text's pooled vector is the mean of its windows'
-   * pooled vectors, then one classifier (and one dropout) per text. Pooling before the
-   * classifier, not averaging logits: the classifier is linear, so the logits are the same
-   * either way, and this way regression, multi-label and classes share one path.
+   * `windowWeights` [texts, windows]: text i's windows are the columns where row i is non-zero
+   * (1/n each). Their pooled vectors become one per text by the mean (a product with the
+   * weights), the maximum, or attention (a softmax over the text's windows of a learned score),
+   * then one classifier (and one dropout) per text. Pooling before the classifier, not
+   * averaging logits, so regression, multi-label and classes share one path. A text of one
+   * window keeps its vector exactly under all three.
    */
   forward(top: tf.Tensor, mask: tf.Tensor2D, ctx: ForwardContext, windowWeights: tf.Tensor2D | null = null): tf.Tensor2D {
     return tf.tidy(() => {
@@ -256,9 +265,18 @@ class ClassificationHead extends Module {
         const m = tf.expandDims(mask, -1);
         pooled = tf.div(tf.sum(tf.mul(x, m), 1), tf.maximum(tf.sum(m, 1), 1));
       }
-      if (windowWeights) pooled = tf.matMul(windowWeights, pooled);
+      if (windowWeights) pooled = this.poolWindows(pooled as tf.Tensor2D, windowWeights);
       return this.classifier.forward(dropout(pooled, this.dropoutRate, ctx)) as tf.Tensor2D;
     });
+  }
+
+  private poolWindows(pooled: tf.Tensor2D, windowWeights: tf.Tensor2D): tf.Tensor2D {
+    if (this.windowPooling === 'mean') return tf.matMul(windowWeights, pooled);
+    // Another text's windows get a score (or value) far below any real one: nothing of them survives the max or the softmax.
+    const away = tf.mul(tf.cast(tf.equal(windowWeights, 0), 'float32'), -1e30);
+    if (this.windowPooling === 'max') return tf.max(tf.add(tf.expandDims(pooled, 0), tf.expandDims(away, -1)), 1);
+    const scores = tf.reshape(tf.matMul(pooled, this.windowScore!), [1, -1]);
+    return tf.matMul(tf.softmax(tf.add(scores, away)), pooled);
   }
 }
 
@@ -382,7 +400,7 @@ export class RevColText extends Module {
       })),
       anchorEvery: c.anchorEvery ?? FAMILY_ANCHOR_EVERY,
     }));
-    this.head = this.child('head', new ClassificationHead(c.hidden[c.hidden.length - 1], c.numLabels, c.pooling, c.dropout, rng.fork(3)));
+    this.head = this.child('head', new ClassificationHead(c.hidden[c.hidden.length - 1], c.numLabels, c.pooling, c.dropout, rng.fork(3), c.windowPooling));
   }
 
   /** Names of the classification head's parameters (replaced when fine-tuning on new labels). */

@@ -34,7 +34,12 @@ export interface TextConfig {
   problem?: 'multi-label' | 'regression';
   /** 2 when trained on sentence pairs: a segment embedding tells text a from text b. Absent: single texts. */
   segments?: number;
+  /** Long texts read as windows: how a text's windows become one vector (absent: 'mean'). 'attention' adds head.windowScore. */
+  windowPooling?: WindowPooling;
 }
+
+export const WINDOW_POOLINGS = ['mean', 'max', 'attention'] as const;
+export type WindowPooling = (typeof WINDOW_POOLINGS)[number];
 
 export type TextPreset = Omit<TextConfig, 'vocabSize' | 'numLabels'>;
 
@@ -126,6 +131,9 @@ export function validateConfig(config: TextConfig): TextConfig {
   whole('numLabels', config.numLabels, config.problem === 'regression' ? 1 : 2);
   if (config.segments !== undefined && config.segments !== 2) fail(`text config: segments must be 2 (sentence pairs) when set, got ${JSON.stringify(config.segments)}`);
   if (config.anchorEvery !== undefined) whole('anchorEvery', config.anchorEvery, 0);
+  if (config.windowPooling !== undefined && !(WINDOW_POOLINGS as readonly unknown[]).includes(config.windowPooling)) {
+    fail(`text config: windowPooling must be ${WINDOW_POOLINGS.join(', ')} when set, got ${JSON.stringify(config.windowPooling)}`);
+  }
   if (typeof config.mlpRatio !== 'number' || !(config.mlpRatio > 0)) fail(`text config: mlpRatio must be a number > 0, got ${JSON.stringify(config.mlpRatio)}`);
   rate('dropout', config.dropout);
   rate('dropPath', config.dropPath);

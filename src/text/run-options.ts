@@ -67,7 +67,7 @@ const NAMED_OPTIONS = [
   'out', 'train', 'task', 'eval', 'texts', 'tokenizer', 'preset', 'config', 'from', 'resume', 'overwrite', 'seed', 'backend', 'mode',
   'epochs', 'batchSize', 'lr', 'maxLength', 'weightDecay', 'warmupEpochs', 'labelSmoothing', 'ema', 'keep', 'collapseRuns',
   'inputMasking', 'pretrainEpochs', 'ensemble', 'parallel', 'maskFraction', 'textColumn', 'labelColumn', 'tagColumn', 'tagNames',
-  'tokensField', 'tagsField', 'format', 'truncation', 'windows', 'textPairColumn',
+  'tokensField', 'tagsField', 'format', 'truncation', 'windows', 'windowPooling', 'textPairColumn',
 ] as const;
 
 /**
