@@ -36,6 +36,13 @@ export const tagColumn = (value: string): number => {
   return n;
 };
 
+/** on or off, as a boolean. */
+const onOff = (what: string) => (value: string): boolean => {
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw new InvalidArgumentError(`${what} must be on or off`);
+};
+
 /** Options whose flag is not their name in kebab case: the token readers' fields are --text-column and --label-column. */
 const FLAG_OF_OPTION: Readonly<Record<string, string>> = { tokensField: '--text-column', tagsField: '--label-column' };
 
@@ -66,6 +73,9 @@ const TEXT_FLAGS = {
   labelSeparator: { flags: '--label-separator <s>', help: 'what separates a text\'s labels in a cell, with --multi-label (default |)' },
   tagColumn: { flags: '--tag-column <k>', help: 'tagged words in CoNLL: the column holding the tag, counted from 0 (the word); default -1, the last (CoNLL-2003 POS tags: 1)', parse: tagColumn },
   scoredPiece: { flags: '--scored-piece <which>', help: 'tagged words: the sub-word piece of each word that carries its tag (default: the task\'s, else first, as Hugging Face)', choices: ['first', 'last'] },
+  wordFeatures: { flags: '--word-features <on|off>', help: 'tagged words: add an embedding of each word (training words seen --word-min-count times or more, lowercased) and of its shape (capitals, digits, punctuation) to its pieces, kept in the model\'s words.json (default: the task\'s, else off)', parse: onOff('--word-features') },
+  wordMinCount: { flags: '--word-min-count <n>', help: 'tagged words, with --word-features on: the word vocabulary keeps training words seen at least N times (default: the task\'s, else 2)', parse: integer('--word-min-count') },
+  wordDropout: { flags: '--word-dropout <x>', help: 'tagged words, with --word-features on: the chance a training word is read as unknown (default: the task\'s, else 0)', parse: fraction('--word-dropout') },
   tagNames: { flags: '--tag-names <names>', help: 'tagged words in JSONL with numeric tags (Hugging Face ner_tags): their names in order, comma-separated (O,B-PER,I-PER) or a JSON array' },
   tokenizer: { flags: '--tokenizer <dir|name>', help: 'tokenizer folder (tokenizer.json + tokenizer_config.json) or Hugging Face Hub name (default: the shipped bert-base-uncased)' },
   allowNetwork: { flags: '--allow-network', help: 'allow downloading a Hub tokenizer' },

@@ -25,12 +25,20 @@ class SequenceState {
   tokenTypes: tf.Tensor2D | null = null;
   /** Long texts read as windows: [texts, windows] weights averaging each text's windows (the caller's tensor); null when a row is a text. */
   windowWeights: tf.Tensor2D | null = null;
+  /** Token classification with word features: each token's word id and word shape id (0: special token or padding), int32 [B, T]; null without. */
+  words: TokenWordFeatures | null = null;
 
-  set(attentionMask: tf.Tensor2D, tokenTypes?: tf.Tensor2D, windowWeights?: tf.Tensor2D): void {
+  set(attentionMask: tf.Tensor2D, tokenTypes?: tf.Tensor2D, windowWeights?: tf.Tensor2D, words?: TokenWordFeatures): void {
     this.clear();
     this.windowWeights = windowWeights ?? null;
     this.mask = tf.tidy(() => tf.cast(attentionMask, 'float32') as tf.Tensor2D);
     if (tokenTypes) this.tokenTypes = tf.tidy(() => tf.cast(tokenTypes, 'int32') as tf.Tensor2D);
+    if (words) {
+      if (words.wordIds.rank !== 2 || words.shapeIds.rank !== 2 || attentionMask.shape.some((n, i) => words.wordIds.shape[i] !== n || words.shapeIds.shape[i] !== n)) {
+        fail(`word ids ${JSON.stringify(words.wordIds.shape)} and shape ids ${JSON.stringify(words.shapeIds.shape)} must both be [batch, length] like the attention mask ${JSON.stringify(attentionMask.shape)}`);
+      }
+      this.words = tf.tidy(() => ({ wordIds: tf.cast(words.wordIds, 'int32') as tf.Tensor2D, shapeIds: tf.cast(words.shapeIds, 'int32') as tf.Tensor2D }));
+    }
     const [b, t] = attentionMask.shape;
     const mask = this.mask;
     this.bias = tf.tidy(() => tf.reshape(tf.mul(tf.sub(1, mask), -1e9), [b, 1, 1, t]));
@@ -40,9 +48,11 @@ class SequenceState {
     this.bias?.dispose();
     this.mask?.dispose();
     this.tokenTypes?.dispose();
+    if (this.words) tf.dispose([this.words.wordIds, this.words.shapeIds]);
     this.bias = null;
     this.mask = null;
     this.tokenTypes = null;
+    this.words = null;
     this.windowWeights = null;
   }
 
@@ -50,6 +60,16 @@ class SequenceState {
     if (!this.bias) fail('the attention mask was not set: call the model through logits() or lossAndGradients()');
     return this.bias;
   }
+}
+
+/**
+ * Word-level inputs of token classification (as classic BiLSTM taggers have): per token, the id
+ * of its word in the model's word vocabulary and of the word's shape (Capitalised, ALLCAPS, digits,
+ * …); 0 marks special tokens and padding, and every piece of a word carries the word's ids.
+ */
+export interface TokenWordFeatures {
+  wordIds: tf.Tensor2D;
+  shapeIds: tf.Tensor2D;
 }
 
 const swapLast = (rank: number): number[] => [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2];
@@ -195,22 +215,29 @@ class TextFusion extends Fusion {
 }
 
 /**
- * Token embedding + learned positions (+ a segment embedding for sentence pairs), LayerNorm,
- * dropout. The segment table exists only in pair models, so single-text checkpoints keep
- * exactly their parameters.
+ * Token embedding + learned positions (+ a segment embedding for sentence pairs) (+ word and
+ * word-shape embeddings for token classification with word features), LayerNorm, dropout. The
+ * segment table exists only in pair models and the word tables only in models with word
+ * features, so other checkpoints keep exactly their parameters.
  */
 class TextEmbeddings extends Module {
   readonly tokens: tf.Variable;
   readonly positions: tf.Variable;
   readonly segments: tf.Variable | null;
+  /** Word features: [words, width] (row 0: special tokens and padding, row 1: unknown words) and [shapes, width] (row 0 likewise). */
+  readonly words: tf.Variable | null;
+  readonly shapes: tf.Variable | null;
   readonly norm: LayerNorm;
-  constructor(readonly vocabSize: number, readonly maxLength: number, readonly width: number, readonly dropoutRate: number, rng: RandomStream, segments: number, private readonly state: SequenceState) {
+  constructor(readonly vocabSize: number, readonly maxLength: number, readonly width: number, readonly dropoutRate: number, rng: RandomStream, segments: number, private readonly state: SequenceState, wordFeatures: { words: number; shapes: number } | null = null) {
     super();
     this.tokens = this.param('tokens', init.truncNormal(rng, [vocabSize, width]));
     this.positions = this.param('positions', init.truncNormal(rng, [maxLength, width]));
     this.norm = this.child('norm', new LayerNorm(width, 1e-6));
     // Drawn after the others, so that a pair model's other weights match a single-text one's of the same seed.
     this.segments = segments > 0 ? this.param('segments', init.truncNormal(rng, [segments, width])) : null;
+    // Likewise drawn last: a model with word features has the same other weights as one without, for a seed.
+    this.words = wordFeatures ? this.param('words', init.truncNormal(rng, [wordFeatures.words, width])) : null;
+    this.shapes = wordFeatures ? this.param('shapes', init.truncNormal(rng, [wordFeatures.shapes, width])) : null;
   }
   forward(inputIds: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     const [, t] = inputIds.shape;
@@ -225,6 +252,12 @@ class TextEmbeddings extends Module {
         x = tf.add(x, tf.gather(this.segments, types));
       } else if (types) {
         fail('this model was trained on single texts, not sentence pairs: leave out the second text');
+      }
+      const words = this.state.words;
+      if (this.words && this.shapes && words) {
+        x = tf.add(x, tf.add(tf.gather(this.words, words.wordIds), tf.gather(this.shapes, words.shapeIds)));
+      } else if (words) {
+        fail('this model has no word features: leave out the word and shape ids');
       }
       return dropout(this.norm.forward(x), this.dropoutRate, ctx);
     });
@@ -384,7 +417,7 @@ export class RevColText extends Module {
     this.config = validateConfig(structuredClone(config));
     const c = this.config;
     const rng = new RandomStream(seed);
-    this.embeddings = this.child('embeddings', new TextEmbeddings(c.vocabSize, c.maxLength, c.hidden[0], c.dropout, rng.fork(1), c.segments ?? 0, this.state));
+    this.embeddings = this.child('embeddings', new TextEmbeddings(c.vocabSize, c.maxLength, c.hidden[0], c.dropout, rng.fork(1), c.segments ?? 0, this.state, c.words && c.wordShapes ? { words: c.words, shapes: c.wordShapes } : null));
     const blocksPerColumn = c.layers.reduce((a, b) => a + b, 0);
     const firstBlock = c.layers.map((_, l) => c.layers.slice(0, l).reduce((a, b) => a + b, 0));
     const columnsRng = rng.fork(2);
@@ -432,6 +465,11 @@ export class RevColText extends Module {
     if (inputIds.rank !== 2 || attentionMask.rank !== 2 || inputIds.shape[0] !== attentionMask.shape[0] || inputIds.shape[1] !== attentionMask.shape[1]) {
       fail(`input ids ${JSON.stringify(inputIds.shape)} and attention mask ${JSON.stringify(attentionMask.shape)} must both be [batch, length]`);
     }
+  }
+
+  /** A model with word features reads them on every batch of the top-level paths (token classification). */
+  private checkWords(words: TokenWordFeatures | undefined): void {
+    if (this.embeddings.words && !words) fail('this model reads word features (a token classifier\'s word and word-shape ids): give them with every batch');
   }
 
   private checkWindows(inputIds: tf.Tensor, windowWeights?: tf.Tensor): void {
@@ -484,16 +522,21 @@ export class RevColText extends Module {
     return this.stepWith(batch.inputIds, batch.attentionMask, this.topLevelHead(() => head.variables(), (top) => head.loss(top, batch.positions, batch.targets)), opts);
   }
 
-  /** Loss and gradients of one batch through a head on the top level that is not part of this model (`head`). */
-  topLevelLossAndGradients(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, head: TopLevelLoss, opts: TextStepOptions): LossAndGradients {
-    return this.stepWith(inputIds, attentionMask, this.topLevelHead(() => head.variables(), (top, ctx) => head.loss(top, ctx)), opts);
+  /**
+   * Loss and gradients of one batch through a head on the top level that is not part of this
+   * model (`head`); `words`: the tokens' word features, for a model that has them (config.words).
+   */
+  topLevelLossAndGradients(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, head: TopLevelLoss, opts: TextStepOptions, words?: TokenWordFeatures): LossAndGradients {
+    this.checkWords(words);
+    return this.stepWith(inputIds, attentionMask, this.topLevelHead(() => head.variables(), (top, ctx) => head.loss(top, ctx)), opts, undefined, undefined, words);
   }
 
   /** The last column's top level [B, T, width] in eval mode (no dropout), for a head outside the model; the caller disposes. */
-  topLevelFeatures(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D): tf.Tensor3D {
+  topLevelFeatures(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, words?: TokenWordFeatures): tf.Tensor3D {
     this.checkBatch(inputIds, attentionMask);
+    this.checkWords(words);
     this.columns.clampScales();
-    this.state.set(attentionMask);
+    this.state.set(attentionMask, undefined, undefined, words);
     try {
       return tf.tidy(() => {
         const stem = this.embeddings.forward(inputIds, evalContext());
@@ -529,10 +572,10 @@ export class RevColText extends Module {
     }
   }
 
-  private stepWith(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, heads: HeadsPart, opts: TextStepOptions, tokenTypeIds?: tf.Tensor2D, windowWeights?: tf.Tensor2D): LossAndGradients {
+  private stepWith(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, heads: HeadsPart, opts: TextStepOptions, tokenTypeIds?: tf.Tensor2D, windowWeights?: tf.Tensor2D, words?: TokenWordFeatures): LossAndGradients {
     this.checkBatch(inputIds, attentionMask);
     const mode: TrainingMode = opts.mode ?? (this.config.reversible === false ? 'plain' : 'reversible');
-    this.state.set(attentionMask, tokenTypeIds, windowWeights);
+    this.state.set(attentionMask, tokenTypeIds, windowWeights, words);
     try {
       return lossAndGradients(this.columns, this.stemPart(), heads, inputIds, { mode, training: true, seed: opts.seed });
     } finally {

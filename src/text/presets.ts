@@ -36,6 +36,13 @@ export interface TextConfig {
   segments?: number;
   /** Long texts read as windows: how a text's windows become one vector (absent: 'mean'). 'attention' adds head.windowScore. */
   windowPooling?: WindowPooling;
+  /**
+   * Token classification with word features: rows of the word embedding (the model's word
+   * vocabulary, words.json in its folder, plus row 0 for special tokens and padding and row 1
+   * for unknown words) and of the word-shape embedding. Both set or both absent (no word features).
+   */
+  words?: number;
+  wordShapes?: number;
 }
 
 export const WINDOW_POOLINGS = ['mean', 'max', 'attention'] as const;
@@ -131,6 +138,9 @@ export function validateConfig(config: TextConfig): TextConfig {
   whole('numLabels', config.numLabels, config.problem === 'regression' ? 1 : 2);
   if (config.segments !== undefined && config.segments !== 2) fail(`text config: segments must be 2 (sentence pairs) when set, got ${JSON.stringify(config.segments)}`);
   if (config.anchorEvery !== undefined) whole('anchorEvery', config.anchorEvery, 0);
+  if ((config.words === undefined) !== (config.wordShapes === undefined)) fail(`text config: words and wordShapes go together (word features), got words ${JSON.stringify(config.words)} and wordShapes ${JSON.stringify(config.wordShapes)}`);
+  if (config.words !== undefined) whole('words', config.words, 2);
+  if (config.wordShapes !== undefined) whole('wordShapes', config.wordShapes, 2);
   if (config.windowPooling !== undefined && !(WINDOW_POOLINGS as readonly unknown[]).includes(config.windowPooling)) {
     fail(`text config: windowPooling must be ${WINDOW_POOLINGS.join(', ')} when set, got ${JSON.stringify(config.windowPooling)}`);
   }

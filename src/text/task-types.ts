@@ -35,4 +35,8 @@ export interface TokenTaskData {
   tags?: string[];
   /** Which piece of each word carries its tag ('first' unless the task chose 'last'). */
   scoredPiece?: 'first' | 'last';
+  /** Word features (fineTuneTokens' wordFeatures, wordMinCount, wordDropout), when the task sets them. */
+  wordFeatures?: boolean;
+  wordMinCount?: number;
+  wordDropout?: number;
 }

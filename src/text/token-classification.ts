@@ -12,6 +12,9 @@
  * (counting the words cut); evaluation and prediction cut them into windows instead, so that
  * every word gets a tag.
  */
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ensureBackend, useBackend } from '../backends/index.js';
 import { fail } from '../core/errors.js';
@@ -20,13 +23,14 @@ import { LayerNorm, Linear } from '../core/layers.js';
 import { Module } from '../core/module.js';
 import { type ForwardContext, evalContext, dropout, mixSeed, RandomStream } from '../core/random.js';
 import { readLater, type Reads } from '../core/reads.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { readTokenExamples, type ReadTokenOptions, type TokenExamples, wordLine } from '../data/token-data.js';
 import { seededPermutation } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
 import { softmaxCrossEntropy } from '../train/losses.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { lengthGroupedBatches } from './encoded.js';
-import { RevColText, type TextStepOptions } from './model.js';
+import { RevColText, type TextStepOptions, type TokenWordFeatures } from './model.js';
 import { folderTokenizer, MASKED_LM_OBJECTIVE, readResumeMeta, TOKEN_CLASSIFICATION_OBJECTIVE } from './model-meta.js';
 import type { TextConfig } from './presets.js';
 import {
@@ -44,6 +48,113 @@ export { TOKEN_CLASSIFICATION_OBJECTIVE } from './model-meta.js';
 export const TOKEN_HEAD = 'tagger';
 
 // ---------------------------------------------------------------------------------------------
+// Word features: a word vocabulary and word shapes
+
+/**
+ * Word shapes, by id (0: special tokens and padding). A word's shape tells what the uncased
+ * sub-word vocabulary hides: its capitals (a proper name), digits, punctuation.
+ */
+export const WORD_SHAPES = ['special', 'lower', 'Capitalised', 'ALLCAPS', 'MixedCase', 'number', 'digits+letters', 'punctuation', 'other'] as const;
+
+const HAS_LETTER = /\p{L}/u;
+const HAS_DIGIT = /\p{N}/u;
+const NUMBER = /^[+-]?(?:\p{N}+(?:[.,:/-]\p{N}+)*|[.,]\p{N}+)%?$/u;
+
+/** The shape id of a word (an index of WORD_SHAPES, never 0). */
+export function wordShape(word: string): number {
+  const letters = HAS_LETTER.test(word);
+  const digits = HAS_DIGIT.test(word);
+  if (!letters && !digits) return word.trim() === '' ? 8 : 7;
+  if (!letters) return NUMBER.test(word) ? 5 : 6;
+  if (digits) return 6;
+  const lower = word.toLowerCase();
+  const upper = word.toUpperCase();
+  if (word === lower) return 1;
+  const first = [...word][0]!;
+  const rest = word.slice(first.length);
+  // One capital letter ("I", "A") is Capitalised; two or more, all capitals, ALLCAPS.
+  if (word === upper) return [...word].filter((c) => HAS_LETTER.test(c)).length > 1 ? 3 : 2;
+  if (first !== first.toLowerCase() && rest === rest.toLowerCase()) return 2;
+  return 4;
+}
+
+/** How a word is looked up in a word vocabulary: lowercased, every digit read as 0. */
+export function normaliseWord(word: string): string {
+  return word.toLowerCase().replace(/\p{Nd}/gu, '0');
+}
+
+/** The file of a token model's folder that holds its word vocabulary (models with word features). */
+export const WORDS_FILE = 'words.json';
+const WORDS_FORMAT = 'revcol-words';
+
+/**
+ * The word vocabulary of a token classifier with word features: the normalised training words
+ * seen at least `minCount` times. Id 0 is kept for special tokens and padding, 1 is every word
+ * not in it (unknown), the words are 2, 3, …
+ */
+export class WordVocabulary {
+  static readonly SPECIAL = 0;
+  static readonly UNKNOWN = 1;
+  private readonly index: Map<string, number>;
+  constructor(readonly words: readonly string[], readonly minCount: number) {
+    this.index = new Map(words.map((w, i) => [w, i + 2]));
+    if (this.index.size !== words.length) fail('a word vocabulary holds a word twice');
+  }
+
+  /** Rows of the word embedding: the words, the special row and the unknown row. */
+  get size(): number {
+    return this.words.length + 2;
+  }
+
+  /** A word's id: its normalised form's, else UNKNOWN. */
+  id(word: string): number {
+    return this.index.get(normaliseWord(word)) ?? WordVocabulary.UNKNOWN;
+  }
+
+  /** The normalised words of the sentences seen at least minCount times, most frequent first (ties in first-seen order). */
+  static build(sentences: readonly (readonly string[])[], minCount = 2): WordVocabulary {
+    if (!Number.isInteger(minCount) || minCount < 1) fail(`the word vocabulary's minimum count must be a whole number ≥ 1, got ${minCount}`);
+    const counts = new Map<string, number>();
+    for (const s of sentences) for (const w of s) {
+      const n = normaliseWord(w);
+      counts.set(n, (counts.get(n) ?? 0) + 1);
+    }
+    const kept = [...counts].filter(([, c]) => c >= minCount);
+    kept.sort((a, b) => b[1] - a[1]);
+    return new WordVocabulary(kept.map(([w]) => w), minCount);
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { format: WORDS_FORMAT, version: 1, normalise: 'lowercase, digits as 0', minCount: this.minCount, shapes: [...WORD_SHAPES], words: this.words };
+  }
+
+  /** Writes words.json into a folder (atomically). */
+  async save(dir: string): Promise<void> {
+    await writeFileAtomic(path.join(dir, WORDS_FILE), `${JSON.stringify(this.toJSON())}\n`);
+  }
+
+  /** The word vocabulary of a model folder (or of the folder of a model's .safetensors file); `rows`: the model's word embedding rows. */
+  static async read(dirOrFile: string, rows?: number): Promise<WordVocabulary> {
+    const dir = existsSync(dirOrFile) && statSync(dirOrFile).isDirectory() ? dirOrFile : path.dirname(dirOrFile);
+    const file = path.join(dir, WORDS_FILE);
+    let raw: Record<string, unknown>;
+    try {
+      raw = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      fail(`the model in ${dir} reads word features but its word vocabulary ${file} is missing or unreadable (${(err as Error).message.split('\n')[0]}): copy it with the model, or train it again`);
+    }
+    const shapes = raw.shapes;
+    if (raw.format !== WORDS_FORMAT || !Array.isArray(raw.words) || raw.words.some((w) => typeof w !== 'string') || typeof raw.minCount !== 'number'
+      || !Array.isArray(shapes) || shapes.length !== WORD_SHAPES.length || shapes.some((x, i) => x !== WORD_SHAPES[i])) {
+      fail(`${file} is not a revcol word vocabulary of this version (format ${WORDS_FORMAT}, words, minCount, shapes ${WORD_SHAPES.join(' ')}): it may be damaged; train the model again`);
+    }
+    const vocabulary = new WordVocabulary(raw.words as string[], raw.minCount);
+    if (rows !== undefined && vocabulary.size !== rows) fail(`${file} holds ${raw.words.length} words (${vocabulary.size} rows with the special and unknown rows) but the model's word embedding has ${rows} rows: the file does not belong to the model`);
+    return vocabulary;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Words to sub-word tokens
 
 /** One sentence as the model sees it. */
@@ -56,6 +167,23 @@ export interface EncodedSentence {
   wordStarts: Int32Array;
   /** Words past the max length, left out. */
   cutWords: number;
+  /** With word features: per token, its word's id and shape id (0 for the special tokens). */
+  wordIds?: Int32Array;
+  shapeIds?: Int32Array;
+  /** With word features: the token index of each kept word's first piece. */
+  firstPieces?: Int32Array;
+}
+
+/** Uniform draws in [0, 1) from a seed (mulberry32): cheap, and the same on every platform. */
+function uniforms(seed: number): () => number {
+  let a = (seed >>> 0) ^ 0x9e3779b9;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /** Which sub-word piece of a word carries its tag: the first (Hugging Face's rule, the default) or the last. */
@@ -82,7 +210,7 @@ export class WordEncoder {
    * of speech when the word is split (pos-brown measured 94.2% with the last against 93.1% with
    * the first, one epoch each; docs/token-classification.md).
    */
-  constructor(readonly tokenizer: TextTokenizer, readonly scoredPiece: ScoredPiece = 'first') {
+  constructor(readonly tokenizer: TextTokenizer, readonly scoredPiece: ScoredPiece = 'first', readonly vocabulary: WordVocabulary | null = null) {
     const lib = tokenizer.library;
     const bare: number[] = lib.encode('a', { add_special_tokens: false }).ids;
     const framed: number[] = lib.encode('a').ids;
@@ -137,6 +265,10 @@ export class WordEncoder {
     const pieces: number[] = [...this.prefix];
     const starts: number[] = [];
     const labels: number[] = this.prefix.map(() => IGNORE_INDEX);
+    const vocabulary = this.vocabulary;
+    const wordIds: number[] = this.prefix.map(() => WordVocabulary.SPECIAL);
+    const shapeIds: number[] = this.prefix.map(() => 0);
+    const firstPieces: number[] = [];
     let kept = 0;
     for (let w = 0; w < words.length; w++) {
       const p = this.pieces(words[w]!);
@@ -145,15 +277,30 @@ export class WordEncoder {
       const n = Math.min(p.length, room);
       const scored = this.scoredPiece === 'last' ? n - 1 : 0;
       starts.push(pieces.length + scored);
+      const wordId = vocabulary ? vocabulary.id(words[w]!) : 0;
+      const shapeId = vocabulary ? wordShape(words[w]!) : 0;
+      firstPieces.push(pieces.length);
       for (let k = 0; k < n; k++) {
         pieces.push(p[k]!);
         labels.push(k === scored && tagIds ? tagIds[w]! : IGNORE_INDEX);
+        wordIds.push(wordId);
+        shapeIds.push(shapeId);
       }
       kept++;
     }
     pieces.push(...this.suffix);
-    for (let k = 0; k < this.suffix.length; k++) labels.push(IGNORE_INDEX);
-    return { ids: Int32Array.from(pieces), labels: Int32Array.from(labels), wordStarts: Int32Array.from(starts), cutWords: words.length - kept };
+    for (let k = 0; k < this.suffix.length; k++) {
+      labels.push(IGNORE_INDEX);
+      wordIds.push(WordVocabulary.SPECIAL);
+      shapeIds.push(0);
+    }
+    const row: EncodedSentence = { ids: Int32Array.from(pieces), labels: Int32Array.from(labels), wordStarts: Int32Array.from(starts), cutWords: words.length - kept };
+    if (vocabulary) {
+      row.wordIds = Int32Array.from(wordIds);
+      row.shapeIds = Int32Array.from(shapeIds);
+      row.firstPieces = Int32Array.from(firstPieces);
+    }
+    return row;
   }
 
   /**
@@ -186,10 +333,13 @@ export interface TokenBatch {
   positions: tf.Tensor1D;
   /** Tag ids at `positions` (0 where the sentences have no tags). */
   targets: tf.Tensor1D;
+  /** With word features: each token's word and shape ids [B, T] (0 at special tokens and padding). */
+  words?: TokenWordFeatures;
 }
 
 export function disposeTokenBatch(b: TokenBatch): void {
   tf.dispose([b.inputIds, b.attentionMask, b.positions, b.targets]);
+  if (b.words) tf.dispose([b.words.wordIds, b.words.shapeIds]);
 }
 
 /**
@@ -209,6 +359,7 @@ export class EncodedTokens {
   readonly splitSentences: number = 0;
   private readonly padTokenId: number;
   private readonly hasTags: boolean;
+  private readonly wordFeatures: boolean;
 
   constructor(encoder: WordEncoder, readonly sentences: readonly (readonly string[])[], tagIds: readonly ArrayLike<number>[] | null, readonly maxLength: number, readonly mode: 'cut' | 'split') {
     let cutWords = 0;
@@ -236,6 +387,7 @@ export class EncodedTokens {
     this.lengths = Int32Array.from(this.rows, (r) => r.ids.length);
     this.padTokenId = encoder.padTokenId;
     this.hasTags = tagIds !== null;
+    this.wordFeatures = encoder.vocabulary !== null;
   }
 
   private push(row: EncodedSentence, sentence: number, firstWord: number): void {
@@ -251,9 +403,10 @@ export class EncodedTokens {
   /**
    * The given rows as tensors, cut to their longest row (rounded up to a multiple of 8; padded
    * positions do not change a model's output). Positions: every kept word's first piece, in row
-   * order, then word order.
+   * order, then word order. `wordDropout`: with word features, the chance that a word's id is
+   * read as unknown (training only; drawn from `seed`, so a batch is the same on every call).
    */
-  batch(rows: number[]): TokenBatch {
+  batch(rows: number[], wordDropout = 0, seed = 0): TokenBatch {
     let width = 1;
     for (const r of rows) width = Math.max(width, this.lengths[r]!);
     width = Math.min(this.maxLength, Math.ceil(width / 8) * 8);
@@ -261,6 +414,9 @@ export class EncodedTokens {
     const mask = new Int32Array(rows.length * width);
     const positions: number[] = [];
     const targets: number[] = [];
+    const wordIds = this.wordFeatures ? new Int32Array(rows.length * width) : null;
+    const shapeIds = this.wordFeatures ? new Int32Array(rows.length * width) : null;
+    const random = wordDropout > 0 ? uniforms(seed) : null;
     rows.forEach((r, i) => {
       const row = this.rows[r]!;
       ids.set(row.ids, i * width);
@@ -269,12 +425,26 @@ export class EncodedTokens {
         positions.push(i * width + t);
         targets.push(this.hasTags ? row.labels[t]! : 0);
       }
+      if (wordIds && shapeIds) {
+        wordIds.set(row.wordIds!, i * width);
+        shapeIds.set(row.shapeIds!, i * width);
+        if (random) {
+          // A word is dropped whole: every piece of it reads as unknown.
+          const first = row.firstPieces!;
+          for (let k = 0; k < first.length; k++) {
+            if (random() >= wordDropout) continue;
+            const end = k + 1 < first.length ? first[k + 1]! : row.ids.length;
+            for (let t = first[k]!; t < end && row.wordIds![t] !== WordVocabulary.SPECIAL; t++) wordIds[i * width + t] = WordVocabulary.UNKNOWN;
+          }
+        }
+      }
     });
     return {
       inputIds: tf.tensor2d(ids, [rows.length, width], 'int32'),
       attentionMask: tf.tensor2d(mask, [rows.length, width], 'int32'),
       positions: tf.tensor1d(positions, 'int32'),
       targets: tf.tensor1d(targets, 'int32'),
+      ...(wordIds && shapeIds ? { words: { wordIds: tf.tensor2d(wordIds, [rows.length, width], 'int32'), shapeIds: tf.tensor2d(shapeIds, [rows.length, width], 'int32') } } : {}),
     };
   }
 }
@@ -348,19 +518,19 @@ export class TokenClassificationModel extends Module {
     return this.text.topLevelLossAndGradients(batch.inputIds, batch.attentionMask, {
       variables: () => this.head.parameters(),
       loss: (top, ctx) => this.head.loss(top, batch.positions, batch.targets, ctx, smoothing),
-    }, opts);
+    }, opts, batch.words);
   }
 
   /** Tag logits [M, numTags] at the batch's positions, in eval mode. */
-  logits(batch: Pick<TokenBatch, 'inputIds' | 'attentionMask' | 'positions'>): tf.Tensor2D {
+  logits(batch: Pick<TokenBatch, 'inputIds' | 'attentionMask' | 'positions' | 'words'>): tf.Tensor2D {
     return tf.tidy(() => {
-      const top = this.text.topLevelFeatures(batch.inputIds, batch.attentionMask);
+      const top = this.text.topLevelFeatures(batch.inputIds, batch.attentionMask, batch.words);
       return this.head.logits(top, batch.positions);
     });
   }
 
   /** Tag probabilities [M, numTags] at the batch's positions, in eval mode. */
-  probabilities(batch: Pick<TokenBatch, 'inputIds' | 'attentionMask' | 'positions'>): tf.Tensor2D {
+  probabilities(batch: Pick<TokenBatch, 'inputIds' | 'attentionMask' | 'positions' | 'words'>): tf.Tensor2D {
     return tf.tidy(() => tf.softmax(this.logits(batch)));
   }
 
@@ -472,6 +642,8 @@ export interface TokenModelMeta {
   scheme: EntityScheme | null;
   /** The piece of each word that was scored; absent in models from before it was a choice: the first. */
   scoredPiece?: ScoredPiece;
+  /** Word features (config.words set): the vocabulary's minimum count and the training's word dropout. Absent: none. */
+  wordFeatures?: { minCount: number; dropout: number };
   preset?: string;
   task?: string;
 }
@@ -540,8 +712,10 @@ export class TokenClassifier {
     readonly tags: TagSet,
     readonly meta: TokenModelMeta,
     readonly source: string,
+    /** The word vocabulary of a model with word features (its folder's words.json), else null. */
+    readonly vocabulary: WordVocabulary | null = null,
   ) {
-    this.encoder = new WordEncoder(tokenizer, meta.scoredPiece ?? 'first');
+    this.encoder = new WordEncoder(tokenizer, meta.scoredPiece ?? 'first', vocabulary);
   }
 
   get maxLength(): number {
@@ -561,9 +735,10 @@ export class TokenClassifier {
       if (tokenizer.vocabSize !== meta.config.vocabSize) {
         fail(`the tokenizer of ${dir} has ${tokenizer.vocabSize} tokens but the model was trained with ${meta.config.vocabSize}: the folder's tokenizer files do not belong to it`);
       }
+      const vocabulary = meta.config.words ? await WordVocabulary.read(loaded.file, meta.config.words) : null;
       model = new TokenClassificationModel(new RevColText(meta.config), tags.size);
       model.loadStateDict(loaded.tensors, `the weights in ${loaded.file}`);
-      return new TokenClassifier(model, tokenizer, tags, meta, loaded.file);
+      return new TokenClassifier(model, tokenizer, tags, meta, loaded.file, vocabulary);
     } catch (err) {
       model?.dispose();
       throw err;
@@ -644,6 +819,16 @@ export interface TokenFineTuneOptions extends TextRunOptions, Pick<ReadTokenOpti
   labelSmoothing?: number;
   /** Which piece of each word carries its tag (default: the task's, else the first; see WordEncoder). */
   scoredPiece?: ScoredPiece;
+  /**
+   * Word features: an embedding of each word (its normalised form in a vocabulary of the training
+   * words) and of its shape (capitals, digits, punctuation), added to every piece of the word
+   * (default: a resumed run's; else on from an earlier model that has them; else the task's, else off).
+   */
+  wordFeatures?: boolean;
+  /** The word vocabulary keeps training words seen at least this often (default: the task's, else 2). */
+  wordMinCount?: number;
+  /** The chance a training word is read as unknown (default: the task's, else 0). */
+  wordDropout?: number;
   /** Which epoch best.safetensors keeps: the best word accuracy on the evaluation set, or the last (default with a task). */
   keep?: 'best' | 'last';
   /** Seed of the held-out split and the max-length sample (default: seed). */
@@ -676,6 +861,8 @@ export interface TokenFineTuneResult {
   lr: number;
   keep: 'best' | 'last';
   from: string | null;
+  /** Word features: the vocabulary's words (without the special and unknown rows), its minimum count and the word dropout; null without. */
+  wordFeatures: { words: number; minCount: number; dropout: number } | null;
   /** Lines worth showing (held-out split, cut sentences, where the columns came from). */
   notes: string[];
 }
@@ -788,7 +975,8 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
     const scoredPiece: ScoredPiece = options.scoredPiece ?? resumeMeta?.scoredPiece ?? task?.scoredPiece ?? 'first';
     if (!SCORED_PIECES.includes(scoredPiece)) fail(`${name('scoredPiece')} must be first or last, got ${String(scoredPiece)}`);
     if (resumeMeta && (resumeMeta.scoredPiece ?? 'first') !== scoredPiece) fail(`the run in ${options.out} scored the ${resumeMeta.scoredPiece ?? 'first'} piece of each word: leave out ${name('scoredPiece')} to resume it`);
-    const encoder = new WordEncoder(tokenizer, scoredPiece);
+    const { vocabulary, wordDropout } = await resolveWordFeatures(options, trainSet, resumeMeta, fromMeta && fromModel ? { meta: fromMeta, file: fromModel.file } : null, task, notes);
+    const encoder = new WordEncoder(tokenizer, scoredPiece, vocabulary);
     if (base && tokenizer.vocabSize !== base.config.vocabSize) {
       fail(`tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} tokens but the earlier model was trained with ${base.config.vocabSize}: leave out ${name('tokenizer')} to use the model's own`);
     }
@@ -805,6 +993,13 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
       optionName: name,
     });
     const { config, preset: presetName } = arch;
+    if (vocabulary) {
+      config.words = vocabulary.size;
+      config.wordShapes = WORD_SHAPES.length;
+    } else {
+      delete config.words;
+      delete config.wordShapes;
+    }
     const maxLength = resolveMaxLength(arch, {
       given: options.maxLength,
       resumed: resumeMeta?.maxLength,
@@ -826,8 +1021,11 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
     try {
       if (fromModel && fromMeta) {
         const keepHead = fromMeta.objective === TOKEN_CLASSIFICATION_OBJECTIVE && fromMeta.labels.length === tags.size && fromMeta.labels.every((t, i) => t === tags.names[i]);
-        const tensors = new Map([...fromModel.tensors].filter(([name]) => name.startsWith('embeddings.') || name.startsWith('columns.') || (keepHead && name.startsWith(`${TOKEN_HEAD}.`))));
+        const own = new Map(model.namedParameters());
+        const tensors = new Map([...fromModel.tensors].filter(([name]) => (name.startsWith('embeddings.') && own.has(name)) || name.startsWith('columns.') || (keepHead && name.startsWith(`${TOKEN_HEAD}.`))));
         if (!keepHead) for (const [name, v] of model.head.namedParameters(`${TOKEN_HEAD}.`)) tensors.set(name, v);
+        // Word features from a model without them: their tables start fresh.
+        for (const name of WORD_TABLES) if (own.has(name) && !tensors.has(name)) tensors.set(name, own.get(name)!);
         model.loadStateDict(tensors, `the weights in ${fromModel.file}`);
         notes.push(`starting from ${options.from}: its embeddings and columns, ${keepHead ? 'and its tagger (same tags)' : 'a new tagger'}`);
       }
@@ -844,19 +1042,22 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
         maxLength,
         scheme,
         scoredPiece,
+        ...(vocabulary ? { wordFeatures: { minCount: vocabulary.minCount, dropout: wordDropout } } : {}),
         ...(presetName ? { preset: presetName } : {}),
         ...(task ? { task: task.name } : {}),
       };
       await begin();
       await makeOutputFolder(options.out, name);
       await tokenizer.save(options.out);
+      if (vocabulary) await vocabulary.save(options.out);
       notes.forEach((line) => log(line));
 
       const summary = await train<TokenBatch>({
         model,
         trainSize: trainData.size,
         trainBatches: function* (_epoch, shuffleSeed) {
-          for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) yield trainData.batch(rows);
+          let k = 0;
+          for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) yield trainData.batch(rows, wordDropout, mixSeed(shuffleSeed, 0x30d0 + k++));
         },
         batchSize: (b) => b.inputIds.shape[0],
         lossAndGradients: (b, step) => model.lossAndGradients(b, { seed: mixSeed(seed, step), labelSmoothing }),
@@ -895,6 +1096,7 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
         lr,
         keep,
         from: fromModel ? options.from! : null,
+        wordFeatures: vocabulary ? { words: vocabulary.words.length, minCount: vocabulary.minCount, dropout: wordDropout } : null,
         notes,
       };
     } finally {
@@ -903,6 +1105,56 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
   } finally {
     fromModel?.tensors.forEach((t) => t.dispose());
   }
+}
+
+/** The word-feature tables' parameter names. */
+const WORD_TABLES = ['embeddings.words', 'embeddings.shapes'];
+
+/**
+ * Word features of a token fine-tune: a resumed run's (its words.json); else on when given, else
+ * when the --from model has them, else when the task turns them on; then the --from model's
+ * vocabulary (and tables) when it has them, else a vocabulary of the training words. Null
+ * without word features.
+ */
+async function resolveWordFeatures(
+  options: TokenFineTuneOptions,
+  trainSet: TokenExamples,
+  resumeMeta: TokenModelMeta | null,
+  from: { meta: EarlierTextMeta; file: string } | null,
+  task: TokenTaskData | null,
+  notes: string[],
+): Promise<{ vocabulary: WordVocabulary | null; wordDropout: number }> {
+  const name = namer(options);
+  let on: boolean;
+  if (resumeMeta) {
+    on = Boolean(resumeMeta.config.words);
+    if (options.wordFeatures !== undefined && options.wordFeatures !== on) fail(`the run in ${options.out} was trained ${on ? 'with' : 'without'} word features: leave out ${name('wordFeatures')} to resume it`);
+  } else {
+    on = options.wordFeatures ?? (from?.meta.config.words ? true : undefined) ?? task?.wordFeatures ?? false;
+  }
+  if (!on) {
+    for (const option of ['wordMinCount', 'wordDropout'] as const) {
+      if (options[option] !== undefined) fail(`${name(option)} is for word features, which this run has not: leave it out, or turn them on (${name('wordFeatures')})`);
+    }
+    return { vocabulary: null, wordDropout: 0 };
+  }
+  const wordDropout = options.wordDropout ?? resumeMeta?.wordFeatures?.dropout ?? task?.wordDropout ?? 0;
+  if (typeof wordDropout !== 'number' || !(wordDropout >= 0 && wordDropout < 1)) fail(`${name('wordDropout')} must be a number in [0, 1), got ${JSON.stringify(wordDropout)}`);
+  if (resumeMeta) {
+    if (options.wordMinCount !== undefined && options.wordMinCount !== resumeMeta.wordFeatures?.minCount) fail(`the run in ${options.out} has its word vocabulary (minimum count ${resumeMeta.wordFeatures?.minCount}): leave out ${name('wordMinCount')} to resume it`);
+    return { vocabulary: await WordVocabulary.read(options.out, resumeMeta.config.words), wordDropout };
+  }
+  if (from?.meta.config.words) {
+    if (options.wordMinCount !== undefined) fail(`${options.from} brings its word vocabulary: leave out ${name('wordMinCount')}, or start its word features afresh from a model without them`);
+    const vocabulary = await WordVocabulary.read(from.file, from.meta.config.words);
+    notes.push(`word features: the word vocabulary of ${options.from} (${vocabulary.words.length} words) and its tables`);
+    return { vocabulary, wordDropout };
+  }
+  const minCount = options.wordMinCount ?? task?.wordMinCount ?? 2;
+  if (!Number.isInteger(minCount) || minCount < 1) fail(`${name('wordMinCount')} must be a whole number ≥ 1, got ${JSON.stringify(minCount)}`);
+  const vocabulary = WordVocabulary.build(trainSet.sentences, minCount);
+  notes.push(`word features: ${vocabulary.words.length} training words seen ${minCount} or more times (lowercased, digits as 0), ${WORD_SHAPES.length - 1} word shapes${wordDropout ? `, word dropout ${wordDropout}` : ''}`);
+  return { vocabulary, wordDropout };
 }
 
 /** What any text model's folder records that a token fine-tune --from reads. */
