@@ -184,17 +184,43 @@ describe('word features: the model', () => {
     withWords.dispose();
   });
 
-  it('text config: words and wordShapes go together, whole numbers ≥ 2', async () => {
+  it('text config: words and wordShapes go together, whole numbers ≥ 2; a context window needs them', async () => {
     expect(await oneLineError(() => new RevColText(smallConfig({ words: 10 })))).toMatch(/words and wordShapes go together/);
     expect(await oneLineError(() => new RevColText(smallConfig({ words: 1, wordShapes: 9 })))).toMatch(/words must be a whole number ≥ 2/);
+    expect(await oneLineError(() => new RevColText(smallConfig({ wordContext: 1 })))).toMatch(/wordContext needs word features/);
   });
 
-  const cases: Array<[number, number[], number[]]> = [
-    [1, [16], [2]],
-    [2, [16, 24], [1, 1]],
+  it('the context window reads neighbours (zeros past the ends): a row\'s outputs do not depend on its padding', () => {
+    const model = new TokenClassificationModel(new RevColText(smallConfig({ words: 7, wordShapes: WORD_SHAPES.length, wordContext: 2, dropout: 0, dropPath: 0 }), 4), 4, 4);
+    expect(model.namedParameters().find(([n]) => n === 'embeddings.context.weight')![1].shape).toEqual([4 * 16, 16]);
+    const row = (t: number, pad: number) => {
+      const ids = [3, 9, 4, 7, 2, ...Array(pad).fill(0)];
+      const mask = [1, 1, 1, 1, 1, ...Array(pad).fill(0)];
+      const w = [0, 2, 3, 3, 0, ...Array(pad).fill(0)];
+      const sh = [0, 1, 2, 2, 0, ...Array(pad).fill(0)];
+      return {
+        inputIds: tf.tensor2d([ids], [1, t], 'int32'), attentionMask: tf.tensor2d([mask], [1, t], 'int32'), positions: tf.tensor1d([1, 2, 3], 'int32'), targets: tf.tensor1d([0, 1, 2], 'int32'),
+        words: { wordIds: tf.tensor2d([w], [1, t], 'int32'), shapeIds: tf.tensor2d([sh], [1, t], 'int32') },
+      } as TokenBatch;
+    };
+    const short = row(5, 0);
+    const long = row(9, 4);
+    const a = model.logits(short);
+    const b = model.logits(long);
+    expect(relativeError(b, a)).toBeLessThan(1e-5);
+    tf.dispose([a, b]);
+    disposeBatch(short);
+    disposeBatch(long);
+    model.dispose();
+  });
+
+  const cases: Array<[number, number[], number[], number]> = [
+    [1, [16], [2], 0],
+    [2, [16, 24], [1, 1], 0],
+    [2, [16, 24], [1, 1], 2],
   ];
-  it.each(cases)('reversible backward agrees with plain autodiff: %i columns, widths %j, dropout and drop path on', (columns, hidden, layers) => {
-    const model = new TokenClassificationModel(new RevColText(smallConfig({ columns, hidden, layers, words: 13, wordShapes: WORD_SHAPES.length }), 7 * columns), 4, 3);
+  it.each(cases)('reversible backward agrees with plain autodiff: %i columns, widths %j, context window %#, dropout and drop path on', (columns, hidden, layers, context) => {
+    const model = new TokenClassificationModel(new RevColText(smallConfig({ columns, hidden, layers, words: 13, wordShapes: WORD_SHAPES.length, ...(context ? { wordContext: context } : {}) }), 7 * columns), 4, 3);
     spreadShortcutScales(model.text.columns, columns, hidden.length, (c, l) => 31 * c + l);
     const data = batch(5 + columns, 13, WORD_SHAPES.length);
     const plain = model.lossAndGradients(data, { seed: 99, mode: 'plain', labelSmoothing: 0.1 });
@@ -203,7 +229,7 @@ describe('word features: the model', () => {
     const names = new Map(model.namedParameters().map(([n, v]) => [v, n]));
     expect([...rev.grads.keys()].map((v) => names.get(v)).sort()).toEqual([...plain.grads.keys()].map((v) => names.get(v)).sort());
     expect(plain.grads.size).toBe(model.parameters().length - hidden.length);
-    for (const table of ['embeddings.words', 'embeddings.shapes']) {
+    for (const table of ['embeddings.words', 'embeddings.shapes', ...(context ? ['embeddings.context.weight'] : [])]) {
       const g = [...plain.grads].find(([v]) => names.get(v) === table)![1];
       expect(tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]!), table).toBeGreaterThan(0);
     }
@@ -240,7 +266,7 @@ describe('word features: training, saving, loading', () => {
     const result = await fineTuneTokens({
       train: trainFile, eval: evalFile, out, tokenizer: tokenizerDir, epochs: 3, batchSize: 16, lr: 1e-2, maxLength: 32, wordFeatures: true, config, progress: false, log: () => {},
     });
-    expect(result.wordFeatures).toEqual({ words: 7, minCount: 2, dropout: 0 });
+    expect(result.wordFeatures).toEqual({ words: 7, minCount: 2, dropout: 0, context: 0 });
     expect(result.config.words).toBe(9);
     expect(result.config.wordShapes).toBe(WORD_SHAPES.length);
     // NAME against NOUN needs the capital, which only the word shape shows.
@@ -268,7 +294,7 @@ describe('word features: training, saving, loading', () => {
     expect(await oneLineError(() => fineTuneTokens({ train: trainFile, eval: evalFile, out, epochs: 4, resume: true, wordFeatures: false, progress: false, log: () => {} })))
       .toMatch(/was trained with word features: leave out wordFeatures to resume it$/);
     const resumed = await fineTuneTokens({ train: trainFile, eval: evalFile, out, epochs: 4, resume: true, progress: false, log: () => {} });
-    expect(resumed.wordFeatures).toEqual({ words: 7, minCount: 2, dropout: 0 });
+    expect(resumed.wordFeatures).toEqual({ words: 7, minCount: 2, dropout: 0, context: 0 });
     expect(resumed.summary.epochs.length).toBe(4);
 
     // From a model without word features: the tables start fresh, the rest carries over.

@@ -76,6 +76,7 @@ const TEXT_FLAGS = {
   wordFeatures: { flags: '--word-features <on|off>', help: 'tagged words: add an embedding of each word (training words seen --word-min-count times or more, lowercased) and of its shape (capitals, digits, punctuation) to its pieces, kept in the model\'s words.json (default: the task\'s, else off)', parse: onOff('--word-features') },
   wordMinCount: { flags: '--word-min-count <n>', help: 'tagged words, with --word-features on: the word vocabulary keeps training words seen at least N times (default: the task\'s, else 2)', parse: integer('--word-min-count') },
   wordDropout: { flags: '--word-dropout <x>', help: 'tagged words, with --word-features on: the chance a training word is read as unknown (default: the task\'s, else 0)', parse: fraction('--word-dropout') },
+  wordContext: { flags: '--word-context <n>', help: 'tagged words, with --word-features on: each token also reads the embeddings of up to N tokens each way (default: the task\'s, else 0: none)', parse: wholeOrZero('--word-context') },
   tagNames: { flags: '--tag-names <names>', help: 'tagged words in JSONL with numeric tags (Hugging Face ner_tags): their names in order, comma-separated (O,B-PER,I-PER) or a JSON array' },
   tokenizer: { flags: '--tokenizer <dir|name>', help: 'tokenizer folder (tokenizer.json + tokenizer_config.json) or Hugging Face Hub name (default: the shipped bert-base-uncased)' },
   allowNetwork: { flags: '--allow-network', help: 'allow downloading a Hub tokenizer' },

@@ -74,7 +74,7 @@ export function registerTextCommands(program: Command): void {
     .command('fine-tune')
     .description('Train a RevCol text classifier on a CSV/TSV/JSONL file (columns text and label) or a built-in task; or a token classifier (a tag per word: part of speech, named entities) on a CoNLL or JSONL file of tagged words.');
   addTextFlags(fineTuneCmd, [
-    'train', 'task', 'taskType', 'eval', 'textColumn', 'labelColumn', 'textPairColumn', 'multiLabel', 'labelSeparator', 'tagColumn', 'tagNames', 'scoredPiece', 'wordFeatures', 'wordMinCount', 'wordDropout', 'tokenizer', 'allowNetwork', 'preset', 'config', 'from',
+    'train', 'task', 'taskType', 'eval', 'textColumn', 'labelColumn', 'textPairColumn', 'multiLabel', 'labelSeparator', 'tagColumn', 'tagNames', 'scoredPiece', 'wordFeatures', 'wordMinCount', 'wordDropout', 'wordContext', 'tokenizer', 'allowNetwork', 'preset', 'config', 'from',
     'epochs', 'batchSize', 'lr', 'maxLength', 'truncation', 'windows', 'windowPooling', 'labelSmoothing', 'keep', 'collapseRuns', 'ema', 'inputMasking', 'pretrainEpochs',
     'out', 'resume', 'overwrite', 'seed', 'ensemble', 'parallel', 'mode', 'progress',
   ], {

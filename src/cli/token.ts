@@ -186,6 +186,7 @@ const TOKEN_ONLY_FLAGS: Array<[string, string]> = [
   ['wordFeatures', '--word-features'],
   ['wordMinCount', '--word-min-count'],
   ['wordDropout', '--word-dropout'],
+  ['wordContext', '--word-context'],
 ];
 
 /**
@@ -250,7 +251,7 @@ function printTokenSummary(r: TokenFineTuneResult): void {
   out(`model: ${r.preset ?? 'custom config'} (${r.config.columns} columns, widths ${r.config.hidden.join('/')}, blocks ${r.config.layers.join('/')}), token classification, tokenizer ${r.tokenizer}, max length ${r.maxLength}`);
   out(`training: ${r.sentences.train} sentences (${r.words.train} words), ${r.epochs} epochs, batch ${r.batchSize}, lr ${r.lr}; evaluation: ${r.sentences.eval} sentences (${r.words.eval} words)`);
   out(`tags (${r.tags.length}): ${r.tags.join(', ')}${r.scheme ? `; entity scheme ${r.scheme}` : ''}`);
-  if (r.wordFeatures) out(`word features: ${r.wordFeatures.words} words (seen ${r.wordFeatures.minCount} or more times) and word shapes${r.wordFeatures.dropout ? `, word dropout ${r.wordFeatures.dropout}` : ''}; vocabulary in ${r.outDir}/words.json`);
+  if (r.wordFeatures) out(`word features: ${r.wordFeatures.words} words (seen ${r.wordFeatures.minCount} or more times) and word shapes${r.wordFeatures.dropout ? `, word dropout ${r.wordFeatures.dropout}` : ''}${r.wordFeatures.context ? `, context window ${r.wordFeatures.context}` : ''}; vocabulary in ${r.outDir}/words.json`);
   out(`cut to ${r.maxLength} tokens: ${r.cut.sentences} of ${r.sentences.train} training sentences (${r.cut.words} words); ${r.splitEvalSentences} evaluation sentences tagged in several windows`);
   const last = s.epochs.find((e) => e.epoch === s.bestEpoch);
   const entity = last && typeof last.entityF1 === 'number' ? `, entity F1 ${last.entityF1.toFixed(4)}` : '';

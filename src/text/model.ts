@@ -227,8 +227,10 @@ class TextEmbeddings extends Module {
   /** Word features: [words, width] (row 0: special tokens and padding, row 1: unknown words) and [shapes, width] (row 0 likewise). */
   readonly words: tf.Variable | null;
   readonly shapes: tf.Variable | null;
+  /** Word features with a context window: each token also reads its `radius` neighbours' embeddings on each side, through one linear map. */
+  readonly context: TextLinear | null;
   readonly norm: LayerNorm;
-  constructor(readonly vocabSize: number, readonly maxLength: number, readonly width: number, readonly dropoutRate: number, rng: RandomStream, segments: number, private readonly state: SequenceState, wordFeatures: { words: number; shapes: number } | null = null) {
+  constructor(readonly vocabSize: number, readonly maxLength: number, readonly width: number, readonly dropoutRate: number, rng: RandomStream, segments: number, private readonly state: SequenceState, wordFeatures: { words: number; shapes: number; context?: number } | null = null) {
     super();
     this.tokens = this.param('tokens', init.truncNormal(rng, [vocabSize, width]));
     this.positions = this.param('positions', init.truncNormal(rng, [maxLength, width]));
@@ -238,6 +240,26 @@ class TextEmbeddings extends Module {
     // Likewise drawn last: a model with word features has the same other weights as one without, for a seed.
     this.words = wordFeatures ? this.param('words', init.truncNormal(rng, [wordFeatures.words, width])) : null;
     this.shapes = wordFeatures ? this.param('shapes', init.truncNormal(rng, [wordFeatures.shapes, width])) : null;
+    this.context = wordFeatures?.context ? this.child('context', new TextLinear(2 * wordFeatures.context * width, width, rng, { bias: false })) : null;
+  }
+
+  /**
+   * The context window: `e` [B, T, width] (padding zeroed) shifted by 1 … radius tokens each
+   * way (zeros past the ends), side by side, mapped to the width.
+   */
+  private neighbours(e: tf.Tensor): tf.Tensor {
+    const [b, t, w] = e.shape as [number, number, number];
+    const radius = this.context!.inFeatures / (2 * w);
+    const parts: tf.Tensor[] = [];
+    for (let d = 1; d <= radius; d++) {
+      if (d >= t) {
+        parts.push(tf.zeros([b, t, w]), tf.zeros([b, t, w]));
+        continue;
+      }
+      parts.push(tf.pad(tf.slice(e, [0, 0, 0], [b, t - d, w]), [[0, 0], [d, 0], [0, 0]]));
+      parts.push(tf.pad(tf.slice(e, [0, d, 0], [b, t - d, w]), [[0, 0], [0, d], [0, 0]]));
+    }
+    return this.context!.forward(tf.concat(parts, -1));
   }
   forward(inputIds: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     const [, t] = inputIds.shape;
@@ -245,7 +267,8 @@ class TextEmbeddings extends Module {
     if (t > this.maxLength) fail(`sequences of ${t} tokens are longer than the model's ${this.maxLength} positions: cut them to ${this.maxLength} tokens or fewer (the max length)`);
     return tf.tidy(() => {
       const ids = tf.cast(inputIds, 'int32');
-      let x = tf.add(tf.gather(this.tokens, ids), tf.slice(this.positions, [0, 0], [t, this.width]));
+      const tokens = tf.gather(this.tokens, ids);
+      let x = tf.add(tokens, tf.slice(this.positions, [0, 0], [t, this.width]));
       const types = this.state.tokenTypes;
       if (this.segments) {
         if (!types) fail('this model was trained on sentence pairs: give each text its second text (the token types)');
@@ -255,7 +278,13 @@ class TextEmbeddings extends Module {
       }
       const words = this.state.words;
       if (this.words && this.shapes && words) {
-        x = tf.add(x, tf.add(tf.gather(this.words, words.wordIds), tf.gather(this.shapes, words.shapeIds)));
+        const w = tf.add(tf.gather(this.words, words.wordIds), tf.gather(this.shapes, words.shapeIds));
+        x = tf.add(x, w);
+        if (this.context) {
+          // Padding is zeroed first, so that a row's output does not depend on how far it is padded.
+          const e = tf.mul(tf.add(tokens, w), tf.expandDims(this.state.mask!, -1));
+          x = tf.add(x, this.neighbours(e));
+        }
       } else if (words) {
         fail('this model has no word features: leave out the word and shape ids');
       }
@@ -417,7 +446,7 @@ export class RevColText extends Module {
     this.config = validateConfig(structuredClone(config));
     const c = this.config;
     const rng = new RandomStream(seed);
-    this.embeddings = this.child('embeddings', new TextEmbeddings(c.vocabSize, c.maxLength, c.hidden[0], c.dropout, rng.fork(1), c.segments ?? 0, this.state, c.words && c.wordShapes ? { words: c.words, shapes: c.wordShapes } : null));
+    this.embeddings = this.child('embeddings', new TextEmbeddings(c.vocabSize, c.maxLength, c.hidden[0], c.dropout, rng.fork(1), c.segments ?? 0, this.state, c.words && c.wordShapes ? { words: c.words, shapes: c.wordShapes, context: c.wordContext ?? 0 } : null));
     const blocksPerColumn = c.layers.reduce((a, b) => a + b, 0);
     const firstBlock = c.layers.map((_, l) => c.layers.slice(0, l).reduce((a, b) => a + b, 0));
     const columnsRng = rng.fork(2);

@@ -43,6 +43,8 @@ export interface TextConfig {
    */
   words?: number;
   wordShapes?: number;
+  /** With word features: each token also reads its neighbours' embeddings up to this many tokens each way (absent: none). */
+  wordContext?: number;
 }
 
 export const WINDOW_POOLINGS = ['mean', 'max', 'attention'] as const;
@@ -141,6 +143,10 @@ export function validateConfig(config: TextConfig): TextConfig {
   if ((config.words === undefined) !== (config.wordShapes === undefined)) fail(`text config: words and wordShapes go together (word features), got words ${JSON.stringify(config.words)} and wordShapes ${JSON.stringify(config.wordShapes)}`);
   if (config.words !== undefined) whole('words', config.words, 2);
   if (config.wordShapes !== undefined) whole('wordShapes', config.wordShapes, 2);
+  if (config.wordContext !== undefined) {
+    whole('wordContext', config.wordContext);
+    if (config.words === undefined) fail('text config: wordContext needs word features (words and wordShapes)');
+  }
   if (config.windowPooling !== undefined && !(WINDOW_POOLINGS as readonly unknown[]).includes(config.windowPooling)) {
     fail(`text config: windowPooling must be ${WINDOW_POOLINGS.join(', ')} when set, got ${JSON.stringify(config.windowPooling)}`);
   }

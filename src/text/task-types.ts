@@ -39,4 +39,5 @@ export interface TokenTaskData {
   wordFeatures?: boolean;
   wordMinCount?: number;
   wordDropout?: number;
+  wordContext?: number;
 }

@@ -829,6 +829,12 @@ export interface TokenFineTuneOptions extends TextRunOptions, Pick<ReadTokenOpti
   wordMinCount?: number;
   /** The chance a training word is read as unknown (default: the task's, else 0). */
   wordDropout?: number;
+  /**
+   * With word features, a context window: each token also reads the embeddings (its pieces',
+   * words' and shapes') of up to this many tokens each way, through one linear map (default: a
+   * resumed run's, an earlier model's, else the task's, else 0: none).
+   */
+  wordContext?: number;
   /** Which epoch best.safetensors keeps: the best word accuracy on the evaluation set, or the last (default with a task). */
   keep?: 'best' | 'last';
   /** Seed of the held-out split and the max-length sample (default: seed). */
@@ -862,7 +868,7 @@ export interface TokenFineTuneResult {
   keep: 'best' | 'last';
   from: string | null;
   /** Word features: the vocabulary's words (without the special and unknown rows), its minimum count and the word dropout; null without. */
-  wordFeatures: { words: number; minCount: number; dropout: number } | null;
+  wordFeatures: { words: number; minCount: number; dropout: number; context: number } | null;
   /** Lines worth showing (held-out split, cut sentences, where the columns came from). */
   notes: string[];
 }
@@ -975,7 +981,7 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
     const scoredPiece: ScoredPiece = options.scoredPiece ?? resumeMeta?.scoredPiece ?? task?.scoredPiece ?? 'first';
     if (!SCORED_PIECES.includes(scoredPiece)) fail(`${name('scoredPiece')} must be first or last, got ${String(scoredPiece)}`);
     if (resumeMeta && (resumeMeta.scoredPiece ?? 'first') !== scoredPiece) fail(`the run in ${options.out} scored the ${resumeMeta.scoredPiece ?? 'first'} piece of each word: leave out ${name('scoredPiece')} to resume it`);
-    const { vocabulary, wordDropout } = await resolveWordFeatures(options, trainSet, resumeMeta, fromMeta && fromModel ? { meta: fromMeta, file: fromModel.file } : null, task, notes);
+    const { vocabulary, wordDropout, wordContext } = await resolveWordFeatures(options, trainSet, resumeMeta, fromMeta && fromModel ? { meta: fromMeta, file: fromModel.file } : null, task, notes);
     const encoder = new WordEncoder(tokenizer, scoredPiece, vocabulary);
     if (base && tokenizer.vocabSize !== base.config.vocabSize) {
       fail(`tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} tokens but the earlier model was trained with ${base.config.vocabSize}: leave out ${name('tokenizer')} to use the model's own`);
@@ -996,9 +1002,12 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
     if (vocabulary) {
       config.words = vocabulary.size;
       config.wordShapes = WORD_SHAPES.length;
+      if (wordContext) config.wordContext = wordContext;
+      else delete config.wordContext;
     } else {
       delete config.words;
       delete config.wordShapes;
+      delete config.wordContext;
     }
     const maxLength = resolveMaxLength(arch, {
       given: options.maxLength,
@@ -1024,8 +1033,12 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
         const own = new Map(model.namedParameters());
         const tensors = new Map([...fromModel.tensors].filter(([name]) => (name.startsWith('embeddings.') && own.has(name)) || name.startsWith('columns.') || (keepHead && name.startsWith(`${TOKEN_HEAD}.`))));
         if (!keepHead) for (const [name, v] of model.head.namedParameters(`${TOKEN_HEAD}.`)) tensors.set(name, v);
-        // Word features from a model without them: their tables start fresh.
-        for (const name of WORD_TABLES) if (own.has(name) && !tensors.has(name)) tensors.set(name, own.get(name)!);
+        // Word features from a model without them (or another context window): their tables start fresh.
+        for (const name of WORD_TABLES) {
+          const mine = own.get(name);
+          const theirs = tensors.get(name);
+          if (mine && (!theirs || theirs.shape.join() !== mine.shape.join())) tensors.set(name, mine);
+        }
         model.loadStateDict(tensors, `the weights in ${fromModel.file}`);
         notes.push(`starting from ${options.from}: its embeddings and columns, ${keepHead ? 'and its tagger (same tags)' : 'a new tagger'}`);
       }
@@ -1096,7 +1109,7 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
         lr,
         keep,
         from: fromModel ? options.from! : null,
-        wordFeatures: vocabulary ? { words: vocabulary.words.length, minCount: vocabulary.minCount, dropout: wordDropout } : null,
+        wordFeatures: vocabulary ? { words: vocabulary.words.length, minCount: vocabulary.minCount, dropout: wordDropout, context: wordContext } : null,
         notes,
       };
     } finally {
@@ -1108,7 +1121,7 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
 }
 
 /** The word-feature tables' parameter names. */
-const WORD_TABLES = ['embeddings.words', 'embeddings.shapes'];
+const WORD_TABLES = ['embeddings.words', 'embeddings.shapes', 'embeddings.context.weight'];
 
 /**
  * Word features of a token fine-tune: a resumed run's (its words.json); else on when given, else
@@ -1123,7 +1136,7 @@ async function resolveWordFeatures(
   from: { meta: EarlierTextMeta; file: string } | null,
   task: TokenTaskData | null,
   notes: string[],
-): Promise<{ vocabulary: WordVocabulary | null; wordDropout: number }> {
+): Promise<{ vocabulary: WordVocabulary | null; wordDropout: number; wordContext: number }> {
   const name = namer(options);
   let on: boolean;
   if (resumeMeta) {
@@ -1133,28 +1146,31 @@ async function resolveWordFeatures(
     on = options.wordFeatures ?? (from?.meta.config.words ? true : undefined) ?? task?.wordFeatures ?? false;
   }
   if (!on) {
-    for (const option of ['wordMinCount', 'wordDropout'] as const) {
-      if (options[option] !== undefined) fail(`${name(option)} is for word features, which this run has not: leave it out, or turn them on (${name('wordFeatures')})`);
+    for (const option of ['wordMinCount', 'wordDropout', 'wordContext'] as const) {
+      if (options[option] !== undefined && options[option] !== 0) fail(`${name(option)} is for word features, which this run has not: leave it out, or turn them on (${name('wordFeatures')})`);
     }
-    return { vocabulary: null, wordDropout: 0 };
+    return { vocabulary: null, wordDropout: 0, wordContext: 0 };
   }
+  const wordContext = options.wordContext ?? resumeMeta?.config.wordContext ?? (from?.meta.config.words ? from.meta.config.wordContext : undefined) ?? task?.wordContext ?? 0;
+  if (!Number.isInteger(wordContext) || wordContext < 0) fail(`${name('wordContext')} must be a whole number ≥ 0 (0: no context window), got ${JSON.stringify(wordContext)}`);
+  if (resumeMeta && wordContext !== (resumeMeta.config.wordContext ?? 0)) fail(`the run in ${options.out} has a word context window of ${resumeMeta.config.wordContext ?? 0}: leave out ${name('wordContext')} to resume it`);
   const wordDropout = options.wordDropout ?? resumeMeta?.wordFeatures?.dropout ?? task?.wordDropout ?? 0;
   if (typeof wordDropout !== 'number' || !(wordDropout >= 0 && wordDropout < 1)) fail(`${name('wordDropout')} must be a number in [0, 1), got ${JSON.stringify(wordDropout)}`);
   if (resumeMeta) {
     if (options.wordMinCount !== undefined && options.wordMinCount !== resumeMeta.wordFeatures?.minCount) fail(`the run in ${options.out} has its word vocabulary (minimum count ${resumeMeta.wordFeatures?.minCount}): leave out ${name('wordMinCount')} to resume it`);
-    return { vocabulary: await WordVocabulary.read(options.out, resumeMeta.config.words), wordDropout };
+    return { vocabulary: await WordVocabulary.read(options.out, resumeMeta.config.words), wordDropout, wordContext };
   }
   if (from?.meta.config.words) {
     if (options.wordMinCount !== undefined) fail(`${options.from} brings its word vocabulary: leave out ${name('wordMinCount')}, or start its word features afresh from a model without them`);
     const vocabulary = await WordVocabulary.read(from.file, from.meta.config.words);
     notes.push(`word features: the word vocabulary of ${options.from} (${vocabulary.words.length} words) and its tables`);
-    return { vocabulary, wordDropout };
+    return { vocabulary, wordDropout, wordContext };
   }
   const minCount = options.wordMinCount ?? task?.wordMinCount ?? 2;
   if (!Number.isInteger(minCount) || minCount < 1) fail(`${name('wordMinCount')} must be a whole number ≥ 1, got ${JSON.stringify(minCount)}`);
   const vocabulary = WordVocabulary.build(trainSet.sentences, minCount);
-  notes.push(`word features: ${vocabulary.words.length} training words seen ${minCount} or more times (lowercased, digits as 0), ${WORD_SHAPES.length - 1} word shapes${wordDropout ? `, word dropout ${wordDropout}` : ''}`);
-  return { vocabulary, wordDropout };
+  notes.push(`word features: ${vocabulary.words.length} training words seen ${minCount} or more times (lowercased, digits as 0), ${WORD_SHAPES.length - 1} word shapes${wordDropout ? `, word dropout ${wordDropout}` : ''}${wordContext ? `, a context window of ${wordContext} tokens each way` : ''}`);
+  return { vocabulary, wordDropout, wordContext };
 }
 
 /** What any text model's folder records that a token fine-tune --from reads. */

@@ -221,6 +221,7 @@ export async function loadPosBrownTask(): Promise<TokenTaskData & { description:
     ...(typeof spec.wordFeatures === 'boolean' ? { wordFeatures: spec.wordFeatures } : {}),
     ...(typeof spec.wordMinCount === 'number' ? { wordMinCount: spec.wordMinCount } : {}),
     ...(typeof spec.wordDropout === 'number' ? { wordDropout: spec.wordDropout } : {}),
+    ...(typeof spec.wordContext === 'number' ? { wordContext: spec.wordContext } : {}),
     tags: [...data.tags],
     baseline: data.baseline,
     split: `by document, stratified by genre, ${Math.round(testFraction * 100)}% test, seed ${seed}`,
