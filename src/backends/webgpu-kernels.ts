@@ -21,11 +21,13 @@
  * Besides the fixes, registerWebgpuKernelFixes installs faster kernels for training: the
  * depthwise convolution gradients (webgpu-conv.ts: the filter gradient as a parallel
  * reduction, the input gradient on the forward kernel) and column sums, Sum over every axis
- * but the last, without a transpose (webgpu-reduce.ts); each falls back to tfjs's kernel
- * outside the cases it handles.
+ * but the last, without a transpose (webgpu-reduce.ts); weight-gradient products split over
+ * their inner dimension (webgpu-matmul.ts); each falls back to tfjs's kernel outside the cases
+ * it handles.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { registerWebgpuConvKernels } from './webgpu-conv.js';
+import { registerWebgpuMatMulKernels } from './webgpu-matmul.js';
 import { registerWebgpuReduceKernels } from './webgpu-reduce.js';
 
 interface WebgpuBackendLike {
@@ -40,6 +42,7 @@ let registered = false;
 export function registerWebgpuKernelFixes(): void {
   registerWebgpuConvKernels();
   registerWebgpuReduceKernels();
+  registerWebgpuMatMulKernels();
   if (registered) return;
   const original = tf.getKernel('Cast', 'webgpu');
   const multiply = tf.getKernel('Multiply', 'webgpu');
