@@ -112,7 +112,7 @@ export function registerWebgpuMatMulKernels(): void {
       const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
       // Sum is looked up on each call: the column-sum kernel may be registered after this one.
       const kernels = { matMul: matMul.kernelFunc, reshape: reshape.kernelFunc, sum: tf.getKernel('Sum', 'webgpu')!.kernelFunc };
-      return splitWeightGradient(a, b, args.attrs as unknown as MatMulAttrs, args.backend, kernels) ?? matMul.kernelFunc(args);
+      return splitWeightGradient(a, b, args.attrs as unknown as MatMulAttrs, args.backend as unknown as tf.KernelBackend, kernels) ?? matMul.kernelFunc(args);
     },
   });
 }
