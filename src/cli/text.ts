@@ -76,7 +76,7 @@ export function registerTextCommands(program: Command): void {
   addTextFlags(fineTuneCmd, [
     'train', 'task', 'taskType', 'eval', 'textColumn', 'labelColumn', 'textPairColumn', 'multiLabel', 'labelSeparator', 'tagColumn', 'tagNames', 'scoredPiece', 'wordFeatures', 'wordMinCount', 'wordDropout', 'wordContext', 'tokenizer', 'allowNetwork', 'preset', 'config', 'from',
     'epochs', 'batchSize', 'lr', 'maxLength', 'truncation', 'windows', 'windowPooling', 'labelSmoothing', 'keep', 'collapseRuns', 'ema', 'inputMasking', 'pretrainEpochs',
-    'out', 'resume', 'overwrite', 'seed', 'ensemble', 'parallel', 'mode', 'progress',
+    'out', 'resume', 'overwrite', 'seed', 'ensemble', 'parallel', 'workers', 'mode', 'progress',
   ], {
     train: 'training data: CSV, TSV or JSONL with a text and a label column; or tagged words (token classification): CoNLL (word and tag per line, a blank line between sentences) or JSONL {"tokens": [...], "tags": [...]}, told apart by extension or content',
     task: `a built-in task instead of --train (its own train/test split): ${taskNames().length ? describeTasks() : 'see tasks/'}`,
@@ -115,6 +115,7 @@ A folder that holds a run is not replaced unless --overwrite; --resume continues
 stops after the current step, saves a checkpoint and prints the command that resumes it.`);
   fineTuneCmd.action(async (opts) => {
     const kind = await fineTuneKind(opts, fineTuneCmd);
+    if (kind === 'token-classification' && opts.workers !== undefined) fail('--workers is for text classification for now; token classification trains on one thread: leave out --workers');
     await backendFromOptions(opts);
     if (kind === 'token-classification') {
       await fineTuneTokensCommand(opts, fineTuneCmd);

@@ -13,7 +13,9 @@ import { countLabels, LabelMap, readTextExamples, splitByGroups, splitHeldOut, t
 import { loadModelDir } from '../train/checkpoint.js';
 import { argmaxRows } from '../train/metrics.js';
 import { train, type TrainSummary } from '../train/trainer.js';
+import { checkWorkersBackend } from '../train/data-parallel.js';
 import { asTrained, predictEncoded, textClassificationReport } from './classifier.js';
+import { startTextWorkers, textShards } from './data-parallel-text.js';
 import { chooseMaxLength, disposeBatch, type EncodedLabels, EncodedTexts, lengthGroupedBatches, type Truncation } from './encoded.js';
 import { multiLabelReport, regressionReport, tuneThreshold } from './head-metrics.js';
 import { readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.js';
@@ -119,6 +121,13 @@ export interface FineTuneOptions extends TextRunOptions {
   windowPooling?: WindowPooling;
   /** Seed of the held-out split and of the max-length sample (default: `seed`; ensemble members keep the run's). */
   splitSeed?: number;
+  /**
+   * Data-parallel training: each batch is cut into this many shards, computed at once by the
+   * main thread and `workers - 1` worker threads (cpu and wasm backends), their gradients summed
+   * (docs/threads.md). Deterministic for a given seed and worker count. Default 1: one thread.
+   * Not with an ensemble; a pre-training stage runs on one thread.
+   */
+  workers?: number;
 }
 
 export interface FineTuneResult {
@@ -178,11 +187,14 @@ async function fineTuneIn(
   begin: (extra?: { ensemble?: number }) => Promise<void>,
 ): Promise<FineTuneResult> {
   const name = namer(options);
+  const workers = checkWhole(options.workers ?? 1, 1, 'workers', name, ' (1: one thread)');
+  if (workers > 1) checkWorkersBackend(name('workers'));
   const data = await prepareTextData(options, options.splitSeed ?? options.seed ?? 0);
   // --resume of an ensemble continues all its members, however many the flags would give.
   const resuming = options.resume && options.ensemble === undefined ? await readEnsembleManifest(options.out) : null;
   const members = options.ensemble ?? resuming?.members.length ?? (options.resume ? recordedMembers : null) ?? data.hyper.ensemble ?? 1;
   checkWhole(members, 1, 'ensemble', name);
+  if (members > 1 && workers > 1) fail(`${name('workers')} splits one model's batches; an ensemble trains its members side by side (${name('parallel')}): leave out one of ${name('workers')} and ${name('ensemble')}`);
   if (members > 1 && data.problem !== 'single-label') {
     fail(`${name('ensemble')} averages the class probabilities of single-label classifiers; a ${data.problem} model is trained alone: leave out ${name('ensemble')}`);
   }
@@ -480,46 +492,56 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
       await removeStaleEnsemble(options.out, log);
       notes.forEach((line) => log(line));
 
-      const summary = await train<TextBatch>({
-        model,
-        trainSize: trainData.size,
-        trainBatches: function* (_epoch, shuffleSeed) {
-          let index = 0;
-          for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) {
-            yield masking ? trainData.batch(rows, (ids, mask) => maskTokens(ids, mask, { ...masking, seed: mixSeed(shuffleSeed, index++) }).ids) : trainData.batch(rows);
-          }
-        },
-        batchSize: (b) => b.labels.shape[0],
-        lossAndGradients: (b, step) => model.lossAndGradients(b, { seed: mixSeed(seed, step), labelSmoothing }),
-        disposeBatch,
-        evaluate: async (): Promise<{ accuracy: number; [metric: string]: number }> => {
-          const outputs = await readLater(predictEncoded(model, evalData));
-          if (problem === 'regression') {
-            const { mean, std } = data.target!;
-            const r = regressionReport(data.evalTruth!, outputs.map((z) => z * std + mean));
-            const variance = labelStats(data.evalTruth!).std ** 2;
-            // The trainer keeps the epoch of highest accuracy: here R², 1 - MSE / variance, the lower MSE the higher.
-            return { accuracy: 1 - r.mse / variance, mse: r.mse, mae: r.mae, pearson: r.pearson, spearman: r.spearman };
-          }
-          if (problem === 'multi-label') {
-            meta.threshold = tuneThreshold(data.evalTruth!, outputs, labelNames);
-            const r = multiLabelReport(data.evalTruth!, outputs, labelNames, meta.threshold);
-            return { accuracy: r.microF1, macroF1: r.macroF1, subsetAccuracy: r.subsetAccuracy, threshold: meta.threshold };
-          }
-          const report = textClassificationReport(evalLabels as Int32Array, argmaxRows(outputs, labelMap!.size), labelMap!.names);
-          return { accuracy: report.accuracy, macroF1: report.macroF1 };
-        },
-      }, {
-        ...runTrainOptions(options, log),
-        epochs,
-        lr,
-        weightDecay,
-        warmupEpochs,
-        ...(ema > 0 ? { ema } : {}),
-        keep,
-        meta: meta as unknown as Record<string, unknown>,
-        title: `RevCol text ${problem === 'regression' ? 'regressor' : problem === 'multi-label' ? 'multi-label classifier' : 'classifier'} (${presetName ?? 'custom config'})`,
-      });
+      const workers = options.workers ?? 1;
+      const pool = workers > 1 ? await startTextWorkers(model, workers, labelSmoothing) : null;
+      if (pool) log(`data-parallel: each batch in ${workers} shards, on the main thread and ${workers - 1} worker thread${workers > 2 ? 's' : ''}`);
+      let summary: TrainSummary;
+      try {
+        summary = await train<TextBatch>({
+          model,
+          trainSize: trainData.size,
+          trainBatches: function* (_epoch, shuffleSeed) {
+            let index = 0;
+            for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) {
+              yield masking ? trainData.batch(rows, (ids, mask) => maskTokens(ids, mask, { ...masking, seed: mixSeed(shuffleSeed, index++) }).ids) : trainData.batch(rows);
+            }
+          },
+          batchSize: (b) => b.labels.shape[0],
+          lossAndGradients: pool
+            ? (b, step) => pool.lossAndGradients(textShards(b, pool.shards), mixSeed(seed, step))
+            : (b, step) => model.lossAndGradients(b, { seed: mixSeed(seed, step), labelSmoothing }),
+          disposeBatch,
+          evaluate: async (): Promise<{ accuracy: number; [metric: string]: number }> => {
+            const outputs = await readLater(predictEncoded(model, evalData));
+            if (problem === 'regression') {
+              const { mean, std } = data.target!;
+              const r = regressionReport(data.evalTruth!, outputs.map((z) => z * std + mean));
+              const variance = labelStats(data.evalTruth!).std ** 2;
+              // The trainer keeps the epoch of highest accuracy: here R², 1 - MSE / variance, the lower MSE the higher.
+              return { accuracy: 1 - r.mse / variance, mse: r.mse, mae: r.mae, pearson: r.pearson, spearman: r.spearman };
+            }
+            if (problem === 'multi-label') {
+              meta.threshold = tuneThreshold(data.evalTruth!, outputs, labelNames);
+              const r = multiLabelReport(data.evalTruth!, outputs, labelNames, meta.threshold);
+              return { accuracy: r.microF1, macroF1: r.macroF1, subsetAccuracy: r.subsetAccuracy, threshold: meta.threshold };
+            }
+            const report = textClassificationReport(evalLabels as Int32Array, argmaxRows(outputs, labelMap!.size), labelMap!.names);
+            return { accuracy: report.accuracy, macroF1: report.macroF1 };
+          },
+        }, {
+          ...runTrainOptions(options, log),
+          epochs,
+          lr,
+          weightDecay,
+          warmupEpochs,
+          ...(ema > 0 ? { ema } : {}),
+          keep,
+          meta: meta as unknown as Record<string, unknown>,
+          title: `RevCol text ${problem === 'regression' ? 'regressor' : problem === 'multi-label' ? 'multi-label classifier' : 'classifier'} (${presetName ?? 'custom config'})`,
+        });
+      } finally {
+        await pool?.close();
+      }
       const kept = summary.epochs.find((e) => e.epoch === summary.bestEpoch);
       return {
         outDir: options.out,

@@ -32,9 +32,10 @@ export interface TrainTask<Batch> {
   batchSize(batch: Batch): number;
   /**
    * Loss and gradients of one batch; `step` is the global step index (use seed + step for
-   * dropout and drop path). The trainer disposes the result.
+   * dropout and drop path). The trainer disposes the result. May be a promise (data-parallel
+   * workers, src/train/data-parallel.ts).
    */
-  lossAndGradients(batch: Batch, step: number): LossAndGradients;
+  lossAndGradients(batch: Batch, step: number): LossAndGradients | Promise<LossAndGradients>;
   disposeBatch?(batch: Batch): void;
   /** Run after every epoch; `accuracy` picks the best checkpoint. */
   evaluate(): Promise<{ accuracy: number; [metric: string]: number }>;
@@ -278,7 +279,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
             }
             const size = task.batchSize(batch);
             lr = warmupCosine(samples, totalSamples, warmupSamples, options.lr, minLr, warmupStartLr);
-            const { loss, grads } = task.lossAndGradients(batch, step);
+            const { loss, grads } = await task.lossAndGradients(batch, step);
             try {
               // clipping scales the gradients inside AdamW's kernels: nothing is read back here
               const gradScale = options.clipNorm !== undefined ? clipCoefficient(grads, options.clipNorm) : undefined;

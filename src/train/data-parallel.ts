@@ -1,0 +1,319 @@
+/**
+ * Data-parallel training on the CPU: a batch is cut into N contiguous shards; the main thread
+ * computes one, N-1 worker threads (worker_threads, each with its own single-threaded backend and
+ * a replica of the model) compute the others, and their gradients are summed through shared
+ * memory. See docs/threads.md ("Data-parallel workers").
+ *
+ * Per step: the main thread writes every parameter into one shared Float32Array (the order of
+ * model.namedParameters()), posts each worker its shard, computes its own shard, and waits; each
+ * worker copies the parameters into its replica, computes its shard's loss and gradients and
+ * writes the flat gradient into its own shared slot. The main thread then sums the shards in
+ * shard order, each weighted by its share of the batch's rows (so the sum is the full batch's
+ * mean), one float64 sum per element: the same bits for a given seed and worker count.
+ *
+ * Generic: a model family supplies a module (by URL) exporting a factory that builds a replica
+ * from plain, cloneable options, and cuts its batches into plain, cloneable shards.
+ */
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { fail, RevcolError } from '../core/errors.js';
+import type { LossAndGradients } from '../core/gradients.js';
+import type { Module } from '../core/module.js';
+import { mixSeed } from '../core/random.js';
+
+/** A model that computes one shard's loss and gradients: a worker's replica, or the main thread's own model. */
+export interface Replica<Shard> {
+  /** Its namedParameters() must match the trained model's, in names, shapes and order. */
+  model: Module;
+  /** Mean loss over the shard's rows and its gradients (`seed`: the shard's dropout seed); the caller disposes. */
+  lossAndGradients(shard: Shard, seed: number): LossAndGradients;
+  dispose?(): void;
+}
+
+/**
+ * What a worker builds its replica from: an ES module (a file: URL) whose export `factory` takes
+ * `options` (anything structuredClone copies) and returns a Replica (or a promise of one).
+ */
+export interface ReplicaSpec {
+  module: string;
+  factory: string;
+  options: unknown;
+}
+
+/** One shard of a batch: its plain data (sent to a worker as is) and how many of the batch's rows (samples) it holds. */
+export interface Shard<Data> {
+  data: Data;
+  rows: number;
+}
+
+export interface DataParallelOptions<Data> {
+  /** Shards per batch: the main thread and workers - 1 worker threads (≥ 2). */
+  workers: number;
+  spec: ReplicaSpec;
+  /** The main thread's replica: the model being trained (its variables get the summed gradients). */
+  local: Replica<Data>;
+  /** The backend the workers start ('cpu' or 'wasm'; default: the current one). */
+  backend?: string;
+}
+
+/** [start, end) of n contiguous, near-equal parts of `count` rows (the first count % n parts one longer); empty parts at the end when count < n. */
+export function shardRanges(count: number, n: number): Array<[number, number]> {
+  const base = Math.floor(count / n);
+  const extra = count % n;
+  const out: Array<[number, number]> = [];
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const size = base + (i < extra ? 1 : 0);
+    out.push([at, at + size]);
+    at += size;
+  }
+  return out;
+}
+
+/** Shard i's dropout seed, from the step's seed. */
+export const shardSeed = (stepSeed: number, shard: number): number => mixSeed(stepSeed, 7919, shard);
+
+interface Entry {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+  trainable: boolean;
+}
+
+/** What a worker gets in workerData. */
+export interface WorkerInit {
+  entry: string | null;
+  spec: ReplicaSpec;
+  backend: string;
+  index: number;
+  layout: Entry[];
+  params: SharedArrayBuffer;
+  grads: SharedArrayBuffer;
+  flags: SharedArrayBuffer;
+}
+
+/** Messages from a worker. */
+export type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'done'; loss: number }
+  | { type: 'error'; message: string; stack?: string; user: boolean };
+
+/** The worker script: the compiled .js, or under tsx/vitest a small .mjs that registers tsx and loads the .ts. */
+function workerScript(): { script: string; entry: string | null } {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return { script: fileURLToPath(new URL('./data-parallel-worker.js', here)), entry: null };
+  return { script: fileURLToPath(new URL('./data-parallel-worker-tsx.mjs', here)), entry: new URL('./data-parallel-worker.ts', here).href };
+}
+
+interface Pending {
+  resolve: (message: WorkerMessage) => void;
+  reject: (err: Error) => void;
+}
+
+class WorkerHandle {
+  pending: Pending | null = null;
+  failure: Error | null = null;
+  exited = false;
+  constructor(readonly worker: Worker, readonly index: number) {
+    worker.on('message', (m: WorkerMessage) => {
+      const p = this.pending;
+      this.pending = null;
+      if (!p) return;
+      this.idle();
+      if (m.type === 'error') p.reject(m.user ? new RevcolError(m.message) : Object.assign(new Error(`data-parallel worker ${index}: ${m.message}`), { stack: m.stack }));
+      else p.resolve(m);
+    });
+    worker.on('error', (err) => this.die(err instanceof Error ? err : new Error(String(err))));
+    worker.on('exit', (code) => {
+      this.exited = true;
+      this.die(new Error(`data-parallel worker ${index} exited (code ${code})`));
+    });
+  }
+  private die(err: Error): void {
+    this.failure ??= err;
+    const p = this.pending;
+    this.pending = null;
+    p?.reject(this.failure);
+  }
+  /** A worker waited on keeps the process alive; an idle one does not (a pool left open never holds up the exit). */
+  private idle(): void {
+    this.worker.unref();
+  }
+  /** Resolves with the worker's next message. */
+  next(): Promise<WorkerMessage> {
+    if (this.failure) return Promise.reject(this.failure);
+    this.worker.ref();
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+    });
+  }
+}
+
+/** A pool of worker threads holding replicas of one model; see the file's comment. */
+export class DataParallel<Data> {
+  private closed = false;
+  private constructor(
+    private readonly local: Replica<Data>,
+    private readonly handles: WorkerHandle[],
+    private readonly layout: Entry[],
+    private readonly variables: tf.Variable[],
+    private readonly params: Float32Array,
+    private readonly grads: Float32Array[],
+    private readonly flags: Uint8Array[],
+  ) {}
+
+  /** Shards per batch (workers + the main thread). */
+  get shards(): number {
+    return this.handles.length + 1;
+  }
+
+  /** Starts `workers - 1` worker threads and waits until each has built its replica. */
+  static async start<Data>(options: DataParallelOptions<Data>): Promise<DataParallel<Data>> {
+    const n = options.workers;
+    if (!Number.isInteger(n) || n < 2) fail(`data-parallel training needs at least 2 workers, got ${n}`);
+    const backend = options.backend ?? tf.getBackend();
+    if (backend !== 'cpu' && backend !== 'wasm') fail(`data-parallel workers run on the cpu and wasm backends, not ${backend}: use --backend wasm (or cpu), or one worker`);
+    const named = options.local.model.namedParameters();
+    let total = 0;
+    const layout: Entry[] = named.map(([name, v]) => {
+      if (v.dtype !== 'float32') fail(`data-parallel training takes float32 parameters; ${name} is ${v.dtype}`);
+      const e = { name, shape: [...v.shape], offset: total, size: v.size, trainable: v.trainable };
+      total += v.size;
+      return e;
+    });
+    const paramsBuffer = new SharedArrayBuffer(total * 4);
+    const { script, entry } = workerScript();
+    const handles: WorkerHandle[] = [];
+    const gradBuffers: SharedArrayBuffer[] = [];
+    const flagBuffers: SharedArrayBuffer[] = [];
+    try {
+      for (let i = 1; i < n; i++) {
+        const grads = new SharedArrayBuffer(total * 4);
+        const flags = new SharedArrayBuffer(layout.length);
+        gradBuffers.push(grads);
+        flagBuffers.push(flags);
+        const init: WorkerInit = { entry, spec: options.spec, backend, index: i, layout, params: paramsBuffer, grads, flags };
+        const worker = new Worker(script, {
+          workerData: init,
+          // Each worker is one core: its backend runs single-threaded, and no test runner or loader flags are inherited.
+          env: { ...process.env, REVCOL_THREADS: '1' },
+          execArgv: [],
+        });
+        const handle = new WorkerHandle(worker, i);
+        handles.push(handle);
+      }
+      const ready = await Promise.allSettled(handles.map((h) => h.next()));
+      const failed = ready.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    } catch (err) {
+      await Promise.all(handles.map((h) => h.worker.terminate()));
+      throw err;
+    }
+    return new DataParallel(
+      options.local,
+      handles,
+      layout,
+      named.map(([, v]) => v),
+      new Float32Array(paramsBuffer),
+      gradBuffers.map((b) => new Float32Array(b)),
+      flagBuffers.map((b) => new Uint8Array(b)),
+    );
+  }
+
+  /**
+   * Loss and gradients of one batch given as its shards (one per worker, shard 0 computed here;
+   * empty shards are skipped): their row-weighted sums, so the full batch's mean loss and its
+   * gradients. Shard i's dropout seed is shardSeed(seed, i). The caller disposes the result.
+   */
+  async lossAndGradients(shards: Array<Shard<Data>>, seed: number): Promise<LossAndGradients> {
+    if (this.closed) fail('the data-parallel workers were closed');
+    if (shards.length !== this.shards) fail(`data-parallel step: got ${shards.length} shards for ${this.shards} workers`);
+    const rows = shards.reduce((n, s) => n + s.rows, 0);
+    if (!(rows > 0)) fail('data-parallel step: the batch is empty');
+    // The current parameters, for the workers.
+    for (let k = 0; k < this.layout.length; k++) {
+      this.params.set(this.variables[k]!.dataSync() as Float32Array, this.layout[k]!.offset);
+    }
+    const waits: Array<Promise<WorkerMessage> | null> = this.handles.map((h, j) => {
+      const shard = shards[j + 1]!;
+      if (shard.rows === 0) return null;
+      const wait = h.next();
+      h.worker.postMessage({ type: 'step', shard: shard.data, seed: shardSeed(seed, j + 1) });
+      return wait;
+    });
+    // Rejections are taken below, after the main thread's own shard.
+    waits.forEach((w) => w?.catch(() => {}));
+    let ownLoss = 0;
+    let own: Float32Array | null = null;
+    let ownFlags: Uint8Array | null = null;
+    let ownError: unknown = null;
+    if (shards[0]!.rows > 0) {
+      try {
+        const { loss, grads } = this.local.lossAndGradients(shards[0]!.data, shardSeed(seed, 0));
+        try {
+          ownLoss = (loss.dataSync() as Float32Array)[0]!;
+          own = new Float32Array(this.params.length);
+          ownFlags = new Uint8Array(this.layout.length);
+          this.variables.forEach((v, k) => {
+            const g = grads.get(v);
+            if (!g) return;
+            own!.set(g.dataSync() as Float32Array, this.layout[k]!.offset);
+            ownFlags![k] = 1;
+          });
+        } finally {
+          loss.dispose();
+          grads.forEach((g) => g.dispose());
+        }
+      } catch (err) {
+        ownError = err;
+      }
+    }
+    const settled = await Promise.allSettled(waits.map((w) => w ?? Promise.resolve(null)));
+    if (ownError) throw ownError;
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+
+    // Row-weighted sum in shard order: the same bits every run.
+    const parts: Array<{ grads: Float32Array; flags: Uint8Array; weight: number }> = [];
+    let loss = 0;
+    if (own) {
+      parts.push({ grads: own, flags: ownFlags!, weight: shards[0]!.rows / rows });
+      loss += ownLoss * (shards[0]!.rows / rows);
+    }
+    settled.forEach((r, j) => {
+      const m = (r as PromiseFulfilledResult<WorkerMessage | null>).value;
+      if (!m || m.type !== 'done') return;
+      const weight = shards[j + 1]!.rows / rows;
+      parts.push({ grads: this.grads[j]!, flags: this.flags[j]!, weight });
+      loss += m.loss * weight;
+    });
+    const grads = new Map<tf.Variable, tf.Tensor>();
+    this.layout.forEach((e, k) => {
+      const from = parts.filter((p) => p.flags[k]);
+      if (!from.length || !e.trainable) return;
+      const out = new Float32Array(e.size);
+      for (let j = 0; j < e.size; j++) {
+        let s = 0;
+        for (const p of from) s += p.weight * p.grads[e.offset + j]!;
+        out[j] = s;
+      }
+      grads.set(this.variables[k]!, tf.tensor(out, e.shape, 'float32'));
+    });
+    return { loss: tf.scalar(loss), grads };
+  }
+
+  /** Stops the workers (idempotent). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.handles.map((h) => (h.exited ? Promise.resolve() : h.worker.terminate())));
+  }
+}
+
+/** A one-line error unless the current backend can run data-parallel workers (cpu, wasm); `flag` names the option. */
+export function checkWorkersBackend(flag: string): void {
+  const backend = tf.getBackend();
+  if (backend !== 'cpu' && backend !== 'wasm') fail(`${flag} runs worker threads on the cpu and wasm backends, and this run uses ${backend}: add --backend wasm (or cpu), or leave out ${flag}`);
+}
