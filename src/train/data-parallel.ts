@@ -154,6 +154,11 @@ class WorkerHandle {
 /** A pool of worker threads holding replicas of one model; see the file's comment. */
 export class DataParallel<Data> {
   private closed = false;
+  /**
+   * Milliseconds spent so far in each part of the steps, on the main thread: writing the
+   * parameters, its own shard, waiting for the workers after it, summing and making the gradients.
+   */
+  readonly timings = { publish: 0, own: 0, wait: 0, sum: 0, steps: 0 };
   private constructor(
     private readonly local: Replica<Data>,
     private readonly handles: WorkerHandle[],
@@ -232,6 +237,7 @@ export class DataParallel<Data> {
     if (shards.length !== this.shards) fail(`data-parallel step: got ${shards.length} shards for ${this.shards} workers`);
     const rows = shards.reduce((n, s) => n + s.rows, 0);
     if (!(rows > 0)) fail('data-parallel step: the batch is empty');
+    const t0 = performance.now();
     // The current parameters, for the workers.
     for (let k = 0; k < this.layout.length; k++) {
       this.params.set(this.variables[k]!.dataSync() as Float32Array, this.layout[k]!.offset);
@@ -245,6 +251,7 @@ export class DataParallel<Data> {
     });
     // Rejections are taken below, after the main thread's own shard.
     waits.forEach((w) => w?.catch(() => {}));
+    const t1 = performance.now();
     let ownLoss = 0;
     let own: Float32Array | null = null;
     let ownFlags: Uint8Array | null = null;
@@ -270,7 +277,9 @@ export class DataParallel<Data> {
         ownError = err;
       }
     }
+    const t2 = performance.now();
     const settled = await Promise.allSettled(waits.map((w) => w ?? Promise.resolve(null)));
+    const t3 = performance.now();
     if (ownError) throw ownError;
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -300,6 +309,14 @@ export class DataParallel<Data> {
         out[j] = s;
       }
       grads.set(this.variables[k]!, tf.tensor(out, e.shape, 'float32'));
+    });
+    const t4 = performance.now();
+    Object.assign(this.timings, {
+      publish: this.timings.publish + (t1 - t0),
+      own: this.timings.own + (t2 - t1),
+      wait: this.timings.wait + (t3 - t2),
+      sum: this.timings.sum + (t4 - t3),
+      steps: this.timings.steps + 1,
     });
     return { loss: tf.scalar(loss), grads };
   }
