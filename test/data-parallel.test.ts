@@ -209,7 +209,7 @@ describe('fine-tune with workers', () => {
   it('refuses bad values in one line', async () => {
     expect(await oneLineError(() => run('bad', 0))).toMatch(/workers must be a whole number ≥ 1 \(1: one thread\), got 0/);
     expect(await oneLineError(() => run('bad', 1.5))).toMatch(/workers must be a whole number ≥ 1.*got 1\.5/);
-    expect(await oneLineError(() => run('bad', 2, { ensemble: 2 }))).toMatch(/workers splits one model's batches; an ensemble/);
+    expect(await oneLineError(() => run('bad', 2, { ensemble: 2 }))).toMatch(/workers splits one model's batches, and ensemble 2, whose members train side by side/);
     const cfg = path.join(work, 'cfg.json');
     writeFileSync(cfg, JSON.stringify(FT_CONFIG));
     expectOneLineError(await runCliCaptured(['fine-tune', '--train', trainFile, '--workers', '0', '--out', path.join(work, 'cli-bad')]), /--workers must be a whole number ≥ 1/);

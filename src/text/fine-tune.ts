@@ -194,7 +194,10 @@ async function fineTuneIn(
   const resuming = options.resume && options.ensemble === undefined ? await readEnsembleManifest(options.out) : null;
   const members = options.ensemble ?? resuming?.members.length ?? (options.resume ? recordedMembers : null) ?? data.hyper.ensemble ?? 1;
   checkWhole(members, 1, 'ensemble', name);
-  if (members > 1 && workers > 1) fail(`${name('workers')} splits one model's batches; an ensemble trains its members side by side (${name('parallel')}): leave out one of ${name('workers')} and ${name('ensemble')}`);
+  if (members > 1 && workers > 1) {
+    const why = options.ensemble !== undefined ? `${name('ensemble')} ${members}` : `this run trains an ensemble of ${members} (${options.task ? `task ${options.task}'s recipe` : 'the run being resumed'})`;
+    fail(`${name('workers')} splits one model's batches, and ${why}, whose members train side by side (${name('parallel')}): give ${name('ensemble')} 1 to train one model on ${workers} workers, or leave out ${name('workers')}`);
+  }
   if (members > 1 && data.problem !== 'single-label') {
     fail(`${name('ensemble')} averages the class probabilities of single-label classifiers; a ${data.problem} model is trained alone: leave out ${name('ensemble')}`);
   }
