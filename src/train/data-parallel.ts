@@ -302,13 +302,7 @@ export class DataParallel<Data> {
     this.layout.forEach((e, k) => {
       const from = parts.filter((p) => p.flags[k]);
       if (!from.length || !e.trainable) return;
-      const out = new Float32Array(e.size);
-      for (let j = 0; j < e.size; j++) {
-        let s = 0;
-        for (const p of from) s += p.weight * p.grads[e.offset + j]!;
-        out[j] = s;
-      }
-      grads.set(this.variables[k]!, tf.tensor(out, e.shape, 'float32'));
+      grads.set(this.variables[k]!, tf.tensor(weightedSum(from, e.offset, e.size), e.shape, 'float32'));
     });
     const t4 = performance.now();
     Object.assign(this.timings, {
@@ -327,6 +321,28 @@ export class DataParallel<Data> {
     this.closed = true;
     await Promise.all(this.handles.map((h) => (h.exited ? Promise.resolve() : h.worker.terminate())));
   }
+}
+
+/**
+ * Σ weight·grads[offset + j] over the parts, in their order, each element summed in float64 and
+ * rounded once: the same bits every run. (Two parts, the usual case, get a loop of their own.)
+ */
+function weightedSum(parts: Array<{ grads: Float32Array; weight: number }>, offset: number, size: number): Float32Array {
+  const out = new Float32Array(size);
+  if (parts.length === 2) {
+    const a = parts[0]!.grads.subarray(offset, offset + size);
+    const b = parts[1]!.grads.subarray(offset, offset + size);
+    const wa = parts[0]!.weight;
+    const wb = parts[1]!.weight;
+    for (let j = 0; j < size; j++) out[j] = wa * a[j]! + wb * b[j]!;
+    return out;
+  }
+  for (let j = 0; j < size; j++) {
+    let s = 0;
+    for (let p = 0; p < parts.length; p++) s += parts[p]!.weight * parts[p]!.grads[offset + j]!;
+    out[j] = s;
+  }
+  return out;
 }
 
 /** A one-line error unless the current backend can run data-parallel workers (cpu, wasm); `flag` names the option. */
