@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import {
   passages,
   spamRawSet,
   untagSentence,
+  validationPart,
   writeEvalSet,
 } from '../src/text/eval-sets.js';
 
@@ -114,6 +115,39 @@ describe('brown-genre', () => {
     const test = await readTextExamples(files.test);
     expect(test.texts).toEqual(set.test.texts);
     expect(test.labels).toEqual(set.test.labels);
+  });
+});
+
+describe('validationPart', () => {
+  it('brown-genre: 10% of the train part by document, stratified by genre; fit + val is the train part', async () => {
+    const set = await buildEvalSet('brown-genre');
+    const part = await validationPart(set, 0.1, 0, path.join(tmp, 'val-brown'));
+    const fit = await readTextExamples(part.fit);
+    const val = await readTextExamples(part.val);
+    expect(fit.texts.length + val.texts.length).toBe(set.train.texts.length);
+    expect([part.fitTexts, part.valTexts]).toEqual([fit.texts.length, val.texts.length]);
+    expect(new Set([...fit.texts, ...val.texts])).toEqual(new Set(set.train.texts));
+    // The document column ends each row (document ids: ca01 … cr09).
+    const docsOf = (file: string) => new Set(readFileSync(file, 'utf8').match(/,c[a-r]\d\d$/gm)!.map((m) => m.slice(1)));
+    const fitDocs = docsOf(part.fit);
+    const valDocs = docsOf(part.val);
+    expect([...valDocs].filter((d) => fitDocs.has(d))).toEqual([]);
+    expect(valDocs.size).toBeGreaterThanOrEqual(35);
+    expect(valDocs.size).toBeLessThanOrEqual(45);
+    expect(Object.keys(countLabels(val.labels)).length).toBe(13);
+    expect(part.split).toMatch(/split by document, seed 0/);
+    // Seeded: the same part again.
+    const again = await validationPart(set, 0.1, 0, path.join(tmp, 'val-brown-2'));
+    expect((await readTextExamples(again.val)).texts).toEqual(val.texts);
+  });
+
+  it('spam-raw: 10% of the texts, stratified by label', async () => {
+    const set = spamRawSet();
+    const part = await validationPart(set, 0.1, 0, path.join(tmp, 'val-spam'));
+    const val = await readTextExamples(part.val);
+    expect(part.valTexts).toBe(484);
+    expect(countLabels(val.labels)).toEqual({ ham: 332, spam: 152 });
+    expect(part.fitTexts).toBe(set.train.texts.length - 484);
   });
 });
 

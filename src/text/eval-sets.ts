@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fail } from '../core/errors.js';
 import { splitByGroups, splitHeldOut, type TextExamples } from '../data/text.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { validationSplit } from './baseline.js';
 import { readSpamCorpus, SPAM_PACKAGE } from './datasets/spam-assassin.js';
 
 export interface EvalSet {
@@ -274,4 +275,39 @@ export async function writeEvalSet(set: EvalSet, dir: string): Promise<{ train: 
   await writeFileAtomic(train, examplesToCsv(set.train, set.trainGroups));
   await writeFileAtomic(test, examplesToCsv(set.test, set.testGroups));
   return { train, test };
+}
+
+/** A validation part taken from a set's train part, as CSV files for `fine-tune --train --eval`. */
+export interface ValidationPart {
+  /** DIR/fit.csv: the train part less the validation texts. */
+  fit: string;
+  /** DIR/val.csv: the validation texts. */
+  val: string;
+  fitTexts: number;
+  valTexts: number;
+  /** How the validation part was made, in words. */
+  split: string;
+}
+
+/**
+ * Holds out `fraction` of a set's train part for validation (choosing epochs and defaults: never
+ * the test part), stratified by label, and by document where the set has documents (no document
+ * has texts on both sides); writes DIR/fit.csv and DIR/val.csv.
+ */
+export async function validationPart(set: EvalSet, fraction: number, seed: number, dir: string): Promise<ValidationPart> {
+  const { fit, held } = validationSplit(set.train.labels, set.trainGroups, fraction, seed);
+  const pick = (idx: number[]): TextExamples => examples(idx.map((i) => set.train.texts[i]!), idx.map((i) => set.train.labels[i]!));
+  const groups = (idx: number[]) => set.trainGroups && idx.map((i) => set.trainGroups![i]!);
+  const fitFile = path.join(dir, 'fit.csv');
+  const valFile = path.join(dir, 'val.csv');
+  await writeFileAtomic(fitFile, examplesToCsv(pick(fit), groups(fit)));
+  await writeFileAtomic(valFile, examplesToCsv(pick(held), groups(held)));
+  const unit = set.trainGroups ? 'documents' : 'texts';
+  return {
+    fit: fitFile,
+    val: valFile,
+    fitTexts: fit.length,
+    valTexts: held.length,
+    split: `${Math.round(fraction * 100)}% of the train part's ${unit}, stratified by label${set.trainGroups ? ', split by document' : ''}, seed ${seed}`,
+  };
 }
