@@ -266,9 +266,11 @@ describe('word features: training, saving, loading', () => {
     const result = await fineTuneTokens({
       train: trainFile, eval: evalFile, out, tokenizer: tokenizerDir, epochs: 3, batchSize: 16, lr: 1e-2, maxLength: 32, wordFeatures: true, config, progress: false, log: () => {},
     });
-    expect(result.wordFeatures).toEqual({ words: 7, minCount: 2, dropout: 0, context: 0 });
+    expect(result.wordFeatures).toEqual({ words: 7, minCount: 2, dropout: 0, context: 2 });
     expect(result.config.words).toBe(9);
     expect(result.config.wordShapes).toBe(WORD_SHAPES.length);
+    // The context window is on by default (2 tokens each way).
+    expect(result.config.wordContext).toBe(2);
     // NAME against NOUN needs the capital, which only the word shape shows.
     expect(result.summary.bestAccuracy).toBeGreaterThan(0.95);
     const saved = JSON.parse(readFileSync(path.join(out, WORDS_FILE), 'utf8')) as { words: string[]; minCount: number };
@@ -294,21 +296,23 @@ describe('word features: training, saving, loading', () => {
     expect(await oneLineError(() => fineTuneTokens({ train: trainFile, eval: evalFile, out, epochs: 4, resume: true, wordFeatures: false, progress: false, log: () => {} })))
       .toMatch(/was trained with word features: leave out wordFeatures to resume it$/);
     const resumed = await fineTuneTokens({ train: trainFile, eval: evalFile, out, epochs: 4, resume: true, progress: false, log: () => {} });
-    expect(resumed.wordFeatures).toEqual({ words: 7, minCount: 2, dropout: 0, context: 0 });
+    expect(resumed.wordFeatures).toEqual({ words: 7, minCount: 2, dropout: 0, context: 2 });
     expect(resumed.summary.epochs.length).toBe(4);
 
     // From a model without word features: the tables start fresh, the rest carries over.
     const plainOut = path.join(work, 'plain');
-    await fineTuneTokens({ train: trainFile, eval: evalFile, out: plainOut, tokenizer: tokenizerDir, epochs: 1, batchSize: 16, lr: 1e-2, maxLength: 32, config, progress: false, log: () => {} });
+    const plain = await fineTuneTokens({ train: trainFile, eval: evalFile, out: plainOut, tokenizer: tokenizerDir, epochs: 1, batchSize: 16, lr: 1e-2, maxLength: 32, config, wordFeatures: false, progress: false, log: () => {} });
+    expect(plain.wordFeatures).toBeNull();
+    expect(plain.config.words).toBeUndefined();
     const fromPlain = await fineTuneTokens({ train: trainFile, eval: evalFile, out: path.join(work, 'from-plain'), from: plainOut, wordFeatures: true, epochs: 1, batchSize: 16, lr: 1e-2, progress: false, log: () => {} });
-    expect(fromPlain.wordFeatures?.words).toBe(7);
+    expect(fromPlain.wordFeatures).toEqual({ words: 7, minCount: 2, dropout: 0, context: 2 });
     // From a model with them: on by default, with its vocabulary; turned off: its tables left behind.
     const fromWords = await fineTuneTokens({ train: trainFile, eval: evalFile, out: path.join(work, 'from-words'), from: out, epochs: 1, batchSize: 16, lr: 1e-3, progress: false, log: () => {} });
     expect(fromWords.notes.some((l) => l.includes(`the word vocabulary of ${out}`))).toBe(true);
     const off = await fineTuneTokens({ train: trainFile, eval: evalFile, out: path.join(work, 'from-off'), from: out, wordFeatures: false, epochs: 1, batchSize: 16, lr: 1e-3, progress: false, log: () => {} });
     expect(off.wordFeatures).toBeNull();
     expect(off.config.words).toBeUndefined();
-    expect(await oneLineError(() => fineTuneTokens({ train: trainFile, eval: evalFile, out: path.join(work, 'x'), wordDropout: 0.1, progress: false, log: () => {} })))
+    expect(await oneLineError(() => fineTuneTokens({ train: trainFile, eval: evalFile, out: path.join(work, 'x'), wordFeatures: false, wordDropout: 0.1, progress: false, log: () => {} })))
       .toMatch(/wordDropout is for word features/);
   }, 60_000);
 });

@@ -822,7 +822,7 @@ export interface TokenFineTuneOptions extends TextRunOptions, Pick<ReadTokenOpti
   /**
    * Word features: an embedding of each word (its normalised form in a vocabulary of the training
    * words) and of its shape (capitals, digits, punctuation), added to every piece of the word
-   * (default: a resumed run's; else on from an earlier model that has them; else the task's, else off).
+   * (default: a resumed run's; else on from an earlier model that has them; else the task's, else on).
    */
   wordFeatures?: boolean;
   /** The word vocabulary keeps training words seen at least this often (default: the task's, else 2). */
@@ -832,7 +832,7 @@ export interface TokenFineTuneOptions extends TextRunOptions, Pick<ReadTokenOpti
   /**
    * With word features, a context window: each token also reads the embeddings (its pieces',
    * words' and shapes') of up to this many tokens each way, through one linear map (default: a
-   * resumed run's, an earlier model's, else the task's, else 0: none).
+   * resumed run's, an earlier model's with word features, else the task's, else 2; 0: none).
    */
   wordContext?: number;
   /** Which epoch best.safetensors keeps: the best word accuracy on the evaluation set, or the last (default with a task). */
@@ -1120,6 +1120,15 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
   }
 }
 
+/**
+ * Word features and their context window are on unless a task or the caller says otherwise: on
+ * part of the Brown corpus through the generic path (5,000 training sentences, text-tiny, 4
+ * epochs) they took word accuracy from 90.44% to 91.52% (words and shapes) and 94.68% (with a
+ * context window of 2); docs/token-classification.md.
+ */
+const DEFAULT_WORD_FEATURES = true;
+const DEFAULT_WORD_CONTEXT = 2;
+
 /** The word-feature tables' parameter names. */
 const WORD_TABLES = ['embeddings.words', 'embeddings.shapes', 'embeddings.context.weight'];
 
@@ -1143,7 +1152,7 @@ async function resolveWordFeatures(
     on = Boolean(resumeMeta.config.words);
     if (options.wordFeatures !== undefined && options.wordFeatures !== on) fail(`the run in ${options.out} was trained ${on ? 'with' : 'without'} word features: leave out ${name('wordFeatures')} to resume it`);
   } else {
-    on = options.wordFeatures ?? (from?.meta.config.words ? true : undefined) ?? task?.wordFeatures ?? false;
+    on = options.wordFeatures ?? (from?.meta.config.words ? true : undefined) ?? task?.wordFeatures ?? DEFAULT_WORD_FEATURES;
   }
   if (!on) {
     for (const option of ['wordMinCount', 'wordDropout', 'wordContext'] as const) {
@@ -1151,7 +1160,8 @@ async function resolveWordFeatures(
     }
     return { vocabulary: null, wordDropout: 0, wordContext: 0 };
   }
-  const wordContext = options.wordContext ?? resumeMeta?.config.wordContext ?? (from?.meta.config.words ? from.meta.config.wordContext : undefined) ?? task?.wordContext ?? 0;
+  const earlier = resumeMeta ? resumeMeta.config : from?.meta.config.words ? from.meta.config : null;
+  const wordContext = options.wordContext ?? (earlier ? earlier.wordContext ?? 0 : undefined) ?? task?.wordContext ?? DEFAULT_WORD_CONTEXT;
   if (!Number.isInteger(wordContext) || wordContext < 0) fail(`${name('wordContext')} must be a whole number ≥ 0 (0: no context window), got ${JSON.stringify(wordContext)}`);
   if (resumeMeta && wordContext !== (resumeMeta.config.wordContext ?? 0)) fail(`the run in ${options.out} has a word context window of ${resumeMeta.config.wordContext ?? 0}: leave out ${name('wordContext')} to resume it`);
   const wordDropout = options.wordDropout ?? resumeMeta?.wordFeatures?.dropout ?? task?.wordDropout ?? 0;
