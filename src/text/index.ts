@@ -1,7 +1,7 @@
 // The text family: RevCol transformer columns, fine-tuning, evaluation and classification.
 export { RevColText, EncoderBlock, MaskedLMHead, type MaskedTextBatch, type TextBatch, type TextStepOptions } from './model.js';
 export { pretrain, maskTokens, type PretrainOptions, type PretrainResult, type MaskingOptions, type TextRunOptions } from './pretrain.js';
-export { TEXT_PRESETS, getPreset, presetNames, presetForDataSize, readConfigFile, validateConfig, type TextConfig, type TextPreset } from './presets.js';
+export { TEXT_PRESETS, getPreset, presetNames, presetForDataSize, readConfigFile, validateConfig, WINDOW_POOLINGS, type TextConfig, type TextPreset, type WindowPooling } from './presets.js';
 export { TextClassifier, textClassificationReport, PRETRAINED_DIR, type TextClassification, type TextClassMetrics, type TextEvaluationReport, type TextLoadOptions, type TextModelMeta } from './classifier.js';
 export { fineTune, chooseEpochs, type FineTuneOptions, type FineTuneResult } from './fine-tune.js';
 // Regression and multi-label heads, sentence pairs (docs/text.md).
@@ -28,7 +28,7 @@ export { collapseSymbolRuns, readTextExamples, splitHeldOut, LabelMap, type Text
 // Token classification: a tag per word (part of speech, named entities); docs/token-classification.md.
 export {
   fineTuneTokens, loadTokenTask, TokenClassifier, TokenClassificationModel, TokenClassificationHead, TagSet, WordEncoder, EncodedTokens,
-  chooseTokenMaxLength, splitWords, IGNORE_INDEX, TOKEN_CLASSIFICATION_OBJECTIVE, TOKEN_HEAD,
+  chooseTokenMaxLength, splitWords, IGNORE_INDEX, TOKEN_CLASSIFICATION_OBJECTIVE, TOKEN_HEAD, WordVocabulary, WORD_SHAPES, WORDS_FILE, wordShape,
   type TokenFineTuneOptions, type TokenFineTuneResult, type TokenPrediction, type TokenEvaluationReport, type TokenModelMeta, type TokenTaskData, type TokenBatch, type EncodedSentence, type SplitWord,
 } from './token-classification.js';
 export {
