@@ -11,3 +11,5 @@ export { RunStopped } from './run-folder.js';
 export { stoppableByCtrlC } from './stop.js';
 export { flagName, optionAsIs, type OptionName } from './options.js';
 export * from './metrics.js';
+// Data-parallel CPU training over worker threads (docs/threads.md).
+export { DataParallel, shardRanges, shardSeed, type Replica, type ReplicaSpec, type Shard, type DataParallelOptions } from './data-parallel.js';
