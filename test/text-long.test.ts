@@ -9,7 +9,7 @@ import { readTextExamples } from '../src/data/text.js';
 import { predictEncoded, TextClassifier } from '../src/text/classifier.js';
 import { disposeBatch, EncodedTexts } from '../src/text/encoded.js';
 import { fineTune } from '../src/text/fine-tune.js';
-import { RevColText, type TextConfig } from '../src/text/model.js';
+import { RevColText, type TextBatch, type TextConfig } from '../src/text/model.js';
 import { TextTokenizer } from '../src/text/tokenizer.js';
 import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
 import { oneLineError } from './helpers/errors.js';
@@ -130,6 +130,19 @@ function relativeError(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / Math.max(tf.max(tf.abs(b)).dataSync()[0]!, 1e-12));
 }
 
+/** Loss and gradients of `batch` in both modes agree (1e-5 on the loss, 1e-4 per gradient); `check` sees the plain gradients; nothing is left behind. */
+function expectReversibleMatchesPlain(model: RevColText, batch: TextBatch, check: (grads: Map<tf.Variable, tf.Tensor>) => void = () => {}): void {
+  const before = tf.memory().numTensors;
+  const plain = model.lossAndGradients(batch, { seed: 3, mode: 'plain' });
+  const rev = model.lossAndGradients(batch, { seed: 3, mode: 'reversible' });
+  expect(relativeError(rev.loss, plain.loss)).toBeLessThanOrEqual(1e-5);
+  expect(rev.grads.size).toBe(plain.grads.size);
+  for (const [v, g] of plain.grads) expect(relativeError(rev.grads.get(v)!, g)).toBeLessThanOrEqual(1e-4);
+  check(plain.grads);
+  tf.dispose([plain.loss, rev.loss, ...plain.grads.values(), ...rev.grads.values()]);
+  expect(tf.memory().numTensors).toBe(before);
+}
+
 describe('windows', () => {
   const config = (over: Partial<TextConfig> = {}): TextConfig => ({
     vocabSize: tokenizer.vocabSize, maxLength: 12, hidden: [16, 16], layers: [1, 1], heads: 2, mlpRatio: 2, columns: 2, dropout: 0, dropPath: 0, pooling: 'mean', numLabels: 3, ...over,
@@ -207,14 +220,7 @@ describe('windows', () => {
       const data = new EncodedTexts(tokenizer, [fillerText(30), 'goal team', fillerText(14, 3)], 12, Int32Array.from([0, 1, 2]), undefined, { windows: 4 });
       const batch = data.batch([0, 1, 2]);
       expect(batch.windowWeights!.shape).toEqual([3, 7]);
-      const before = tf.memory().numTensors;
-      const plain = model.lossAndGradients(batch, { seed: 3, mode: 'plain' });
-      const rev = model.lossAndGradients(batch, { seed: 3, mode: 'reversible' });
-      expect(relativeError(rev.loss, plain.loss)).toBeLessThanOrEqual(1e-5);
-      expect(rev.grads.size).toBe(plain.grads.size);
-      for (const [v, g] of plain.grads) expect(relativeError(rev.grads.get(v)!, g)).toBeLessThanOrEqual(1e-4);
-      tf.dispose([plain.loss, rev.loss, ...plain.grads.values(), ...rev.grads.values()]);
-      expect(tf.memory().numTensors).toBe(before);
+      expectReversibleMatchesPlain(model, batch);
       disposeBatch(batch);
     } finally {
       model.dispose();
@@ -346,18 +352,9 @@ describe('window pooling: max and attention', () => {
     try {
       const data = new EncodedTexts(tokenizer, texts(), 12, Int32Array.from([0, 1, 2]), undefined, { windows: 4 });
       const batch = data.batch([0, 1, 2]);
-      const before = tf.memory().numTensors;
-      const plain = model.lossAndGradients(batch, { seed: 3, mode: 'plain' });
-      const rev = model.lossAndGradients(batch, { seed: 3, mode: 'reversible' });
-      expect(relativeError(rev.loss, plain.loss)).toBeLessThanOrEqual(1e-5);
-      expect(rev.grads.size).toBe(plain.grads.size);
-      for (const [v, g] of plain.grads) expect(relativeError(rev.grads.get(v)!, g)).toBeLessThanOrEqual(1e-4);
-      if (pooling === 'attention') {
-        const g = plain.grads.get(model.head.windowScore!)!;
-        expect(tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]!)).toBeGreaterThan(0);
-      }
-      tf.dispose([plain.loss, rev.loss, ...plain.grads.values(), ...rev.grads.values()]);
-      expect(tf.memory().numTensors).toBe(before);
+      expectReversibleMatchesPlain(model, batch, (grads) => {
+        if (pooling === 'attention') expect(tf.tidy(() => tf.max(tf.abs(grads.get(model.head.windowScore!)!)).dataSync()[0]!)).toBeGreaterThan(0);
+      });
       disposeBatch(batch);
     } finally {
       model.dispose();

@@ -6,6 +6,7 @@ import { TextTokenizer } from '../src/text/tokenizer.js';
 import { EncodedTokens, IGNORE_INDEX, splitWords, TokenClassificationModel, type TokenBatch, WordEncoder } from '../src/text/token-classification.js';
 import { oneLineError } from './helpers/errors.js';
 import { spreadShortcutScales } from './helpers/scales.js';
+import { expectFlatTensorsOverSteps } from './helpers/token-steps.js';
 
 function relativeError(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / Math.max(tf.max(tf.abs(b)).dataSync()[0]!, 1e-12));
@@ -168,18 +169,7 @@ describe('token-classification head: reversible backward agrees with plain autod
   it('keeps tf.memory().numTensors flat over steps and predictions, in both modes', () => {
     const model = new TokenClassificationModel(new RevColText(smallConfig(), 8), 4, 8);
     const data = batch(21);
-    for (const mode of ['reversible', 'plain'] as const) {
-      const counts: number[] = [];
-      for (let step = 0; step < 5; step++) {
-        const { loss, grads } = model.lossAndGradients(data, { seed: step, mode });
-        tf.tidy(() => grads.forEach((g, v) => v.assign(tf.sub(v, tf.mul(g, 0.05)))));
-        loss.dispose();
-        grads.forEach((g) => g.dispose());
-        model.probabilities(data).dispose();
-        counts.push(tf.memory().numTensors);
-      }
-      expect(counts[4]).toBe(counts[1]);
-    }
+    expectFlatTensorsOverSteps(model, data);
     const probs = model.probabilities(data);
     expect(probs.shape).toEqual([9, 4]);
     expect(tf.tidy(() => tf.max(tf.abs(tf.sub(tf.sum(probs, 1), 1))).dataSync()[0])).toBeLessThan(1e-5);

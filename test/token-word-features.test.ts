@@ -13,6 +13,7 @@ import {
 import { oneLineError } from './helpers/errors.js';
 import { spreadShortcutScales } from './helpers/scales.js';
 import { writeWordPieceTokenizer } from './helpers/token-data.js';
+import { expectFlatTensorsOverSteps } from './helpers/token-steps.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-token-words-'));
 
@@ -242,18 +243,7 @@ describe('word features: the model', () => {
   it('keeps tf.memory().numTensors flat over steps and predictions, in both modes', () => {
     const model = new TokenClassificationModel(new RevColText(smallConfig({ words: 7, wordShapes: WORD_SHAPES.length }), 8), 4, 8);
     const data = batch(21, 7, WORD_SHAPES.length);
-    for (const mode of ['reversible', 'plain'] as const) {
-      const counts: number[] = [];
-      for (let step = 0; step < 5; step++) {
-        const { loss, grads } = model.lossAndGradients(data, { seed: step, mode });
-        tf.tidy(() => grads.forEach((g, v) => v.assign(tf.sub(v, tf.mul(g, 0.05)))));
-        loss.dispose();
-        grads.forEach((g) => g.dispose());
-        model.probabilities(data).dispose();
-        counts.push(tf.memory().numTensors);
-      }
-      expect(counts[4]).toBe(counts[1]);
-    }
+    expectFlatTensorsOverSteps(model, data);
     disposeBatch(data);
     model.dispose();
   });
