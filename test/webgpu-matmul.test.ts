@@ -2,7 +2,7 @@
  * The split weight-gradient product of src/backends/webgpu-matmul.ts against the cpu backend,
  * on a software adapter where no GPU is present (lavapipe); skipped where Dawn finds no adapter.
  * Each case checks which programs ran (the split: a batched product and a column sum; else
- * tfjs's product alone), that repeated runs give the same bits, and that nothing is left behind.
+ * tfjs's product alone), that repeated split runs give the same bits, and that nothing is left behind.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -67,8 +67,11 @@ describe.skipIf(!webgpu.available)(`split weight-gradient products on webgpu aga
       expect(programs.includes('ColumnSumProgram')).toBe(split);
       expect(programs.filter((p) => p.startsWith('MatMul'))).toHaveLength(1);
       expectClose(first, expected);
+      // The split adds its partials in a fixed order: the same bits every run. (tfjs's own split-K,
+      // which takes the prime case here, adds with atomics, so there only closeness holds.)
       const again = await on('webgpu', data, product);
-      expect(Array.from(again.values)).toEqual(Array.from(first.values));
+      if (split) expect(Array.from(again.values)).toEqual(Array.from(first.values));
+      else expectClose(again, expected);
     });
   }
 

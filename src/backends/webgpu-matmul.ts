@@ -15,7 +15,8 @@
  * row-major with K outermost, so this is a reshape, not a copy), tfjs's own batched product
  * gives the S partial products [S, M, N] with S times the workgroups, and the column sum of
  * webgpu-reduce.ts adds them ([S, M·N] → [M·N]). One more dispatch, no atomics: the same
- * inputs give the same bits on every run. Every other product goes to tfjs's kernel unchanged.
+ * inputs give the same bits on every run. Every other product goes to tfjs's kernel unchanged (its own
+ * split-K, for tiny outputs whose inner dimension is not split here, still adds with atomics).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
