@@ -3,15 +3,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lossAndGradients } from '../src/index.js';
 import { ToyNet } from '../examples/gated-mlp-columns.js';
+import { relativeError } from './helpers/numerics.js';
 
 /** max |a - b| / max |b|, the error relative to the tensor's scale. */
-function relativeError(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => {
-    const diff = tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
-    const scale = tf.max(tf.abs(b)).dataSync()[0];
-    return diff / Math.max(scale, 1e-12);
-  });
-}
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -15,6 +15,7 @@ import { TextTokenizer } from '../src/text/tokenizer.js';
 import { oneLineError } from './helpers/errors.js';
 import { multiLabelRows, pairRows, regressionRows, writeHeadTokenizer, writeMultiLabelCsv, writeMultiLabelJsonl, writePairTsv, writeRegressionCsv } from './helpers/head-data.js';
 import { spreadShortcutScales } from './helpers/scales.js';
+import { relativeError } from './helpers/numerics.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-heads-'));
 const tokenizerDir = path.join(work, 'tok');
@@ -27,9 +28,6 @@ beforeAll(async () => {
 });
 
 /** max |a - b| / max |b|. */
-function relativeError(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / Math.max(tf.max(tf.abs(b)).dataSync()[0]!, 1e-12));
-}
 
 describe('head metrics, against hand-computed values', () => {
   it('regression: MSE, MAE, Pearson, Spearman (ties ranked by their average)', () => {

@@ -15,6 +15,7 @@ import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
 import { oneLineError } from './helpers/errors.js';
 import { HEAD_WORDS, writeHeadTokenizer } from './helpers/head-data.js';
 import { spreadShortcutScales } from './helpers/scales.js';
+import { relativeError } from './helpers/numerics.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-long-'));
 const tokenizerDir = path.join(work, 'tok');
@@ -126,9 +127,6 @@ describe('head+tail truncation', () => {
 const fillerText = (n: number, seed = 0): string => Array.from({ length: n }, (_, j) => HEAD_WORDS.filler[(seed + j) % HEAD_WORDS.filler.length]).join(' ');
 
 /** max |a - b| / max |b|. */
-function relativeError(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / Math.max(tf.max(tf.abs(b)).dataSync()[0]!, 1e-12));
-}
 
 /** Loss and gradients of `batch` in both modes agree (1e-5 on the loss, 1e-4 per gradient); `check` sees the plain gradients; nothing is left behind. */
 function expectReversibleMatchesPlain(model: RevColText, batch: TextBatch, check: (grads: Map<tf.Variable, tf.Tensor>) => void = () => {}): void {

@@ -7,15 +7,9 @@ import { RandomStream } from '../src/core/random.js';
 import { TEXT_PRESETS, validateConfig } from '../src/text/presets.js';
 import { RevcolError } from '../src/core/errors.js';
 import { spreadShortcutScales } from './helpers/scales.js';
+import { relativeError } from './helpers/numerics.js';
 
 /** max |a - b| / max |b|, the error relative to the tensor's scale. */
-function relativeError(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => {
-    const diff = tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
-    const scale = tf.max(tf.abs(b)).dataSync()[0];
-    return diff / Math.max(scale, 1e-12);
-  });
-}
 
 function smallConfig(overrides: Partial<TextConfig> = {}): TextConfig {
   return {

@@ -1,23 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RevColText, type TextConfig } from '../src/text/model.js';
+import { RevColText } from '../src/text/model.js';
 import { TextTokenizer } from '../src/text/tokenizer.js';
 import { EncodedTokens, IGNORE_INDEX, splitWords, TokenClassificationModel, type TokenBatch, WordEncoder } from '../src/text/token-classification.js';
 import { oneLineError } from './helpers/errors.js';
 import { spreadShortcutScales } from './helpers/scales.js';
-import { expectFlatTensorsOverSteps } from './helpers/token-steps.js';
-
-function relativeError(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / Math.max(tf.max(tf.abs(b)).dataSync()[0]!, 1e-12));
-}
-
-function smallConfig(overrides: Partial<TextConfig> = {}): TextConfig {
-  return {
-    vocabSize: 50, maxLength: 12, hidden: [16, 24], layers: [1, 1], heads: 2, mlpRatio: 2,
-    columns: 2, dropout: 0.1, dropPath: 0.2, pooling: 'mean', numLabels: 4, ...overrides,
-  };
-}
+import { expectFlatTensorsOverSteps, smallConfig } from './helpers/token-steps.js';
+import { relativeError } from './helpers/numerics.js';
 
 /** Four rows of lengths 10, 7, 4, 2 (padding 0, masked), a few scored positions per row, 4 tags. */
 function batch(seed: number): TokenBatch {

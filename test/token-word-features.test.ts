@@ -6,27 +6,17 @@ import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import { readTokenExamples, toConll } from '../src/data/token-data.js';
-import { RevColText, type TextConfig } from '../src/text/model.js';
+import { RevColText } from '../src/text/model.js';
 import {
   EncodedTokens, fineTuneTokens, normaliseWord, TokenClassificationModel, type TokenBatch, TokenClassifier, WORD_SHAPES, WordEncoder, wordShape, WordVocabulary, WORDS_FILE,
 } from '../src/text/token-classification.js';
 import { oneLineError } from './helpers/errors.js';
 import { spreadShortcutScales } from './helpers/scales.js';
 import { writeWordPieceTokenizer } from './helpers/token-data.js';
-import { expectFlatTensorsOverSteps } from './helpers/token-steps.js';
+import { expectFlatTensorsOverSteps, smallConfig } from './helpers/token-steps.js';
+import { relativeError } from './helpers/numerics.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-token-words-'));
-
-function relativeError(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / Math.max(tf.max(tf.abs(b)).dataSync()[0]!, 1e-12));
-}
-
-function smallConfig(overrides: Partial<TextConfig> = {}): TextConfig {
-  return {
-    vocabSize: 50, maxLength: 12, hidden: [16, 24], layers: [1, 1], heads: 2, mlpRatio: 2,
-    columns: 2, dropout: 0.1, dropPath: 0.2, pooling: 'mean', numLabels: 4, ...overrides,
-  };
-}
 
 /** Four rows of lengths 10, 7, 4, 2 (padding 0, masked), word and shape ids, a few scored positions per row, 4 tags. */
 function batch(seed: number, words: number, shapes: number): TokenBatch {

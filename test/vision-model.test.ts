@@ -10,6 +10,7 @@ import {
   RevColVision, VISION_PRESETS, depthwiseConvSame, dropPathRates, fitToModel, headColumns, pixelShuffle, releaseShape,
   upsampleNearest2x, visionConfig, visionParameterCount, type VisionConfig,
 } from '../src/vision/index.js';
+import { relativeError } from './helpers/numerics.js';
 
 // The release's reference data sits beside the repository (../shared/reference).
 const REFERENCE = fileURLToPath(new URL('../../shared/reference/', import.meta.url));
@@ -22,10 +23,6 @@ function tsvLines(file: string): string[] {
 
 function releaseListing(model: RevColVision): string[] {
   return model.namedParameters().map(([n, v]) => `${n}\t${releaseShape(n, v.shape).join('x')}`);
-}
-
-function relativeError(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] / Math.max(1e-12, tf.max(tf.abs(b)).dataSync()[0]));
 }
 
 beforeAll(async () => {
