@@ -15,6 +15,13 @@ const num = (name: string) => (v: string) => {
   return n;
 };
 
+/** A whole number ≥ 1, refused in one line otherwise. */
+const workersCount = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) fail(`--workers must be a whole number ≥ 1 (1: one thread), got '${v}'`);
+  return n;
+};
+
 export function registerVisionTrain(vision: Command): void {
   const cmd = vision
     .command('train')
@@ -37,6 +44,7 @@ export function registerVisionTrain(vision: Command): void {
     .addOption(new Option('--mode <mode>', 'reversible (memory-saving backward) or plain autodiff').choices(['reversible', 'plain']).default('reversible'))
     .option('--seed <n>', 'seed of initialisation, shuffling, augmentation and drop path', num('--seed'), 0)
     .option('--no-flip', 'no horizontal flips in augmentation (for text, digits, asymmetric images)')
+    .option('--workers <n>', 'data-parallel training: each batch cut into N shards, computed at once by the main thread and N-1 worker threads (one core each), their gradients summed; deterministic for a seed and N; cpu and wasm backends (default 1)', workersCount)
     .option('--no-progress', 'no progress bar')
     .addOption(new Option('--limit <n>', 'use at most n training and n test images (quick trials)').argParser(num('--limit')).hideHelp());
   addBackendOption(cmd);
@@ -48,6 +56,7 @@ Examples:
   $ revcol vision train --data photos/ --out runs/photos  # photos/<class>/*.jpg, 20% of each class held out
   $ revcol vision train --data train/ --eval-data test/ --preset revcol-micro-64 --epochs 30
   $ revcol vision train --data mnist --out runs/mnist --resume   # continue an interrupted run
+  $ revcol vision train --data mnist --backend wasm --workers 2  # each batch on 2 cores
   $ revcol vision eval --model runs/vision-mnist --data mnist
 
 Files in --out: best.safetensors (the model: the last epoch's, or the best on a held-out part;
@@ -82,6 +91,7 @@ Ctrl-C stops after the current step, saves a checkpoint and prints the command t
       flip: opts.flip as boolean,
       progress: opts.progress as boolean,
       limit: opts.limit as number | undefined,
+      workers: opts.workers as number | undefined,
     }));
   });
 }

@@ -9,10 +9,12 @@ import { type AugmentOptions, defaultAugment } from '../data/augment.js';
 import { dataImageSide, isMnist, loadVisionData, type VisionDataSpec } from '../data/load.js';
 import { channelStats, classCounts, predictClasses, trainingBatches, type VisionBatch, type VisionData } from '../data/vision-dataset.js';
 import { LAST_FILE, readCheckpointInfo } from '../train/checkpoint.js';
+import { checkWorkersBackend } from '../train/data-parallel.js';
 import { classificationReport } from '../train/metrics.js';
 import { type OptionName, optionAsIs, type TrainingSettingOptions } from '../train/options.js';
 import { dataPrint, namePrint, withRunFolder } from '../train/run-folder.js';
 import { train, type TrainSummary } from '../train/trainer.js';
+import { startVisionWorkers, visionShards } from './data-parallel-vision.js';
 import { RevColVision } from './model.js';
 import { DEFAULT_EMA, DEFAULT_LABEL_SMOOTHING, DEFAULT_SAMPLES, DEFAULT_WEIGHT_DECAY, defaultEpochs, defaultModelFor, PRESET_SAMPLES, visionBatchSettings } from './defaults.js';
 import { visionConfig, visionParameterCount, type VisionConfig } from './presets.js';
@@ -51,6 +53,12 @@ export interface VisionTrainOptions extends TrainingSettingOptions {
   backend?: string;
   /** How errors name options (default: as here, e.g. batchSize; the CLI: its flags, e.g. --batch-size). */
   optionName?: OptionName;
+  /**
+   * Data-parallel training: each batch cut into this many shards, computed at once by the main
+   * thread and `workers - 1` worker threads (cpu and wasm backends), their gradients summed
+   * (docs/training.md). Default 1: one thread.
+   */
+  workers?: number;
 }
 
 export interface VisionTrainResult {
@@ -96,6 +104,8 @@ export async function trainVision(options: VisionTrainOptions): Promise<VisionTr
   checkNumbers(options, name);
   if (options.backend) await backendFromOptions({ backend: options.backend, quiet: true, optionName: name });
   else await ensureBackend();
+  // Before any data is read or a folder made: workers run on the cpu and wasm backends only.
+  if ((options.workers ?? 1) > 1) checkWorkersBackend(name('workers'));
   const out = options.out ?? defaultOutDir(options.data);
   const identity = {
     data: isMnist(options.data) ? namePrint('mnist') : await dataPrint(options.data),
@@ -117,6 +127,8 @@ function checkNumbers(options: VisionTrainOptions, name: OptionName): void {
   if (lr !== undefined && !(lr > 0)) fail(`${name('lr')} must be a positive number, got ${lr}`);
   if (ema !== undefined && !(ema >= 0 && ema < 1)) fail(`${name('ema')} must be in [0, 1) (0 turns the weight average off), got ${ema}`);
   if (keep !== undefined && keep !== 'best' && keep !== 'last') fail(`${name('keep')} must be best or last, got ${String(keep)}`);
+  const { workers } = options;
+  if (workers !== undefined && (!Number.isInteger(workers) || workers < 1)) fail(`${name('workers')} must be a whole number ≥ 1 (1: one thread), got ${workers}`);
 }
 
 async function trainVisionIn(options: VisionTrainOptions, out: string, log: (line: string) => void, name: OptionName, begin: () => Promise<void>): Promise<VisionTrainResult> {
@@ -169,53 +181,63 @@ async function trainVisionIn(options: VisionTrainOptions, out: string, log: (lin
   const model = new RevColVision(config, seed);
   model.mode = mode;
   const evalBatch = Math.max(batchSize, 128);
+  const workers = options.workers ?? 1;
   try {
     await begin();
-    const summary = await train<VisionBatch>(
-      {
-        model,
-        trainSize: data.train.count,
-        trainBatches: (epoch, s) => trainingBatches(data.train, batchSize, config, augment, s),
-        batchSize: (b) => b.labels.shape[0],
-        lossAndGradients: (b, step) => model.lossAndGradients(b.x, b.labels, { mode, seed: mixSeed(seed, step), labelSmoothing }),
-        disposeBatch: (b) => {
-          b.x.dispose();
-          b.labels.dispose();
+    const pool = workers > 1 ? await startVisionWorkers(model, workers, { mode, labelSmoothing }) : null;
+    if (pool) log(`revcol: data-parallel: each batch in ${workers} shards, on the main thread and ${workers - 1} worker thread${workers > 2 ? 's' : ''}`);
+    let summary: TrainSummary;
+    try {
+      summary = await train<VisionBatch>(
+        {
+          model,
+          trainSize: data.train.count,
+          trainBatches: (epoch, s) => trainingBatches(data.train, batchSize, config, augment, s),
+          batchSize: (b) => b.labels.shape[0],
+          lossAndGradients: pool
+            ? (b, step) => pool.lossAndGradients(visionShards(b.x, b.labels, pool.shards), mixSeed(seed, step))
+            : (b, step) => model.lossAndGradients(b.x, b.labels, { mode, seed: mixSeed(seed, step), labelSmoothing }),
+          disposeBatch: (b) => {
+            b.x.dispose();
+            b.labels.dispose();
+          },
+          evaluate: async () => {
+            const predicted = await predictClasses(data.test, config, evalBatch, (x) => model.logits(x));
+            return { accuracy: classificationReport(data.test.labels, predicted, data.classNames).accuracy };
+          },
         },
-        evaluate: async () => {
-          const predicted = await predictClasses(data.test, config, evalBatch, (x) => model.logits(x));
-          return { accuracy: classificationReport(data.test.labels, predicted, data.classNames).accuracy };
+        {
+          outDir: out,
+          epochs,
+          lr,
+          weightDecay: options.weightDecay ?? DEFAULT_WEIGHT_DECAY,
+          warmupEpochs: options.warmupEpochs ?? Math.min(2, Math.max(1, Math.round(epochs / 20))),
+          minLr: lr * 0.01,
+          clipNorm: 5,
+          ema: ema > 0 ? ema : undefined,
+          keep,
+          seed,
+          resume: options.resume ?? false,
+          progress: options.progress ?? true,
+          log: options.log,
+          ...(options.signal ? { signal: options.signal } : {}),
+          meta: {
+            family: 'vision',
+            preset: presetName,
+            model: modelName,
+            config,
+            labels: data.classNames,
+            data: data.source,
+            kind: data.kind,
+            augment,
+            trainCounts: counts,
+            hyper: { epochs, batchSize, lr, labelSmoothing, ema, mode, seed, ...(workers > 1 ? { workers } : {}) },
+          },
         },
-      },
-      {
-        outDir: out,
-        epochs,
-        lr,
-        weightDecay: options.weightDecay ?? DEFAULT_WEIGHT_DECAY,
-        warmupEpochs: options.warmupEpochs ?? Math.min(2, Math.max(1, Math.round(epochs / 20))),
-        minLr: lr * 0.01,
-        clipNorm: 5,
-        ema: ema > 0 ? ema : undefined,
-        keep,
-        seed,
-        resume: options.resume ?? false,
-        progress: options.progress ?? true,
-        log: options.log,
-        ...(options.signal ? { signal: options.signal } : {}),
-        meta: {
-          family: 'vision',
-          preset: presetName,
-          model: modelName,
-          config,
-          labels: data.classNames,
-          data: data.source,
-          kind: data.kind,
-          augment,
-          trainCounts: counts,
-          hyper: { epochs, batchSize, lr, labelSmoothing, ema, mode, seed },
-        },
-      },
-    );
+      );
+    } finally {
+      await pool?.close();
+    }
     log(
       `revcol: ${keep === 'last' ? `last epoch (${summary.bestEpoch}) kept` : `best epoch ${summary.bestEpoch}`}, test accuracy ${(summary.bestAccuracy * 100).toFixed(2)}% ` +
         `(${summary.seconds.toFixed(0)} s); model in ${out}`,
