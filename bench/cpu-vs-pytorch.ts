@@ -13,6 +13,11 @@
 // repository), at each of --threads (torch.set_num_threads), in the release's reversible mode
 // (save_memory=True) and in plain autograd; revcol runs lossAndGradients in 'reversible' and
 // 'plain' mode. Median step time of --steps steps after --warmup untimed ones.
+// With --workers N (N ≥ 2) revcol's step is also timed data-parallel (src/vision/data-parallel-vision.ts:
+// the batch in N shards, the main thread and N-1 worker threads, gradients summed, then AdamW),
+// and the runs alternate so that each variant sees the same machine: per mode, revcol with 1 and
+// with N workers, then PyTorch at each thread count, then revcol with N and with 1 workers
+// (revcol's figure is the median over both of its blocks).
 // The table gives samples/s and revcol / PyTorch, against PyTorch's best thread count.
 // Appends the result to bench/results/cpu-vs-pytorch.jsonl (with the date, the commit and
 // the machine's load) unless --no-record.
@@ -20,10 +25,10 @@
 //   npm run bench -- cpu-vs-pytorch --release /work/revcol-release [--batch 32] [--steps 5]
 //       [--warmup 1] [--threads 1,2] [--modes reversible,plain] [--inter-supv]
 //       [--anchor-every 2] [--python /usr/bin/python3] [--release-commit SHA] [--note TEXT]
-//       [--json] [--no-record]
+//       [--workers N] [--revcol-only] [--json] [--no-record]
 //
 // A bench, not a test: where python3, torch or the release is missing it says so in one line
-// and exits 0. Debian's torch (apt-get install python3-torch) is visible to /usr/bin/python3
+// and exits 0 (with --revcol-only, revcol's side runs alone and needs neither). Debian's torch (apt-get install python3-torch) is visible to /usr/bin/python3
 // only, so that is tried after `python3` on the PATH.
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -33,7 +38,9 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../src/backends/index.js';
 import type { TrainingMode } from '../src/core/gradients.js';
+import type { DataParallel } from '../src/train/data-parallel.js';
 import { AdamW } from '../src/train/optimizer.js';
+import { startVisionWorkers, type VisionShard, visionShards } from '../src/vision/data-parallel-vision.js';
 import { RevColVision } from '../src/vision/model.js';
 import { IMAGENET_MEAN, IMAGENET_STD, type VisionConfig, validateVisionConfig } from '../src/vision/presets.js';
 import { args, flag } from './lib/args.js';
@@ -51,6 +58,8 @@ const modes = flag('modes', 'reversible,plain').split(',') as TrainingMode[];
 const interSupervision = args.includes('--inter-supv');
 const anchorEvery = flag('anchor-every', '');
 const note = flag('note', '');
+const workers = Number(flag('workers', '1'));
+const revcolOnly = args.includes('--revcol-only');
 const json = args.includes('--json');
 const record = !args.includes('--no-record');
 
@@ -64,10 +73,11 @@ for (const [what, v] of [['--batch', batch], ['--steps', steps]] as const) {
   if (!Number.isInteger(v) || v < 1) skip(`${what} must be a whole number ≥ 1, got ${v}`);
 }
 if (!Number.isInteger(warmup) || warmup < 0) skip(`--warmup must be a whole number ≥ 0, got ${warmup}`);
+if (!Number.isInteger(workers) || workers < 1) skip(`--workers must be a whole number ≥ 1, got ${workers}`);
 if (!threads.length || !threads.every((t) => Number.isInteger(t) && t >= 1)) skip(`--threads must list whole numbers ≥ 1, e.g. 1,2`);
 if (!modes.length || !modes.every((m) => m === 'reversible' || m === 'plain')) skip(`--modes must list reversible and/or plain`);
-if (!release) skip('no --release PATH given (a checkout of github.com/megvii-research/RevCol)');
-if (!existsSync(path.join(release, 'models', 'revcol.py'))) skip(`release path ${release} is missing or has no models/revcol.py`);
+if (!revcolOnly && !release) skip('no --release PATH given (a checkout of github.com/megvii-research/RevCol); --revcol-only times revcol alone');
+if (!revcolOnly && !existsSync(path.join(release, 'models', 'revcol.py'))) skip(`release path ${release} is missing or has no models/revcol.py`);
 
 const config: VisionConfig = validateVisionConfig({
   channels: [32, 64, 96, 128],
@@ -162,93 +172,151 @@ function releaseCommit(): string | null {
   }
 }
 
-/** revcol's step on the wasm backend: median ms of `steps` after `warmup`. */
-function revcolStep(mode: TrainingMode): { parameters: number; stepMs: number[]; medianMs: number; cpuMs: number; samplesPerSec: number; lossFinite: boolean } {
+interface RevcolTiming {
+  workers: number;
+  parameters: number;
+  stepMs: number[];
+  medianMs: number;
+  cpuMs: number;
+  samplesPerSec: number;
+  lossFinite: boolean;
+}
+
+/**
+ * revcol's step in one mode on the wasm backend, on one thread or (workers > 1) data-parallel:
+ * one model, its AdamW and (workers > 1) its pool of worker threads; `time(n)` runs a block of
+ * `warmup` untimed then `steps` timed steps with n workers (1 or `workers`).
+ */
+async function revcolBench(mode: TrainingMode) {
   const model = new RevColVision(config, 1);
   const parameters = model.namedParameters().reduce((n, [, v]) => n + v.size, 0);
   // The release's recipe: AdamW, lr 1e-3, weight decay 0.05 (not on norms, biases, scales).
   const optimizer = new AdamW(model, { weightDecay: 0.05 });
   const x = tf.randomNormal([batch, config.inputSize, config.inputSize, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
   const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % config.numClasses), 'int32');
-  let lossFinite = true;
-  const step = (seed: number): void => {
-    const { loss, grads } = model.lossAndGradients(x, labels, { seed, mode });
+  const pool: DataParallel<VisionShard> | null = workers > 1 ? await startVisionWorkers(model, workers, { mode, labelSmoothing: 0 }) : null;
+  const timed: Record<number, { ms: number[]; cpu: number[]; lossFinite: boolean }> = { 1: { ms: [], cpu: [], lossFinite: true }, [workers]: { ms: [], cpu: [], lossFinite: true } };
+  let seed = 0;
+  const step = async (n: number): Promise<void> => {
+    // The data-parallel step cuts the batch every time, as training does.
+    const { loss, grads } = n > 1 ? await pool!.lossAndGradients(visionShards(x, labels, pool!.shards), seed) : model.lossAndGradients(x, labels, { seed, mode });
+    seed++;
     optimizer.applyGradients(grads, 1e-3);
-    lossFinite &&= Number.isFinite(loss.dataSync()[0]);
+    timed[n]!.lossFinite &&= Number.isFinite(loss.dataSync()[0]);
     loss.dispose();
     grads.forEach((g) => g.dispose());
   };
-  for (let s = 0; s < warmup; s++) step(s);
-  const times: number[] = [];
-  const cpu: number[] = [];
-  for (let s = 0; s < steps; s++) {
-    const start = performance.now();
-    const startCpu = process.cpuUsage();
-    step(warmup + s);
-    times.push(performance.now() - start);
-    const used = process.cpuUsage(startCpu);
-    cpu.push((used.user + used.system) / 1000);
-  }
-  tf.dispose([x, labels]);
-  optimizer.dispose();
-  model.dispose();
-  const m = median(times);
-  return { parameters, stepMs: times.map((t) => Math.round(t * 10) / 10), medianMs: Math.round(m * 10) / 10, cpuMs: Math.round(median(cpu) * 10) / 10, samplesPerSec: Math.round((batch * 100000) / m) / 100, lossFinite };
+  return {
+    parameters,
+    async time(n: number): Promise<void> {
+      for (let s = 0; s < warmup; s++) await step(n);
+      for (let s = 0; s < steps; s++) {
+        const start = performance.now();
+        const startCpu = process.cpuUsage(); // the process's: the main thread and the workers
+        await step(n);
+        timed[n]!.ms.push(performance.now() - start);
+        const used = process.cpuUsage(startCpu);
+        timed[n]!.cpu.push((used.user + used.system) / 1000);
+      }
+    },
+    result(n: number): RevcolTiming {
+      const t = timed[n]!;
+      const m = median(t.ms);
+      return {
+        workers: n, parameters, stepMs: t.ms.map(round1), medianMs: round1(m), cpuMs: round1(median(t.cpu)),
+        samplesPerSec: Math.round((batch * 100000) / m) / 100, lossFinite: t.lossFinite,
+      };
+    },
+    async dispose(): Promise<void> {
+      await pool?.close();
+      tf.dispose([x, labels]);
+      optimizer.dispose();
+      model.dispose();
+    },
+  };
 }
 
-const { python, info } = await findPython();
+const round1 = (v: number): number => Math.round(v * 10) / 10;
+
+const found = revcolOnly ? null : await findPython();
 await useBackend('wasm');
 const loadBefore = os.loadavg()[0]!;
+const loadSeen: number[] = [loadBefore];
 
-const revcol: Record<string, ReturnType<typeof revcolStep>> = {};
-for (const mode of modes) revcol[mode] = revcolStep(mode);
-const revcolParameters = revcol[modes[0]!]!.parameters;
-
+/** Variants in order, alternating: revcol 1, N; PyTorch at each thread count; revcol N, 1 (with --workers 1: revcol, PyTorch, revcol). */
+const revcol: Record<string, RevcolTiming> = {};
+const revcolWorkers: Record<string, RevcolTiming> = {};
 const pytorch: Record<string, Record<string, DriverResult>> = {};
 for (const mode of modes) {
-  pytorch[mode] = {};
-  for (const t of threads) {
-    const env = { ...process.env, OMP_NUM_THREADS: String(t), MKL_NUM_THREADS: String(t) };
-    const r = await runDriver(python, [...shapeArgs, '--threads', String(t), '--mode', mode, '--steps', String(steps), '--warmup', String(warmup)], env);
-    if (r.error) skip(`PyTorch run failed: ${r.error}`);
-    pytorch[mode][t] = r;
+  const bench = await revcolBench(mode);
+  const counts = workers > 1 ? [1, workers] : [1];
+  try {
+    for (const n of counts) await bench.time(n);
+    loadSeen.push(os.loadavg()[0]!);
+    if (found) {
+      pytorch[mode] = {};
+      for (const t of threads) {
+        const env = { ...process.env, OMP_NUM_THREADS: String(t), MKL_NUM_THREADS: String(t) };
+        const r = await runDriver(found.python, [...shapeArgs, '--threads', String(t), '--mode', mode, '--steps', String(steps), '--warmup', String(warmup)], env);
+        if (r.error) skip(`PyTorch run failed: ${r.error}`);
+        pytorch[mode][t] = r;
+        loadSeen.push(os.loadavg()[0]!);
+      }
+    }
+    for (const n of [...counts].reverse()) await bench.time(n);
+    revcol[mode] = bench.result(1);
+    if (workers > 1) revcolWorkers[mode] = bench.result(workers);
+  } finally {
+    await bench.dispose();
   }
 }
+const revcolParameters = revcol[modes[0]!]!.parameters;
 const loadAfter = os.loadavg()[0]!;
+loadSeen.push(loadAfter);
 const cores = os.cpus().length;
-const load = Math.max(loadBefore, loadAfter);
+const load = Math.max(...loadSeen);
 const loaded = load > 0.5 * cores;
-const torchParameters = Object.values(Object.values(pytorch)[0]!)[0]!.parameters;
+const torchParameters = found ? Object.values(Object.values(pytorch)[0]!)[0]!.parameters : null;
 
 const rows = modes.map((mode) => {
-  const best = threads.reduce((b, t) => ((pytorch[mode][t]!.samplesPerSec ?? 0) > (pytorch[mode][b]!.samplesPerSec ?? 0) ? t : b), threads[0]!);
-  const bestSps = pytorch[mode][best]!.samplesPerSec!;
+  const own = revcol[mode]!;
+  const dp = revcolWorkers[mode];
+  const revcolBest = Math.max(own.samplesPerSec, dp?.samplesPerSec ?? 0);
+  if (!found) return { mode, revcolSamplesPerSec: own.samplesPerSec, revcolMedianMs: own.medianMs, revcolCpuMs: own.cpuMs, ...(dp ? { revcolWorkers: { workers, samplesPerSec: dp.samplesPerSec, medianMs: dp.medianMs, cpuMs: dp.cpuMs } } : {}) };
+  const best = threads.reduce((b, t) => ((pytorch[mode]![t]!.samplesPerSec ?? 0) > (pytorch[mode]![b]!.samplesPerSec ?? 0) ? t : b), threads[0]!);
+  const bestSps = pytorch[mode]![best]!.samplesPerSec!;
   return {
     mode,
-    revcolSamplesPerSec: revcol[mode]!.samplesPerSec,
-    revcolMedianMs: revcol[mode]!.medianMs,
-    revcolCpuMs: revcol[mode]!.cpuMs,
-    pytorch: Object.fromEntries(threads.map((t) => [t, { samplesPerSec: pytorch[mode][t]!.samplesPerSec, medianMs: pytorch[mode][t]!.medianMs, cpuMs: pytorch[mode][t]!.cpuMs }])),
+    revcolSamplesPerSec: own.samplesPerSec,
+    revcolMedianMs: own.medianMs,
+    revcolCpuMs: own.cpuMs,
+    ...(dp ? { revcolWorkers: { workers, samplesPerSec: dp.samplesPerSec, medianMs: dp.medianMs, cpuMs: dp.cpuMs } } : {}),
+    pytorch: Object.fromEntries(threads.map((t) => [t, { samplesPerSec: pytorch[mode]![t]!.samplesPerSec, medianMs: pytorch[mode]![t]!.medianMs, cpuMs: pytorch[mode]![t]!.cpuMs }])),
     pytorchBestThreads: best,
-    ratio: Math.round((revcol[mode]!.samplesPerSec / bestSps) * 1000) / 1000,
+    /** revcol on one thread / PyTorch's best. */
+    ratio: Math.round((own.samplesPerSec / bestSps) * 1000) / 1000,
+    /** revcol's better of 1 and N workers / PyTorch's best. */
+    ...(dp ? { ratioBest: Math.round((revcolBest / bestSps) * 1000) / 1000 } : {}),
   };
 });
 
 const result = {
   date: new Date().toISOString(),
   commit: commit(),
-  release: { path: path.resolve(release), commit: releaseCommit() },
-  note: `${loaded ? `machine loaded (load average ${load.toFixed(1)} on ${cores} cores): timings are noisy` : `load average ${load.toFixed(1)} on ${cores} cores`}${note ? `; ${note}` : ''}`,
-  loadAverage: { before: Math.round(loadBefore * 100) / 100, after: Math.round(loadAfter * 100) / 100, cores },
+  release: found ? { path: path.resolve(release), commit: releaseCommit() } : null,
+  note: `${loaded ? `machine loaded (load average up to ${load.toFixed(1)} on ${cores} cores): timings are noisy` : `load average up to ${load.toFixed(1)} on ${cores} cores`}${found ? '' : '; revcol only (--revcol-only)'}${note ? `; ${note}` : ''}`,
+  loadAverage: { before: Math.round(loadBefore * 100) / 100, after: Math.round(loadAfter * 100) / 100, max: Math.round(load * 100) / 100, cores },
   config: {
     channels: config.channels, layers: config.layers, columns: config.columns, kernelSize: config.kernelSize, stemPatch: config.stemPatch,
     inputSize: config.inputSize, numClasses: config.numClasses, dropPath: config.dropPath, interSupervision: config.interSupervision,
     revcolAnchorEvery: config.anchorEvery ?? 2,
   },
-  batch, steps, warmup,
+  batch, steps, warmup, workers,
+  order: `per mode: revcol${workers > 1 ? ` 1, ${workers} workers` : ''}${found ? `; PyTorch ${threads.join(', ')} threads` : ''}; revcol${workers > 1 ? ` ${workers}, 1 workers` : ' again'}`,
   parameters: { revcol: revcolParameters, pytorch: torchParameters },
   revcol: { backend: tf.getBackend(), node: process.version, ...revcol },
-  pytorch: { python: `${python} (${info.python})`, torch: info.torch, timm: info.timm, runs: pytorch },
+  ...(workers > 1 ? { revcolWorkers } : {}),
+  pytorch: found ? { python: `${found.python} (${found.info.python})`, torch: found.info.torch, timm: found.info.timm, runs: pytorch } : null,
   table: rows,
 };
 
@@ -256,20 +324,27 @@ if (json) {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } else {
   const out = (s: string): boolean => process.stdout.write(`${s}\n`);
+  const info = found?.info;
   out(`RevCol nano (channels ${config.channels.join(',')}; blocks ${config.layers.join(',')}; ${config.columns} columns; kernel ${config.kernelSize}; `
     + `${config.inputSize}×${config.inputSize}, stem ${config.stemPatch}; ${config.interSupervision ? 'intermediate supervision' : 'one head'}), batch ${batch}, `
-    + `one training step = loss + backward + AdamW; median of ${steps} after ${warmup} warm-up`);
-  out(`parameters: revcol ${revcolParameters}, PyTorch release ${torchParameters}${revcolParameters === torchParameters ? ' (same)' : ' (DIFFERENT: the configs do not match)'}`);
-  out(`revcol ${tf.getBackend()} (single-threaded), node ${process.version}; PyTorch ${info.torch} on ${python} (Python ${info.python}); timm: ${info.timm}`);
-  out(`commit ${result.commit ?? 'unknown'}; ${result.note}`);
+    + `one training step = loss + backward + AdamW; median of ${steps} after ${warmup} warm-up${workers > 1 ? ` (revcol: of both its blocks, ${2 * steps} steps)` : ''}`);
+  out(`parameters: revcol ${revcolParameters}${found ? `, PyTorch release ${torchParameters}${revcolParameters === torchParameters ? ' (same)' : ' (DIFFERENT: the configs do not match)'}` : ''}`);
+  out(`revcol ${tf.getBackend()} (one thread${workers > 1 ? `, and ${workers} data-parallel workers of one thread each` : ''}), node ${process.version}`
+    + (info ? `; PyTorch ${info.torch} on ${found!.python} (Python ${info.python}); timm: ${info.timm}` : '; PyTorch not run (--revcol-only)'));
+  out(`commit ${result.commit ?? 'unknown'}; ${result.note}; order: ${result.order}`);
   out('');
-  const head = ['mode', 'revcol samples/s', ...threads.map((t) => `PyTorch ${t} thread${t > 1 ? 's' : ''}`), 'revcol / PyTorch best'];
-  const body = rows.map((r) => [
-    r.mode,
-    `${r.revcolSamplesPerSec.toFixed(1)} (${r.revcolMedianMs} ms)`,
-    ...threads.map((t) => `${r.pytorch[t]!.samplesPerSec!.toFixed(1)} (${r.pytorch[t]!.medianMs} ms)`),
-    `${r.ratio.toFixed(2)} (vs ${r.pytorchBestThreads} thread${r.pytorchBestThreads > 1 ? 's' : ''})`,
-  ]);
+  const head = ['mode', 'revcol samples/s', ...(workers > 1 ? [`revcol ${workers} workers`] : []), ...(found ? threads.map((t) => `PyTorch ${t} thread${t > 1 ? 's' : ''}`) : []), ...(found ? ['revcol / PyTorch best'] : [])];
+  const body = rows.map((r) => {
+    const p = 'pytorch' in r ? r : null;
+    const ratio = p ? `${p.ratio.toFixed(2)}${'ratioBest' in p ? `, ${workers} workers ${p.ratioBest!.toFixed(2)}` : ''} (vs ${p.pytorchBestThreads} thread${p.pytorchBestThreads > 1 ? 's' : ''})` : '';
+    return [
+      r.mode,
+      `${r.revcolSamplesPerSec.toFixed(1)} (${r.revcolMedianMs} ms)`,
+      ...(r.revcolWorkers ? [`${r.revcolWorkers.samplesPerSec.toFixed(1)} (${r.revcolWorkers.medianMs} ms)`] : []),
+      ...(p ? threads.map((t) => `${p.pytorch[t]!.samplesPerSec!.toFixed(1)} (${p.pytorch[t]!.medianMs} ms)`) : []),
+      ...(p ? [ratio] : []),
+    ];
+  });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   out(line(head));
@@ -277,6 +352,7 @@ if (json) {
   body.forEach((b) => out(line(b)));
   out('');
   out(`process CPU ms per step (all threads; less disturbed by other jobs than wall time): `
-    + rows.map((r) => `${r.mode}: revcol ${r.revcolCpuMs}, ${threads.map((t) => `PyTorch ${t}t ${r.pytorch[t]!.cpuMs}`).join(', ')}`).join('; '));
+    + rows.map((r) => `${r.mode}: revcol ${r.revcolCpuMs}${r.revcolWorkers ? `, revcol ${workers} workers ${r.revcolWorkers.cpuMs}` : ''}`
+      + ('pytorch' in r ? `, ${threads.map((t) => `PyTorch ${t}t ${r.pytorch[t]!.cpuMs}`).join(', ')}` : '')).join('; '));
 }
 if (record) await recordResult('cpu-vs-pytorch', JSON.stringify(result));
