@@ -214,9 +214,6 @@ describe('fine-tune with workers', () => {
     writeFileSync(cfg, JSON.stringify(FT_CONFIG));
     expectOneLineError(await runCliCaptured(['fine-tune', '--train', trainFile, '--workers', '0', '--out', path.join(work, 'cli-bad')]), /--workers must be a whole number ≥ 1/);
     expectOneLineError(await runCliCaptured(['fine-tune', '--train', trainFile, '--workers', 'two', '--out', path.join(work, 'cli-bad')]), /--workers must be a whole number ≥ 1/);
-    const conll = path.join(work, 'tags.conll');
-    writeFileSync(conll, 'the\tDET\ngoal\tNOUN\n\na\tDET\nsong\tNOUN\n');
-    expectOneLineError(await runCliCaptured(['fine-tune', '--train', conll, '--workers', '2', '--out', path.join(work, 'cli-tok')]), /--workers is for text classification for now/);
   });
 
   it('CLI: --workers 2 on the wasm backend trains and says so', async () => {

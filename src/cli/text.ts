@@ -115,7 +115,6 @@ A folder that holds a run is not replaced unless --overwrite; --resume continues
 stops after the current step, saves a checkpoint and prints the command that resumes it.`);
   fineTuneCmd.action(async (opts) => {
     const kind = await fineTuneKind(opts, fineTuneCmd);
-    if (kind === 'token-classification' && opts.workers !== undefined) fail('--workers is for text classification for now; token classification trains on one thread: leave out --workers');
     await backendFromOptions(opts);
     if (kind === 'token-classification') {
       await fineTuneTokensCommand(opts, fineTuneCmd);
@@ -136,7 +135,7 @@ stops after the current step, saves a checkpoint and prints the command that res
     .description('Pre-train a RevCol text model\'s embeddings and columns on unlabelled texts (masked LM), to fine-tune from with --from.');
   addTextFlags(pretrainCmd, [
     'train', 'task', 'textColumn', 'tokenizer', 'allowNetwork', 'preset', 'config', 'epochs', 'batchSize', 'lr', 'maxLength', 'maskFraction', 'collapseRuns',
-    'out', 'resume', 'overwrite', 'seed', 'mode', 'progress',
+    'out', 'resume', 'overwrite', 'seed', 'workers', 'mode', 'progress',
   ], {
     train: 'texts: CSV, TSV or JSONL with a text column (labels not needed)',
     task: `a built-in text-classification task's training texts instead of --train: ${taskNames('text-classification').join(', ') || 'see tasks/'}`,
@@ -154,7 +153,8 @@ Each epoch reports the share of masked tokens predicted right on 5% of the texts
 Examples:
   revcol pretrain --train mail.csv --out runs/mail-lm --epochs 10
   revcol fine-tune --train labelled.csv --from runs/mail-lm     # then fine-tune from it
-  revcol pretrain --task spam --preset text-tiny --out runs/spam-lm`);
+  revcol pretrain --task spam --preset text-tiny --out runs/spam-lm
+  revcol pretrain --train mail.csv --workers 2 --backend wasm     # each batch on 2 threads (2 cores)`);
   pretrainCmd.action(async (opts) => {
     if (!opts.train === !opts.task) fail('pretrain needs exactly one of --train FILE or --task NAME');
     await backendFromOptions(opts);

@@ -1,7 +1,9 @@
 /**
- * Text classification on data-parallel workers (src/train/data-parallel.ts): how a TextBatch is
+ * Text models on data-parallel workers (src/train/data-parallel.ts): how a TextBatch is
  * cut into plain shards (contiguous texts; a text's windows stay together), and the replica a
- * worker builds (this module is loaded by URL in each worker: `createTextReplica`).
+ * worker builds (this module is loaded by URL in each worker: `createTextReplica`); and how a
+ * batch whose loss is a mean over token positions (masked LM, token classification) is cut
+ * (`positionShards`; their replicas in data-parallel-mlm.ts and data-parallel-token.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LossAndGradients } from '../core/gradients.js';
@@ -134,4 +136,108 @@ export function createTextReplica(options: TextReplicaOptions): Replica<TextShar
 export function startTextWorkers(model: RevColText, workers: number, labelSmoothing: number): Promise<DataParallel<TextShard>> {
   const spec: ReplicaSpec = { module: import.meta.url, factory: 'createTextReplica', options: { config: model.config, labelSmoothing } satisfies TextReplicaOptions };
   return DataParallel.start({ workers, spec, local: textReplica(model, labelSmoothing) });
+}
+
+/**
+ * One shard of a batch whose loss is a mean over some flattened positions (b·T + t) of the top
+ * level: masked-LM pre-training (the masked tokens) and token classification (the scored
+ * pieces). Plain arrays; positions are the shard's own (row within the shard · width + t).
+ */
+export interface PositionShard {
+  rows: number;
+  width: number;
+  ids: Int32Array;
+  mask: Int32Array;
+  positions: Int32Array;
+  targets: Int32Array;
+  /** Token classification with word features: each token's word and shape ids [rows, width]. */
+  wordIds: Int32Array | null;
+  shapeIds: Int32Array | null;
+}
+
+/** The tensors a position batch holds (MaskedTextBatch, TokenBatch). */
+export interface PositionBatchTensors {
+  inputIds: tf.Tensor2D;
+  attentionMask: tf.Tensor2D;
+  positions: tf.Tensor1D;
+  targets: tf.Tensor1D;
+  words?: { wordIds: tf.Tensor2D; shapeIds: tf.Tensor2D };
+}
+
+/**
+ * Cuts a position batch into n shards of contiguous rows (near-equal counts), each cut to its
+ * longest row (rounded up to 8, which changes no output), its positions renumbered. Its weight is
+ * its number of positions: the loss is a mean over them, so weighting by rows would not give the
+ * full batch's mean when rows hold different numbers of them.
+ */
+export function positionShards(batch: PositionBatchTensors, n: number): Array<Shard<PositionShard>> {
+  const [rowsTotal, t] = batch.inputIds.shape;
+  const ids = batch.inputIds.dataSync() as Int32Array;
+  const mask = batch.attentionMask.dataSync() as Int32Array;
+  const positions = batch.positions.dataSync() as Int32Array;
+  const targets = batch.targets.dataSync() as Int32Array;
+  const wordIds = batch.words ? (batch.words.wordIds.dataSync() as Int32Array) : null;
+  const shapeIds = batch.words ? (batch.words.shapeIds.dataSync() as Int32Array) : null;
+  return shardRanges(rowsTotal, n).map(([a, b]) => {
+    const rows = b - a;
+    let longest = 1;
+    for (let r = a; r < b; r++) {
+      for (let j = t - 1; j >= longest; j--) {
+        if (mask[r * t + j]) {
+          longest = j + 1;
+          break;
+        }
+      }
+    }
+    const picked: number[] = [];
+    for (let k = 0; k < positions.length; k++) {
+      const p = positions[k]!;
+      if (p >= a * t && p < b * t) {
+        picked.push(k);
+        longest = Math.max(longest, (p % t) + 1);
+      }
+    }
+    const width = Math.min(t, Math.ceil(longest / 8) * 8);
+    const cut = (src: Int32Array) => {
+      const out = new Int32Array(rows * width);
+      for (let r = 0; r < rows; r++) out.set(src.subarray((a + r) * t, (a + r) * t + width), r * width);
+      return out;
+    };
+    // Positions keep their order (row, then token): the same terms, in the same order, as in the full batch's mean.
+    const ownPositions = Int32Array.from(picked, (k) => {
+      const p = positions[k]!;
+      return (Math.floor(p / t) - a) * width + (p % t);
+    });
+    return {
+      rows,
+      weight: picked.length,
+      data: {
+        rows,
+        width,
+        ids: cut(ids),
+        mask: cut(mask),
+        positions: ownPositions,
+        targets: Int32Array.from(picked, (k) => targets[k]!),
+        wordIds: wordIds ? cut(wordIds) : null,
+        shapeIds: shapeIds ? cut(shapeIds) : null,
+      },
+    };
+  });
+}
+
+/** A position shard as tensors (the caller disposes them). */
+export function positionShardTensors(s: PositionShard): PositionBatchTensors {
+  return {
+    inputIds: tf.tensor2d(s.ids, [s.rows, s.width], 'int32'),
+    attentionMask: tf.tensor2d(s.mask, [s.rows, s.width], 'int32'),
+    positions: tf.tensor1d(s.positions, 'int32'),
+    targets: tf.tensor1d(s.targets, 'int32'),
+    ...(s.wordIds && s.shapeIds ? { words: { wordIds: tf.tensor2d(s.wordIds, [s.rows, s.width], 'int32'), shapeIds: tf.tensor2d(s.shapeIds, [s.rows, s.width], 'int32') } } : {}),
+  };
+}
+
+/** Disposes a position batch's tensors. */
+export function disposePositionTensors(b: PositionBatchTensors): void {
+  tf.dispose([b.inputIds, b.attentionMask, b.positions, b.targets]);
+  if (b.words) tf.dispose([b.words.wordIds, b.words.shapeIds]);
 }

@@ -356,6 +356,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
         out: pretrainedDir,
         resume: options.resume && existsSync(path.join(pretrainedDir, LAST_CHECKPOINT)),
         seed,
+        ...(options.workers ? { workers: options.workers } : {}),
         lengthSeed: splitSeed,
         progress: options.progress,
         log,

@@ -3,7 +3,9 @@ import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
 import { SeededRandom } from '../data/augment.js';
 import { collapseSymbolRuns, readTextExamples, seededPermutation } from '../data/text.js';
+import { checkWorkersBackend } from '../train/data-parallel.js';
 import { train, type TrainSummary } from '../train/trainer.js';
+import { maskedShards, startMaskedLMWorkers } from './data-parallel-mlm.js';
 import { chooseMaxLength, EncodedTexts, lengthGroupedBatches } from './encoded.js';
 import { MaskedLMModel } from './fill-mask.js';
 import { type MaskedTextBatch, RevColText } from './model.js';
@@ -109,6 +111,13 @@ export interface PretrainOptions extends TextRunOptions {
    * pre-trains at the length it then fine-tunes at.
    */
   lengthSeed?: number;
+  /**
+   * Data-parallel training: each batch (masked whole, as on one thread) is cut into this many
+   * shards, computed at once by the main thread and `workers - 1` worker threads (cpu and wasm
+   * backends), their gradients summed, each shard weighted by its masked tokens (docs/threads.md).
+   * Deterministic for a given seed and worker count. Default 1: one thread.
+   */
+  workers?: number;
 }
 
 export interface PretrainResult {
@@ -143,6 +152,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
 /** pretrain() in its (guarded) folder; `begin` is called right before the first write. */
 async function pretrainIn(options: PretrainOptions, log: (line: string) => void, begin: () => Promise<void>): Promise<PretrainResult> {
   const name = namer(options);
+  const workers = checkWhole(options.workers ?? 1, 1, 'workers', name, ' (1: one thread)');
+  if (workers > 1) checkWorkersBackend(name('workers'));
   let texts: string[];
   let taskPreset: string | undefined;
   let taskChanges: Partial<TextConfig> = {};
@@ -207,7 +218,13 @@ async function pretrainIn(options: PretrainOptions, log: (line: string) => void,
   if (note) log(note);
 
   const model = new MaskedLMModel(new RevColText(config, seed), seed);
+  let pool: Awaited<ReturnType<typeof startMaskedLMWorkers>> | null = null;
   try {
+    if (workers > 1) {
+      pool = await startMaskedLMWorkers(model, workers);
+      log(`data-parallel: each batch in ${workers} shards, on the main thread and ${workers - 1} worker thread${workers > 2 ? 's' : ''}`);
+    }
+    const dp = pool;
     // The held-out texts are masked once, so every epoch is scored on the same positions.
     const heldBatches: number[][] = [];
     for (let i = 0; i < heldData.size; i += 64) heldBatches.push(Array.from({ length: Math.min(64, heldData.size - i) }, (_, k) => i + k));
@@ -219,7 +236,9 @@ async function pretrainIn(options: PretrainOptions, log: (line: string) => void,
         for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) yield maskedBatch(trainData, rows, masking, mixSeed(shuffleSeed, 0x3a5c, b++));
       },
       batchSize: (b) => b.inputIds.shape[0],
-      lossAndGradients: (b, step) => model.text.maskedLMLossAndGradients(b, model.mlm, { seed: mixSeed(seed, step) }),
+      lossAndGradients: dp
+        ? (b, step) => dp.lossAndGradients(maskedShards(b, dp.shards), mixSeed(seed, step))
+        : (b, step) => model.text.maskedLMLossAndGradients(b, model.mlm, { seed: mixSeed(seed, step) }),
       disposeBatch: disposeMasked,
       evaluate: async () => {
         let right = 0;
@@ -261,6 +280,7 @@ async function pretrainIn(options: PretrainOptions, log: (line: string) => void,
     });
     return { outDir: options.out, summary, config, preset: presetName, maxLength, trainTexts: trainData.size, heldOutTexts: heldData.size, epochs };
   } finally {
+    await pool?.close();
     model.dispose();
   }
 }

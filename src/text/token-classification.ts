@@ -27,6 +27,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { readTokenExamples, type ReadTokenOptions, type TokenExamples, wordLine } from '../data/token-data.js';
 import { seededPermutation } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
+import { checkWorkersBackend } from '../train/data-parallel.js';
 import { softmaxCrossEntropy } from '../train/losses.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { lengthGroupedBatches } from './encoded.js';
@@ -34,7 +35,7 @@ import { RevColText, type TextStepOptions, type TokenWordFeatures } from './mode
 import { folderTokenizer, MASKED_LM_OBJECTIVE, readResumeMeta, TOKEN_CLASSIFICATION_OBJECTIVE } from './model-meta.js';
 import type { TextConfig } from './presets.js';
 import {
-  chooseEpochs, inRunFolder, makeOutputFolder, namer, resolveArchitecture, resolveMaxLength, resolveTokenizer, resolveTrainingSettings, runTrainOptions, startTextRun, type TextRunOptions,
+  checkWhole, chooseEpochs, inRunFolder, makeOutputFolder, namer, resolveArchitecture, resolveMaxLength, resolveTokenizer, resolveTrainingSettings, runTrainOptions, startTextRun, type TextRunOptions,
 } from './run-options.js';
 import type { TokenTaskData } from './task-types.js';
 import { taskKind, taskNames } from './tasks.js';
@@ -840,6 +841,13 @@ export interface TokenFineTuneOptions extends TextRunOptions, Pick<ReadTokenOpti
   /** Seed of the held-out split and the max-length sample (default: seed). */
   splitSeed?: number;
   /**
+   * Data-parallel training: each batch is cut into this many shards of sentences, computed at
+   * once by the main thread and `workers - 1` worker threads (cpu and wasm backends), their
+   * gradients summed, each shard weighted by its scored tokens (docs/threads.md). Deterministic
+   * for a given seed and worker count. Default 1: one thread.
+   */
+  workers?: number;
+  /**
    * For a caller that guards `out` itself: called once, when everything is read and checked,
    * right before the first write into it; the run then takes no lock of its own. Without it the
    * run guards its folder as fineTune does (lock, resume and overwrite checks).
@@ -931,6 +939,8 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
   const seed = options.seed ?? 0;
   const splitSeed = options.splitSeed ?? seed;
   const notes: string[] = [];
+  const workers = checkWhole(options.workers ?? 1, 1, 'workers', name, ' (1: one thread)');
+  if (workers > 1) checkWorkersBackend(name('workers'));
 
   // Data.
   const readOptions: ReadTokenOptions = { format: options.format, tagColumn: options.tagColumn, tokensField: options.tokensField, tagsField: options.tagsField, tagNames: options.tagNames };
@@ -1065,32 +1075,43 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
       if (vocabulary) await vocabulary.save(options.out);
       notes.forEach((line) => log(line));
 
-      const summary = await train<TokenBatch>({
-        model,
-        trainSize: trainData.size,
-        trainBatches: function* (_epoch, shuffleSeed) {
-          let k = 0;
-          for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) yield trainData.batch(rows, wordDropout, mixSeed(shuffleSeed, 0x30d0 + k++));
-        },
-        batchSize: (b) => b.inputIds.shape[0],
-        lossAndGradients: (b, step) => model.lossAndGradients(b, { seed: mixSeed(seed, step), labelSmoothing }),
-        disposeBatch: disposeTokenBatch,
-        evaluate: async () => {
-          const probs = await readLater(predictWords(model, evalData));
-          const predicted = probs.map((p) => argmaxTags(p, tags.names).tags);
-          const m = tokenClassificationMetrics(evalSet.tags, predicted, { tags: tags.names, scheme });
-          return { accuracy: m.accuracy, macroF1: m.macroF1, ...(m.entities ? { entityF1: m.entities.f1 } : {}) };
-        },
-      }, {
-        ...runTrainOptions(options, log),
-        epochs,
-        lr,
-        weightDecay,
-        warmupEpochs,
-        keep,
-        meta: meta as unknown as Record<string, unknown>,
-        title: `RevCol token classifier (${presetName ?? 'custom config'})`,
-      });
+      // Loaded only when asked for: the workers' module imports this one (for the model).
+      const parallel = workers > 1 ? await import('./data-parallel-token.js') : null;
+      const pool = parallel ? await parallel.startTokenWorkers(model, workers, labelSmoothing) : null;
+      if (pool) log(`data-parallel: each batch in ${workers} shards, on the main thread and ${workers - 1} worker thread${workers > 2 ? 's' : ''}`);
+      let summary: TrainSummary;
+      try {
+        summary = await train<TokenBatch>({
+          model,
+          trainSize: trainData.size,
+          trainBatches: function* (_epoch, shuffleSeed) {
+            let k = 0;
+            for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) yield trainData.batch(rows, wordDropout, mixSeed(shuffleSeed, 0x30d0 + k++));
+          },
+          batchSize: (b) => b.inputIds.shape[0],
+          lossAndGradients: pool && parallel
+            ? (b, step) => pool.lossAndGradients(parallel.tokenShards(b, pool.shards), mixSeed(seed, step))
+            : (b, step) => model.lossAndGradients(b, { seed: mixSeed(seed, step), labelSmoothing }),
+          disposeBatch: disposeTokenBatch,
+          evaluate: async () => {
+            const probs = await readLater(predictWords(model, evalData));
+            const predicted = probs.map((p) => argmaxTags(p, tags.names).tags);
+            const m = tokenClassificationMetrics(evalSet.tags, predicted, { tags: tags.names, scheme });
+            return { accuracy: m.accuracy, macroF1: m.macroF1, ...(m.entities ? { entityF1: m.entities.f1 } : {}) };
+          },
+        }, {
+          ...runTrainOptions(options, log),
+          epochs,
+          lr,
+          weightDecay,
+          warmupEpochs,
+          keep,
+          meta: meta as unknown as Record<string, unknown>,
+          title: `RevCol token classifier (${presetName ?? 'custom config'})`,
+        });
+      } finally {
+        await pool?.close();
+      }
       return {
         outDir: options.out,
         summary,

@@ -8,8 +8,9 @@
  * model.namedParameters()), posts each worker its shard, computes its own shard, and waits; each
  * worker copies the parameters into its replica, computes its shard's loss and gradients and
  * writes the flat gradient into its own shared slot. The main thread then sums the shards in
- * shard order, each weighted by its share of the batch's rows (so the sum is the full batch's
- * mean), one float64 sum per element: the same bits for a given seed and worker count.
+ * shard order, each weighted by its share of the batch's rows (or of the items its mean loss is
+ * over, Shard.weight), so the sum is the full batch's mean, one float64 sum per element: the
+ * same bits for a given seed and worker count.
  *
  * Generic: a model family supplies a module (by URL) exporting a factory that builds a replica
  * from plain, cloneable options, and cuts its batches into plain, cloneable shards.
@@ -45,7 +46,16 @@ export interface ReplicaSpec {
 export interface Shard<Data> {
   data: Data;
   rows: number;
+  /**
+   * How many items the shard's mean loss is over, when not its rows: the masked or scored tokens
+   * of a masked-LM or token-classification shard. Shards are weighted by it (default `rows`), so
+   * the sum is the full batch's mean over those items; a shard with weight 0 is skipped.
+   */
+  weight?: number;
 }
+
+/** A shard's share of the batch's mean loss: its weight, else its rows. */
+const shardWeight = (s: Shard<unknown>): number => s.weight ?? s.rows;
 
 export interface DataParallelOptions<Data> {
   /** Shards per batch: the main thread and workers - 1 worker threads (≥ 2). */
@@ -229,13 +239,13 @@ export class DataParallel<Data> {
 
   /**
    * Loss and gradients of one batch given as its shards (one per worker, shard 0 computed here;
-   * empty shards are skipped): their row-weighted sums, so the full batch's mean loss and its
+   * empty shards are skipped): their sums weighted by rows (or by each shard's `weight`), so the full batch's mean loss and its
    * gradients. Shard i's dropout seed is shardSeed(seed, i). The caller disposes the result.
    */
   async lossAndGradients(shards: Array<Shard<Data>>, seed: number): Promise<LossAndGradients> {
     if (this.closed) fail('the data-parallel workers were closed');
     if (shards.length !== this.shards) fail(`data-parallel step: got ${shards.length} shards for ${this.shards} workers`);
-    const rows = shards.reduce((n, s) => n + s.rows, 0);
+    const rows = shards.reduce((n, s) => n + shardWeight(s), 0);
     if (!(rows > 0)) fail('data-parallel step: the batch is empty');
     const t0 = performance.now();
     // The current parameters, for the workers.
@@ -244,7 +254,7 @@ export class DataParallel<Data> {
     }
     const waits: Array<Promise<WorkerMessage> | null> = this.handles.map((h, j) => {
       const shard = shards[j + 1]!;
-      if (shard.rows === 0) return null;
+      if (shardWeight(shard) === 0) return null;
       const wait = h.next();
       h.worker.postMessage({ type: 'step', shard: shard.data, seed: shardSeed(seed, j + 1) });
       return wait;
@@ -256,7 +266,7 @@ export class DataParallel<Data> {
     let own: Float32Array | null = null;
     let ownFlags: Uint8Array | null = null;
     let ownError: unknown = null;
-    if (shards[0]!.rows > 0) {
+    if (shardWeight(shards[0]!) > 0) {
       try {
         const { loss, grads } = this.local.lossAndGradients(shards[0]!.data, shardSeed(seed, 0));
         try {
@@ -284,17 +294,17 @@ export class DataParallel<Data> {
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
 
-    // Row-weighted sum in shard order: the same bits every run.
+    // Weighted sum in shard order: the same bits every run.
     const parts: Array<{ grads: Float32Array; flags: Uint8Array; weight: number }> = [];
     let loss = 0;
     if (own) {
-      parts.push({ grads: own, flags: ownFlags!, weight: shards[0]!.rows / rows });
-      loss += ownLoss * (shards[0]!.rows / rows);
+      parts.push({ grads: own, flags: ownFlags!, weight: shardWeight(shards[0]!) / rows });
+      loss += ownLoss * (shardWeight(shards[0]!) / rows);
     }
     settled.forEach((r, j) => {
       const m = (r as PromiseFulfilledResult<WorkerMessage | null>).value;
       if (!m || m.type !== 'done') return;
-      const weight = shards[j + 1]!.rows / rows;
+      const weight = shardWeight(shards[j + 1]!) / rows;
       parts.push({ grads: this.grads[j]!, flags: this.flags[j]!, weight });
       loss += m.loss * weight;
     });
