@@ -180,6 +180,8 @@ interface RevcolTiming {
   cpuMs: number;
   samplesPerSec: number;
   lossFinite: boolean;
+  /** With workers: the main thread's ms per step writing the parameters, on its own shard, waiting for the workers, summing. */
+  mainThreadMs?: { publish: number; ownShard: number; wait: number; sum: number };
 }
 
 /**
@@ -222,9 +224,12 @@ async function revcolBench(mode: TrainingMode) {
     result(n: number): RevcolTiming {
       const t = timed[n]!;
       const m = median(t.ms);
+      const p = pool?.timings;
+      const per = (v: number) => round1(v / Math.max(p!.steps, 1));
       return {
         workers: n, parameters, stepMs: t.ms.map(round1), medianMs: round1(m), cpuMs: round1(median(t.cpu)),
         samplesPerSec: Math.round((batch * 100000) / m) / 100, lossFinite: t.lossFinite,
+        ...(n > 1 && p ? { mainThreadMs: { publish: per(p.publish), ownShard: per(p.own), wait: per(p.wait), sum: per(p.sum) } } : {}),
       };
     },
     async dispose(): Promise<void> {
@@ -281,7 +286,6 @@ const torchParameters = found ? Object.values(Object.values(pytorch)[0]!)[0]!.pa
 const rows = modes.map((mode) => {
   const own = revcol[mode]!;
   const dp = revcolWorkers[mode];
-  const revcolBest = Math.max(own.samplesPerSec, dp?.samplesPerSec ?? 0);
   if (!found) return { mode, revcolSamplesPerSec: own.samplesPerSec, revcolMedianMs: own.medianMs, revcolCpuMs: own.cpuMs, ...(dp ? { revcolWorkers: { workers, samplesPerSec: dp.samplesPerSec, medianMs: dp.medianMs, cpuMs: dp.cpuMs } } : {}) };
   const best = threads.reduce((b, t) => ((pytorch[mode]![t]!.samplesPerSec ?? 0) > (pytorch[mode]![b]!.samplesPerSec ?? 0) ? t : b), threads[0]!);
   const bestSps = pytorch[mode]![best]!.samplesPerSec!;
@@ -295,8 +299,8 @@ const rows = modes.map((mode) => {
     pytorchBestThreads: best,
     /** revcol on one thread / PyTorch's best. */
     ratio: Math.round((own.samplesPerSec / bestSps) * 1000) / 1000,
-    /** revcol's better of 1 and N workers / PyTorch's best. */
-    ...(dp ? { ratioBest: Math.round((revcolBest / bestSps) * 1000) / 1000 } : {}),
+    /** revcol with N workers / PyTorch's best. */
+    ...(dp ? { ratioWorkers: Math.round((dp.samplesPerSec / bestSps) * 1000) / 1000 } : {}),
   };
 });
 
@@ -333,10 +337,10 @@ if (json) {
     + (info ? `; PyTorch ${info.torch} on ${found!.python} (Python ${info.python}); timm: ${info.timm}` : '; PyTorch not run (--revcol-only)'));
   out(`commit ${result.commit ?? 'unknown'}; ${result.note}; order: ${result.order}`);
   out('');
-  const head = ['mode', 'revcol samples/s', ...(workers > 1 ? [`revcol ${workers} workers`] : []), ...(found ? threads.map((t) => `PyTorch ${t} thread${t > 1 ? 's' : ''}`) : []), ...(found ? ['revcol / PyTorch best'] : [])];
+  const head = ['mode', 'revcol 1 thread', ...(workers > 1 ? [`revcol ${workers} workers`] : []), ...(found ? threads.map((t) => `PyTorch ${t} thread${t > 1 ? 's' : ''}`) : []), ...(found ? ['revcol / PyTorch best'] : [])];
   const body = rows.map((r) => {
     const p = 'pytorch' in r ? r : null;
-    const ratio = p ? `${p.ratio.toFixed(2)}${'ratioBest' in p ? `, ${workers} workers ${p.ratioBest!.toFixed(2)}` : ''} (vs ${p.pytorchBestThreads} thread${p.pytorchBestThreads > 1 ? 's' : ''})` : '';
+    const ratio = p ? `${p.ratio.toFixed(2)}${'ratioWorkers' in p ? `; ${workers} workers ${p.ratioWorkers!.toFixed(2)}` : ''} (vs ${p.pytorchBestThreads} thread${p.pytorchBestThreads > 1 ? 's' : ''})` : '';
     return [
       r.mode,
       `${r.revcolSamplesPerSec.toFixed(1)} (${r.revcolMedianMs} ms)`,
@@ -354,5 +358,9 @@ if (json) {
   out(`process CPU ms per step (all threads; less disturbed by other jobs than wall time): `
     + rows.map((r) => `${r.mode}: revcol ${r.revcolCpuMs}${r.revcolWorkers ? `, revcol ${workers} workers ${r.revcolWorkers.cpuMs}` : ''}`
       + ('pytorch' in r ? `, ${threads.map((t) => `PyTorch ${t}t ${r.pytorch[t]!.cpuMs}`).join(', ')}` : '')).join('; '));
+  if (workers > 1) {
+    out(`revcol ${workers} workers, the main thread's ms per step (writing the parameters, its own shard, waiting for the workers, summing the gradients): `
+      + modes.map((m) => { const t = revcolWorkers[m]!.mainThreadMs!; return `${m}: ${t.publish}, ${t.ownShard}, ${t.wait}, ${t.sum}`; }).join('; '));
+  }
 }
 if (record) await recordResult('cpu-vs-pytorch', JSON.stringify(result));
