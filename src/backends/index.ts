@@ -18,7 +18,9 @@ import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { describeWasmThreads, installWasmThreads, wasmThreadsInfo } from './wasm-threads.js';
 import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
+import { dawnLogWanted, dawnStderrNotes, oneLine, watchGpuDevice } from './quiet-dawn.js';
 
+export { DAWN_LOG_ENV } from './quiet-dawn.js';
 export { configureWasmThreads, MAX_WASM_THREADS, THREADS_ENV, type WasmThreadsInfo, wasmThreadsInfo } from './wasm-threads.js';
 
 import { BACKEND_NAMES, BACKEND_ORDER, type BackendName, type ConcreteBackendName } from './names.js';
@@ -247,6 +249,8 @@ function isSoftwareAdapter(adapter: GPUAdapter, name: string): boolean {
 // start at all (an embedder whose process.execPath is not Node), the probe runs here as before.
 // The backend itself still opens Dawn in this process when webgpu is chosen; Dawn's notice then
 // appears at most once per process, there being no sound way to silence fd 2 from JavaScript.
+// GPU errors of the device opened here are reported by watchGpuDevice (./quiet-dawn.ts), one line
+// each on stderr. REVCOL_DAWN_LOG=1 passes the probe's stderr through unfiltered.
 
 /** What the probing child reports about the adapter Dawn offers. */
 interface ProbedAdapter {
@@ -256,9 +260,6 @@ interface ProbedAdapter {
 }
 
 type ChildAnswer = { adapter: ProbedAdapter | null } | { loadError: string } | { error: string };
-
-/** Dawn's notice that it lowered a driver's limit to its own: expected, not an error. */
-const DAWN_LIMIT_NOTICE = /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+/;
 
 /** Runs in the child (CommonJS, `node -e`): loads Dawn, asks for an adapter, prints one JSON line. */
 const PROBE_CHILD_SCRIPT = `
@@ -286,15 +287,6 @@ function dawnModuleSpec(): string {
   return pathToFileURL(createRequire(import.meta.url).resolve('webgpu')).href;
 }
 
-/** The lines Dawn wrote to stderr that are worth a user's attention: no known notices, no stack frames. */
-function dawnStderrNotes(stderr: string): string[] {
-  return stderr
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '' && !DAWN_LIMIT_NOTICE.test(line) && !line.startsWith('at '))
-    .map((line) => line.replace(/^Warning: /, ''));
-}
-
 /** Resolves with the child's answer and its filtered stderr; rejects only when no child could be started. */
 function probeAdapterInChild(): Promise<{ answer: ChildAnswer; notes: string[] }> {
   ensureXdgRuntimeDir();
@@ -312,6 +304,7 @@ function probeAdapterInChild(): Promise<{ answer: ChildAnswer; notes: string[] }
       ['-e', PROBE_CHILD_SCRIPT],
       { env, encoding: 'utf8', timeout: GPU_PROBE_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 1 << 20, windowsHide: true },
       (err, stdout, stderr) => {
+        if (dawnLogWanted()) process.stderr.write(stderr); // asked for: Dawn's lines as it wrote them
         const notes = dawnStderrNotes(stderr);
         const line = stdout.trim().split('\n').pop() ?? '';
         if (line.startsWith('{')) {
@@ -405,6 +398,9 @@ const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization'];
 /** Whether the 'webgpu' factory in tfjs's registry is the one below (not the module's own). */
 let ownWebgpuFactory = false;
 
+/** Why revcol's webgpu factory last failed (adapter or device request), for the one-line error. */
+let webgpuStartError: string | undefined;
+
 /**
  * Opens Dawn in this process and registers revcol's factory for the tfjs webgpu backend (the
  * module registers its own only if navigator.gpu exists when first imported; revcol's replaces
@@ -434,22 +430,31 @@ async function loadWebgpuBackend(): Promise<void> {
   tf.registerBackend(
     'webgpu',
     async () => {
-      const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-      if (!adapter) throw new Error('no GPU adapter found');
-      const limits = adapter.limits;
-      const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
-      const device = await adapter.requestDevice({
-        requiredFeatures,
-        requiredLimits: {
-          maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
-          maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
-          maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
-          maxBufferSize: limits.maxBufferSize,
-          maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
-          maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
-        },
-      });
-      return new module.WebGPUBackend(device, (adapter as { info?: GPUAdapterInfo }).info);
+      webgpuStartError = undefined;
+      try {
+        const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+        if (!adapter) throw new Error('no GPU adapter found');
+        const limits = adapter.limits;
+        const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+        const device = await adapter.requestDevice({
+          requiredFeatures,
+          requiredLimits: {
+            maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+            maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
+            maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+            maxBufferSize: limits.maxBufferSize,
+            maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
+            maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+          },
+        });
+        // before tfjs makes its first buffer: GPU errors go to stderr as one line, not to stdout
+        watchGpuDevice(device);
+        return new module.WebGPUBackend(device, (adapter as { info?: GPUAdapterInfo }).info);
+      } catch (err) {
+        // tfjs swallows a factory's error (a warning it does not print in PROD): keep it for activate's message
+        webgpuStartError = oneLine(err instanceof Error ? err.message : String(err));
+        throw err;
+      }
     },
     3,
   );
@@ -544,8 +549,20 @@ async function activate(status: BackendStatus): Promise<void> {
     installWasmThreads();
   }
   if (name === 'cpu') registerResizeGradFixes('cpu');
-  const ok = await tf.setBackend(TFJS_NAME[name]);
-  if (!ok) fail(`backend '${name}' could not be started; use --backend wasm or cpu, or see 'revcol info'`);
+  // A failing webgpu factory makes tfjs print a warning and a stack unless PROD is set; its reason
+  // is in revcol's own one line (webgpuStartError), so tfjs stays quiet for that one call.
+  const prod = tf.env().getBool('PROD');
+  if (name === 'webgpu' && !prod) tf.env().set('PROD', true);
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend(TFJS_NAME[name]);
+  } finally {
+    if (name === 'webgpu' && !prod) tf.env().set('PROD', false);
+  }
+  if (!ok) {
+    const why = name === 'webgpu' && webgpuStartError ? `: ${webgpuStartError}` : '';
+    fail(`backend '${name}' could not be started${why}; use --backend wasm or cpu, or see 'revcol info'`);
+  }
   await tf.ready();
   activated = name;
   // tfjs's cpu backend prints an "install tfjs-node" banner on its first tensor: revcol chose
@@ -567,8 +584,11 @@ export async function useBackend(name: string = 'auto'): Promise<ActiveBackend> 
       if (!status.usable || status.software) continue;
       try {
         await activate(status);
-      } catch {
-        continue; // e.g. a GPU that fails at device creation: fall through to the next backend
+      } catch (err) {
+        // e.g. a GPU that fails at device creation: one line saying why, then the next backend
+        const why = candidate === 'webgpu' && webgpuStartError ? webgpuStartError : firstLine(err);
+        process.stderr.write(`revcol: backend '${candidate}' could not be started (${why}); 'auto' goes on to the next one\n`);
+        continue;
       }
       return status.adapter ? { name: candidate, adapter: status.adapter } : { name: candidate };
     }
