@@ -76,7 +76,7 @@ describe('GPU errors as one line (no adapter needed)', () => {
     expect(lines[1]).toBe('revcol: GPU out of memory: Out of memory');
     for (let i = 0; i < 20; i++) raise('GPUValidationError', `error ${i}`);
     expect(lines).toHaveLength(11);
-    expect(lines[10]).toMatch(/^revcol: more GPU errors follow, not shown \(REVCOL_DAWN_LOG=1/);
+    expect(lines[10]).toMatch(/^revcol: further GPU errors are not shown \(REVCOL_DAWN_LOG=1/);
   });
 
   it('a lost device is one line; one destroyed on purpose says nothing', async () => {

@@ -65,20 +65,24 @@ export function watchGpuDevice(device: GPUDevice, write: (line: string) => void 
   if (watched.has(device)) return;
   watched.add(device);
   const seen = new Set<string>();
-  let hidden = 0;
-  device.addEventListener('uncapturederror', (event) => {
+  let cutShort = false;
+  const onError = (event: Event) => {
     const e = event as UncapturedErrorEvent;
     if (!dawnLogWanted()) e.preventDefault(); // dawn.node's own print goes to stdout
     const line = `${KIND[e.error?.constructor?.name] ?? 'GPU error'}: ${oneLine(e.error?.message ?? String(e.error))}`;
     if (seen.has(line)) return;
     if (seen.size >= MAX_REPORTED_ERRORS) {
-      if (hidden++ === 0) write(`revcol: more GPU errors follow, not shown (${DAWN_LOG_ENV}=1 shows Dawn's own messages)`);
+      if (!cutShort) write(`revcol: further GPU errors are not shown (${DAWN_LOG_ENV}=1 shows Dawn's own messages)`);
+      cutShort = true;
       return;
     }
     seen.add(line);
     write(`revcol: ${line}`);
-  });
-  void device.lost.then(
+  };
+  // a Dawn build from DAWN_NODE may lack EventTarget on the device: the handler property then
+  if (typeof device.addEventListener === 'function') device.addEventListener('uncapturederror', onError);
+  else device.onuncapturederror = onError as (event: GPUUncapturedErrorEvent) => void;
+  void device.lost?.then(
     (info) => {
       if (info.reason === 'destroyed') return;
       write(`revcol: the GPU device was lost: ${oneLine(info.message) || 'no reason given'}`);
