@@ -10,6 +10,8 @@
  *   npx tsx bench/spam/validation.ts NAME '{"validationFraction": 0.2, "seed": 101}'
  *   npx tsx bench/spam/validation.ts NAME '{"validationFraction": 0.2, "collapseRuns": 3}'
  *   npx tsx bench/spam/validation.ts NAME '{"source": {"body": "decoded"}}'
+ *   npx tsx bench/spam/validation.ts NAME '{"validationFraction": 0.2, "from": "runs/spam-val-mlm"}'
+ *     (a model pre-trained on this train part only: see docs/text-data.md#spam)
  * BACKEND defaults to wasm (the library alone would stay on tfjs's default, the slow cpu one).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -43,7 +45,8 @@ const started = performance.now();
 const result = await fineTune({
   train: path.join(dir, 'train.jsonl'),
   eval: path.join(dir, 'validation.jsonl'),
-  config: configFile,
+  // A start from a pre-trained model takes its architecture (and must not be given a config).
+  ...(changes.from ? {} : { config: configFile }),
   epochs: h.epochs, batchSize: h.batchSize, lr: h.lr, maxLength: h.maxLength,
   weightDecay: h.weightDecay, warmupEpochs: h.warmupEpochs, labelSmoothing: h.labelSmoothing, ema: h.ema, collapseRuns: h.collapseRuns,
   ...changes,

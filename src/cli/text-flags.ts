@@ -82,7 +82,7 @@ const TEXT_FLAGS = {
   allowNetwork: { flags: '--allow-network', help: 'allow downloading a Hub tokenizer' },
   preset: { flags: '--preset <name>', help: 'model size (default: chosen from the data size)', conflicts: 'config' },
   config: { flags: '--config <file>', help: 'model config as JSON (a TextConfig, or {"preset": "text-tiny", ...overrides})' },
-  from: { flags: '--from <dir>', help: 'start from an earlier model folder (its columns; a new head when the labels differ)' },
+  from: { flags: '--from <dir|name>', help: 'start from an earlier model folder, or a pre-trained model shipped with revcol by name (spam-mlm): its columns; a new head when the labels differ' },
   epochs: { flags: '--epochs <n>', help: 'epochs', parse: integer('--epochs') },
   batchSize: { flags: '--batch-size <n>', help: 'texts per step (default 32)', parse: integer('--batch-size') },
   lr: { flags: '--lr <x>', help: 'peak learning rate of AdamW', parse: positive('--lr') },

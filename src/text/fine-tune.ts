@@ -22,6 +22,7 @@ import { readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.j
 import { RevColText, WINDOW_SCORE, type TextBatch } from './model.js';
 import { LAST_CHECKPOINT, MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, PRETRAINED_DIR, readResumeMeta, readTextMeta, sameLabels, type TextModelMeta } from './model-meta.js';
 import { maskingFor, maskTokens, pretrain } from './pretrain.js';
+import { resolveFrom } from './pretrained.js';
 import { presetForDataSize, WINDOW_POOLINGS, type TextConfig, type WindowPooling } from './presets.js';
 import {
   checkFraction, checkWhole, chooseEpochs, inRunFolder, makeOutputFolder, namer, resolveArchitecture, resolveMaxLength, resolveTokenizer, resolveTrainingSettings, runTrainOptions, startTextRun,
@@ -63,7 +64,11 @@ export interface FineTuneOptions extends TextRunOptions {
   preset?: string;
   /** A JSON config file, or a partial config object (may name a preset to start from). */
   config?: string | Partial<TextConfig>;
-  /** Start from an earlier model's columns (its folder); a new head when its labels differ. */
+  /**
+   * Start from an earlier model's columns (its folder, or the name of a model shipped in
+   * pretrained/, e.g. 'spam-mlm'); a new head when its labels differ. Default: the task's
+   * `hyper.from`, if any, unless pretrainEpochs, preset or config is given.
+   */
   from?: string;
   labelSmoothing?: number;
   /**
@@ -331,6 +336,10 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
   // Notes are printed once everything is checked, so that a mistake is the only line shown.
   const notes = [...data.notes];
 
+  // A task may start from a shipped pre-trained model (hyper.from); any choice of the user's
+  // about where to start (--from, --pretrain-epochs, --preset, --config) takes its place.
+  const taskFrom = options.from === undefined && options.pretrainEpochs === undefined && options.preset === undefined && options.config === undefined ? hyper.from : undefined;
+  if (options.from !== undefined || taskFrom !== undefined) options = { ...options, from: resolveFrom(options.from ?? taskFrom!, name('from')) };
   const pretrainEpochs = options.from ? 0 : options.pretrainEpochs ?? hyper.pretrainEpochs ?? 0;
   checkWhole(pretrainEpochs, 0, 'pretrainEpochs', name);
   if (options.from && options.pretrainEpochs) fail(`${name('from')} starts from a model already trained: leave out ${name('pretrainEpochs')}`);

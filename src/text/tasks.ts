@@ -23,6 +23,8 @@ export interface TaskHyper {
   inputMasking?: number;
   /** Masked-LM pre-training epochs on the training texts before fine-tuning (fine-tune --pretrain-epochs). */
   pretrainEpochs?: number;
+  /** Start from this model shipped in pretrained/ (fine-tune --from NAME); not with pretrainEpochs. */
+  from?: string;
 }
 
 /** A built-in task: where its data comes from, its fixed train/test split, and a starting recipe. */
@@ -42,6 +44,7 @@ export interface TaskDefinition {
 }
 
 import { readTaskFile, TASKS_DIR } from './task-types.js';
+import { shippedModelNames } from './pretrained.js';
 
 export { TASKS_DIR } from './task-types.js';
 
@@ -133,6 +136,10 @@ export async function loadTask(name: string, changes: { source?: Json } = {}): P
   if (hyperRaw.ema !== undefined) hyper.ema = field<number>(hyperRaw, 'ema', (v) => typeof v === 'number' && v >= 0 && v < 1, where);
   if (hyperRaw.ensemble !== undefined) hyper.ensemble = field<number>(hyperRaw, 'ensemble', (v) => Number.isInteger(v) && (v as number) >= 1, where);
   if (hyperRaw.pretrainEpochs !== undefined) hyper.pretrainEpochs = field<number>(hyperRaw, 'pretrainEpochs', (v) => Number.isInteger(v) && (v as number) >= 0, where);
+  if (hyperRaw.from !== undefined) {
+    hyper.from = field<string>(hyperRaw, 'from', (v) => typeof v === 'string' && shippedModelNames().includes(v), where);
+    if (hyper.pretrainEpochs) fail(`${where}: hyper.from starts from a pre-trained model, so hyper.pretrainEpochs must be left out`);
+  }
   if (hyperRaw.inputMasking !== undefined) hyper.inputMasking = field<number>(hyperRaw, 'inputMasking', (v) => typeof v === 'number' && v >= 0 && v < 1, where);
   if (hyperRaw.collapseRuns !== undefined) hyper.collapseRuns = field<number>(hyperRaw, 'collapseRuns', (v) => Number.isInteger(v) && (v as number) >= 1, where);
   const testFraction = field<number>(split, 'testFraction', (v) => typeof v === 'number' && v > 0 && v < 1, where);

