@@ -1,14 +1,22 @@
 /**
- * Token classification on data-parallel workers (src/train/data-parallel.ts): the replica a
- * worker builds (this module is loaded by URL in each worker: `createTokenReplica`) and how a
- * batch of sentences is cut. Shards are weighted by their scored tokens (the loss is a mean over
+ * Token classification on data-parallel workers (src/train/data-parallel.ts): the replica and how
+ * a batch of sentences is cut. The worker's factory, which builds the model, lives with the
+ * model in token-classification.ts (`createTokenReplica`, loaded by URL in each worker), so this
+ * module needs only the model's shape and token-classification.ts can import it. Shards are weighted by their scored tokens (the loss is a mean over
  * them), so their sum is the full batch's loss and gradients.
  */
 import type { LossAndGradients } from '../core/gradients.js';
+import type { Module } from '../core/module.js';
 import { DataParallel, type Replica, type ReplicaSpec, type Shard } from '../train/data-parallel.js';
-import { disposePositionTensors, type PositionShard, positionShards, positionShardTensors } from './data-parallel-text.js';
-import { RevColText, type TextConfig } from './model.js';
-import { type TokenBatch, TokenClassificationModel } from './token-classification.js';
+import { disposePositionTensors, type PositionBatchTensors, type PositionShard, positionShards, positionShardTensors } from './data-parallel-text.js';
+import type { TextConfig } from './model.js';
+
+/** What a replica needs of a token-classification model (TokenClassificationModel has it). */
+export interface TokenReplicaModel extends Module {
+  text: { config: TextConfig };
+  numTags: number;
+  lossAndGradients(batch: PositionBatchTensors, opts: { seed: number; labelSmoothing: number }): LossAndGradients;
+}
 
 /** What a worker builds its replica from. */
 export interface TokenReplicaOptions {
@@ -18,12 +26,12 @@ export interface TokenReplicaOptions {
 }
 
 /** Shards of a token batch (contiguous sentences, word features with them), each weighted by its scored tokens. */
-export function tokenShards(batch: TokenBatch, n: number): Array<Shard<PositionShard>> {
+export function tokenShards(batch: PositionBatchTensors, n: number): Array<Shard<PositionShard>> {
   return positionShards(batch, n);
 }
 
 /** A replica computing shards with `model` (the trained model in the main thread, a copy in a worker). */
-export function tokenReplica(model: TokenClassificationModel, labelSmoothing: number): Replica<PositionShard> {
+export function tokenReplica(model: TokenReplicaModel, labelSmoothing: number): Replica<PositionShard> {
   return {
     model,
     lossAndGradients(shard: PositionShard, seed: number): LossAndGradients {
@@ -38,13 +46,11 @@ export function tokenReplica(model: TokenClassificationModel, labelSmoothing: nu
   };
 }
 
-/** The factory a worker calls (by name, from the spec): a fresh model of the config; its weights come from the main thread every step. */
-export function createTokenReplica(options: TokenReplicaOptions): Replica<PositionShard> {
-  return tokenReplica(new TokenClassificationModel(new RevColText(options.config, 0), options.numTags, 0), options.labelSmoothing);
-}
-
-/** Workers for `model`: `workers - 1` threads, each with a replica of it. */
-export function startTokenWorkers(model: TokenClassificationModel, workers: number, labelSmoothing: number): Promise<DataParallel<PositionShard>> {
-  const spec: ReplicaSpec = { module: import.meta.url, factory: 'createTokenReplica', options: { config: model.text.config, numTags: model.numTags, labelSmoothing } satisfies TokenReplicaOptions };
+/**
+ * Workers for `model`: `workers - 1` threads, each with a replica built by `factory` (a module's
+ * file: URL and the name of its export taking TokenReplicaOptions).
+ */
+export function startTokenPool(model: TokenReplicaModel, workers: number, labelSmoothing: number, factory: { module: string; name: string }): Promise<DataParallel<PositionShard>> {
+  const spec: ReplicaSpec = { module: factory.module, factory: factory.name, options: { config: model.text.config, numTags: model.numTags, labelSmoothing } satisfies TokenReplicaOptions };
   return DataParallel.start({ workers, spec, local: tokenReplica(model, labelSmoothing) });
 }

@@ -130,7 +130,7 @@ export interface FineTuneOptions extends TextRunOptions {
    * Data-parallel training: each batch is cut into this many shards, computed at once by the
    * main thread and `workers - 1` worker threads (cpu and wasm backends), their gradients summed
    * (docs/threads.md). Deterministic for a given seed and worker count. Default 1: one thread.
-   * Not with an ensemble; a pre-training stage runs on one thread.
+   * Not with an ensemble; a pre-training stage (pretrainEpochs) runs on as many workers.
    */
   workers?: number;
 }

@@ -40,6 +40,9 @@ import {
 import type { TokenTaskData } from './task-types.js';
 import { taskKind, taskNames } from './tasks.js';
 import { TextTokenizer } from './tokenizer.js';
+import { startTokenPool, tokenReplica, tokenShards, type TokenReplicaOptions } from './data-parallel-token.js';
+import type { DataParallel, Replica } from '../train/data-parallel.js';
+import type { PositionShard } from './data-parallel-text.js';
 import { detectEntityScheme, type EntityScheme, tokenClassificationMetrics, type TokenMetrics } from './token-metrics.js';
 
 /** The label of tokens left out of the loss (a word's later pieces, special tokens, padding), as in Hugging Face. */
@@ -1075,9 +1078,7 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
       if (vocabulary) await vocabulary.save(options.out);
       notes.forEach((line) => log(line));
 
-      // Loaded only when asked for: the workers' module imports this one (for the model).
-      const parallel = workers > 1 ? await import('./data-parallel-token.js') : null;
-      const pool = parallel ? await parallel.startTokenWorkers(model, workers, labelSmoothing) : null;
+      const pool = workers > 1 ? await startTokenWorkers(model, workers, labelSmoothing) : null;
       if (pool) log(`data-parallel: each batch in ${workers} shards, on the main thread and ${workers - 1} worker thread${workers > 2 ? 's' : ''}`);
       let summary: TrainSummary;
       try {
@@ -1089,8 +1090,8 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
             for (const rows of lengthGroupedBatches(trainData.lengths, batchSize, shuffleSeed)) yield trainData.batch(rows, wordDropout, mixSeed(shuffleSeed, 0x30d0 + k++));
           },
           batchSize: (b) => b.inputIds.shape[0],
-          lossAndGradients: pool && parallel
-            ? (b, step) => pool.lossAndGradients(parallel.tokenShards(b, pool.shards), mixSeed(seed, step))
+          lossAndGradients: pool
+            ? (b, step) => pool.lossAndGradients(tokenShards(b, pool.shards), mixSeed(seed, step))
             : (b, step) => model.lossAndGradients(b, { seed: mixSeed(seed, step), labelSmoothing }),
           disposeBatch: disposeTokenBatch,
           evaluate: async () => {
@@ -1211,4 +1212,14 @@ interface EarlierTextMeta {
   labels: string[];
   objective?: string;
   preset?: string;
+}
+
+/** The factory each data-parallel worker calls (by name, loading this module by URL): a fresh model of the config; its weights come from the main thread every step. */
+export function createTokenReplica(options: TokenReplicaOptions): Replica<PositionShard> {
+  return tokenReplica(new TokenClassificationModel(new RevColText(options.config, 0), options.numTags, 0), options.labelSmoothing);
+}
+
+/** Data-parallel workers for `model`: `workers - 1` threads, each with a replica of it (src/text/data-parallel-token.ts). */
+export function startTokenWorkers(model: TokenClassificationModel, workers: number, labelSmoothing: number): Promise<DataParallel<PositionShard>> {
+  return startTokenPool(model, workers, labelSmoothing, { module: import.meta.url, name: 'createTokenReplica' });
 }
