@@ -5,6 +5,7 @@
  *
  *   npm run pretrain-release -- spam-mlm                 # pre-train, then package
  *   npm run pretrain-release -- spam-mlm --run DIR       # package DIR, a finished run of the same recipe
+ *   ... --note 'shared with another run'                # said on the card next to the machine
  *   npm run pretrain-release -- --list
  *
  * The recipe runs on the wasm backend (one core), deterministic for its seed.
@@ -56,6 +57,9 @@ const name = args[0];
 if (!name || name.startsWith('-')) usage();
 const release = RELEASES[name];
 if (!release) usage(`unknown release '${name}'`);
+// --note TEXT: how the machine was loaded while it ran, for the card (the time depends on it).
+const noteAt = args.indexOf('--note');
+const note = noteAt >= 0 ? args[noteAt + 1] : undefined;
 const runAt = args.indexOf('--run');
 const givenRun = runAt >= 0 ? args[runAt + 1] : undefined;
 if (runAt >= 0 && !givenRun) usage('--run needs a folder');
@@ -84,9 +88,10 @@ const rows = (await fs.readFile(path.join(runDir, 'metrics.jsonl'), 'utf8')).spl
 if (rows.length !== release.options.epochs) usage(`${runDir} holds ${rows.length} epochs; the recipe trains ${release.options.epochs}`);
 seconds ??= rows.reduce((s, r) => s + (r.seconds ?? 0), 0);
 
-// Texts trained on per epoch (the trainer's count), and those held out of the task's training split.
-const trainTexts = rows[rows.length - 1]!.samples ?? NaN;
+// pretrain() holds out 5% of the texts (at most 256) to score masked tokens; the rest it trains on.
 const corpusTexts = (await loadTask(release.options.task!)).train.texts.length;
+const heldOutTexts = Math.min(256, Math.max(1, Math.round(corpusTexts * 0.05)));
+const trainTexts = corpusTexts - heldOutTexts;
 
 const weightsFile = path.join(runDir, BEST_FILE);
 const bytes = await fs.readFile(weightsFile);
@@ -102,13 +107,13 @@ const card: PretrainedCard = {
     command: release.command,
     options: { ...release.options },
     backend: 'wasm',
-    machine: `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}`,
+    machine: `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}${note ? `; ${note}` : ''}`,
   },
   results: {
     maskedAccuracy: rows[rows.length - 1]!.accuracy ?? NaN,
     perEpochMaskedAccuracy: rows.map((r) => r.accuracy ?? NaN),
     trainTexts,
-    heldOutTexts: corpusTexts - trainTexts,
+    heldOutTexts,
     seconds: Math.round(seconds),
     date: new Date().toISOString(),
   },
@@ -123,7 +128,7 @@ const readme = [
   `- **Corpus:** ${release.corpus}`,
   `- **Recipe:** \`${release.command}\` (${card.recipe.machine}); rebuild with \`npm run pretrain-release -- ${name}\`.`,
   `- **Masked-token accuracy** on the held-out texts, by epoch: ${card.results.perEpochMaskedAccuracy.map((a) => `${(a * 100).toFixed(1)}%`).join(', ')}.`,
-  `- **Time:** ${card.results.seconds} s of pre-training.`,
+  `- **Texts:** ${trainTexts.toLocaleString('en-US')} trained on, ${heldOutTexts} held out. **Time:** ${card.results.seconds} s of pre-training.`,
   `- **Weights:** ${BEST_FILE}, ${parameters.toLocaleString('en-US')} parameters, ${(bytes.length / 1e6).toFixed(1)} MB (float32), SHA-256 ${card.weights.sha256}.`,
   '',
   `Use: \`revcol fine-tune --train FILE --from ${name}\`.`,
@@ -133,6 +138,7 @@ const readme = [
 // Written beside the old folder, then swapped in: a stopped run leaves the shipped model whole.
 await fs.mkdir(PRETRAINED_ROOT, { recursive: true });
 const staging = await fs.mkdtemp(path.join(PRETRAINED_ROOT, `.${name}-`));
+await fs.chmod(staging, 0o755); // mkdtemp makes it private
 for (const f of FILES_COPIED) await fs.copyFile(path.join(runDir, f), path.join(staging, f));
 await fs.writeFile(path.join(staging, 'card.json'), `${JSON.stringify(card, null, 2)}\n`);
 await fs.writeFile(path.join(staging, 'README.md'), readme);

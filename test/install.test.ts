@@ -226,6 +226,8 @@ it(
     // Every tarball was there, and no package beyond optional ones was asked for and missing.
     expect(registry.misses.filter((m) => !registry.optional.has(m.slice(1)))).toEqual([]);
     expect(existsSync(path.join(app, 'node_modules', 'revcol', 'dist', 'index.js'))).toBe(true);
+    // The shipped pre-trained model travels with the package (the spam task starts from it).
+    expect(existsSync(path.join(app, 'node_modules', 'revcol', 'pretrained', 'spam-mlm', 'card.json'))).toBe(true);
     // The tokenizer library is pure JavaScript: no onnxruntime, and one sharp (revcol's own, 0.34).
     expect(existsSync(path.join(app, 'node_modules', 'onnxruntime-node'))).toBe(false);
     const sharpVersion = JSON.parse(readFileSync(path.join(app, 'node_modules', 'sharp', 'package.json'), 'utf8')).version as string;

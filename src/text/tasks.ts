@@ -44,7 +44,6 @@ export interface TaskDefinition {
 }
 
 import { readTaskFile, TASKS_DIR } from './task-types.js';
-import { shippedModelNames } from './pretrained.js';
 
 export { TASKS_DIR } from './task-types.js';
 
@@ -137,7 +136,8 @@ export async function loadTask(name: string, changes: { source?: Json } = {}): P
   if (hyperRaw.ensemble !== undefined) hyper.ensemble = field<number>(hyperRaw, 'ensemble', (v) => Number.isInteger(v) && (v as number) >= 1, where);
   if (hyperRaw.pretrainEpochs !== undefined) hyper.pretrainEpochs = field<number>(hyperRaw, 'pretrainEpochs', (v) => Number.isInteger(v) && (v as number) >= 0, where);
   if (hyperRaw.from !== undefined) {
-    hyper.from = field<string>(hyperRaw, 'from', (v) => typeof v === 'string' && shippedModelNames().includes(v), where);
+    // Checked for existence where it is used (resolveFrom), so a task can name a model being rebuilt.
+    hyper.from = field<string>(hyperRaw, 'from', isString, where);
     if (hyper.pretrainEpochs) fail(`${where}: hyper.from starts from a pre-trained model, so hyper.pretrainEpochs must be left out`);
   }
   if (hyperRaw.inputMasking !== undefined) hyper.inputMasking = field<number>(hyperRaw, 'inputMasking', (v) => typeof v === 'number' && v >= 0 && v < 1, where);
