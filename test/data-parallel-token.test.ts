@@ -13,6 +13,7 @@ import { fineTuneTokens, TokenClassifier, type TokenBatch, TokenClassificationMo
 import { DataParallel } from '../src/train/data-parallel.js';
 import { RunStopped } from '../src/train/run-folder.js';
 import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
+import { expectSameLossAndGradients } from './helpers/data-parallel.js';
 import { oneLineError } from './helpers/errors.js';
 import { nerSentences, NER_WORDS, writeWordPieceTokenizer } from './helpers/token-data.js';
 import { spreadShortcutScales } from './helpers/scales.js';
@@ -99,21 +100,7 @@ async function compareWithFullBatch(model: TokenClassificationModel, pool: DataP
   const before = tf.memory().numTensors;
   const full = model.lossAndGradients(batch, { seed: 5, labelSmoothing: 0.1 });
   const dp = await pool.lossAndGradients(tokenShards(batch, pool.shards), 5);
-  expect(dp.grads.size).toBe(full.grads.size);
-  const fullLoss = full.loss.dataSync()[0]!;
-  expect(Math.abs(dp.loss.dataSync()[0]! - fullLoss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(fullLoss)));
-  const names = new Map(model.namedParameters().map(([n, v]) => [v, n]));
-  for (const [v, g] of full.grads) {
-    const a = g.dataSync();
-    const b = dp.grads.get(v)!.dataSync();
-    let diff = 0;
-    let scale = 0;
-    for (let i = 0; i < a.length; i++) {
-      diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-      scale = Math.max(scale, Math.abs(a[i]!));
-    }
-    expect(diff, names.get(v)).toBeLessThanOrEqual(1e-4 * scale);
-  }
+  expectSameLossAndGradients(model, full, dp);
   tf.dispose([full.loss, dp.loss, ...full.grads.values(), ...dp.grads.values()]);
   expect(tf.memory().numTensors).toBe(before);
 }

@@ -12,6 +12,7 @@ import { RevColVision } from '../src/vision/model.js';
 import { VISION_PRESETS, type VisionConfig } from '../src/vision/presets.js';
 import { trainVision } from '../src/vision/train.js';
 import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
+import { expectSameLossAndGradients } from './helpers/data-parallel.js';
 import { oneLineError } from './helpers/errors.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-dp-vision-'));
@@ -38,22 +39,7 @@ async function compareWithFullBatch(model: RevColVision, pool: DataParallel<unkn
   const labels = tf.tensor1d(Array.from({ length: images }, (_, i) => (i * 2 + 1) % 3), 'int32');
   const full = model.lossAndGradients(x, labels, { mode, seed: 5, labelSmoothing: 0.1 });
   const dp = await pool.lossAndGradients(visionShards(x, labels, pool.shards), 5);
-  expect(dp.grads.size).toBe(full.grads.size);
-  const fullLoss = full.loss.dataSync()[0]!;
-  expect(Math.abs(dp.loss.dataSync()[0]! - fullLoss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(fullLoss)));
-  const names = new Map(model.namedParameters().map(([n, v]) => [v, n]));
-  for (const [v, g] of full.grads) {
-    const a = g.dataSync();
-    const b = dp.grads.get(v)!.dataSync();
-    let diff = 0;
-    let scale = 0;
-    for (let i = 0; i < a.length; i++) {
-      diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-      scale = Math.max(scale, Math.abs(a[i]!));
-    }
-    expect(scale, names.get(v)).toBeGreaterThan(0);
-    expect(diff, names.get(v)).toBeLessThanOrEqual(1e-4 * scale);
-  }
+  expectSameLossAndGradients(model, full, dp, { nonZero: true });
   tf.dispose([x, labels, full.loss, dp.loss, ...full.grads.values(), ...dp.grads.values()]);
 }
 

@@ -13,6 +13,7 @@ import { RevColText, type TextBatch, type TextConfig } from '../src/text/model.j
 import { DataParallel, shardRanges } from '../src/train/data-parallel.js';
 import { RunStopped } from '../src/train/run-folder.js';
 import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
+import { expectSameLossAndGradients } from './helpers/data-parallel.js';
 import { oneLineError } from './helpers/errors.js';
 import { HEAD_WORDS, writeHeadTokenizer } from './helpers/head-data.js';
 import { spreadShortcutScales } from './helpers/scales.js';
@@ -83,22 +84,7 @@ async function compareWithFullBatch(model: RevColText, batch: TextBatch, workers
   try {
     const full = model.lossAndGradients(batch, { seed: 5, labelSmoothing: 0.1 });
     const dp = await pool.lossAndGradients(textShards(batch, workers), 5);
-    expect(dp.grads.size).toBe(full.grads.size);
-    const fullLoss = full.loss.dataSync()[0]!;
-    expect(Math.abs(dp.loss.dataSync()[0]! - fullLoss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(fullLoss)));
-    const names = new Map(model.namedParameters().map(([n, v]) => [v, n]));
-    for (const [v, g] of full.grads) {
-      const a = g.dataSync();
-      const b = dp.grads.get(v)!.dataSync();
-      let diff = 0;
-      let scale = 0;
-      for (let i = 0; i < a.length; i++) {
-        diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-        scale = Math.max(scale, Math.abs(a[i]!));
-      }
-      expect(scale, names.get(v)).toBeGreaterThan(0);
-      expect(diff, names.get(v)).toBeLessThanOrEqual(1e-4 * scale);
-    }
+    expectSameLossAndGradients(model, full, dp, { nonZero: true });
     tf.dispose([full.loss, dp.loss, ...full.grads.values(), ...dp.grads.values()]);
   } finally {
     await pool.close();
