@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Packs every GPU measurement into .gpu/ for one call of the accelerator machine, which has no
+# Node.js, no npm registry and no node_modules (device time is short: one prepared call):
+#   bench/gpu-cli-pack.sh          the CLI end to end (.gpu/cli/app.mjs), Node, Dawn, loaders, data
+#   .gpu/cli/profile.mjs           bench/gpu-profile.ts: launches, GPU ms per program, peak memory
+#   .gpu/cli/train.mjs             bench/gpu-train.ts: correctness against cpu, step times
+#   (the three bundles travel as .gpu/cli.tar.xz)
+#   .gpu/run-all.sh PARTS          runs the parts named (profile,train,cli; default all), each
+#                                  under its own time limit, JSON lines into $OUT (or ./gpu-out)
+# usage (project root): bash bench/gpu-pack-all.sh; then on the device, carry [".gpu"]:
+#   timeout 420 bash .gpu/run-all.sh profile,train,cli
+# Locally on lavapipe: SKIP_GL=1 REVCOL_WEBGPU_SOFTWARE=1 PROFILE_QUICK=1 bash .gpu/run-all.sh profile
+set -euo pipefail
+root=$(git rev-parse --show-toplevel)
+cd "$root"
+bash bench/gpu-cli-pack.sh
+for entry in profile train; do
+  npx --yes esbuild@0.25.12 "bench/gpu-$entry.ts" --bundle --platform=node --format=esm --target=node20 \
+    --ignore-annotations --external:'*.node' --outfile=".gpu/cli/$entry.mjs" --log-level=warning \
+    --banner:js="import { createRequire as __revcolCreateRequire } from 'module'; const require = __revcolCreateRequire(import.meta.url);"
+done
+# the bundles compress 6x: the tree that travels (64 MiB in all) must hold them and the project
+tar -C .gpu -cf - cli | xz -T2 -6 > .gpu/cli.tar.xz
+rm -rf .gpu/cli .gpu/run-cli.sh
+git rev-parse --short HEAD > .gpu/commit
+[ -z "$(git status --porcelain --untracked-files=no)" ] || sed -i 's/$/+dirty/' .gpu/commit
+cat > .gpu/run-all.sh <<'RUN'
+#!/usr/bin/env bash
+# runs on the accelerator machine: sets up Node, Dawn and the loaders once, then each part
+here=$(cd "$(dirname "$0")" && pwd)
+parts=${1:-profile,train,cli}
+out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
+if [ -z "${SKIP_GL:-}" ]; then for f in "$here"/gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
+tar -xJf "$here/cli.tar.xz" -C "$here"
+mkdir -p "$here/node_modules"
+tar -xJf "$here/modules.tar.xz" -C "$here/node_modules"
+tar -xJf "$here/spam.tar.xz" -C "$here/node_modules"
+if [ -z "${DAWN_NODE:-}" ]; then xz -dc "$here/dawn.node.xz" > /tmp/dawn.node; export DAWN_NODE=/tmp/dawn.node; fi
+node=$(command -v node || true)
+if [ -z "$node" ]; then xz -dc "$here/node.xz" > /tmp/node && chmod +x /tmp/node && node=/tmp/node; fi
+[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+export REVCOL_COMMIT=$(cat "$here/commit")
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | tee "$out/device.txt" || true
+t0=$SECONDS
+if [[ ,$parts, == *,profile,* ]]; then
+  # the release's nano network (ImageNet-free 32x32 config) and RevCol-T at the PyTorch figures' batch
+  nano='{"channels":[32,64,96,128],"layers":[1,1,2,1],"columns":4,"stemPatch":4}'
+  if [ -n "${PROFILE_QUICK:-}" ]; then
+    runs=("--model revcol-nano-32 --batch 4 --steps 1" "--model text-micro --batch 2 --length 32 --steps 1")
+  else
+    runs=("--model revcol-t --batch 64 --steps 3" "--model revcol-t --batch 64 --mode plain --steps 3"
+          "--model revcol-nano-32 --batch 256 --steps 3 --config $nano" "--model text-tiny --batch 32 --steps 3")
+  fi
+  for a in "${runs[@]}"; do
+    echo "== gpu-profile $a ($((SECONDS - t0)) s)"
+    # shellcheck disable=SC2086
+    timeout "${PROFILE_LIMIT:-90}" "$node" "$here/cli/profile.mjs" $a --json >> "$out/gpu-profile.jsonl" || echo "gpu-profile $a: exit $?" | tee -a "$out/errors.txt"
+  done
+fi
+if [[ ,$parts, == *,train,* ]]; then
+  echo "== gpu-train ($((SECONDS - t0)) s)"
+  timeout "${TRAIN_LIMIT:-120}" "$node" "$here/cli/train.mjs" --total-s "${TRAIN_TOTAL_S:-100}" ${TRAIN_ARGS:-} > "$out/gpu-train.jsonl" || echo "gpu-train: exit $?" | tee -a "$out/errors.txt"
+fi
+if [[ ,$parts, == *,cli,* ]]; then
+  echo "== gpu-cli ($((SECONDS - t0)) s)"
+  (cd "$here/cli" && timeout "${CLI_LIMIT:-240}" "$node" app.mjs --total-s "${CLI_TOTAL_S:-200}" ${CLI_ARGS:-} --out /tmp/gcli) || echo "gpu-cli: exit $?" | tee -a "$out/errors.txt"
+fi
+echo "== done ($((SECONDS - t0)) s)"
+RUN
+chmod +x .gpu/run-all.sh
+chmod -R a+r .gpu
+du -sh .gpu | sed 's/^/gpu-pack-all: /'
