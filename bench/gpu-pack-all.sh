@@ -9,6 +9,8 @@
 #                                  under its own time limit, JSON lines into $OUT (or ./gpu-out)
 # usage (project root): bash bench/gpu-pack-all.sh; then on the device, carry [".gpu"]:
 #   timeout 420 bash .gpu/run-all.sh profile,train,cli
+# PROFILE_RUNS='--model text-tiny --batch 32;--model revcol-t --batch 64 --cpu-profile $OUT/t.cpuprofile'
+#   replaces the built-in list of gpu-profile runs; CLI_ARGS='--only spam' narrows the CLI part.
 # Locally on lavapipe: SKIP_GL=1 REVCOL_WEBGPU_SOFTWARE=1 PROFILE_QUICK=1 bash .gpu/run-all.sh profile
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -47,7 +49,9 @@ t0=$SECONDS
 if [[ ,$parts, == *,profile,* ]]; then
   # the release's nano network (ImageNet-free 32x32 config) and RevCol-T at the PyTorch figures' batch
   nano='{"channels":[32,64,96,128],"layers":[1,1,2,1],"columns":4,"stemPatch":4}'
-  if [ -n "${PROFILE_QUICK:-}" ]; then
+  if [ -n "${PROFILE_RUNS:-}" ]; then
+    IFS=';' read -r -a runs <<< "$PROFILE_RUNS"   # your own runs: argument lists separated by ';'
+  elif [ -n "${PROFILE_QUICK:-}" ]; then
     runs=("--model revcol-nano-32 --batch 4 --steps 1" "--model text-micro --batch 2 --length 32 --steps 1")
   else
     runs=("--model revcol-t --batch 64 --steps 3" "--model revcol-t --batch 64 --mode plain --steps 3"

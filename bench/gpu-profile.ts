@@ -5,7 +5,11 @@
 // adapter has 'timestamp-query', one more step under tf.time gives GPU ms per program (each
 // program then runs in a compute pass of its own, so that step's wall time is not reported).
 //   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B] [--mode reversible|plain] [--config JSON]
-//     [--steps N] [--length L (text)] [--json] [--software] [--no-timing]
+//     [--steps N] [--length L (text)] [--json] [--software] [--no-timing] [--cpu-profile FILE] [--flags JSON]
+// --cpu-profile FILE: V8's sampling profile of the measured steps only (written to FILE, for
+//   Chrome's DevTools), and the functions with the most self time in the JSON (cpuTop): where the
+//   CPU time of a step goes when the GPU waits for it.
+// --flags JSON: tfjs flags to set first, e.g. '{"WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE":64}'.
 // --software (or REVCOL_WEBGPU_SOFTWARE=1) accepts a software adapter such as lavapipe.
 // --json prints one JSON object, ready to append to bench/results/gpu-profile.jsonl.
 // On the accelerator machine: ../shared/tools/gpu-bundle.sh bench/gpu-profile.ts, then
@@ -15,6 +19,8 @@
 // bypass tfjs's runWebGPUProgram are counted too (as "(other)", threads unknown); dispatches
 // made inside runWebGPUProgram are named by the program's class, with its workgroup size.
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend } from '../src/backends/index.js';
 import { RevcolError } from '../src/core/errors.js';
@@ -36,6 +42,8 @@ const mode = flag('mode', 'reversible') as 'reversible' | 'plain';
 /** A vision config's changes over the preset, JSON (e.g. the release's nano network: '{"channels":[32,64,96,128],"blocks":[1,1,2,1],"columns":4}'). */
 const configJson = flag('config', '');
 const timing = !args.includes('--no-timing');
+const cpuProfileFile = flag('cpu-profile', '');
+const flagsJson = flag('flags', '');
 if (args.includes('--software')) process.env[SOFTWARE_GPU_ENV] = '1';
 
 interface ProgramStats {
@@ -89,6 +97,15 @@ async function main(): Promise<void> {
   if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(steps) || steps < 1) stop('--batch and --steps take whole numbers ≥ 1');
   if (mode !== 'reversible' && mode !== 'plain') stop(`--mode is reversible or plain, got '${mode}'`);
   const adapter = await openWebgpu();
+  let tfFlags: Record<string, number | boolean> = {};
+  if (flagsJson) {
+    try {
+      tfFlags = JSON.parse(flagsJson) as Record<string, number | boolean>;
+    } catch {
+      stop(`--flags must be JSON, got ${flagsJson}`);
+    }
+    for (const [name, value] of Object.entries(tfFlags)) tf.env().set(name, value);
+  }
   const software = (await probeBackend('webgpu')).software === true;
   const backend = tf.backend() as unknown as {
     device: GPUDevice;
@@ -216,12 +233,28 @@ async function main(): Promise<void> {
   stats.clear();
   const times: number[] = [];
   let lastLoss = NaN;
+  const profiler = cpuProfileFile ? new Session() : null;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
+    await profiler.post('Profiler.start');
+  }
+  const cpuStart = process.cpuUsage();
   for (let s = 1; s <= steps; s++) {
     const start = performance.now();
     lastLoss = await finish(job.step(s));
     times.push(performance.now() - start);
   }
+  const cpu = process.cpuUsage(cpuStart);
   counting = false;
+  let cpuTop: Array<{ fn: string; selfMs: number }> | null = null;
+  if (profiler) {
+    const { profile } = (await profiler.post('Profiler.stop')) as { profile: CpuProfile };
+    profiler.disconnect();
+    writeFileSync(cpuProfileFile, JSON.stringify(profile));
+    cpuTop = topSelfTime(profile, 30, steps);
+  }
 
   // GPU time per program: one more step with every program timed by its own timestamp queries
   const gpuMs = new Map<string, number>();
@@ -281,6 +314,10 @@ async function main(): Promise<void> {
     samplesPerSecond: round3((batch * 1000) / msPerStep),
     timestampQuery,
     gpuMsPerStep: gpuTotalMs === null ? null : round3(gpuTotalMs),
+    /** CPU time of the whole process per measured step (all threads: JS, Dawn, the driver). */
+    cpuMsPerStep: round3((cpu.user + cpu.system) / 1000 / steps),
+    ...(flagsJson ? { flags: tfFlags } : {}),
+    ...(cpuTop ? { cpuTop } : {}),
     programs: rows,
   };
   if (json) {
@@ -291,7 +328,8 @@ async function main(): Promise<void> {
   out(`adapter: ${adapter}${software ? ' (software)' : ''}   commit: ${result.commit ?? 'unknown'}`);
   out(`model: ${modelName}${configJson ? ` ${configJson}` : ''}, batch ${batch}${isText ? ` × ${length} tokens` : ''}, ${mode}; median of ${steps} step(s) after a warm-up step`);
   out(`dispatches per step: ${total} (before the optimizer ${gradientTotal}, optimizer ${total - gradientTotal}); threads per dispatch avg ${result.threadsPerDispatchAvg ?? '?'}`);
-  out(`wall: ${result.msPerStep} ms per step, ${result.samplesPerSecond} samples/s; peak GPU memory in tensors ${(peakBytes / 2 ** 30).toFixed(2)} GiB`);
+  out(`wall: ${result.msPerStep} ms per step, ${result.samplesPerSecond} samples/s; CPU ${result.cpuMsPerStep} ms per step; peak GPU memory in tensors ${(peakBytes / 2 ** 30).toFixed(2)} GiB`);
+  if (cpuTop) out(`most CPU self time (ms per step): ${cpuTop.slice(0, 8).map((t) => `${t.fn} ${t.selfMs}`).join('; ')}`);
   out(
     gpuTotalMs !== null
       ? `GPU time (timestamp queries, one extra step): ${result.gpuMsPerStep} ms`
@@ -304,6 +342,45 @@ async function main(): Promise<void> {
       `${fmt(r.dispatches, 10)} ${fmt(r.gradient, 7)} ${fmt(r.optimizer, 7)}  ${fmt(r.threadsAvg, 11)} ${fmt(r.threadsMin, 9)}${gpuMs.size ? `  ${fmt(r.gpuMs ?? 0, 9)}` : ''}  ${r.name}`,
     );
   }
+}
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/**
+ * The functions with the most self time in a V8 CPU profile, in ms per step. Native functions
+ * (Dawn's bindings: no script) are named with the script function that called them.
+ */
+function topSelfTime(profile: CpuProfile, count: number, perSteps: number): Array<{ fn: string; selfMs: number }> {
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const label = (id: number): string => {
+    const f = byId.get(id)!.callFrame;
+    return `${f.functionName || '(anonymous)'} ${f.url.split('/').slice(-2).join('/')}:${f.lineNumber + 1}`;
+  };
+  const names = new Map<number, string>();
+  for (const n of profile.nodes) {
+    let name = label(n.id);
+    if (!n.callFrame.url && !n.callFrame.functionName.startsWith('(')) {
+      let up = parent.get(n.id);
+      while (up !== undefined && !byId.get(up)!.callFrame.url) up = parent.get(up);
+      name = `${n.callFrame.functionName || '(native)'} in ${up === undefined ? '?' : label(up)}`;
+    }
+    names.set(n.id, name);
+  }
+  const self = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const name = names.get(id) ?? '?';
+    self.set(name, (self.get(name) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  return [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, count)
+    .map(([fn, us]) => ({ fn, selfMs: round3(us / 1000 / perSteps) }));
 }
 
 function round3(x: number): number {

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import '../src/core/engine.js'; // registers tfjs's gradients
 import { RandomStream } from '../src/core/random.js';
-import { adamMoments, adamUpdate, columnSum, gelu, layerNorm, rowStats, scaledResidual, setFusedKernels, unscaleDifference } from '../src/ops/fused.js';
+import { adamMoments, adamUpdate, columnSum, gelu, hashDropout, hashDropoutMask, layerNorm, rowStats, scaledResidual, setFusedKernels, unscaleDifference } from '../src/ops/fused.js';
+import { dropoutHash, keepThreshold } from '../src/ops/hash-dropout.js';
 import { webgpu } from './helpers/webgpu.js';
 
 /** Deterministic values in about [-2, 2]. */
@@ -55,6 +56,11 @@ const CASES: Case[] = [
     { name: `columnSum product ${s.join('×')}`, shapes: [s, s], f: (a: tf.Tensor, b: tf.Tensor) => columnSum('product', a, b) },
     { name: `columnSum productKeep ${s.join('×')}`, shapes: [s, s], f: (a: tf.Tensor, b: tf.Tensor) => columnSum('productKeep', a, b, tf.tensor1d(keepOf(s[0]!))) },
     { name: `columnSum normed ${s.join('×')}`, shapes: [s, s], f: (a: tf.Tensor, b: tf.Tensor) => columnSum('normed', a, b, rowStats(b, 1e-6)) },
+  ]),
+  // the reference is the mask made in JS and multiplied in: the kernels must draw the same mask
+  ...[[5, 7], [3, 70, 129]].flatMap((s) => [
+    { name: `dropout keep 0.9 ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => hashDropout(x, 12345, 0.9) },
+    { name: `dropout keep 0.5 seed 2³²−1 ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => hashDropout(x, 0xffffffff, 0.5) },
   ]),
   { name: 'rowStats 37×19', shapes: [[37, 19]], f: (x) => rowStats(x, 1e-5) },
   { name: 'adamMoments', shapes: [[2, 301], [301]], positive: [0], f: (mv, g) => adamMoments(mv, g, 0.9, 0.999) },
@@ -129,6 +135,37 @@ describe('drop masks', () => {
         tf.dispose([made, composed]);
       }
     }
+  });
+});
+
+describe('hashed dropout masks', () => {
+  it('keep about keep of the elements, differ between seeds and are 1/keep where kept', async () => {
+    await useBackend('cpu');
+    const before = tf.memory().numTensors;
+    for (const keep of [0.9, 0.7, 0.5]) {
+      const [ta, tb] = [hashDropoutMask([200, 100], 7, keep), hashDropoutMask([200, 100], 8, keep)];
+      const [a, b] = [await ta.data(), await tb.data()];
+      tf.dispose([ta, tb]);
+      const kept = Array.from(a).filter((v) => v !== 0);
+      expect(Math.abs(kept.length / a.length - keep)).toBeLessThan(0.01);
+      expect(new Set(kept)).toEqual(new Set([Math.fround(1 / keep)]));
+      let differ = 0;
+      for (let i = 0; i < a.length; i++) if ((a[i] === 0) !== (b[i] === 0)) differ++;
+      // two independent masks disagree on 2·keep·(1−keep) of the elements
+      expect(Math.abs(differ / a.length - 2 * keep * (1 - keep))).toBeLessThan(0.01);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('keep everything at keep 1 and follow the documented hash', async () => {
+    await useBackend('cpu');
+    const ones = hashDropoutMask([3, 4], 99, 1);
+    expect(Array.from(await ones.data())).toEqual(new Array(12).fill(1));
+    expect(keepThreshold(0.5)).toBe(2 ** 31);
+    const half = hashDropoutMask([64], 42, 0.5);
+    const mask = await half.data();
+    tf.dispose([ones, half]);
+    for (let i = 0; i < 64; i++) expect(mask[i]).toBe(dropoutHash(42, i) < 2 ** 31 ? 2 : 0);
   });
 });
 

@@ -7,6 +7,7 @@
  * composed form, values and gradients.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { hashDropoutInto } from './hash-dropout.js';
 import { registerCpuFusedKernels } from './kernels-cpu.js';
 import { registerWebgpuFusedKernels } from './kernels-webgpu.js';
 import { type ColumnSumMode, KERNELS } from './names.js';
@@ -145,6 +146,34 @@ tf.registerGradient({
         return tf.mul(d, tf.add(cdf, tf.mul(x, pdf)));
       },
     };
+  },
+});
+
+// --- dropout -----------------------------------------------------------------------------------
+
+/**
+ * Dropout with a hashed mask (hash-dropout.ts): x·(1/keep) where hash(seed, i) < keep·2³²,
+ * else 0. One kernel where the backend has it; elsewhere the same mask, made in JS and
+ * multiplied in. The gradient applies the same mask to dy.
+ */
+export function hashDropout(x: tf.Tensor, seed: number, keep: number): tf.Tensor {
+  const attrs = { seed: seed >>> 0, keep };
+  if (x.dtype === 'float32' && has(KERNELS.dropout)) return run(KERNELS.dropout, { x }, attrs);
+  return tf.tidy(() => tf.mul(x, hashDropoutMask(x.shape, seed, keep)));
+}
+
+/** The 0 / (1/keep) mask hashDropout applies, as a tensor. */
+export function hashDropoutMask(shape: number[], seed: number, keep: number): tf.Tensor {
+  const mask = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  hashDropoutInto(mask, undefined, seed >>> 0, keep);
+  return tf.tensor(mask, shape, 'float32');
+}
+
+tf.registerGradient({
+  kernelName: KERNELS.dropout,
+  gradFunc: (dy, _saved, attrs) => {
+    const { seed, keep } = attrs as unknown as { seed: number; keep: number };
+    return { x: () => hashDropout(dy as tf.Tensor, seed, keep) };
   },
 });
 

@@ -9,7 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
-import { type AdamMomentsAttrs, type AdamUpdateAttrs, type ColumnSumAttrs, KERNELS } from './names.js';
+import { hashDropoutInto } from './hash-dropout.js';
+import { type AdamMomentsAttrs, type AdamUpdateAttrs, type ColumnSumAttrs, type DropoutAttrs, KERNELS } from './names.js';
 
 type Arrays = Float32Array[];
 /** Computes into `out` from the inputs' values (in the order of `names`). */
@@ -211,6 +212,15 @@ const kernels: FusedJsKernel[] = [
       const { stepSize, sqrtCorr2, eps, decay } = attrs as unknown as AdamUpdateAttrs;
       const n = out.length;
       for (let i = 0; i < n; i++) out[i] = p![i]! * decay - (stepSize * mv![i]!) / (Math.sqrt(mv![n + i]!) / sqrtCorr2 + eps);
+    },
+  },
+  {
+    name: KERNELS.dropout,
+    inputs: ['x'],
+    outputShape: ([x]) => x!,
+    compute: (out, [x], _shapes, attrs) => {
+      const { seed, keep } = attrs as unknown as DropoutAttrs;
+      hashDropoutInto(out, x, seed, keep);
     },
   },
 ];

@@ -12,7 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
-import { type AdamMomentsAttrs, type AdamUpdateAttrs, type ColumnSumAttrs, KERNELS } from './names.js';
+import { DROPOUT_HASH_WGSL, keepThreshold, keptScale } from './hash-dropout.js';
+import { type AdamMomentsAttrs, type AdamUpdateAttrs, type ColumnSumAttrs, type DropoutAttrs, KERNELS } from './names.js';
 
 interface Uniform {
   type: 'int32' | 'float32';
@@ -363,6 +364,19 @@ const webgpuKernels: Record<string, (args: Args) => TensorInfo> = {
       'n : i32, stepSize : f32, sqrtCorr2 : f32, eps : f32, decay : f32,',
       [int(size(p!.shape)), float(stepSize), float(sqrtCorr2), float(eps), float(decay)],
       'P[index] * uniforms.decay - uniforms.stepSize * MV[index] / (sqrt(MV[uniforms.n + index]) / uniforms.sqrtCorr2 + uniforms.eps)',
+    );
+  },
+  // seed and threshold are 32-bit unsigned: passed as int32 bits, read back with bitcast
+  [KERNELS.dropout]: ({ inputs: { x }, attrs, backend }) => {
+    const { seed, keep } = attrs as unknown as DropoutAttrs;
+    return elementwise(
+      backend,
+      'dropout',
+      [['X', x!]],
+      'seed : i32, threshold : i32, scale : f32,',
+      [int(seed | 0), int(keepThreshold(keep) | 0), float(keptScale(keep))],
+      'select(0.0, X[index] * uniforms.scale, revcolDropoutHash(bitcast<u32>(uniforms.seed), u32(index)) < bitcast<u32>(uniforms.threshold))',
+      DROPOUT_HASH_WGSL,
     );
   },
 };

@@ -33,6 +33,11 @@ export const KERNELS = {
   adamMoments: 'RevcolAdamMoments',
   /** AdamW parameter: p·decay − stepSize · m / (√v / sqrtCorr2 + eps), m and v from packed mv. Inputs p, mv. */
   adamUpdate: 'RevcolAdamUpdate',
+  /**
+   * Dropout: x·(1/keep) where hash(seed, i) < keep·2³², else 0 (src/ops/hash-dropout.ts). Its
+   * gradient is the same kernel on dy. Input x; attrs seed, keep.
+   */
+  dropout: 'RevcolDropout',
 } as const;
 
 export type ColumnSumMode = 'sum' | 'product' | 'productKeep' | 'normed';
@@ -51,4 +56,11 @@ export interface AdamUpdateAttrs {
   sqrtCorr2: number;
   eps: number;
   decay: number;
+}
+
+export interface DropoutAttrs {
+  /** A 32-bit unsigned seed. */
+  seed: number;
+  /** The probability of keeping an element, in (0, 1]. */
+  keep: number;
 }
