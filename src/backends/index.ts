@@ -445,6 +445,8 @@ async function loadWebgpuBackend(): Promise<void> {
             maxBufferSize: limits.maxBufferSize,
             maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
             maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+            // AdamW binds 3 buffers per parameter and updates up to 16 in one dispatch (src/ops/kernels-webgpu-adam.ts)
+            maxStorageBuffersPerShaderStage: Math.min(limits.maxStorageBuffersPerShaderStage, 64),
           },
         });
         // before tfjs makes its first buffer: GPU errors go to stderr as one line, not to stdout

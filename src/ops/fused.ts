@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { hashDropoutInto } from './hash-dropout.js';
 import { registerCpuFusedKernels } from './kernels-cpu.js';
 import { registerWebgpuFusedKernels } from './kernels-webgpu.js';
+import { type AdamHyper, type AdamItem, adamStepWebgpu, soleOwner } from './kernels-webgpu-adam.js';
 import { type ColumnSumMode, KERNELS } from './names.js';
 
 registerCpuFusedKernels();
@@ -279,6 +280,34 @@ export function adamMoments(mv: tf.Tensor, g: tf.Tensor, beta1: number, beta2: n
 }
 
 /** p·decay − stepSize·m/(√v/sqrtCorr2 + eps) with packed moments mv: the AdamW parameter update (PyTorch's arrangement). */
+let groupedAdam = process.env.REVCOL_GROUPED_ADAM !== '0';
+
+/** Turns the grouped in-place AdamW (webgpu) on or off (off: two kernels per parameter); returns the old setting. */
+export function setGroupedAdam(on: boolean): boolean {
+  const old = groupedAdam;
+  groupedAdam = on;
+  return old;
+}
+
+/**
+ * AdamW's step for many parameters at once, written in place, where the backend can (webgpu:
+ * a dispatch per group of parameters, see kernels-webgpu-adam.ts). Returns the items it left
+ * for the caller to update with adamMoments and adamUpdate: all of them on other backends,
+ * and any whose parameter or moments share their data with another tensor.
+ */
+export function adamStepInPlace(items: AdamItem[], hyper: AdamHyper, scale?: tf.Tensor): AdamItem[] {
+  if (!enabled || !groupedAdam || tf.getBackend() !== 'webgpu') return items;
+  const backend = tf.backend();
+  const taken: AdamItem[] = [];
+  const rest: AdamItem[] = [];
+  for (const item of items) {
+    const ok = item.p.size > 0 && [item.p, item.mv, item.g].every((t) => t.dtype === 'float32') && soleOwner(backend, item.p) && soleOwner(backend, item.mv);
+    (ok ? taken : rest).push(item);
+  }
+  if (taken.length > 0) adamStepWebgpu(backend, taken, hyper, scale);
+  return rest;
+}
+
 export function adamUpdate(p: tf.Tensor, mv: tf.Tensor, stepSize: number, sqrtCorr2: number, eps: number, decay: number): tf.Tensor {
   if (has(KERNELS.adamUpdate)) return run(KERNELS.adamUpdate, { p, mv }, { stepSize, sqrtCorr2, eps, decay });
   return tf.tidy(() => {

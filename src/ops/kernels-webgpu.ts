@@ -349,10 +349,11 @@ const webgpuKernels: Record<string, (args: Args) => TensorInfo> = {
       backend,
       scale ? 'adam_moments_scaled' : 'adam_moments',
       inputs,
-      'n : i32, beta1 : f32, beta2 : f32,',
-      [int(size(g!.shape)), float(beta1), float(beta2)],
-      `select(uniforms.beta2 * MV[index] + (1.0 - uniforms.beta2) * ${grad} * ${grad},
-              uniforms.beta1 * MV[index] + (1.0 - uniforms.beta1) * ${grad}, index < uniforms.n)`,
+      // 1 − β as uniforms computed in float64: 1.0 − f32(0.999) in the shader is off by 1e-5
+      'n : i32, beta1 : f32, beta2 : f32, rest1 : f32, rest2 : f32,',
+      [int(size(g!.shape)), float(beta1), float(beta2), float(1 - beta1), float(1 - beta2)],
+      `select(uniforms.beta2 * MV[index] + uniforms.rest2 * ${grad} * ${grad},
+              uniforms.beta1 * MV[index] + uniforms.rest1 * ${grad}, index < uniforms.n)`,
     );
   },
   [KERNELS.adamUpdate]: ({ inputs: { p, mv }, attrs, backend }) => {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail, shapeString } from '../core/errors.js';
 import { Module, sameShape } from '../core/module.js';
-import { adamMoments, adamUpdate, hasFusedAdam, packMoments, unpackMoments } from '../ops/fused.js';
+import { adamMoments, adamStepInPlace, adamUpdate, hasFusedAdam, packMoments, unpackMoments } from '../ops/fused.js';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -121,12 +121,23 @@ export class AdamW {
     const stepSize = lr / corr1;
     const sqrtCorr2 = Math.sqrt(corr2);
     this.releaseStateViews();
+    const decayOf = (slot: Slot) => (slot.decay ? 1 - lr * this.weightDecay : 1);
+    let todo = [...grads];
+    if (this.packed) {
+      // webgpu: groups of parameters per dispatch, in place; the rest as below
+      const items = todo.map(([variable, g]) => {
+        const slot = this.slots.get(variable)!;
+        return { p: variable as tf.Tensor, mv: slot.mv! as tf.Tensor, g, decay: decayOf(slot) };
+      });
+      const left = new Set(adamStepInPlace(items, { beta1: this.beta1, beta2: this.beta2, stepSize, sqrtCorr2, eps: this.eps }, options.gradScale).map((i) => i.p));
+      todo = todo.filter(([variable]) => left.has(variable));
+    }
     // two fused kernels per parameter (src/ops/fused.ts) where the backend has them
     tf.tidy(() => {
       const scale = options.gradScale ? tf.reshape(options.gradScale, []) : null;
-      for (const [variable, grad] of grads) {
+      for (const [variable, grad] of todo) {
         const slot = this.slots.get(variable)!;
-        const decay = slot.decay ? 1 - lr * this.weightDecay : 1;
+        const decay = decayOf(slot);
         if (slot.mv) {
           const mv = adamMoments(slot.mv, grad, this.beta1, this.beta2, options.gradScale);
           slot.mv.assign(mv);
