@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import '../src/core/engine.js'; // registers tfjs's gradients
 import { RandomStream } from '../src/core/random.js';
-import { adamMoments, adamUpdate, columnSum, gelu, hashDropout, hashDropoutMask, layerNorm, rowStats, scaledResidual, setFusedKernels, unscaleDifference } from '../src/ops/fused.js';
+import { adamMoments, adamUpdate, clampMagnitude, columnSum, gelu, hashDropout, hashDropoutMask, layerNorm, rowStats, scaledResidual, setFusedKernels, unscaleDifference } from '../src/ops/fused.js';
 import { dropoutHash, keepThreshold } from '../src/ops/hash-dropout.js';
 import { webgpu } from './helpers/webgpu.js';
 
@@ -62,6 +62,8 @@ const CASES: Case[] = [
     { name: `dropout keep 0.9 ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => hashDropout(x, 12345, 0.9) },
     { name: `dropout keep 0.5 seed 2³²−1 ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => hashDropout(x, 0xffffffff, 0.5) },
   ]),
+  { name: 'clampMagnitude 5×7', shapes: [[5, 7]], f: (x) => clampMagnitude(x, 0.8) },
+  { name: 'clampMagnitude 300', shapes: [[300]], f: (x) => clampMagnitude(x, 1e-3) },
   { name: 'rowStats 37×19', shapes: [[37, 19]], f: (x) => rowStats(x, 1e-5) },
   { name: 'adamMoments', shapes: [[2, 301], [301]], positive: [0], f: (mv, g) => adamMoments(mv, g, 0.9, 0.999) },
   { name: 'adamMoments 2-D', shapes: [[2, 7, 9], [7, 9]], positive: [0], f: (mv, g) => adamMoments(mv, g, 0.8, 0.99) },

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 // The cpu resize-gradient fixes are registered by src/backends (imported by src/index.ts), not
 // here: core imports nothing above it (docs/architecture.md).
-import { addScaled, channelScale, columnSum, scaledResidual, unscaleDifference } from '../ops/fused.js';
+import { addScaled, channelScale, clampMagnitude, columnSum, scaledResidual, unscaleDifference } from '../ops/fused.js';
 import { fail, shapeString } from './errors.js';
 import { Module } from './module.js';
 import { type ForwardContext, mixSeed, RandomStream } from './random.js';
@@ -233,46 +233,48 @@ export class RevColumns extends Module {
   clampScales(): void {
     const now = readsSynchronously();
     tf.tidy(() => {
-      const counts: tf.Tensor[] = [];
+      const checked: tf.Tensor[] = [];
       for (const [c, col] of this.cols.entries()) {
         // Column 0's scales multiply x[-1] = 0: they take no part, and are not checked.
         if (c === 0) continue;
         for (const [l, g] of col.scales.entries()) {
-          const zeros = tf.sum(tf.cast(tf.equal(g, 0), 'int32'));
           if (now) {
-            const n = zeros.dataSync()[0];
+            const n = tf.sum(tf.cast(tf.equal(g, 0), 'int32')).dataSync()[0]!;
             if (n > 0) fail(zeroScaleMessage(c, l, n));
-          } else {
-            counts.push(zeros);
           }
-          g.assign(tf.mul(tf.sign(g), tf.maximum(tf.abs(g), this.minScale)));
+          checked.push(g);
+          // one kernel (cpu, webgpu); 0 stays 0, so checkScales can still find it afterwards
+          g.assign(clampMagnitude(g, this.minScale));
         }
       }
-      if (counts.length > 0) {
+      if (!now && checked.length > 0) {
+        // all the scales' zeros counted at once on the device, read by checkScales()
         this.pendingZeros?.dispose();
-        this.pendingZeros = tf.keep(tf.stack(counts));
+        this.pendingZeros = tf.keep(tf.sum(tf.cast(tf.equal(tf.concat(checked.map((g) => tf.reshape(g, [-1]))), 0), 'int32')));
       }
     });
   }
 
   /**
    * Raises the zero-scale error of the last clampScales() that could not check at once (see
-   * there); a no-op when nothing is pending.
+   * there); a no-op when nothing is pending. Only when some scale has a zero does it read the
+   * scales themselves, to name the first one.
    */
   async checkScales(): Promise<void> {
     const pending = this.pendingZeros;
     if (!pending) return;
     this.pendingZeros = null;
-    let counts: tf.TypedArray;
+    let total: number;
     try {
-      counts = (await pending.data()) as tf.TypedArray;
+      total = ((await pending.data()) as tf.TypedArray)[0]!;
     } finally {
       pending.dispose();
     }
-    let i = 0;
+    if (total === 0) return;
     for (let c = 1; c < this.columns; c++) {
-      for (let l = 0; l < this.levels; l++, i++) {
-        if (counts[i]! > 0) fail(zeroScaleMessage(c, l, counts[i]!));
+      for (const [l, g] of this.cols[c]!.scales.entries()) {
+        const n = Array.from((await g.data()) as tf.TypedArray).filter((v) => v === 0).length;
+        if (n > 0) fail(zeroScaleMessage(c, l, n));
       }
     }
   }

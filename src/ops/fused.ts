@@ -150,6 +150,14 @@ tf.registerGradient({
   },
 });
 
+// --- scales -------------------------------------------------------------------------------------
+
+/** sign(x)·max(|x|, min), no gradient: the reversible unit's shortcut scales kept invertible (0 stays 0). */
+export function clampMagnitude(x: tf.Tensor, min: number): tf.Tensor {
+  if (x.dtype === 'float32' && has(KERNELS.clampMagnitude)) return run(KERNELS.clampMagnitude, { x }, { min });
+  return tf.tidy(() => tf.mul(tf.sign(x), tf.maximum(tf.abs(x), min)));
+}
+
 // --- dropout -----------------------------------------------------------------------------------
 
 /**

@@ -215,6 +215,15 @@ const kernels: FusedJsKernel[] = [
     },
   },
   {
+    name: KERNELS.clampMagnitude,
+    inputs: ['x'],
+    outputShape: ([x]) => x!,
+    compute: (out, [x], _shapes, attrs) => {
+      const min = Math.fround(attrs.min as number);
+      for (let i = 0; i < out.length; i++) out[i] = Math.sign(x![i]!) * Math.max(Math.abs(x![i]!), min);
+    },
+  },
+  {
     name: KERNELS.dropout,
     inputs: ['x'],
     outputShape: ([x]) => x!,

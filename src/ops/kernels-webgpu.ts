@@ -367,6 +367,8 @@ const webgpuKernels: Record<string, (args: Args) => TensorInfo> = {
       'P[index] * uniforms.decay - uniforms.stepSize * MV[index] / (sqrt(MV[uniforms.n + index]) / uniforms.sqrtCorr2 + uniforms.eps)',
     );
   },
+  [KERNELS.clampMagnitude]: ({ inputs: { x }, attrs, backend }) =>
+    elementwise(backend, 'clamp_magnitude', [['X', x!]], 'min : f32,', [float(attrs.min as number)], 'sign(X[index]) * max(abs(X[index]), uniforms.min)'),
   // seed and threshold are 32-bit unsigned: passed as int32 bits, read back with bitcast
   [KERNELS.dropout]: ({ inputs: { x }, attrs, backend }) => {
     const { seed, keep } = attrs as unknown as DropoutAttrs;

@@ -38,6 +38,8 @@ export const KERNELS = {
    * gradient is the same kernel on dy. Input x; attrs seed, keep.
    */
   dropout: 'RevcolDropout',
+  /** sign(x)·max(|x|, min): a scale kept away from 0 with its sign (0 stays 0). Input x; attr min. No gradient. */
+  clampMagnitude: 'RevcolClampMagnitude',
 } as const;
 
 export type ColumnSumMode = 'sum' | 'product' | 'productKeep' | 'normed';

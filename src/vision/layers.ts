@@ -35,7 +35,9 @@ export class PatchConv extends Module {
       const rows = p === 1
         ? tf.reshape(x, [n * h * w, c])
         : tf.reshape(tf.transpose(tf.reshape(x, [n, ho, p, wo, p, c]), [0, 1, 3, 2, 4, 5]), [n * ho * wo, p * p * c]);
-      return tf.reshape(tf.add(tf.matMul(rows, kernel), this.bias), [n, ho, wo, this.outChannels]) as tf.Tensor4D;
+      // the bias inside the product's kernel where that saves a launch (as Linear does)
+      const out = tf.getBackend() === 'wasm' ? tf.add(tf.matMul(rows, kernel), this.bias) : tf.fused.matMul({ a: rows, b: kernel, bias: this.bias });
+      return tf.reshape(out, [n, ho, wo, this.outChannels]) as tf.Tensor4D;
     });
   }
 }
@@ -96,7 +98,14 @@ export class DepthwiseConv extends Module {
     this.bias = this.param('bias', init.zeros([channels]));
   }
   forward(x: tf.Tensor): tf.Tensor4D {
-    return tf.tidy(() => tf.add(depthwiseConvSame(x as tf.Tensor4D, this.weight as tf.Tensor4D), this.bias) as tf.Tensor4D);
+    return tf.tidy(() => {
+      // on a GPU the bias goes inside the convolution's kernel: one launch (and one pass over
+      // the activations) instead of two; wasm and the portable gradient keep the separate add
+      if (tf.getBackend() === 'webgpu' && hasNativeDepthwiseGradients()) {
+        return tf.fused.depthwiseConv2d({ x: x as tf.Tensor4D, filter: this.weight as tf.Tensor4D, strides: 1, pad: 'same', bias: this.bias });
+      }
+      return tf.add(depthwiseConvSame(x as tf.Tensor4D, this.weight as tf.Tensor4D), this.bias) as tf.Tensor4D;
+    });
   }
 }
 
