@@ -163,6 +163,11 @@ describe('hashed dropout masks', () => {
     await useBackend('cpu');
     const ones = hashDropoutMask([3, 4], 99, 1);
     expect(Array.from(await ones.data())).toEqual(new Array(12).fill(1));
+    expect(keepThreshold(1)).toBe(2 ** 32); // above every 32-bit draw
+    const x = tf.tensor1d([1, -2, 3]);
+    const same = hashDropout(x, 5, 1);
+    expect(Array.from(await same.data())).toEqual([1, -2, 3]);
+    tf.dispose([x, same]);
     expect(keepThreshold(0.5)).toBe(2 ** 31);
     const half = hashDropoutMask([64], 42, 0.5);
     const mask = await half.data();

@@ -166,6 +166,8 @@ export function clampMagnitude(x: tf.Tensor, min: number): tf.Tensor {
  * multiplied in. The gradient applies the same mask to dy.
  */
 export function hashDropout(x: tf.Tensor, seed: number, keep: number): tf.Tensor {
+  // keep·2³² does not fit the kernels' 32-bit threshold: nothing to drop anyway
+  if (keep >= 1) return tf.clone(x);
   const attrs = { seed: seed >>> 0, keep };
   if (x.dtype === 'float32' && has(KERNELS.dropout)) return run(KERNELS.dropout, { x }, attrs);
   return tf.tidy(() => tf.mul(x, hashDropoutMask(x.shape, seed, keep)));
@@ -309,7 +311,9 @@ export function adamStepInPlace(items: AdamItem[], hyper: AdamHyper, scale?: tf.
   const taken: AdamItem[] = [];
   const rest: AdamItem[] = [];
   for (const item of items) {
-    const ok = item.p.size > 0 && [item.p, item.mv, item.g].every((t) => t.dtype === 'float32') && soleOwner(backend, item.p) && soleOwner(backend, item.mv);
+    const ok =
+      item.p.size > 0 && item.g.size === item.p.size && item.mv.size === 2 * item.p.size &&
+      [item.p, item.mv, item.g].every((t) => t.dtype === 'float32') && soleOwner(backend, item.p) && soleOwner(backend, item.mv);
     (ok ? taken : rest).push(item);
   }
   if (taken.length > 0) adamStepWebgpu(backend, taken, hyper, scale);

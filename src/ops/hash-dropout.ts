@@ -24,9 +24,12 @@ export function dropoutHash(seed: number, index: number): number {
   return lowbias32(lowbias32(index) ^ seed);
 }
 
-/** Elements whose draw is below this are kept: round(keep·2³²), within [0, 2³² − 1]. */
+/**
+ * Elements whose draw is below this are kept: round(keep·2³²), within [0, 2³²] (2³², keep 1:
+ * every element; the kernels take 32 bits, so hashDropout does not call them for keep 1).
+ */
 export function keepThreshold(keep: number): number {
-  return Math.min(0xffffffff, Math.max(0, Math.round(keep * 2 ** 32)));
+  return Math.min(2 ** 32, Math.max(0, Math.round(keep * 2 ** 32)));
 }
 
 /** The factor a kept element is multiplied by (float32, as the kernels compute it). */
