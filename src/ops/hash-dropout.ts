@@ -43,20 +43,7 @@ export function hashDropoutInto(out: Float32Array, x: Float32Array | undefined, 
   const scale = keptScale(keep);
   const s = seed >>> 0;
   for (let i = 0; i < out.length; i++) {
-    // lowbias32 twice, inlined: this loop is the cpu backend's dropout
-    let h = i;
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x7feb352d);
-    h ^= h >>> 15;
-    h = Math.imul(h, 0x846ca68b);
-    h ^= h >>> 16;
-    h = (h ^ s) >>> 0;
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x7feb352d);
-    h ^= h >>> 15;
-    h = Math.imul(h, 0x846ca68b);
-    h ^= h >>> 16;
-    out[i] = h >>> 0 < threshold ? (x ? x[i]! * scale : scale) : 0;
+    out[i] = dropoutHash(s, i) < threshold ? (x ? x[i]! * scale : scale) : 0;
   }
 }
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { LayerNorm, Linear, gelu, init } from '../core/layers.js';
+import { LayerNorm, Linear, gelu, init, productWithBias } from '../core/layers.js';
 import { Module, ModuleList } from '../core/module.js';
 import { type ForwardContext, RandomStream, dropPathKeep } from '../core/random.js';
 import { scaledResidual } from '../ops/fused.js';
@@ -35,9 +35,7 @@ export class PatchConv extends Module {
       const rows = p === 1
         ? tf.reshape(x, [n * h * w, c])
         : tf.reshape(tf.transpose(tf.reshape(x, [n, ho, p, wo, p, c]), [0, 1, 3, 2, 4, 5]), [n * ho * wo, p * p * c]);
-      // the bias inside the product's kernel where that saves a launch (as Linear does)
-      const out = tf.getBackend() === 'wasm' ? tf.add(tf.matMul(rows, kernel), this.bias) : tf.fused.matMul({ a: rows, b: kernel, bias: this.bias });
-      return tf.reshape(out, [n, ho, wo, this.outChannels]) as tf.Tensor4D;
+      return tf.reshape(productWithBias(rows, kernel, this.bias), [n, ho, wo, this.outChannels]) as tf.Tensor4D;
     });
   }
 }
