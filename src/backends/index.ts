@@ -17,6 +17,7 @@ import { fail } from '../core/errors.js';
 import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { describeWasmThreads, installWasmThreads, wasmThreadsInfo } from './wasm-threads.js';
+import { batchUniforms, rememberBindGroupLayouts } from './webgpu-dispatch.js';
 import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
 import { dawnLogWanted, dawnStderrNotes, oneLine, watchGpuDevice } from './quiet-dawn.js';
 
@@ -451,7 +452,10 @@ async function loadWebgpuBackend(): Promise<void> {
         });
         // before tfjs makes its first buffer: GPU errors go to stderr as one line, not to stdout
         watchGpuDevice(device);
-        return new module.WebGPUBackend(device, (adapter as { info?: GPUAdapterInfo }).info);
+        rememberBindGroupLayouts(device); // before tfjs compiles its first pipeline
+        const backend = new module.WebGPUBackend(device, (adapter as { info?: GPUAdapterInfo }).info);
+        batchUniforms(backend); // one uniform buffer and one write per submitted batch of launches
+        return backend;
       } catch (err) {
         // tfjs swallows a factory's error (a warning it does not print in PROD): keep it for activate's message
         webgpuStartError = oneLine(err instanceof Error ? err.message : String(err));
