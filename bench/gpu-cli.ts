@@ -179,6 +179,41 @@ if (!quick && only.includes('main-job')) {
   }));
 }
 
+// An English model (issue #14), only with --only english and --english-data DIR (bench/gpu-english-data.ts
+// writes DIR/SET/{fit,val,test}.csv): masked-LM pre-training of text-small on brown-genre's fit
+// part (Brown documents outside its validation and test parts), then each set fine-tuned with
+// the defaults from scratch and from that model, scored on its test split. The pre-trained run
+// goes to --english-out (default DIR/../english-run), for bench/pretrain-release.ts to package.
+const englishData = flag('english-data', '');
+if (only.includes('english') && englishData) {
+  const englishRun = flag('english-out', '') || path.join(path.dirname(englishData), 'english-run');
+  const epochs = flag('english-epochs', quick ? '1' : '20');
+  const sets = flag('english-sets', 'brown-genre,spam-raw').split(',').filter(Boolean);
+  const score = (model: string) => (s: string) => {
+    const r = JSON.parse(s.trim().split('\n').pop()!) as { accuracy: number; macroF1: number; examples: number };
+    const rows = readFileSync(path.join(model, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { accuracy: number; seconds?: number });
+    return { accuracy: r.accuracy, macroF1: r.macroF1, examples: r.examples, errors: Math.round((1 - r.accuracy) * r.examples), validation: rows.map((e) => Number(e.accuracy.toFixed(4))), epochSeconds: rows.map((e) => Number((e.seconds ?? 0).toFixed(1))) };
+  };
+  const pretrained = await cli(
+    'english-pretrain',
+    ['pretrain', '--train', path.join(englishData, 'brown-genre', 'fit.csv'), '--preset', quick ? 'text-micro' : 'text-small', '--epochs', epochs, '--seed', '0', '--out', englishRun, '--overwrite', '--no-progress', ...(quick ? ['--batch-size', '16'] : []), ...b],
+    () => metrics(englishRun),
+  );
+  for (const set of sets) {
+    const data = (f: string) => path.join(englishData, set, f);
+    // spam-raw's messages open with routing headers: also head+tail, which measured better from scratch
+    const starts = ['scratch', ...(pretrained ? ['english'] : []), ...(pretrained && set === 'spam-raw' && !quick ? ['english-head-tail'] : [])];
+    for (const start of starts) {
+      const model = path.join(dir, `english-${set}-${start}`);
+      const from = start.startsWith('english') ? ['--from', englishRun, ...(start === 'english-head-tail' ? ['--truncation', 'head+tail'] : [])] : [];
+      const limits = quick ? ['--epochs', '1', '--batch-size', '16'] : [];
+      if (await cli(`english-fine-tune-${set}-${start}`, ['fine-tune', '--train', data('fit.csv'), '--eval', data('val.csv'), '--out', model, '--overwrite', '--no-progress', ...from, ...limits, ...b], () => metrics(model))) {
+        await cli(`english-eval-${set}-${start}`, ['eval', '--model', model, '--data', data('test.csv'), '--json', ...b], score(model));
+      }
+    }
+  }
+}
+
 print({ check: 'done', seconds: Math.round((performance.now() - started) / 1000) });
 const { releaseGpuBackend } = await import('../src/backends/index.js');
 releaseGpuBackend();

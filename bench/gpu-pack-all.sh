@@ -5,10 +5,14 @@
 #   .gpu/cli/profile.mjs           bench/gpu-profile.ts: launches, GPU ms per program, peak memory
 #   .gpu/cli/train.mjs             bench/gpu-train.ts: correctness against cpu, step times
 #   (the three bundles travel as .gpu/cli.tar.xz)
-#   .gpu/run-all.sh PARTS          runs the parts named (profile,train,cli; default all), each
+#   .gpu/english.tar.xz            the text-quality sets' fit/val/test CSVs (bench/gpu-english-data.ts)
+#   .gpu/run-all.sh PARTS          runs the parts named (profile,train,cli,english; default the first three), each
 #                                  under its own time limit, JSON lines into $OUT (or ./gpu-out)
 # usage (project root): bash bench/gpu-pack-all.sh; then on the device, carry [".gpu"]:
 #   timeout 420 bash .gpu/run-all.sh profile,train,cli
+# english: pre-trains text-small on Brown (bench/gpu-cli.ts --only english) and fine-tunes both sets
+#   from scratch and from it; the run comes back as $OUT/english-run.tar.xz.part-aa, -ab...
+#   (ENGLISH_EPOCHS; ENGLISH_LIMIT: seconds for the part; ENGLISH_TEXTS=N at pack time: N texts a split, to test)
 # PROFILE_RUNS='--model text-tiny --batch 32;--model revcol-t --batch 64 --cpu-profile $OUT/t.cpuprofile'
 #   replaces the built-in list of gpu-profile runs; CLI_ARGS='--only spam' narrows the CLI part.
 # Locally on lavapipe: SKIP_GL=1 REVCOL_WEBGPU_SOFTWARE=1 PROFILE_QUICK=1 bash .gpu/run-all.sh profile
@@ -21,6 +25,11 @@ for entry in profile train; do
     --ignore-annotations --external:'*.node' --outfile=".gpu/cli/$entry.mjs" --log-level=warning \
     --banner:js="import { createRequire as __revcolCreateRequire } from 'module'; const require = __revcolCreateRequire(import.meta.url);"
 done
+# the evaluation sets for the english part (bench/gpu-english-data.ts: fit/val/test CSVs, seed 0)
+english=$(mktemp -d)
+npx tsx bench/gpu-english-data.ts "$english/data" ${ENGLISH_TEXTS:+--limit $ENGLISH_TEXTS} > /dev/null
+tar -C "$english" -cf - data | xz -T2 -6 > .gpu/english.tar.xz
+rm -rf "$english"
 # the bundles compress 6x: the tree that travels (64 MiB in all) must hold them and the project
 tar -C .gpu -cf - cli | xz -T2 -6 > .gpu/cli.tar.xz
 rm -rf .gpu/cli .gpu/run-cli.sh
@@ -61,6 +70,16 @@ fi
 if [[ ,$parts, == *,cli,* ]]; then
   echo "== gpu-cli ($((SECONDS - t0)) s)"
   (cd "$here/cli" && timeout "${CLI_LIMIT:-240}" "$node" app.mjs --total-s "${CLI_TOTAL_S:-200}" ${CLI_ARGS:-} --out /tmp/gcli) || echo "gpu-cli: exit $?" | tee -a "$out/errors.txt"
+fi
+if [[ ,$parts, == *,english,* ]]; then
+  echo "== english ($((SECONDS - t0)) s)"
+  mkdir -p /tmp/english && tar -xJf "$here/english.tar.xz" -C /tmp/english
+  (cd "$here/cli" && timeout "${ENGLISH_LIMIT:-420}" "$node" app.mjs --only english --english-data /tmp/english/data --english-out /tmp/english/run \
+    --english-epochs "${ENGLISH_EPOCHS:-20}" --total-s "${ENGLISH_LIMIT:-420}" ${ENGLISH_ARGS:-} --out /tmp/gcli-en) || echo "english: exit $?" | tee -a "$out/errors.txt"
+  # the pre-trained run (not its resume checkpoint), in parts under the 16 MiB a returned file may have
+  if [ -d /tmp/english/run ]; then
+    tar -C /tmp/english --exclude='last.ckpt*' -cf - run | xz -T4 -3 | split -b 15m - "$out/english-run.tar.xz.part-"
+  fi
 fi
 echo "== done ($((SECONDS - t0)) s)"
 RUN

@@ -6,6 +6,7 @@
 // program then runs in a compute pass of its own, so that step's wall time is not reported).
 //   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B] [--mode reversible|plain] [--config JSON]
 //     [--steps N] [--length L (text)] [--json] [--software] [--no-timing] [--cpu-profile FILE] [--flags JSON]
+//     [--no-uniform-batch]
 // --cpu-profile FILE: V8's sampling profile of the measured steps only (written to FILE, for
 //   Chrome's DevTools), and the functions with the most self time in the JSON (cpuTop): where the
 //   CPU time of a step goes when the GPU waits for it.
@@ -23,6 +24,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend } from '../src/backends/index.js';
+import { setUniformBatching } from '../src/backends/webgpu-dispatch.js';
 import { RevcolError } from '../src/core/errors.js';
 import { RevColText } from '../src/text/model.js';
 import { getPreset, type TextConfig, validateConfig } from '../src/text/presets.js';
@@ -45,6 +47,9 @@ const timing = !args.includes('--no-timing');
 const cpuProfileFile = flag('cpu-profile', '');
 const flagsJson = flag('flags', '');
 if (args.includes('--software')) process.env[SOFTWARE_GPU_ENV] = '1';
+/** --no-uniform-batch: tfjs's own uniform buffer per launch (src/backends/webgpu-dispatch.ts), to compare. */
+const uniformBatch = !args.includes('--no-uniform-batch');
+setUniformBatching(uniformBatch);
 
 interface ProgramStats {
   gradient: number;
@@ -317,6 +322,7 @@ async function main(): Promise<void> {
     /** CPU time of the whole process per measured step (all threads: JS, Dawn, the driver). */
     cpuMsPerStep: round3((cpu.user + cpu.system) / 1000 / steps),
     ...(flagsJson ? { flags: tfFlags } : {}),
+    uniformBatch,
     ...(cpuTop ? { cpuTop } : {}),
     programs: rows,
   };
