@@ -10,6 +10,7 @@ import {
   WeightAverage, type TrainOptions, type TrainTask,
 } from '../src/index.js';
 import { ToyNet } from '../examples/gated-mlp-columns.js';
+import { reportDeviceFailure, takeDeviceFailure } from '../src/core/reads.js';
 
 interface Batch { x: tf.Tensor2D; y: tf.Tensor2D }
 
@@ -246,6 +247,32 @@ describe('train()', () => {
     const err = await train(task, options(path.join(root, 'nan'))).catch((e) => e);
     expect(err).toBeInstanceOf(RevcolError);
     expect(err.message).toMatch(/loss became NaN at step 2 \(epoch 1\): lower the learning rate/);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    base.dispose();
+    net.dispose();
+  });
+
+  it('stops with one line when the device reported a failure (a GPU out of memory) during the run', async () => {
+    const net = new ToyNet(FEATURES, [6], 1, CLASSES, 4);
+    const base = toyTask(net);
+    const task: TrainTask<number> = {
+      model: net,
+      trainSize: 6,
+      async *trainBatches() { yield 1; yield 2; yield 3; },
+      batchSize: () => 2,
+      lossAndGradients: (_b, step) => {
+        // what the GPU error watcher does when the device runs out of memory in this step
+        if (step === 1) reportDeviceFailure('GPU out of memory: vkAllocateMemory failed');
+        return { loss: tf.scalar(1), grads: new Map() };
+      },
+      evaluate: () => base.evaluate(),
+    };
+    const tensorsBefore = tf.memory().numTensors;
+    const err = await train(task, options(path.join(root, 'oom'))).catch((e) => e);
+    expect(err).toBeInstanceOf(RevcolError);
+    expect(err.message).toMatch(/training stopped at step 2 \(epoch 1\): GPU out of memory: vkAllocateMemory failed; .*lower the batch size/);
+    expect(err.message).not.toContain('\n');
+    expect(takeDeviceFailure()).toBeUndefined(); // taken by the trainer
     expect(tf.memory().numTensors).toBe(tensorsBefore);
     base.dispose();
     net.dispose();

@@ -18,6 +18,7 @@ import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { describeWasmThreads, installWasmThreads, wasmThreadsInfo } from './wasm-threads.js';
 import { batchUniforms, rememberBindGroupLayouts } from './webgpu-dispatch.js';
+import { boundBufferPool } from './webgpu-memory.js';
 import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
 import { dawnLogWanted, dawnStderrNotes, oneLine, watchGpuDevice } from './quiet-dawn.js';
 
@@ -455,6 +456,7 @@ async function loadWebgpuBackend(): Promise<void> {
         rememberBindGroupLayouts(device); // before tfjs compiles its first pipeline
         const backend = new module.WebGPUBackend(device, (adapter as { info?: GPUAdapterInfo }).info);
         batchUniforms(backend); // one uniform buffer and one write per submitted batch of launches
+        boundBufferPool(backend); // sizes that do not come back are freed (masked-LM logits change size every step)
         return backend;
       } catch (err) {
         // tfjs swallows a factory's error (a warning it does not print in PROD): keep it for activate's message

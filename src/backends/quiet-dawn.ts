@@ -12,6 +12,7 @@
  * REVCOL_DAWN_LOG=1 shows everything as Dawn prints it: the probe's stderr unfiltered and Dawn's
  * own error messages, for debugging a driver or a kernel.
  */
+import { reportDeviceFailure } from '../core/reads.js';
 
 /** Set to 1 to see Dawn's own output again (probe notices, full GPU error messages). */
 export const DAWN_LOG_ENV = 'REVCOL_DAWN_LOG';
@@ -70,6 +71,7 @@ export function watchGpuDevice(device: GPUDevice, write: (line: string) => void 
     const e = event as UncapturedErrorEvent;
     if (!dawnLogWanted()) e.preventDefault(); // dawn.node's own print goes to stdout
     const line = `${KIND[e.error?.constructor?.name] ?? 'GPU error'}: ${oneLine(e.error?.message ?? String(e.error))}`;
+    reportDeviceFailure(line);
     if (seen.has(line)) return;
     if (seen.size >= MAX_REPORTED_ERRORS) {
       if (!cutShort) write(`revcol: further GPU errors are not shown (${DAWN_LOG_ENV}=1 shows Dawn's own messages)`);
@@ -85,6 +87,7 @@ export function watchGpuDevice(device: GPUDevice, write: (line: string) => void 
   void device.lost?.then(
     (info) => {
       if (info.reason === 'destroyed') return;
+      reportDeviceFailure(`the GPU device was lost: ${oneLine(info.message) || 'no reason given'}`);
       write(`revcol: the GPU device was lost: ${oneLine(info.message) || 'no reason given'}`);
     },
     () => {},

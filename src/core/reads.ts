@@ -58,3 +58,22 @@ export async function readLater<T>(reads: Reads<T>): Promise<T> {
     if (!ok) reads.return(undefined as T);
   }
 }
+
+/**
+ * A failure the compute device reported outside any call (a GPU out of memory, a validation
+ * error, a lost device): the work after it computed nothing valid, so a training loop that
+ * reads its loss asks for it and stops rather than train on garbage. Set by the backend's
+ * error watcher (src/backends/quiet-dawn.ts); the first one counts until it is taken.
+ */
+let deviceFailure: string | undefined;
+
+export function reportDeviceFailure(message: string): void {
+  deviceFailure ??= message;
+}
+
+/** The first failure reported since the last call, if any; clears it. */
+export function takeDeviceFailure(): string | undefined {
+  const failure = deviceFailure;
+  deviceFailure = undefined;
+  return failure;
+}

@@ -6,7 +6,7 @@ import { fail } from '../core/errors.js';
 import type { LossAndGradients } from '../core/gradients.js';
 import type { Module } from '../core/module.js';
 import { mixSeed } from '../core/random.js';
-import { readsSynchronously } from '../core/reads.js';
+import { readsSynchronously, takeDeviceFailure } from '../core/reads.js';
 import { fsErrorLine, isUserFsError, writeFileAtomic } from '../io/atomic.js';
 import { BEST_FILE, type BestRecord, LAST_FILE, type PartialEpoch, disposeCheckpoint, loadCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
 import { clipCoefficient } from './clip.js';
@@ -251,6 +251,10 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
           await checkModelScales(task.model);
         } finally {
           loss.dispose();
+        }
+        const failure = takeDeviceFailure();
+        if (failure) {
+          fail(`training stopped at step ${at} (epoch ${epoch + 1}): ${failure}; nothing computed after it is valid${/out of memory/i.test(failure) ? ': lower the batch size or the length of the inputs' : ''}`);
         }
         if (!Number.isFinite(lossValue)) {
           fail(`the loss became ${lossValue} at step ${at} (epoch ${epoch + 1}): lower the learning rate (now ${options.lr}) or clip gradients`);

@@ -1,0 +1,63 @@
+/**
+ * A bound on tfjs-backend-webgpu's buffer pool (tfjs 4.22).
+ *
+ * tfjs keeps every released GPU buffer for reuse by a later tensor of exactly the same byte
+ * size, and never frees one. With shapes that repeat (a vision batch, a text batch padded to one
+ * length) the pool is as large as one step's tensors. With shapes that do not, it only grows:
+ * masked-LM pre-training draws a different number of masked tokens every step, so its logits
+ * ([masked tokens, 30,522] for the BERT vocabulary, ~370 MB at batch 64) and their gradients get
+ * new sizes each time, and on an H200 text-small ran out of the GPU's 139 GiB early in its
+ * second epoch (2026-12-04), after which every result was garbage.
+ *
+ * Here the pool's idle bytes (allocated but held by no tensor) are kept at most at the most
+ * bytes tensors have held at once so far, and at least MIN_POOL_BYTES: a loop whose shapes repeat
+ * finds everything it needs in a pool of that size and is not touched, while sizes that stop
+ * coming back are destroyed, oldest size first.
+ */
+
+/** Idle pool bytes always allowed (1 GiB). */
+export const MIN_POOL_BYTES = 1024 ** 3;
+
+/** The parts of tfjs's BufferManager used here. */
+interface BufferPool {
+  freeBuffers: Map<string, GPUBuffer[]>;
+  numFreeBuffers: number;
+  numBytesUsed: number;
+  numBytesAllocated: number;
+  acquireBuffer(size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean): GPUBuffer;
+  releaseBuffer(buffer: GPUBuffer, reuse?: boolean): void;
+}
+
+/**
+ * Bounds one backend's pool (its bufferManager) as above; `minBytes` replaces MIN_POOL_BYTES
+ * (tests). Returns a function that reads the pool's state.
+ */
+export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES): () => { idleBytes: number; highWater: number; evicted: number } {
+  const pool = (backendObject as { bufferManager: BufferPool }).bufferManager;
+  let highWater = pool.numBytesUsed;
+  let evicted = 0;
+  const acquire = pool.acquireBuffer.bind(pool);
+  pool.acquireBuffer = (size, usage, mappedAtCreation, reuse) => {
+    const buffer = acquire(size, usage, mappedAtCreation, reuse);
+    if (pool.numBytesUsed > highWater) highWater = pool.numBytesUsed;
+    return buffer;
+  };
+  const release = pool.releaseBuffer.bind(pool);
+  pool.releaseBuffer = (buffer, reuse) => {
+    release(buffer, reuse);
+    const cap = Math.max(minBytes, highWater);
+    if (pool.numBytesAllocated - pool.numBytesUsed <= cap) return;
+    // Map keys keep their insertion order: the sizes first seen longest ago go first
+    for (const buffers of pool.freeBuffers.values()) {
+      while (buffers.length > 0 && pool.numBytesAllocated - pool.numBytesUsed > cap) {
+        const old = buffers.shift()!;
+        pool.numFreeBuffers--;
+        pool.numBytesAllocated -= old.size;
+        old.destroy(); // idle: no tensor holds it; work already submitted keeps it alive until done
+        evicted++;
+      }
+      if (pool.numBytesAllocated - pool.numBytesUsed <= cap) break;
+    }
+  };
+  return () => ({ idleBytes: pool.numBytesAllocated - pool.numBytesUsed, highWater, evicted });
+}

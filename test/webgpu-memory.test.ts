@@ -1,0 +1,58 @@
+// The bound on tfjs-backend-webgpu's buffer pool (src/backends/webgpu-memory.ts): shapes that
+// never repeat (masked-LM logits) no longer grow the pool without end, shapes that repeat keep
+// every buffer, results stay right and no tensor is left behind. Runs on lavapipe; reported as
+// skipped where no adapter can be had.
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { useBackend } from '../src/backends/index.js';
+import { boundBufferPool } from '../src/backends/webgpu-memory.js';
+import { webgpu } from './helpers/webgpu.js';
+
+const MiB = 1024 ** 2;
+
+/** One "step": a product whose row count changes with m, read back, everything disposed. */
+async function step(m: number, w: tf.Tensor2D): Promise<Float32Array> {
+  const out = tf.tidy(() => tf.sum(tf.relu(tf.matMul(tf.fill([m, 64], 0.01 * (m % 7)), w)), 0));
+  const values = (await out.data()) as Float32Array;
+  out.dispose();
+  return values;
+}
+
+describe.skipIf(!webgpu.available)(`webgpu buffer pool bound (${webgpu.adapter ?? webgpu.reason})`, () => {
+  it('frees sizes that do not come back, keeps those that do, and computes the same', async () => {
+    await useBackend('webgpu');
+    const backend = tf.backend() as unknown as { bufferManager: { numBytesAllocated: number; numBytesUsed: number } };
+    const w = tf.tidy(() => tf.div(tf.reshape(tf.range(0, 64 * 512), [64, 512]), 64 * 512)) as tf.Tensor2D;
+    // a 2 MiB bound over the one backends get (1 GiB), so that a test-sized loop reaches it
+    const state = boundBufferPool(backend, 2 * MiB);
+    const tensors = tf.memory().numTensors;
+
+    // steady shapes: after the first step everything comes from the pool, nothing is freed
+    for (let i = 0; i < 6; i++) await step(1000, w);
+    expect(state().evicted).toBe(0);
+
+    // a new size every step (~1-3 MiB of product each): without the bound the idle pool would
+    // hold every one of them (over 60 MiB)
+    let last: Float32Array | undefined;
+    for (let i = 0; i < 40; i++) {
+      last = await step(500 + 37 * i, w);
+      const { idleBytes, highWater } = state();
+      expect(idleBytes).toBeLessThanOrEqual(Math.max(2 * MiB, highWater));
+    }
+    expect(state().evicted).toBeGreaterThan(10);
+    expect(backend.bufferManager.numBytesAllocated - backend.bufferManager.numBytesUsed).toBeLessThan(16 * MiB);
+    expect(tf.memory().numTensors).toBe(tensors);
+
+    // the last step against cpu
+    const m = 500 + 37 * 39;
+    const wValues = (await w.data()) as Float32Array;
+    w.dispose();
+    await useBackend('cpu');
+    const cpuW = tf.tensor2d(wValues, [64, 512]);
+    const expected = await step(m, cpuW);
+    cpuW.dispose();
+    let worst = 0;
+    for (let j = 0; j < expected.length; j++) worst = Math.max(worst, Math.abs(last![j]! - expected[j]!) / Math.max(1, Math.abs(expected[j]!)));
+    expect(worst).toBeLessThan(1e-5);
+  });
+});
