@@ -12,7 +12,7 @@
  * Here the pool's idle bytes (allocated but held by no tensor) are kept at most at the most
  * bytes tensors have held at once so far, and at least MIN_POOL_BYTES: a loop whose shapes repeat
  * finds everything it needs in a pool of that size and is not touched, while sizes that stop
- * coming back are destroyed, oldest size first.
+ * coming back are destroyed, longest idle first.
  */
 
 /** Idle pool bytes always allowed (1 GiB). */
@@ -36,6 +36,10 @@ export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES
   const pool = (backendObject as { bufferManager: BufferPool }).bufferManager;
   let highWater = pool.numBytesUsed;
   let evicted = 0;
+  // idle buffers in the order they were released (an entry whose buffer was reused since is
+  // skipped when reached): eviction costs O(1) a buffer, however many sizes the pool has seen
+  const released: Array<{ buffer: GPUBuffer; key: string }> = [];
+  let head = 0;
   const acquire = pool.acquireBuffer.bind(pool);
   pool.acquireBuffer = (size, usage, mappedAtCreation, reuse) => {
     const buffer = acquire(size, usage, mappedAtCreation, reuse);
@@ -43,20 +47,26 @@ export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES
     return buffer;
   };
   const release = pool.releaseBuffer.bind(pool);
-  pool.releaseBuffer = (buffer, reuse) => {
+  pool.releaseBuffer = (buffer, reuse = true) => {
+    const idleBefore = pool.numFreeBuffers;
     release(buffer, reuse);
+    if (pool.numFreeBuffers > idleBefore) released.push({ buffer, key: `${buffer.size}_${buffer.usage}` }); // tfjs's key
     const cap = Math.max(minBytes, highWater);
-    if (pool.numBytesAllocated - pool.numBytesUsed <= cap) return;
-    // Map keys keep their insertion order: the sizes first seen longest ago go first
-    for (const buffers of pool.freeBuffers.values()) {
-      while (buffers.length > 0 && pool.numBytesAllocated - pool.numBytesUsed > cap) {
-        const old = buffers.shift()!;
-        pool.numFreeBuffers--;
-        pool.numBytesAllocated -= old.size;
-        old.destroy(); // idle: no tensor holds it; work already submitted keeps it alive until done
-        evicted++;
-      }
-      if (pool.numBytesAllocated - pool.numBytesUsed <= cap) break;
+    while (pool.numBytesAllocated - pool.numBytesUsed > cap && head < released.length) {
+      const { buffer: old, key } = released[head]!;
+      released[head++] = undefined as never;
+      const idle = pool.freeBuffers.get(key);
+      const at = idle ? idle.indexOf(old) : -1;
+      if (at < 0) continue; // taken again by a tensor since
+      idle!.splice(at, 1);
+      pool.numFreeBuffers--;
+      pool.numBytesAllocated -= old.size;
+      old.destroy(); // idle: no tensor holds it; work already submitted keeps it alive until done
+      evicted++;
+    }
+    if (head > 4096 && head * 2 > released.length) {
+      released.splice(0, head); // drop the consumed front now and then
+      head = 0;
     }
   };
   return () => ({ idleBytes: pool.numBytesAllocated - pool.numBytesUsed, highWater, evicted });
