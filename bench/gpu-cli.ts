@@ -18,7 +18,7 @@
  * On the accelerator machine: bash bench/gpu-cli-pack.sh here, then (carry [".gpu"])
  *   timeout 400 bash .gpu/run-cli.sh
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -188,7 +188,8 @@ const englishData = flag('english-data', '');
 if (only.includes('english') && englishData) {
   const englishRun = flag('english-out', '') || path.join(path.dirname(englishData), 'english-run');
   const epochs = flag('english-epochs', quick ? '1' : '20');
-  const sets = flag('english-sets', 'brown-genre,spam-raw').split(',').filter(Boolean);
+  // sets not in the data folder are skipped (--english-sets none: pre-training only)
+  const sets = flag('english-sets', 'brown-genre,spam-raw').split(',').filter((s) => s && existsSync(path.join(englishData, s)));
   const score = (model: string) => (s: string) => {
     const r = JSON.parse(s.trim().split('\n').pop()!) as { accuracy: number; macroF1: number; examples: number };
     const rows = readFileSync(path.join(model, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { accuracy: number; seconds?: number });
