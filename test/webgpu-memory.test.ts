@@ -8,6 +8,45 @@ import { useBackend } from '../src/backends/index.js';
 import { boundBufferPool } from '../src/backends/webgpu-memory.js';
 import { webgpu } from './helpers/webgpu.js';
 
+/** tfjs's own BufferManager over a stand-in device that counts live buffers (no GPU needed). */
+async function standInPool(): Promise<{ pool: { acquireBuffer(size: number, usage: number): GPUBuffer; releaseBuffer(b: GPUBuffer): void; numFreeBuffers: number }; live: () => number }> {
+  const { BufferManager } = (await import('@tensorflow/tfjs-backend-webgpu/dist/buffer_manager.js')) as unknown as { BufferManager: new (d: unknown) => never };
+  let live = 0;
+  const device = { createBuffer: ({ size, usage }: { size: number; usage: number }) => (live++, { size, usage, destroy: () => live-- }) };
+  return { pool: new BufferManager(device), live: () => live };
+}
+
+describe('buffer pool bound, on tfjs’s BufferManager with a stand-in device', () => {
+  it('keeps its queue of idle buffers as short as the pool over many steps of repeating sizes', async () => {
+    const { pool } = await standInPool();
+    const state = boundBufferPool({ bufferManager: pool }, 1024);
+    for (let step = 0; step < 300; step++) {
+      const held = [100, 200, 300, 400].flatMap((size) => Array.from({ length: 25 }, () => pool.acquireBuffer(size, 1)));
+      held.forEach((b) => pool.releaseBuffer(b));
+      expect(state().queued).toBeLessThanOrEqual(2 * pool.numFreeBuffers + 4096);
+    }
+    expect(state().evicted).toBe(0); // 25 kB idle is within the high-water mark
+  });
+
+  it('frees idle buffers longest idle first, only as many as the bound needs', async () => {
+    const { pool, live } = await standInPool();
+    const state = boundBufferPool({ bufferManager: pool }, 1000);
+    const a = pool.acquireBuffer(600, 1);
+    const b = pool.acquireBuffer(500, 1);
+    pool.releaseBuffer(a); // idle 600 (high-water 1,100: within)
+    const c = pool.acquireBuffer(700, 1); // used 1,200: high-water 1,200
+    pool.releaseBuffer(b); // idle 1,100: within 1,200
+    pool.releaseBuffer(c); // idle 1,800 > 1,200: a, released first, goes, and that is enough
+    expect(state().evicted).toBe(1);
+    expect(state().idleBytes).toBe(1200);
+    expect(live()).toBe(2);
+    expect(pool.acquireBuffer(500, 1)).toBe(b); // the ones kept are reused
+    expect(pool.acquireBuffer(700, 1)).toBe(c);
+    expect(pool.acquireBuffer(600, 1)).not.toBe(a); // a new one: a was freed
+    expect(live()).toBe(3);
+  });
+});
+
 const MiB = 1024 ** 2;
 
 /** One "step": a product whose row count changes with m, read back, everything disposed. */

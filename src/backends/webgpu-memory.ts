@@ -32,7 +32,7 @@ interface BufferPool {
  * Bounds one backend's pool (its bufferManager) as above; `minBytes` replaces MIN_POOL_BYTES
  * (tests). Returns a function that reads the pool's state.
  */
-export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES): () => { idleBytes: number; highWater: number; evicted: number } {
+export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES): () => { idleBytes: number; highWater: number; evicted: number; queued: number } {
   const pool = (backendObject as { bufferManager: BufferPool }).bufferManager;
   let highWater = pool.numBytesUsed;
   let evicted = 0;
@@ -40,6 +40,20 @@ export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES
   // skipped when reached): eviction costs O(1) a buffer, however many sizes the pool has seen
   const released: Array<{ buffer: GPUBuffer; key: string }> = [];
   let head = 0;
+  /** Keeps only the entries whose buffer is still idle, each buffer once (at its latest release): the queue stays as long as the pool. */
+  const compact = (): void => {
+    const kept: typeof released = [];
+    const seen = new Set<GPUBuffer>();
+    for (let i = released.length - 1; i >= head; i--) {
+      const entry = released[i]!;
+      if (seen.has(entry.buffer) || !pool.freeBuffers.get(entry.key)?.includes(entry.buffer)) continue;
+      seen.add(entry.buffer);
+      kept.push(entry);
+    }
+    released.length = 0;
+    for (let i = kept.length - 1; i >= 0; i--) released.push(kept[i]!);
+    head = 0;
+  };
   const acquire = pool.acquireBuffer.bind(pool);
   pool.acquireBuffer = (size, usage, mappedAtCreation, reuse) => {
     const buffer = acquire(size, usage, mappedAtCreation, reuse);
@@ -64,10 +78,7 @@ export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES
       old.destroy(); // idle: no tensor holds it; work already submitted keeps it alive until done
       evicted++;
     }
-    if (head > 4096 && head * 2 > released.length) {
-      released.splice(0, head); // drop the consumed front now and then
-      head = 0;
-    }
+    if (released.length - head > 2 * pool.numFreeBuffers + 4096) compact();
   };
-  return () => ({ idleBytes: pool.numBytesAllocated - pool.numBytesUsed, highWater, evicted });
+  return () => ({ idleBytes: pool.numBytesAllocated - pool.numBytesUsed, highWater, evicted, queued: released.length - head });
 }
