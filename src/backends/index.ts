@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
+import { takeDeviceFailure } from '../core/reads.js';
 import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { describeWasmThreads, installWasmThreads, wasmThreadsInfo } from './wasm-threads.js';
@@ -634,6 +635,7 @@ export function releaseGpuBackend(): void {
   }
   tf.removeBackend('webgpu');
   device?.destroy();
+  takeDeviceFailure(); // a failure of the device let go says nothing about the next one
 }
 
 /**
