@@ -190,10 +190,10 @@ if (only.includes('english') && englishData) {
   const epochs = flag('english-epochs', quick ? '1' : '20');
   // sets not in the data folder are skipped (--english-sets none: pre-training only)
   const sets = flag('english-sets', 'brown-genre,spam-raw').split(',').filter((s) => s && existsSync(path.join(englishData, s)));
-  const score = (model: string) => (s: string) => {
+  // the eval line holds the test scores; the fine-tune line before it, every epoch's
+  const score = (s: string) => {
     const r = JSON.parse(s.trim().split('\n').pop()!) as { accuracy: number; macroF1: number; examples: number };
-    const rows = readFileSync(path.join(model, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { accuracy: number; seconds?: number });
-    return { accuracy: r.accuracy, macroF1: r.macroF1, examples: r.examples, errors: Math.round((1 - r.accuracy) * r.examples), validation: rows.map((e) => Number(e.accuracy.toFixed(4))), epochSeconds: rows.map((e) => Number((e.seconds ?? 0).toFixed(1))) };
+    return { accuracy: r.accuracy, macroF1: r.macroF1, examples: r.examples, errors: Math.round((1 - r.accuracy) * r.examples) };
   };
   const pretrained = await cli(
     'english-pretrain',
@@ -209,7 +209,7 @@ if (only.includes('english') && englishData) {
       const from = start.startsWith('english') ? ['--from', englishRun, ...(start === 'english-head-tail' ? ['--truncation', 'head+tail'] : [])] : [];
       const limits = quick ? ['--epochs', '1', '--batch-size', '16'] : [];
       if (await cli(`english-fine-tune-${set}-${start}`, ['fine-tune', '--train', data('fit.csv'), '--eval', data('val.csv'), '--out', model, '--overwrite', '--no-progress', ...from, ...limits, ...b], () => metrics(model))) {
-        await cli(`english-eval-${set}-${start}`, ['eval', '--model', model, '--data', data('test.csv'), '--json', ...b], score(model));
+        await cli(`english-eval-${set}-${start}`, ['eval', '--model', model, '--data', data('test.csv'), '--json', ...b], score);
       }
     }
   }

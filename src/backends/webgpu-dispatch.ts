@@ -112,7 +112,7 @@ interface BackendInternals {
 }
 
 /** Bytes of one shared uniform buffer: 256 launches' uniforms at the usual 256-byte alignment. */
-const RING_BYTES = 64 * 1024;
+const UNIFORM_BUFFER_BYTES = 64 * 1024;
 
 /**
  * Memoises getBindGroupLayout on every compute pipeline the device makes from now on. Call
@@ -146,34 +146,34 @@ export function batchUniforms(backendObject: object): boolean {
   if (!batching) return false;
   const backend = backendObject as BackendInternals;
   const align = backend.device.limits.minUniformBufferOffsetAlignment;
-  const staging = new ArrayBuffer(RING_BYTES);
+  const staging = new ArrayBuffer(UNIFORM_BUFFER_BYTES);
   const views = viewsOf(staging);
-  const rings: GPUBuffer[] = [];
-  let ring = 0; // the buffer this batch writes into
+  const buffers: GPUBuffer[] = [];
+  let current = 0; // the buffer this batch writes into
   let used = 0; // bytes of staging in use
   const flush = (): void => {
-    if (used > 0) backend.queue.writeBuffer(rings[ring]!, 0, staging, 0, used);
+    if (used > 0) backend.queue.writeBuffer(buffers[current]!, 0, staging, 0, used);
     used = 0;
   };
   const submit = backend.submitQueue.bind(backend);
   backend.submitQueue = () => {
     flush();
-    ring = 0;
+    current = 0;
     submit();
   };
   backend.makeUniforms = (fields: UniformField[]): GPUBufferBinding => {
     const { offsets, size } = uniformLayout(fields);
-    if (used + size > RING_BYTES) {
+    if (used + size > UNIFORM_BUFFER_BYTES) {
       flush(); // this batch goes on in the next buffer
-      ring++;
+      current++;
     }
-    if (ring === rings.length) {
-      rings.push(backend.bufferManager.acquireBuffer(RING_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST));
+    if (current === buffers.length) {
+      buffers.push(backend.bufferManager.acquireBuffer(UNIFORM_BUFFER_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST));
     }
     const offset = used;
     writeFields(fields, offsets, views, offset);
     used = Math.ceil((offset + size) / align) * align;
-    return { buffer: rings[ring]!, offset, size };
+    return { buffer: buffers[current]!, offset, size };
   };
   return true;
 }
