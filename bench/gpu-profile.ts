@@ -6,11 +6,13 @@
 // program then runs in a compute pass of its own, so that step's wall time is not reported).
 //   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B] [--mode reversible|plain] [--config JSON]
 //     [--steps N] [--length L (text)] [--json] [--software] [--no-timing] [--cpu-profile FILE] [--flags JSON]
-//     [--no-uniform-batch]
+//     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N]
 // --cpu-profile FILE: V8's sampling profile of the measured steps only (written to FILE, for
 //   Chrome's DevTools), and the functions with the most self time in the JSON (cpuTop): where the
 //   CPU time of a step goes when the GPU waits for it.
 // --flags JSON: tfjs flags to set first, e.g. '{"WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE":64}'.
+// --warmup N: steps before the measured ones (default 3: bind groups repeat from the third step on,
+//   src/backends/webgpu-dispatch.ts); --no-bind-group-cache makes every launch a new bind group, as tfjs.
 // --software (or REVCOL_WEBGPU_SOFTWARE=1) accepts a software adapter such as lavapipe.
 // --json prints one JSON object, ready to append to bench/results/gpu-profile.jsonl.
 // On the accelerator machine: ../shared/tools/gpu-bundle.sh bench/gpu-profile.ts, then
@@ -23,8 +25,8 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import * as tf from '@tensorflow/tfjs-core';
-import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend } from '../src/backends/index.js';
-import { setUniformBatching } from '../src/backends/webgpu-dispatch.js';
+import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend, webgpuBindGroupStats } from '../src/backends/index.js';
+import { setBindGroupCaching, setUniformBatching } from '../src/backends/webgpu-dispatch.js';
 import { RevcolError } from '../src/core/errors.js';
 import { RevColText } from '../src/text/model.js';
 import { getPreset, type TextConfig, validateConfig } from '../src/text/presets.js';
@@ -50,6 +52,10 @@ if (args.includes('--software')) process.env[SOFTWARE_GPU_ENV] = '1';
 /** --no-uniform-batch: tfjs's own uniform buffer per launch (src/backends/webgpu-dispatch.ts), to compare. */
 const uniformBatch = !args.includes('--no-uniform-batch');
 setUniformBatching(uniformBatch);
+/** --no-bind-group-cache: a new bind group for every launch, as tfjs does (src/backends/webgpu-dispatch.ts), to compare. */
+const bindGroupCache = !args.includes('--no-bind-group-cache');
+setBindGroupCaching(bindGroupCache);
+const warmup = Number(flag('warmup', '3'));
 
 interface ProgramStats {
   gradient: number;
@@ -100,6 +106,7 @@ async function openWebgpu(): Promise<string> {
 
 async function main(): Promise<void> {
   if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(steps) || steps < 1) stop('--batch and --steps take whole numbers ≥ 1');
+  if (!Number.isInteger(warmup) || warmup < 1) stop('--warmup takes a whole number ≥ 1');
   if (mode !== 'reversible' && mode !== 'plain') stop(`--mode is reversible or plain, got '${mode}'`);
   const adapter = await openWebgpu();
   let tfFlags: Record<string, number | boolean> = {};
@@ -234,9 +241,13 @@ async function main(): Promise<void> {
     return value;
   };
 
-  await finish(job.step(0)); // warm-up: shader compilation, buffer pools
+  // warm-up: shader compilation, buffer pools, bind groups
+  for (let s = 0; s < warmup; s++) await finish(job.step(1000 * s));
   stats.clear();
+  const groupsBefore = webgpuBindGroupStats();
   const times: number[] = [];
+  /** Host time to record each step's launches (until the step returns, before its loss is read). */
+  const recordTimes: number[] = [];
   let lastLoss = NaN;
   const profiler = cpuProfileFile ? new Session() : null;
   if (profiler) {
@@ -248,10 +259,13 @@ async function main(): Promise<void> {
   const cpuStart = process.cpuUsage();
   for (let s = 1; s <= steps; s++) {
     const start = performance.now();
-    lastLoss = await finish(job.step(s));
+    const loss = job.step(s);
+    recordTimes.push(performance.now() - start);
+    lastLoss = await finish(loss);
     times.push(performance.now() - start);
   }
   const cpu = process.cpuUsage(cpuStart);
+  const groupsAfter = webgpuBindGroupStats();
   counting = false;
   let cpuTop: Array<{ fn: string; selfMs: number }> | null = null;
   if (profiler) {
@@ -316,6 +330,8 @@ async function main(): Promise<void> {
     optimizerDispatchesPerStep: total - gradientTotal,
     threadsPerDispatchAvg: allKnown ? Math.round(allThreads / allKnown) : null,
     msPerStep: Math.round(msPerStep),
+    /** Median host time recording a step (the step's call, before the read): the wall time's floor when the GPU keeps up. */
+    recordMsPerStep: round3([...recordTimes].sort((a, b) => a - b)[Math.floor(recordTimes.length / 2)]!),
     samplesPerSecond: round3((batch * 1000) / msPerStep),
     timestampQuery,
     gpuMsPerStep: gpuTotalMs === null ? null : round3(gpuTotalMs),
@@ -323,6 +339,14 @@ async function main(): Promise<void> {
     cpuMsPerStep: round3((cpu.user + cpu.system) / 1000 / steps),
     ...(flagsJson ? { flags: tfFlags } : {}),
     uniformBatch,
+    bindGroupCache,
+    warmupSteps: warmup,
+    ...(groupsBefore && groupsAfter
+      ? {
+          bindGroupsMadePerStep: round3((groupsAfter.created - groupsBefore.created) / steps),
+          bindGroupsReusedPerStep: round3((groupsAfter.reused - groupsBefore.reused) / steps),
+        }
+      : {}),
     ...(cpuTop ? { cpuTop } : {}),
     programs: rows,
   };
@@ -334,6 +358,8 @@ async function main(): Promise<void> {
   out(`adapter: ${adapter}${software ? ' (software)' : ''}   commit: ${result.commit ?? 'unknown'}`);
   out(`model: ${modelName}${configJson ? ` ${configJson}` : ''}, batch ${batch}${isText ? ` × ${length} tokens` : ''}, ${mode}; median of ${steps} step(s) after a warm-up step`);
   out(`dispatches per step: ${total} (before the optimizer ${gradientTotal}, optimizer ${total - gradientTotal}); threads per dispatch avg ${result.threadsPerDispatchAvg ?? '?'}`);
+  if (groupsBefore && groupsAfter) out(`bind groups per step: ${result.bindGroupsMadePerStep} made, ${result.bindGroupsReusedPerStep} kept from earlier steps`);
+  out(`recording a step: ${result.recordMsPerStep} ms (median)`);
   out(`wall: ${result.msPerStep} ms per step, ${result.samplesPerSecond} samples/s; CPU ${result.cpuMsPerStep} ms per step; peak GPU memory in tensors ${(peakBytes / 2 ** 30).toFixed(2)} GiB`);
   if (cpuTop) out(`most CPU self time (ms per step): ${cpuTop.slice(0, 8).map((t) => `${t.fn} ${t.selfMs}`).join('; ')}`);
   out(

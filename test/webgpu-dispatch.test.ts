@@ -1,12 +1,17 @@
 // Cheaper launches on webgpu (src/backends/webgpu-dispatch.ts): uniforms packed exactly as
 // tfjs packs them, one shared uniform buffer written once per submitted batch, the same results
-// bit for bit as tfjs's own per-launch uniform buffers, a batch that outgrows one buffer, and
-// bind-group layouts remembered per pipeline. The packing tests need no GPU; the rest run on
-// lavapipe and are reported as skipped where no adapter can be had.
+// bit for bit as tfjs's own per-launch uniform buffers, a batch that outgrows one buffer,
+// bind-group layouts remembered per pipeline, and bind groups kept for launches that bind the
+// same buffers (training steps: the same losses, no bind group made once steps repeat). The
+// packing and cache-key tests need no GPU; the rest run on lavapipe and are reported as skipped
+// where no adapter can be had.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { releaseGpuBackend, useBackend } from '../src/backends/index.js';
-import { packUniforms, setUniformBatching, type UniformField, uniformLayout } from '../src/backends/webgpu-dispatch.js';
+import { releaseGpuBackend, useBackend, webgpuBindGroupStats } from '../src/backends/index.js';
+import { cacheBindGroups, packUniforms, setBindGroupCaching, setUniformBatching, type UniformField, uniformLayout } from '../src/backends/webgpu-dispatch.js';
+import { AdamW } from '../src/train/optimizer.js';
+import { RevColVision } from '../src/vision/model.js';
+import { VISION_PRESETS } from '../src/vision/presets.js';
 import { gelu, layerNorm } from '../src/ops/fused.js';
 import { webgpu } from './helpers/webgpu.js';
 
@@ -111,6 +116,65 @@ function workload(): tf.Tensor[] {
   });
 }
 
+describe('bind-group cache, on a stand-in device', () => {
+  /** A device whose createBindGroup makes a numbered object. */
+  function standIn(): { device: GPUDevice; made: () => number } {
+    let made = 0;
+    const device = { createBindGroup: () => ({ n: made++ }) } as unknown as GPUDevice;
+    return { device, made: () => made };
+  }
+  const layout = {} as GPUBindGroupLayout;
+  const [out, a, b, u] = [{}, {}, {}, {}] as GPUBuffer[];
+  const group = (input: GPUBuffer, offset: number): GPUBindGroupDescriptor => ({
+    layout,
+    entries: [
+      { binding: 0, resource: { buffer: out!, offset: 0, size: 64 } },
+      { binding: 1, resource: { buffer: input, offset: 0, size: 64 } },
+      { binding: 2, resource: { buffer: u!, offset, size: 32 } },
+    ],
+  });
+
+  it('hands out the same bind group for the same buffers, offsets and sizes, and a new one for any other', () => {
+    const { device, made } = standIn();
+    const stats = cacheBindGroups(device)!;
+    const first = device.createBindGroup(group(a!, 0));
+    expect(device.createBindGroup(group(a!, 0))).toBe(first); // new descriptor objects, same binding
+    expect(device.createBindGroup(group(b!, 0))).not.toBe(first);
+    expect(device.createBindGroup(group(a!, 256))).not.toBe(first); // the uniforms at another offset
+    const otherLayout = { ...group(a!, 0), layout: {} as GPUBindGroupLayout };
+    expect(device.createBindGroup(otherLayout)).not.toBe(first);
+    expect(made()).toBe(4);
+    expect(stats()).toEqual({ created: 4, reused: 1, entries: 4 });
+  });
+
+  it('passes bind groups of anything but buffers through, and starts over past its limit', () => {
+    const { device, made } = standIn();
+    const stats = cacheBindGroups(device, 2)!;
+    const sampler = { layout, entries: [{ binding: 0, resource: {} as GPUSampler }] };
+    device.createBindGroup(sampler);
+    device.createBindGroup(sampler);
+    expect(made()).toBe(2);
+    expect(stats().entries).toBe(0);
+    const first = device.createBindGroup(group(a!, 0));
+    device.createBindGroup(group(b!, 0));
+    device.createBindGroup(group(a!, 256)); // the third: the cache starts over with it
+    expect(stats().entries).toBe(1);
+    expect(device.createBindGroup(group(a!, 0))).not.toBe(first);
+  });
+
+  it('is not installed when turned off', () => {
+    const previous = setBindGroupCaching(false);
+    try {
+      const { device } = standIn();
+      const own = device.createBindGroup;
+      expect(cacheBindGroups(device)).toBeUndefined();
+      expect(device.createBindGroup).toBe(own);
+    } finally {
+      setBindGroupCaching(previous);
+    }
+  });
+});
+
 async function run(job: () => tf.Tensor[]): Promise<Float32Array[]> {
   const outs = job();
   const values = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
@@ -192,6 +256,50 @@ describe.skipIf(!webgpu.available)(`webgpu launches with a shared uniform buffer
     expect(worst).toBeLessThan(1e-4);
     expect(Math.abs(cpu[4095]!)).toBeGreaterThan(1); // the chain did something
   });
+
+  it('keeps training steps’ bind groups: the same losses as without, none made once steps repeat, nothing leaked', async () => {
+    /** Six reversible training steps of a small vision model with drop path, the loss read every third step, as the trainer does. */
+    const train = async (): Promise<{ losses: number[]; made: number[] }> => {
+      await useBackend('webgpu');
+      const model = new RevColVision(VISION_PRESETS['revcol-micro-32']!, 3);
+      const optimizer = new AdamW(model);
+      const x = tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+      const labels = tf.tensor1d([1, 7], 'int32');
+      let before = 0;
+      const losses: number[] = [];
+      const made: number[] = [];
+      for (let step = 0; step < 6; step++) {
+        const start = webgpuBindGroupStats()?.created ?? 0;
+        const { loss, grads } = model.lossAndGradients(x, labels, { seed: step, mode: 'reversible' });
+        optimizer.applyGradients(grads, 1e-3);
+        grads.forEach((g) => g.dispose());
+        if (step % 3 === 2) losses.push((await loss.data())[0]!);
+        loss.dispose();
+        made.push((webgpuBindGroupStats()?.created ?? 0) - start);
+        if (step === 0) before = tf.memory().numTensors; // the optimizer's moments exist from the first step on
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([x, labels]);
+      optimizer.dispose();
+      model.dispose();
+      releaseGpuBackend();
+      return { losses, made };
+    };
+    releaseGpuBackend();
+    setBindGroupCaching(false);
+    let plain: { losses: number[] };
+    try {
+      plain = await train();
+      expect(webgpuBindGroupStats()).toBeUndefined();
+    } finally {
+      setBindGroupCaching(true);
+    }
+    const cached = await train();
+    expect(cached.losses).toEqual(plain.losses);
+    expect(cached.made[0]).toBeGreaterThan(500); // a step of this model launches ~1,000 kernels
+    expect(cached.made[4]).toBe(0);
+    expect(cached.made[5]).toBe(0);
+  }, 120_000);
 
   it('remembers each pipeline’s bind-group layout', async () => {
     await useBackend('webgpu');

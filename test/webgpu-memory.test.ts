@@ -5,7 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
-import { boundBufferPool } from '../src/backends/webgpu-memory.js';
+import { boundBufferPool, reuseLowestBuffers } from '../src/backends/webgpu-memory.js';
+import { objectId } from '../src/backends/webgpu-dispatch.js';
 import { webgpu } from './helpers/webgpu.js';
 
 /** tfjs's own BufferManager over a stand-in device that counts live buffers (no GPU needed). */
@@ -44,6 +45,57 @@ describe('buffer pool bound, on tfjs’s BufferManager with a stand-in device', 
     expect(pool.acquireBuffer(700, 1)).toBe(c);
     expect(pool.acquireBuffer(600, 1)).not.toBe(a); // a new one: a was freed
     expect(live()).toBe(3);
+  });
+});
+
+describe('lowest-first reuse, on tfjs’s BufferManager with a stand-in device', () => {
+  it('hands out the lowest-numbered idle buffer of a size, whatever order they came back in', async () => {
+    const { pool } = await standInPool();
+    reuseLowestBuffers({ bufferManager: pool });
+    const held = Array.from({ length: 6 }, () => pool.acquireBuffer(64, 1));
+    const ids = held.map((b) => objectId(b));
+    for (const i of [3, 0, 5, 1, 4, 2]) pool.releaseBuffer(held[i]!);
+    const again = Array.from({ length: 6 }, () => objectId(pool.acquireBuffer(64, 1)));
+    expect(again).toEqual([...ids].sort((a, b) => a - b));
+  });
+
+  it('gives a repeated sequence of steps the same buffers at every point (tfjs’s own order does not)', async () => {
+    // a "step": tensors made and freed in an order that mixes sizes and lifetimes
+    const step = (pool: { acquireBuffer(size: number, usage: number): GPUBuffer; releaseBuffer(b: GPUBuffer): void }): number[] => {
+      const got: GPUBuffer[] = [];
+      const live: GPUBuffer[] = [];
+      for (let k = 0; k < 40; k++) {
+        const b = pool.acquireBuffer(k % 3 === 0 ? 128 : 64, 1);
+        got.push(b);
+        live.push(b);
+        if (k % 4 === 3) pool.releaseBuffer(live.splice(k % 5 === 0 ? 0 : 1, 1)[0]!);
+      }
+      // the step ends: what is left goes back newest first
+      while (live.length) pool.releaseBuffer(live.pop()!);
+      return got.map((b) => objectId(b));
+    };
+    const sequences = async (lowest: boolean): Promise<number[][]> => {
+      const { pool } = await standInPool();
+      if (lowest) reuseLowestBuffers({ bufferManager: pool });
+      return Array.from({ length: 5 }, () => step(pool));
+    };
+    const ours = await sequences(true);
+    for (let s = 2; s < 5; s++) expect(ours[s]).toEqual(ours[1]);
+    const tfjs = await sequences(false);
+    expect(tfjs.slice(2).some((seq) => seq.join() !== tfjs[1]!.join())).toBe(true);
+  });
+
+  it('keeps the order under the pool bound’s evictions', async () => {
+    const { pool } = await standInPool();
+    reuseLowestBuffers({ bufferManager: pool });
+    const state = boundBufferPool({ bufferManager: pool }, 64 * 3);
+    const held = Array.from({ length: 5 }, () => pool.acquireBuffer(64, 1));
+    const ids = held.map((b) => objectId(b));
+    for (const i of [2, 4, 0, 3, 1]) pool.releaseBuffer(held[i]!); // idle 320, within the high water (320)
+    expect([objectId(pool.acquireBuffer(64, 1)), objectId(pool.acquireBuffer(64, 1))]).toEqual([ids[0], ids[1]]);
+    pool.releaseBuffer(pool.acquireBuffer(200, 1)); // high water 328; idle 392: the longest idle (held[2]) goes
+    expect(state().evicted).toBe(1);
+    expect([objectId(pool.acquireBuffer(64, 1)), objectId(pool.acquireBuffer(64, 1))]).toEqual([ids[3], ids[4]]);
   });
 });
 

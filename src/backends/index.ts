@@ -18,8 +18,8 @@ import { takeDeviceFailure } from '../core/reads.js';
 import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { describeWasmThreads, installWasmThreads, wasmThreadsInfo } from './wasm-threads.js';
-import { batchUniforms, rememberBindGroupLayouts } from './webgpu-dispatch.js';
-import { boundBufferPool } from './webgpu-memory.js';
+import { type BindGroupCacheStats, batchUniforms, cacheBindGroups, rememberBindGroupLayouts, submitRecorded } from './webgpu-dispatch.js';
+import { boundBufferPool, reuseLowestBuffers } from './webgpu-memory.js';
 import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
 import { dawnLogWanted, dawnStderrNotes, oneLine, watchGpuDevice } from './quiet-dawn.js';
 
@@ -401,6 +401,19 @@ const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization'];
 /** Whether the 'webgpu' factory in tfjs's registry is the one below (not the module's own). */
 let ownWebgpuFactory = false;
 
+/** The bind-group cache of the webgpu device revcol opened last (undefined: none, or caching off). */
+let bindGroupStats: (() => BindGroupCacheStats) | undefined;
+
+/** Bind groups the current webgpu device has made and handed out again (benches); undefined when not caching. */
+export function webgpuBindGroupStats(): BindGroupCacheStats | undefined {
+  return bindGroupStats?.();
+}
+
+/** At the end of a training step: the webgpu backend submits what it has recorded (see submitRecorded); other backends have nothing to do. */
+export function endGpuStep(): void {
+  if (tf.getBackend() === 'webgpu') submitRecorded(tf.backend());
+}
+
 /** Why revcol's webgpu factory last failed (adapter or device request), for the one-line error. */
 let webgpuStartError: string | undefined;
 
@@ -455,8 +468,10 @@ async function loadWebgpuBackend(): Promise<void> {
         // before tfjs makes its first buffer: GPU errors go to stderr as one line, not to stdout
         watchGpuDevice(device);
         rememberBindGroupLayouts(device); // before tfjs compiles its first pipeline
+        bindGroupStats = cacheBindGroups(device); // launches that bind the same buffers share one bind group
         const backend = new module.WebGPUBackend(device, (adapter as { info?: GPUAdapterInfo }).info);
         batchUniforms(backend); // one uniform buffer and one write per submitted batch of launches
+        reuseLowestBuffers(backend); // the same buffers each step, so that bind groups repeat
         boundBufferPool(backend); // sizes that do not come back are freed (masked-LM logits change size every step)
         return backend;
       } catch (err) {

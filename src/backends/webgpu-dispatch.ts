@@ -17,6 +17,15 @@
  *   on in a second buffer.
  * - **Bind-group layouts.** tfjs asks the pipeline for `getBindGroupLayout(0)` at every launch,
  *   a call into Dawn that makes a new wrapper object each time; it is remembered per pipeline.
+ * - **Bind groups.** tfjs makes a new bind group for every launch, the largest single cost of a
+ *   launch in Dawn. A training step repeats its launches with the same buffers once the buffer
+ *   pool hands out the lowest-numbered idle buffer of a size (webgpu-memory.ts,
+ *   `reuseLowestBuffers`): 93% of the release's nano network's bind groups on lavapipe, from
+ *   the third step on. So a bind group is kept under what it binds (its layout, and each entry's
+ *   buffer, offset and size) and handed out again for the same binding; a bind group means no
+ *   more than that, so the launch is the same. Up to BIND_GROUP_CACHE_ENTRIES are kept; past
+ *   that the cache starts over (shapes that never repeat). A buffer destroyed since is never
+ *   handed out again by tfjs, so its entries are only dead weight until then.
  *
  * The packing follows WGSL's alignment rules for the fields tfjs declares (scalars 4 bytes,
  * vec2 8, vec3 and vec4 16; tfjs's vec5 and vec6 and the field after one at 16; the struct
@@ -136,6 +145,91 @@ export function rememberBindGroupLayouts(device: GPUDevice): void {
   const createAsync = device.createComputePipelineAsync.bind(device);
   device.createComputePipeline = (descriptor) => remember(create(descriptor));
   device.createComputePipelineAsync = async (descriptor) => remember(await createAsync(descriptor));
+}
+
+/**
+ * Submits the launches a webgpu backend has recorded and not yet submitted (tfjs submits every
+ * WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE launches, and before a read). Called at the end of each
+ * optimizer step: the next step then starts a fresh batch, so its launches fall at the same
+ * uniform offsets and release their buffers at the same points as the step before, and their
+ * bind groups repeat (without it, a step of 1,198 launches shifts the batches by 13 each step,
+ * and the cache needs 15 versions of every bind group).
+ */
+export function submitRecorded(backendObject: object): void {
+  const backend = backendObject as { commandEncoder?: GPUCommandEncoder | null; endComputePassEncoder?: () => void; submitQueue?: () => void };
+  if (!backend.commandEncoder || !backend.endComputePassEncoder || !backend.submitQueue) return;
+  backend.endComputePassEncoder();
+  backend.submitQueue();
+}
+
+/** Bind groups kept at once (a step of RevCol-T makes ~2,200). */
+export const BIND_GROUP_CACHE_ENTRIES = 16_384;
+
+const objectIds = new WeakMap<object, number>();
+let nextObjectId = 1;
+
+/** A number that stays with a GPU object (buffer, layout) for as long as it lives: cache keys and pool order. */
+export function objectId(object: object): number {
+  let id = objectIds.get(object);
+  if (id === undefined) {
+    id = nextObjectId++;
+    objectIds.set(object, id);
+  }
+  return id;
+}
+
+let cachingBindGroups = process.env.REVCOL_BIND_GROUP_CACHE !== '0';
+
+/** Turns the bind-group cache on or off for webgpu backends started afterwards; returns the previous setting. */
+export function setBindGroupCaching(on: boolean): boolean {
+  const previous = cachingBindGroups;
+  cachingBindGroups = on;
+  return previous;
+}
+
+/** What the bind-group cache of a device has done: bind groups made, and handed out again. */
+export interface BindGroupCacheStats {
+  created: number;
+  reused: number;
+  entries: number;
+}
+
+/** The key of a bind group made of buffers only (tfjs's case); undefined for anything else. */
+function bindGroupKey(descriptor: GPUBindGroupDescriptor): string | undefined {
+  let key = `${objectId(descriptor.layout)}`;
+  for (const entry of descriptor.entries as Iterable<GPUBindGroupEntry>) {
+    const resource = entry.resource as GPUBufferBinding;
+    if (!resource || typeof resource !== 'object' || !('buffer' in resource) || !resource.buffer) return undefined;
+    key += `|${entry.binding}:${objectId(resource.buffer)}@${resource.offset ?? 0}+${resource.size ?? 'all'}`;
+  }
+  return key;
+}
+
+/**
+ * Keeps the bind groups this device makes, as above (does nothing when caching is off). Returns
+ * a function that reads the cache's counts, or undefined when not installed.
+ */
+export function cacheBindGroups(device: GPUDevice, limit = BIND_GROUP_CACHE_ENTRIES): (() => BindGroupCacheStats) | undefined {
+  if (!cachingBindGroups) return undefined;
+  const cache = new Map<string, GPUBindGroup>();
+  let created = 0;
+  let reused = 0;
+  const create = device.createBindGroup.bind(device);
+  device.createBindGroup = (descriptor: GPUBindGroupDescriptor): GPUBindGroup => {
+    const key = bindGroupKey(descriptor);
+    if (key === undefined) return create(descriptor);
+    const kept = cache.get(key);
+    if (kept) {
+      reused++;
+      return kept;
+    }
+    if (cache.size >= limit) cache.clear();
+    const group = create(descriptor);
+    cache.set(key, group);
+    created++;
+    return group;
+  };
+  return () => ({ created, reused, entries: cache.size });
 }
 
 /**

@@ -15,6 +15,8 @@
  * coming back are destroyed, longest idle first.
  */
 
+import { objectId } from './webgpu-dispatch.js';
+
 /** Idle pool bytes always allowed (1 GiB). */
 export const MIN_POOL_BYTES = 1024 ** 3;
 
@@ -81,4 +83,32 @@ export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES
     if (released.length - head > 2 * pool.numFreeBuffers + 4096) compact();
   };
   return () => ({ idleBytes: pool.numBytesAllocated - pool.numBytesUsed, highWater, evicted, queued: released.length - head });
+}
+
+/**
+ * Makes one backend's pool hand out the lowest-numbered idle buffer of a size (by objectId),
+ * where tfjs hands out the one released last. tfjs's choice depends on the order buffers came
+ * back, which shifts from step to step, so a step's launches bind other buffers each time (33
+ * of 1,198 bind groups repeated a step, nano network on lavapipe). Lowest-first depends only on
+ * which buffers are idle, and a training step that does the same thing as the one before finds
+ * the same idle buffers at each point: its launches bind the same buffers, and their bind groups
+ * can be kept (webgpu-dispatch.ts, `cacheBindGroups`). Each idle list is kept in descending
+ * order, so tfjs's pop() takes the lowest; call before boundBufferPool, whose evictions keep
+ * the order.
+ */
+export function reuseLowestBuffers(backendObject: object): void {
+  const pool = (backendObject as { bufferManager: BufferPool }).bufferManager;
+  const release = pool.releaseBuffer.bind(pool);
+  pool.releaseBuffer = (buffer, reuse = true) => {
+    release(buffer, reuse);
+    const idle = pool.freeBuffers.get(`${buffer.size}_${buffer.usage}`); // tfjs's key
+    if (!idle || idle[idle.length - 1] !== buffer) return; // destroyed, not kept
+    const id = objectId(buffer);
+    let at = idle.length - 1;
+    while (at > 0 && objectId(idle[at - 1]!) < id) {
+      idle[at] = idle[at - 1]!;
+      at--;
+    }
+    idle[at] = buffer;
+  };
 }

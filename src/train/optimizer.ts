@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { endGpuStep } from '../backends/index.js';
 import { fail, shapeString } from '../core/errors.js';
 import { Module, sameShape } from '../core/module.js';
 import { adamMoments, adamStepInPlace, adamUpdate, hasFusedAdam, packMoments, unpackMoments } from '../ops/fused.js';
@@ -154,6 +155,7 @@ export class AdamW {
         variable.assign(tf.sub(p, tf.mul(tf.div(m, denom), stepSize)));
       }
     });
+    endGpuStep(); // the next step's launches start a fresh batch: their bind groups repeat
   }
 
   /**
