@@ -25,7 +25,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import * as tf from '@tensorflow/tfjs-core';
-import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend, webgpuBindGroupStats } from '../src/backends/index.js';
+import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend, webgpuBindGroupStats, webgpuPoolStats } from '../src/backends/index.js';
 import { setBindGroupCaching, setUniformBatching } from '../src/backends/webgpu-dispatch.js';
 import { RevcolError } from '../src/core/errors.js';
 import { RevColText } from '../src/text/model.js';
@@ -245,6 +245,7 @@ async function main(): Promise<void> {
   for (let s = 0; s < warmup; s++) await finish(job.step(1000 * s));
   stats.clear();
   const groupsBefore = webgpuBindGroupStats();
+  const poolBefore = webgpuPoolStats();
   const times: number[] = [];
   /** Host time to record each step's launches (until the step returns, before its loss is read). */
   const recordTimes: number[] = [];
@@ -266,6 +267,7 @@ async function main(): Promise<void> {
   }
   const cpu = process.cpuUsage(cpuStart);
   const groupsAfter = webgpuBindGroupStats();
+  const poolAfter = webgpuPoolStats();
   counting = false;
   let cpuTop: Array<{ fn: string; selfMs: number }> | null = null;
   if (profiler) {
@@ -347,6 +349,9 @@ async function main(): Promise<void> {
           bindGroupsReusedPerStep: round3((groupsAfter.reused - groupsBefore.reused) / steps),
         }
       : {}),
+    ...(poolBefore && poolAfter
+      ? { poolBuffersFreedPerStep: round3((poolAfter.evicted - poolBefore.evicted) / steps), poolIdleBytes: poolAfter.idleBytes, poolHighWaterBytes: poolAfter.highWater }
+      : {}),
     ...(cpuTop ? { cpuTop } : {}),
     programs: rows,
   };
@@ -360,6 +365,7 @@ async function main(): Promise<void> {
   out(`dispatches per step: ${total} (before the optimizer ${gradientTotal}, optimizer ${total - gradientTotal}); threads per dispatch avg ${result.threadsPerDispatchAvg ?? '?'}`);
   if (groupsBefore && groupsAfter) out(`bind groups per step: ${result.bindGroupsMadePerStep} made, ${result.bindGroupsReusedPerStep} kept from earlier steps`);
   out(`recording a step: ${result.recordMsPerStep} ms (median)`);
+  if (poolBefore && poolAfter) out(`buffer pool: ${result.poolBuffersFreedPerStep} buffers freed per step; ${(poolAfter.idleBytes / 2 ** 20).toFixed(1)} MiB idle, high water ${(poolAfter.highWater / 2 ** 20).toFixed(1)} MiB in tensors`);
   out(`wall: ${result.msPerStep} ms per step, ${result.samplesPerSecond} samples/s; CPU ${result.cpuMsPerStep} ms per step; peak GPU memory in tensors ${(peakBytes / 2 ** 30).toFixed(2)} GiB`);
   if (cpuTop) out(`most CPU self time (ms per step): ${cpuTop.slice(0, 8).map((t) => `${t.fn} ${t.selfMs}`).join('; ')}`);
   out(

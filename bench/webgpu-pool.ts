@@ -15,7 +15,7 @@ const pool = new BufferManager(device as unknown as GPUDevice) as unknown as {
   releaseBuffer(buffer: GPUBuffer): void;
   freeBuffers: Map<string, GPUBuffer[]>;
 };
-const state = boundBufferPool({ bufferManager: pool }, 64 * 1024 ** 2);
+const { state } = boundBufferPool({ bufferManager: pool }, 64 * 1024 ** 2);
 let seed = 1;
 const random = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 const started = performance.now();

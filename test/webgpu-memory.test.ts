@@ -20,7 +20,7 @@ async function standInPool(): Promise<{ pool: { acquireBuffer(size: number, usag
 describe('buffer pool bound, on tfjs’s BufferManager with a stand-in device', () => {
   it('keeps its queue of idle buffers as short as the pool over many steps of repeating sizes', async () => {
     const { pool } = await standInPool();
-    const state = boundBufferPool({ bufferManager: pool }, 1024);
+    const { state } = boundBufferPool({ bufferManager: pool }, 1024);
     for (let step = 0; step < 300; step++) {
       const held = [100, 200, 300, 400].flatMap((size) => Array.from({ length: 25 }, () => pool.acquireBuffer(size, 1)));
       held.forEach((b) => pool.releaseBuffer(b));
@@ -31,7 +31,7 @@ describe('buffer pool bound, on tfjs’s BufferManager with a stand-in device', 
 
   it('frees idle buffers longest idle first, only as many as the bound needs', async () => {
     const { pool, live } = await standInPool();
-    const state = boundBufferPool({ bufferManager: pool }, 1000);
+    const { state } = boundBufferPool({ bufferManager: pool }, 1000, 0); // no minimum idle time
     const a = pool.acquireBuffer(600, 1);
     const b = pool.acquireBuffer(500, 1);
     pool.releaseBuffer(a); // idle 600 (high-water 1,100: within)
@@ -45,6 +45,53 @@ describe('buffer pool bound, on tfjs’s BufferManager with a stand-in device', 
     expect(pool.acquireBuffer(700, 1)).toBe(c);
     expect(pool.acquireBuffer(600, 1)).not.toBe(a); // a new one: a was freed
     expect(live()).toBe(3);
+  });
+});
+
+describe('buffer pool bound: only buffers idle for a while go', () => {
+  it('never frees a buffer a loop takes again every step, even with more idle bytes than its high water', async () => {
+    const { pool, live } = await standInPool();
+    const bound = boundBufferPool({ bufferManager: pool }, 0, 50);
+    for (let step = 0; step < 200; step++) {
+      // 4 buffers of one size at once, then 6 of another: 4×300 + 6×100 = 1,800 bytes allocated, high water 1,200
+      const a = Array.from({ length: 4 }, () => pool.acquireBuffer(300, 1));
+      a.forEach((b) => pool.releaseBuffer(b));
+      const b = Array.from({ length: 6 }, () => pool.acquireBuffer(100, 1));
+      b.forEach((x) => pool.releaseBuffer(x));
+      bound.endStep();
+    }
+    expect(bound.state().evicted).toBe(0);
+    expect(live()).toBe(10);
+    // without the idle time, the same loop frees and re-makes buffers every step
+    const other = await standInPool();
+    const churn = boundBufferPool({ bufferManager: other.pool }, 0, 0);
+    for (let step = 0; step < 20; step++) {
+      const a = Array.from({ length: 4 }, () => other.pool.acquireBuffer(300, 1));
+      a.forEach((x) => other.pool.releaseBuffer(x));
+      const b = Array.from({ length: 6 }, () => other.pool.acquireBuffer(100, 1));
+      b.forEach((x) => other.pool.releaseBuffer(x));
+    }
+    expect(churn.state().evicted).toBeGreaterThan(20);
+  });
+
+  it('frees sizes that stop coming back once they have been idle for two steps', async () => {
+    const { pool, live } = await standInPool();
+    const bound = boundBufferPool({ bufferManager: pool }, 0, 0);
+    const steady = (): void => {
+      const held = Array.from({ length: 10 }, () => pool.acquireBuffer(100, 1));
+      held.forEach((b) => pool.releaseBuffer(b));
+    };
+    steady();
+    bound.endStep(); // a step of 10 acquisitions: buffers idle through 20 may go
+    const odd = pool.acquireBuffer(5000, 1); // a size used once
+    pool.releaseBuffer(odd); // idle 6,000 bytes over a high water of 5,000, but idle for 0 acquisitions
+    expect(bound.state().evicted).toBe(0);
+    steady();
+    expect(bound.state().evicted).toBe(0); // idle through 10: not yet
+    steady();
+    bound.endStep();
+    expect(bound.state().evicted).toBe(1); // idle through 20: gone
+    expect(live()).toBe(10);
   });
 });
 
@@ -88,7 +135,7 @@ describe('lowest-first reuse, on tfjs’s BufferManager with a stand-in device',
   it('keeps the order under the pool bound’s evictions', async () => {
     const { pool } = await standInPool();
     reuseLowestBuffers({ bufferManager: pool });
-    const state = boundBufferPool({ bufferManager: pool }, 64 * 3);
+    const { state } = boundBufferPool({ bufferManager: pool }, 64 * 3, 0);
     const held = Array.from({ length: 5 }, () => pool.acquireBuffer(64, 1));
     const ids = held.map((b) => objectId(b));
     for (const i of [2, 4, 0, 3, 1]) pool.releaseBuffer(held[i]!); // idle 320, within the high water (320)
@@ -114,8 +161,9 @@ describe.skipIf(!webgpu.available)(`webgpu buffer pool bound (${webgpu.adapter ?
     await useBackend('webgpu');
     const backend = tf.backend() as unknown as { bufferManager: { numBytesAllocated: number; numBytesUsed: number } };
     const w = tf.tidy(() => tf.div(tf.reshape(tf.range(0, 64 * 512), [64, 512]), 64 * 512)) as tf.Tensor2D;
-    // a 2 MiB bound over the one backends get (1 GiB), so that a test-sized loop reaches it
-    const state = boundBufferPool(backend, 2 * MiB);
+    // a 2 MiB bound over the one backends get (1 GiB), so that a test-sized loop reaches it, and
+    // no minimum idle time (the steps here are ~10 acquisitions)
+    const { state } = boundBufferPool(backend, 2 * MiB, 0);
     const tensors = tf.memory().numTensors;
 
     // steady shapes: after the first step everything comes from the pool, nothing is freed

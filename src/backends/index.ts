@@ -19,7 +19,7 @@ import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { describeWasmThreads, installWasmThreads, wasmThreadsInfo } from './wasm-threads.js';
 import { type BindGroupCacheStats, batchUniforms, cacheBindGroups, rememberBindGroupLayouts, submitRecorded } from './webgpu-dispatch.js';
-import { boundBufferPool, reuseLowestBuffers } from './webgpu-memory.js';
+import { boundBufferPool, type PoolBound, reuseLowestBuffers } from './webgpu-memory.js';
 import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
 import { dawnLogWanted, dawnStderrNotes, oneLine, watchGpuDevice } from './quiet-dawn.js';
 
@@ -404,6 +404,15 @@ let ownWebgpuFactory = false;
 /** The bind-group cache of the webgpu device revcol opened last (undefined: none, or caching off). */
 let bindGroupStats: (() => BindGroupCacheStats) | undefined;
 
+/** The buffer pool of the webgpu backend revcol started last. */
+let poolBound: PoolBound | undefined;
+
+/** The webgpu buffer pool's state (benches): idle bytes, the high-water mark of bytes in tensors, buffers freed so far. */
+export function webgpuPoolStats(): { idleBytes: number; highWater: number; evicted: number } | undefined {
+  const state = poolBound?.state();
+  return state && { idleBytes: state.idleBytes, highWater: state.highWater, evicted: state.evicted };
+}
+
 /** Bind groups the current webgpu device has made and handed out again (benches); undefined when not caching. */
 export function webgpuBindGroupStats(): BindGroupCacheStats | undefined {
   return bindGroupStats?.();
@@ -411,7 +420,9 @@ export function webgpuBindGroupStats(): BindGroupCacheStats | undefined {
 
 /** At the end of a training step: the webgpu backend submits what it has recorded (see submitRecorded); other backends have nothing to do. */
 export function endGpuStep(): void {
-  if (tf.getBackend() === 'webgpu') submitRecorded(tf.backend());
+  if (tf.getBackend() !== 'webgpu') return;
+  submitRecorded(tf.backend());
+  poolBound?.endStep();
 }
 
 /** Why revcol's webgpu factory last failed (adapter or device request), for the one-line error. */
@@ -472,7 +483,7 @@ async function loadWebgpuBackend(): Promise<void> {
         const backend = new module.WebGPUBackend(device, (adapter as { info?: GPUAdapterInfo }).info);
         batchUniforms(backend); // one uniform buffer and one write per submitted batch of launches
         reuseLowestBuffers(backend); // the same buffers each step, so that bind groups repeat
-        boundBufferPool(backend); // sizes that do not come back are freed (masked-LM logits change size every step)
+        poolBound = boundBufferPool(backend); // sizes that do not come back are freed (masked-LM logits change size every step)
         return backend;
       } catch (err) {
         // tfjs swallows a factory's error (a warning it does not print in PROD): keep it for activate's message

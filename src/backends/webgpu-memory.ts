@@ -9,16 +9,23 @@
  * new sizes each time, and on an H200 text-small ran out of the GPU's 139 GiB early in its
  * second epoch (2026-12-04), after which every result was garbage.
  *
- * Here the pool's idle bytes (allocated but held by no tensor) are kept at most at the most
- * bytes tensors have held at once so far, and at least MIN_POOL_BYTES: a loop whose shapes repeat
- * finds everything it needs in a pool of that size and is not touched, while sizes that stop
- * coming back are destroyed, longest idle first.
+ * Here the pool's idle bytes (allocated but held by no tensor) are brought back to at most the
+ * most bytes tensors have held at once so far (and at least MIN_POOL_BYTES) by destroying the
+ * buffers idle longest, as long as they have been idle for a while: sizes that stop coming back
+ * go, while a loop whose shapes repeat takes every buffer again within a step and keeps them all.
  */
 
 import { objectId } from './webgpu-dispatch.js';
 
 /** Idle pool bytes always allowed (1 GiB). */
 export const MIN_POOL_BYTES = 1024 ** 3;
+
+/**
+ * Buffer acquisitions a buffer must have stayed idle through before it may be freed, at least
+ * (and at least two training steps' worth, see endStep): a buffer that a loop takes again every
+ * step is never freed.
+ */
+export const MIN_IDLE_ACQUIRES = 8192;
 
 /** The parts of tfjs's BufferManager used here. */
 interface BufferPool {
@@ -30,35 +37,47 @@ interface BufferPool {
   releaseBuffer(buffer: GPUBuffer, reuse?: boolean): void;
 }
 
+/** A bounded pool: its state, and the call that marks the end of a training step. */
+export interface PoolBound {
+  state(): { idleBytes: number; highWater: number; evicted: number; queued: number };
+  /** A training step ended: buffers idle for two steps' acquisitions may go. */
+  endStep(): void;
+}
+
 /**
- * Bounds one backend's pool (its bufferManager) as above; `minBytes` replaces MIN_POOL_BYTES
- * (tests). Returns a function that reads the pool's state.
+ * Bounds one backend's pool (its bufferManager) as above. Only buffers idle for a while can go:
+ * through `minIdleAcquires` acquisitions and through two training steps' worth (the last step's
+ * count, from endStep). Without that, a network whose steady pool holds more idle bytes than its
+ * tensors' high-water mark (RevCol-T at batch 64 on an H200, 2026-12-04: the bound freed and
+ * re-made buffers every step, at half the speed) would lose buffers it takes again a moment
+ * later. `minBytes` and `minIdleAcquires` replace the defaults (tests).
  */
-export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES): () => { idleBytes: number; highWater: number; evicted: number; queued: number } {
+export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES, minIdleAcquires = MIN_IDLE_ACQUIRES): PoolBound {
   const pool = (backendObject as { bufferManager: BufferPool }).bufferManager;
   let highWater = pool.numBytesUsed;
   let evicted = 0;
-  // idle buffers in the order they were released (an entry whose buffer was reused since is
+  /** Acquisitions so far: the pool's clock. */
+  let clock = 0;
+  let stepStart = 0;
+  let stepAcquires = 0;
+  /** When each idle buffer was released (an entry of the queue counts only if it is this one). */
+  const releasedAt = new Map<GPUBuffer, number>();
+  // idle buffers in the order they were released (an entry whose buffer was taken again since is
   // skipped when reached): eviction costs O(1) a buffer, however many sizes the pool has seen
-  const released: Array<{ buffer: GPUBuffer; key: string }> = [];
+  const released: Array<{ buffer: GPUBuffer; key: string; at: number }> = [];
   let head = 0;
-  /** Keeps only the entries whose buffer is still idle, each buffer once (at its latest release): the queue stays as long as the pool. */
+  /** Keeps only the entries of buffers still idle since then: the queue stays as long as the pool. */
   const compact = (): void => {
-    const kept: typeof released = [];
-    const seen = new Set<GPUBuffer>();
-    for (let i = released.length - 1; i >= head; i--) {
-      const entry = released[i]!;
-      if (seen.has(entry.buffer) || !pool.freeBuffers.get(entry.key)?.includes(entry.buffer)) continue;
-      seen.add(entry.buffer);
-      kept.push(entry);
-    }
+    const kept = released.slice(head).filter((entry) => releasedAt.get(entry.buffer) === entry.at);
     released.length = 0;
-    for (let i = kept.length - 1; i >= 0; i--) released.push(kept[i]!);
+    released.push(...kept);
     head = 0;
   };
   const acquire = pool.acquireBuffer.bind(pool);
   pool.acquireBuffer = (size, usage, mappedAtCreation, reuse) => {
     const buffer = acquire(size, usage, mappedAtCreation, reuse);
+    clock++;
+    releasedAt.delete(buffer);
     if (pool.numBytesUsed > highWater) highWater = pool.numBytesUsed;
     return buffer;
   };
@@ -66,15 +85,23 @@ export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES
   pool.releaseBuffer = (buffer, reuse = true) => {
     const idleBefore = pool.numFreeBuffers;
     release(buffer, reuse);
-    if (pool.numFreeBuffers > idleBefore) released.push({ buffer, key: `${buffer.size}_${buffer.usage}` }); // tfjs's key
+    if (pool.numFreeBuffers > idleBefore) {
+      releasedAt.set(buffer, clock);
+      released.push({ buffer, key: `${buffer.size}_${buffer.usage}`, at: clock }); // tfjs's key
+    }
     const cap = Math.max(minBytes, highWater);
+    const minAge = Math.max(minIdleAcquires, 2 * stepAcquires);
     while (pool.numBytesAllocated - pool.numBytesUsed > cap && head < released.length) {
-      const { buffer: old, key } = released[head]!;
+      const { buffer: old, key, at } = released[head]!;
+      if (releasedAt.get(old) !== at) {
+        released[head++] = undefined as never; // taken again since
+        continue;
+      }
+      if (clock - at < minAge) break; // the rest were released later still
       released[head++] = undefined as never;
-      const idle = pool.freeBuffers.get(key);
-      const at = idle ? idle.indexOf(old) : -1;
-      if (at < 0) continue; // taken again by a tensor since
-      idle!.splice(at, 1);
+      releasedAt.delete(old);
+      const idle = pool.freeBuffers.get(key)!;
+      idle.splice(idle.indexOf(old), 1);
       pool.numFreeBuffers--;
       pool.numBytesAllocated -= old.size;
       old.destroy(); // idle: no tensor holds it; work already submitted keeps it alive until done
@@ -82,7 +109,13 @@ export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES
     }
     if (released.length - head > 2 * pool.numFreeBuffers + 4096) compact();
   };
-  return () => ({ idleBytes: pool.numBytesAllocated - pool.numBytesUsed, highWater, evicted, queued: released.length - head });
+  return {
+    state: () => ({ idleBytes: pool.numBytesAllocated - pool.numBytesUsed, highWater, evicted, queued: released.length - head }),
+    endStep: () => {
+      stepAcquires = clock - stepStart;
+      stepStart = clock;
+    },
+  };
 }
 
 /**
