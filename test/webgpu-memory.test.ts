@@ -76,13 +76,13 @@ describe('buffer pool bound: only buffers idle for a while go', () => {
 
   it('frees sizes that stop coming back once they have been idle for two steps', async () => {
     const { pool, live } = await standInPool();
-    const bound = boundBufferPool({ bufferManager: pool }, 0, 0);
+    const bound = boundBufferPool({ bufferManager: pool }, 0, 1000);
     const steady = (): void => {
       const held = Array.from({ length: 10 }, () => pool.acquireBuffer(100, 1));
       held.forEach((b) => pool.releaseBuffer(b));
     };
     steady();
-    bound.endStep(); // a step of 10 acquisitions: buffers idle through 20 may go
+    bound.endStep(); // a step of 10 acquisitions: buffers idle through 20 may go (1,000 no longer counts)
     const odd = pool.acquireBuffer(5000, 1); // a size used once
     pool.releaseBuffer(odd); // idle 6,000 bytes over a high water of 5,000, but idle for 0 acquisitions
     expect(bound.state().evicted).toBe(0);
@@ -92,6 +92,21 @@ describe('buffer pool bound: only buffers idle for a while go', () => {
     bound.endStep();
     expect(bound.state().evicted).toBe(1); // idle through 20: gone
     expect(live()).toBe(10);
+  });
+
+  it('before a step has ended, frees only buffers idle through minIdleAcquires acquisitions', async () => {
+    const { pool } = await standInPool();
+    const bound = boundBufferPool({ bufferManager: pool }, 0, 25);
+    pool.releaseBuffer(pool.acquireBuffer(5000, 1)); // high water 5,000
+    const loop = (): void => {
+      const held = Array.from({ length: 10 }, () => pool.acquireBuffer(100, 1));
+      held.forEach((b) => pool.releaseBuffer(b));
+    };
+    loop();
+    loop(); // idle 6,000 over 5,000, the big buffer idle through 20 acquisitions
+    expect(bound.state().evicted).toBe(0);
+    loop(); // through 30
+    expect(bound.state().evicted).toBe(1);
   });
 });
 

@@ -21,9 +21,9 @@ import { objectId } from './webgpu-dispatch.js';
 export const MIN_POOL_BYTES = 1024 ** 3;
 
 /**
- * Buffer acquisitions a buffer must have stayed idle through before it may be freed, at least
- * (and at least two training steps' worth, see endStep): a buffer that a loop takes again every
- * step is never freed.
+ * Buffer acquisitions a buffer must have stayed idle through before it may be freed, until the
+ * first training step has ended; from then on, two steps' worth (see endStep). A buffer that a
+ * loop takes again every step is never freed.
  */
 export const MIN_IDLE_ACQUIRES = 8192;
 
@@ -46,8 +46,10 @@ export interface PoolBound {
 
 /**
  * Bounds one backend's pool (its bufferManager) as above. Only buffers idle for a while can go:
- * through `minIdleAcquires` acquisitions and through two training steps' worth (the last step's
- * count, from endStep). Without that, a network whose steady pool holds more idle bytes than its
+ * through two training steps' acquisitions (the last step's count, from endStep), or through
+ * `minIdleAcquires` before a step has ended. Two steps, not more: masked-LM logits of a size
+ * that does not come back (hundreds of MB each) go after two steps, which a GPU smaller than an
+ * H200 needs. Without that, a network whose steady pool holds more idle bytes than its
  * tensors' high-water mark (RevCol-T at batch 64 on an H200, 2026-12-04: the bound freed and
  * re-made buffers every step, at half the speed) would lose buffers it takes again a moment
  * later. `minBytes` and `minIdleAcquires` replace the defaults (tests).
@@ -90,7 +92,7 @@ export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES
       released.push({ buffer, key: `${buffer.size}_${buffer.usage}`, at: clock }); // tfjs's key
     }
     const cap = Math.max(minBytes, highWater);
-    const minAge = Math.max(minIdleAcquires, 2 * stepAcquires);
+    const minAge = stepAcquires > 0 ? 2 * stepAcquires : minIdleAcquires;
     while (pool.numBytesAllocated - pool.numBytesUsed > cap && head < released.length) {
       const { buffer: old, key, at } = released[head]!;
       if (releasedAt.get(old) !== at) {
