@@ -361,7 +361,7 @@ async function main(): Promise<void> {
   }
   const out = (line: string) => process.stdout.write(`${line}\n`);
   out(`adapter: ${adapter}${software ? ' (software)' : ''}   commit: ${result.commit ?? 'unknown'}`);
-  out(`model: ${modelName}${configJson ? ` ${configJson}` : ''}, batch ${batch}${isText ? ` × ${length} tokens` : ''}, ${mode}; median of ${steps} step(s) after a warm-up step`);
+  out(`model: ${modelName}${configJson ? ` ${configJson}` : ''}, batch ${batch}${isText ? ` × ${length} tokens` : ''}, ${mode}; median of ${steps} step(s) after ${warmup} warm-up step(s)`);
   out(`dispatches per step: ${total} (before the optimizer ${gradientTotal}, optimizer ${total - gradientTotal}); threads per dispatch avg ${result.threadsPerDispatchAvg ?? '?'}`);
   if (groupsBefore && groupsAfter) out(`bind groups per step: ${result.bindGroupsMadePerStep} made, ${result.bindGroupsReusedPerStep} kept from earlier steps`);
   out(`recording a step: ${result.recordMsPerStep} ms (median)`);
