@@ -259,8 +259,9 @@ describe.skipIf(!webgpu.available)(`webgpu launches with a shared uniform buffer
 
   it('keeps training steps’ bind groups: the same losses as without, none made once steps repeat, nothing leaked', async () => {
     /** Six reversible training steps of a small vision model with drop path, the loss read every third step, as the trainer does. */
-    const train = async (): Promise<{ losses: number[]; made: number[] }> => {
+    const train = async (): Promise<{ losses: number[]; made: number[]; cached: boolean }> => {
       await useBackend('webgpu');
+      const cached = webgpuBindGroupStats() !== undefined;
       const model = new RevColVision(VISION_PRESETS['revcol-micro-32']!, 3);
       const optimizer = new AdamW(model);
       const x = tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
@@ -283,18 +284,19 @@ describe.skipIf(!webgpu.available)(`webgpu launches with a shared uniform buffer
       optimizer.dispose();
       model.dispose();
       releaseGpuBackend();
-      return { losses, made };
+      return { losses, made, cached };
     };
     releaseGpuBackend();
     setBindGroupCaching(false);
-    let plain: { losses: number[] };
+    let plain: { losses: number[]; cached: boolean };
     try {
       plain = await train();
-      expect(webgpuBindGroupStats()).toBeUndefined();
     } finally {
       setBindGroupCaching(true);
     }
+    expect(plain.cached).toBe(false);
     const cached = await train();
+    expect(cached.cached).toBe(true);
     expect(cached.losses).toEqual(plain.losses);
     expect(cached.made[0]).toBeGreaterThan(500); // a step of this model launches ~1,000 kernels
     expect(cached.made[4]).toBe(0);

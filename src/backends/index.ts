@@ -662,6 +662,8 @@ export function releaseGpuBackend(): void {
   tf.removeBackend('webgpu');
   device?.destroy();
   takeDeviceFailure(); // a failure of the device let go says nothing about the next one
+  bindGroupStats = undefined; // its cache and pool went with it
+  poolBound = undefined;
 }
 
 /**

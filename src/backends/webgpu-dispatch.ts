@@ -153,7 +153,8 @@ export function rememberBindGroupLayouts(device: GPUDevice): void {
  * optimizer step: the next step then starts a fresh batch, so its launches fall at the same
  * uniform offsets and release their buffers at the same points as the step before, and their
  * bind groups repeat (without it, a step of 1,198 launches shifts the batches by 13 each step,
- * and the cache needs 15 versions of every bind group).
+ * and the cache needs up to 15 versions of every bind group: six after 12 steps, and growing,
+ * with the loss read every third step, on lavapipe).
  */
 export function submitRecorded(backendObject: object): void {
   const backend = backendObject as { commandEncoder?: GPUCommandEncoder | null; endComputePassEncoder?: () => void; submitQueue?: () => void };
