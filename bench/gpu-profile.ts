@@ -139,12 +139,20 @@ async function main(): Promise<void> {
   };
   const proto = webgpuModule.WebGPUBackend.prototype;
   const run = proto.runWebGPUProgram;
+  /** While the timed step runs: revcol's own programs are timed per kernel (FusedProgram[layer_norm]), not only per class. */
+  let namingKernels = false;
   proto.runWebGPUProgram = function (this: unknown, program: unknown, ...rest: unknown[]) {
-    const p = program as { workgroupSize?: number[] };
+    const p = program as { workgroupSize?: number[]; shaderKey?: string };
     const w = p.workgroupSize ?? [1, 1, 1];
     programs.push({ name: programName(p), workgroup: (w[0] ?? 1) * (w[1] ?? 1) * (w[2] ?? 1) });
+    let launched: unknown = program;
+    if (namingKernels && typeof p.shaderKey === 'string' && p.shaderKey.startsWith('revcol_')) {
+      // tfjs names a timed launch by program.constructor.name: a stand-in whose constructor says which kernel
+      launched = Object.create(p as object);
+      Object.defineProperty(launched, 'constructor', { value: { name: `${programName(p)}[${p.shaderKey.slice('revcol_'.length)}]` } });
+    }
     try {
-      return run.call(this, program, ...rest);
+      return run.call(this, launched, ...rest);
     } finally {
       programs.pop();
     }
@@ -279,19 +287,26 @@ async function main(): Promise<void> {
 
   // GPU time per program: one more step with every program timed by its own timestamp queries
   const gpuMs = new Map<string, number>();
+  /** GPU ms per kernel: revcol's programs by their kernel (FusedProgram[gelu]), tfjs's by class. */
+  const gpuMsByKernel = new Map<string, number>();
   let gpuTotalMs: number | null = null;
   if (timing && timestampQuery) {
     let loss: tf.Scalar | undefined;
+    namingKernels = true;
     const info = await tf.time(() => {
       loss = job.step(steps + 1);
     });
+    namingKernels = false;
     await finish(loss!);
     const extra = (info as { getExtraProfileInfo?: () => string }).getExtraProfileInfo?.() ?? '';
     for (const item of extra.split(', ')) {
       const at = item.lastIndexOf(': ');
       if (at < 0) continue;
-      const name = item.slice(0, at).replace(/(Program)\d+$/, '$1');
-      gpuMs.set(name, (gpuMs.get(name) ?? 0) + Number(item.slice(at + 2)));
+      const kernel = item.slice(0, at).replace(/(Program)\d+/, '$1');
+      const ms = Number(item.slice(at + 2));
+      gpuMsByKernel.set(kernel, (gpuMsByKernel.get(kernel) ?? 0) + ms);
+      const name = kernel.replace(/\[.*\]$/, ''); // the class, as the dispatch counts name it
+      gpuMs.set(name, (gpuMs.get(name) ?? 0) + ms);
     }
     gpuTotalMs = info.kernelMs as number;
   }
@@ -353,6 +368,7 @@ async function main(): Promise<void> {
       ? { poolBuffersFreedPerStep: round3((poolAfter.evicted - poolBefore.evicted) / steps), poolIdleBytes: poolAfter.idleBytes, poolHighWaterBytes: poolAfter.highWater }
       : {}),
     ...(cpuTop ? { cpuTop } : {}),
+    ...(gpuMsByKernel.size ? { gpuMsByKernel: Object.fromEntries([...gpuMsByKernel].sort((x, y) => y[1] - x[1]).map(([k, v]) => [k, round3(v)])) } : {}),
     programs: rows,
   };
   if (json) {
@@ -379,6 +395,10 @@ async function main(): Promise<void> {
     out(
       `${fmt(r.dispatches, 10)} ${fmt(r.gradient, 7)} ${fmt(r.optimizer, 7)}  ${fmt(r.threadsAvg, 11)} ${fmt(r.threadsMin, 9)}${gpuMs.size ? `  ${fmt(r.gpuMs ?? 0, 9)}` : ''}  ${r.name}`,
     );
+  }
+  if (gpuMsByKernel.size) {
+    out('');
+    out(`GPU ms per kernel (revcol's by kernel): ${[...gpuMsByKernel].sort((x, y) => y[1] - x[1]).slice(0, 20).map(([k, v]) => `${k} ${round3(v)}`).join('; ')}`);
   }
 }
 
