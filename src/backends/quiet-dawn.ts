@@ -87,8 +87,9 @@ export function watchGpuDevice(device: GPUDevice, write: (line: string) => void 
   void device.lost?.then(
     (info) => {
       if (info.reason === 'destroyed') return;
-      reportDeviceFailure(`the GPU device was lost: ${oneLine(info.message) || 'no reason given'}`);
-      write(`revcol: the GPU device was lost: ${oneLine(info.message) || 'no reason given'}`);
+      const line = `the GPU device was lost: ${oneLine(info.message) || 'no reason given'}`;
+      reportDeviceFailure(line);
+      write(`revcol: ${line}`);
     },
     () => {},
   );

@@ -37,6 +37,11 @@ interface BufferPool {
   releaseBuffer(buffer: GPUBuffer, reuse?: boolean): void;
 }
 
+/** The key under which tfjs's pool files a buffer's idle list (its getBufferKey). */
+function poolKey(buffer: GPUBuffer): string {
+  return `${buffer.size}_${buffer.usage}`;
+}
+
 /** A bounded pool: its state, and the call that marks the end of a training step. */
 export interface PoolBound {
   state(): { idleBytes: number; highWater: number; evicted: number; queued: number };
@@ -66,7 +71,7 @@ export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES
   const releasedAt = new Map<GPUBuffer, number>();
   // idle buffers in the order they were released (an entry whose buffer was taken again since is
   // skipped when reached): eviction costs O(1) a buffer, however many sizes the pool has seen
-  const released: Array<{ buffer: GPUBuffer; key: string; at: number }> = [];
+  const released: Array<{ buffer: GPUBuffer; at: number }> = [];
   let head = 0;
   /** Keeps only the entries of buffers still idle since then: the queue stays as long as the pool. */
   const compact = (): void => {
@@ -89,12 +94,12 @@ export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES
     release(buffer, reuse);
     if (pool.numFreeBuffers > idleBefore) {
       releasedAt.set(buffer, clock);
-      released.push({ buffer, key: `${buffer.size}_${buffer.usage}`, at: clock }); // tfjs's key
+      released.push({ buffer, at: clock });
     }
     const cap = Math.max(minBytes, highWater);
     const minAge = stepAcquires > 0 ? 2 * stepAcquires : minIdleAcquires;
     while (pool.numBytesAllocated - pool.numBytesUsed > cap && head < released.length) {
-      const { buffer: old, key, at } = released[head]!;
+      const { buffer: old, at } = released[head]!;
       if (releasedAt.get(old) !== at) {
         released[head++] = undefined as never; // taken again since
         continue;
@@ -102,7 +107,7 @@ export function boundBufferPool(backendObject: object, minBytes = MIN_POOL_BYTES
       if (clock - at < minAge) break; // the rest were released later still
       released[head++] = undefined as never;
       releasedAt.delete(old);
-      const idle = pool.freeBuffers.get(key)!;
+      const idle = pool.freeBuffers.get(poolKey(old))!;
       idle.splice(idle.indexOf(old), 1);
       pool.numFreeBuffers--;
       pool.numBytesAllocated -= old.size;
@@ -136,7 +141,7 @@ export function reuseLowestBuffers(backendObject: object): void {
   const release = pool.releaseBuffer.bind(pool);
   pool.releaseBuffer = (buffer, reuse = true) => {
     release(buffer, reuse);
-    const idle = pool.freeBuffers.get(`${buffer.size}_${buffer.usage}`); // tfjs's key
+    const idle = pool.freeBuffers.get(poolKey(buffer));
     if (!idle || idle[idle.length - 1] !== buffer) return; // destroyed, not kept
     const id = objectId(buffer);
     let at = idle.length - 1;
