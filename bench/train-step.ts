@@ -3,11 +3,13 @@
 // drop path 0.1, as tasks/spam.json), the same as a masked-LM pre-training step (15% of the
 // tokens predicted over the 30,522-token vocabulary), and revcol-nano-32 on an MNIST batch
 // (64 × 32×32).
-// Median of --steps steps after one warm-up step; --profile adds the kernels that took longest.
+// Median of --steps steps after one warm-up step; --profile adds the kernels that took longest
+// (--top N of them, default 6); --by-shape splits each kernel by its inputs' shapes and
+// transpose/axis attributes.
 // --text-config times only a text classification step of another model: a partial config,
 // optionally naming a preset (e.g. '{"preset": "text-small"}' or '{"hidden": [64, 64]}'), on
 // the same batch; what a larger model would cost per step.
-//   npm run bench -- train-step [--backend wasm] [--steps 5] [--profile]
+//   npm run bench -- train-step [--backend wasm] [--steps 5] [--profile [--top N] [--by-shape]] [--no-record]
 //   npm run bench -- train-step --text-config '{"preset": "text-small"}' --steps 3
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../src/backends/index.js';
@@ -23,7 +25,8 @@ import { args, flag } from './lib/args.js';
 
 const backend = flag('backend', 'wasm');
 const steps = Number(flag('steps', '5'));
-const profile = args.includes('--profile');
+const byShape = args.includes('--by-shape');
+const profile = args.includes('--profile') || byShape;
 await useBackend(backend);
 
 /** Kernel name -> total ms, when --profile wraps every kernel of the backend with a timer. */
@@ -37,11 +40,19 @@ if (profile) {
       kernelFunc: (a) => {
         const start = performance.now();
         const out = run(a);
-        kernelMs.set(k.kernelName, (kernelMs.get(k.kernelName) ?? 0) + performance.now() - start);
+        const key = byShape ? kernelKey(k.kernelName, a.inputs as Record<string, tf.TensorInfo>, a.attrs as Record<string, unknown>) : k.kernelName;
+        kernelMs.set(key, (kernelMs.get(key) ?? 0) + performance.now() - start);
         return out;
       },
     });
   }
+}
+
+/** With --by-shape: the kernel, its inputs' shapes and its transpose/axis attributes, so one call site's cost stands out. */
+function kernelKey(name: string, inputs: Record<string, tf.TensorInfo>, attrs: Record<string, unknown> = {}): string {
+  const shapes = Object.values(inputs).filter(Boolean).map((t) => `[${t.shape.join(',')}]`).join(' ');
+  const flags = ['transposeA', 'transposeB', 'perm', 'axis'].filter((a) => attrs[a] !== undefined && attrs[a] !== false).map((a) => `${a}=${JSON.stringify(attrs[a])}`);
+  return [name, shapes, ...flags].join(' ');
 }
 
 function median(xs: number[]): number {
@@ -59,7 +70,7 @@ function timeSteps(step: (s: number) => void): { ms: number; topKernels?: Record
     step(s);
     times.push(performance.now() - start);
   }
-  const top = [...kernelMs].sort((a, b) => b[1] - a[1]).slice(0, 6);
+  const top = [...kernelMs].sort((a, b) => b[1] - a[1]).slice(0, Number(flag('top', '6')));
   return { ms: Math.round(median(times)), ...(profile ? { topKernels: Object.fromEntries(top.map(([k, ms]) => [k, Math.round(ms / steps)])) } : {}) };
 }
 
@@ -126,4 +137,4 @@ if (textConfig) {
 }
 const line = JSON.stringify(result);
 process.stdout.write(`${line}\n`);
-if (!profile) await recordResult('train-step', line);
+if (!profile && !args.includes('--no-record')) await recordResult('train-step', line);

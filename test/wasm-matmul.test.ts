@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { wasmLayoutKernelsActive } from '../src/backends/wasm-layout.js';
+import { setWasmSimdKernels, wasmSimdKernels } from '../src/backends/wasm-simd.js';
 import { fastTransposedMatMulActive } from '../src/backends/wasm-matmul.js';
 
 /** Values of f() on a backend, computed from the same host data. */
@@ -129,15 +130,38 @@ describe('wasm Transpose and Sum fast paths', () => {
     [[4, 19, 6], [0, 2, 1], 'int32'],
     [[4, 5, 6], [2, 1, 0], 'float32'], // not a swap of the last two: wasm's own kernel
   ];
-  for (const [shape, perm, dtype] of transposes) {
-    it(`transpose ${JSON.stringify(shape)} by ${JSON.stringify(perm)} (${dtype}) equals the cpu backend`, async () => {
-      const data = dtype === 'int32' ? Int32Array.from(values(shape, 3), (x) => Math.round(x * 1000)) : values(shape, 3);
-      const { wasm, cpu, shape: shapes } = await wasmAgainstCpu(() => tf.tidy(() => tf.transpose(tf.tensor(data, shape, dtype), perm)));
-      expect(wasmLayoutKernelsActive()).toBe(true);
-      expect(shapes[0]).toEqual(shapes[1]);
-      expect(Array.from(wasm)).toEqual(Array.from(cpu));
-    });
+  for (const simd of [true, false]) {
+    for (const [shape, perm, dtype] of transposes) {
+      it(`transpose ${JSON.stringify(shape)} by ${JSON.stringify(perm)} (${dtype}, ${simd ? 'SIMD kernel' : 'JavaScript'}) equals the cpu backend`, async () => {
+        const data = dtype === 'int32' ? Int32Array.from(values(shape, 3), (x) => Math.round(x * 1000)) : values(shape, 3);
+        const old = setWasmSimdKernels(simd);
+        try {
+          const { wasm, cpu, shape: shapes } = await wasmAgainstCpu(() => tf.tidy(() => tf.transpose(tf.tensor(data, shape, dtype), perm)));
+          expect(wasmLayoutKernelsActive()).toBe(true);
+          expect(wasmSimdKernels(tf.backend() as unknown as BackendWasm) !== null).toBe(simd);
+          expect(shapes[0]).toEqual(shapes[1]);
+          expect(Array.from(wasm)).toEqual(Array.from(cpu));
+        } finally {
+          setWasmSimdKernels(old);
+        }
+      });
+    }
   }
+
+  it('the SIMD transpose covers every edge case of a side that is not a multiple of 4', async () => {
+    await useBackend('wasm');
+    for (const [rows, cols] of [[1, 1], [3, 5], [4, 4], [5, 4], [4, 7], [9, 13], [8, 3]]) {
+      const x = tf.tensor(values([2, rows, cols], rows * 31 + cols), [2, rows, cols]);
+      const t = tf.transpose(x, [0, 2, 1]);
+      const got = await t.data();
+      const want = Array.from({ length: 2 * rows * cols }, (_, n) => {
+        const [b, j, i] = [Math.floor(n / (rows * cols)), Math.floor((n % (rows * cols)) / rows), n % rows];
+        return x.dataSync()[b * rows * cols + i * cols + j];
+      });
+      expect(Array.from(got)).toEqual(want);
+      tf.dispose([x, t]);
+    }
+  });
 
   const sums: Array<[number[], number | number[], boolean]> = [
     [[300, 7], 0, false],
@@ -153,4 +177,55 @@ describe('wasm Transpose and Sum fast paths', () => {
       expect(maxRelDiff(wasm as Float32Array, cpu as Float32Array)).toBeLessThan(1e-6);
     });
   }
+});
+
+describe('wasm Slice, SplitV and Identity fast paths', () => {
+  const slices: Array<[number[], number[], number[], 'float32' | 'int32']> = [
+    [[32, 6, 20, 4], [0, 2, 0, 0], [32, 2, 20, 4], 'float32'], // one run per row of the first axis
+    [[5, 7, 9], [1, 2, 3], [3, 4, 5], 'float32'], // cut on every axis: runs of the last
+    [[5, 7, 9], [2, 0, 0], [2, 7, 9], 'int32'], // one run
+    [[4, 6], [0, 0], [4, 6], 'float32'], // all of it
+    [[3, 0, 2], [0, 0, 0], [3, 0, 2], 'float32'], // empty
+    [[2, 3, 4, 5, 6], [1, 0, 1, 2, 3], [1, 3, 2, 3, 2], 'float32'], // rank 5
+  ];
+  for (const [shape, begin, size, dtype] of slices) {
+    it(`slice of ${JSON.stringify(shape)} at ${JSON.stringify(begin)} size ${JSON.stringify(size)} (${dtype}) equals the cpu backend`, async () => {
+      const data = dtype === 'int32' ? Int32Array.from(values(shape, 5), (x) => Math.round(x * 1000)) : values(shape, 5);
+      const { wasm, cpu, shape: shapes } = await wasmAgainstCpu(() => tf.tidy(() => tf.slice(tf.tensor(data, shape, dtype), begin, size)));
+      expect(wasmLayoutKernelsActive()).toBe(true);
+      expect(shapes[0]).toEqual(shapes[1]);
+      expect(Array.from(wasm)).toEqual(Array.from(cpu));
+    });
+  }
+
+  const splits: Array<[number[], number | number[], number]> = [
+    [[8, 6, 16, 4], 3, 1], // attention's q, k, v: [B, 3H, T, dh] along heads
+    [[8, 96], [32, 64], -1],
+    [[4, 5, 6], 5, 1],
+  ];
+  for (const [shape, parts, axis] of splits) {
+    it(`split of ${JSON.stringify(shape)} into ${JSON.stringify(parts)} on axis ${axis} equals the cpu backend, gradient included`, async () => {
+      const x = values(shape, 6);
+      // Each part weighted differently, so the gradient tells the parts apart.
+      const f = () => tf.tidy(() => {
+        const g = tf.grad((t: tf.Tensor) => tf.addN(tf.split(t, parts, axis).map((p, i) => tf.sum(tf.mul(tf.square(p), i + 1)))))(tf.tensor(x, shape));
+        return tf.concat([...tf.split(tf.tensor(x, shape), parts, axis).map((p) => tf.reshape(p, [-1])), tf.reshape(g, [-1])]);
+      });
+      const { wasm, cpu } = await wasmAgainstCpu(f);
+      expect(maxRelDiff(wasm as Float32Array, cpu as Float32Array)).toBeLessThan(1e-6);
+    });
+  }
+
+  it('identity shares the data and either tensor can be disposed first', async () => {
+    await useBackend('wasm');
+    const backend = tf.backend() as unknown as BackendWasm;
+    const before = [tf.memory().numTensors, backend.numDataIds()];
+    const a = tf.tensor([1, 2, 3, 4], [2, 2]);
+    const b = tf.clone(a);
+    expect(backend.numDataIds()).toBe(before[1] + 1);
+    a.dispose();
+    expect(Array.from(await b.data())).toEqual([1, 2, 3, 4]);
+    b.dispose();
+    expect([tf.memory().numTensors, backend.numDataIds()]).toEqual(before);
+  });
 });

@@ -1,0 +1,52 @@
+/**
+ * revcol's own SIMD kernels for the wasm backend (wasm-simd.wat), instantiated on the
+ * backend's memory so that they work on tensors in place: a kernel takes the byte offsets of
+ * its inputs and outputs in tfjs's heap. Where they cannot start (no memory object found, a
+ * runtime without wasm SIMD, or REVCOL_WASM_SIMD=0), callers use their JavaScript paths.
+ */
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { WASM_SIMD_MODULE } from './wasm-simd-module.js';
+
+export interface WasmSimdKernels {
+  /** out[b][j][i] = in[b][i][j] for `batch` row-major rows×cols matrices of 32-bit words. */
+  transpose32(src: number, dst: number, batch: number, rows: number, cols: number): void;
+}
+
+const instances = new WeakMap<object, WasmSimdKernels | null>();
+let enabled = process.env.REVCOL_WASM_SIMD !== '0';
+
+/** Turns revcol's SIMD kernels on or off (off: the JavaScript paths, e.g. to compare); returns the old setting. */
+export function setWasmSimdKernels(on: boolean): boolean {
+  const old = enabled;
+  enabled = on;
+  return old;
+}
+
+/** The backend's heap as a WebAssembly.Memory: exported by the single-threaded build, imported (and kept) by the threaded one. */
+function heapMemory(backend: BackendWasm): WebAssembly.Memory | null {
+  const module = backend.wasm as unknown as { asm?: { memory?: unknown }; wasmMemory?: unknown; HEAPU8?: Uint8Array };
+  for (const m of [module.asm?.memory, module.wasmMemory]) {
+    if (m instanceof WebAssembly.Memory && m.buffer === module.HEAPU8?.buffer) return m;
+  }
+  return null;
+}
+
+/** The kernels on this backend's memory, or null where they cannot run (see above). */
+export function wasmSimdKernels(backend: BackendWasm): WasmSimdKernels | null {
+  if (!enabled) return null;
+  const known = instances.get(backend);
+  if (known !== undefined) return known;
+  let kernels: WasmSimdKernels | null = null;
+  const memory = heapMemory(backend);
+  if (memory) {
+    try {
+      const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+      const bytes = Buffer.from(shared ? WASM_SIMD_MODULE.shared : WASM_SIMD_MODULE.plain, 'base64');
+      kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as unknown as WasmSimdKernels;
+    } catch {
+      kernels = null;
+    }
+  }
+  instances.set(backend, kernels);
+  return kernels;
+}

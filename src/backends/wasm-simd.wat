@@ -1,0 +1,81 @@
+;; revcol's SIMD kernels for the wasm backend. They run on tfjs-backend-wasm's own memory (the
+;; module imports it), so they read and write tensors where they lie, with no copies.
+;; Pointers are byte offsets into that memory. `npm run build:wasm` compiles this file into
+;; wasm-simd-module.ts (one module for the single-threaded build's memory, one for the threaded
+;; build's shared memory: MEMORY below is replaced by each).
+(module
+  (import "env" "memory" MEMORY)
+
+  ;; out[b][j][i] = in[b][i][j] for `batch` row-major rows×cols matrices of 32-bit words
+  ;; (float32 and int32 alike), 4×4 blocks at a time; the edges of matrices whose sides are not
+  ;; multiples of 4 word by word.
+  (func (export "transpose32") (param $src i32) (param $dst i32) (param $batch i32) (param $rows i32) (param $cols i32)
+    (local $b i32) (local $i i32) (local $j i32) (local $rows4 i32) (local $cols4 i32)
+    (local $in i32) (local $out i32) (local $rowBytes i32) (local $colBytes i32) (local $p i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $rows4 (i32.and (local.get $rows) (i32.const -4)))
+    (local.set $cols4 (i32.and (local.get $cols) (i32.const -4)))
+    (local.set $rowBytes (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $colBytes (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $b (i32.const 0))
+    (block $batchDone
+      (loop $batch
+        (br_if $batchDone (i32.ge_u (local.get $b) (local.get $batch)))
+        ;; 4×4 blocks
+        (local.set $i (i32.const 0))
+        (block $rowsDone
+          (loop $rowLoop
+            (br_if $rowsDone (i32.ge_u (local.get $i) (local.get $rows4)))
+            (local.set $j (i32.const 0))
+            (block $colsDone
+              (loop $colLoop
+                (br_if $colsDone (i32.ge_u (local.get $j) (local.get $cols4)))
+                ;; in + (i·cols + j)·4
+                (local.set $p (i32.add (local.get $src)
+                  (i32.shl (i32.add (i32.mul (local.get $i) (local.get $cols)) (local.get $j)) (i32.const 2))))
+                (local.set $r0 (v128.load align=4 (local.get $p)))
+                (local.set $r1 (v128.load align=4 (i32.add (local.get $p) (local.get $rowBytes))))
+                (local.set $r2 (v128.load align=4 (i32.add (local.get $p) (i32.shl (local.get $rowBytes) (i32.const 1)))))
+                (local.set $r3 (v128.load align=4 (i32.add (local.get $p) (i32.mul (local.get $rowBytes) (i32.const 3)))))
+                ;; t0 = r0[0] r1[0] r0[1] r1[1]; t1 = r0[2] r1[2] r0[3] r1[3]; t2, t3 the same of r2, r3
+                (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r0) (local.get $r1)))
+                (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1)))
+                (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)))
+                (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3)))
+                ;; out + (j·rows + i)·4: column k of the block is row j+k of the output
+                (local.set $p (i32.add (local.get $dst)
+                  (i32.shl (i32.add (i32.mul (local.get $j) (local.get $rows)) (local.get $i)) (i32.const 2))))
+                (v128.store align=4 (local.get $p)
+                  (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+                (v128.store align=4 (i32.add (local.get $p) (local.get $colBytes))
+                  (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+                (v128.store align=4 (i32.add (local.get $p) (i32.shl (local.get $colBytes) (i32.const 1)))
+                  (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+                (v128.store align=4 (i32.add (local.get $p) (i32.mul (local.get $colBytes) (i32.const 3)))
+                  (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+                (local.set $j (i32.add (local.get $j) (i32.const 4)))
+                (br $colLoop)))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (br $rowLoop)))
+        ;; the columns right of the blocks, all rows
+        (local.set $i (i32.const 0))
+        (block $edgeRowsDone
+          (loop $edgeRows
+            (br_if $edgeRowsDone (i32.ge_u (local.get $i) (local.get $rows)))
+            (local.set $j (if (result i32) (i32.lt_u (local.get $i) (local.get $rows4)) (then (local.get $cols4)) (else (i32.const 0))))
+            (block $edgeColsDone
+              (loop $edgeCols
+                (br_if $edgeColsDone (i32.ge_u (local.get $j) (local.get $cols)))
+                (i32.store
+                  (i32.add (local.get $dst) (i32.shl (i32.add (i32.mul (local.get $j) (local.get $rows)) (local.get $i)) (i32.const 2)))
+                  (i32.load (i32.add (local.get $src) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $cols)) (local.get $j)) (i32.const 2)))))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br $edgeCols)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $edgeRows)))
+        (local.set $src (i32.add (local.get $src) (i32.mul (local.get $rowBytes) (local.get $rows))))
+        (local.set $dst (i32.add (local.get $dst) (i32.mul (local.get $rowBytes) (local.get $rows))))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $batch))))
+)
