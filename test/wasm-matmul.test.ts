@@ -216,6 +216,36 @@ describe('wasm Slice, SplitV and Identity fast paths', () => {
     });
   }
 
+  const gathers: Array<[number[], number[], 'float32' | 'int32']> = [
+    [[50, 8], [4, 6], 'float32'], // an embedding lookup: [vocab, width] by [batch, length]
+    [[7, 3, 5], [9], 'int32'],
+    [[6, 4], [0], 'float32'], // no indices
+  ];
+  for (const [shape, indexShape, dtype] of gathers) {
+    it(`gather of ${JSON.stringify(shape)} rows by ${JSON.stringify(indexShape)} indices (${dtype}) equals the cpu backend, gradient included`, async () => {
+      const data = dtype === 'int32' ? Int32Array.from(values(shape, 7), (x) => Math.round(x * 1000)) : values(shape, 7);
+      const ids = Int32Array.from({ length: indexShape.reduce((a, b) => a * b, 1) }, (_, i) => (i * 5 + 3) % shape[0]);
+      const { wasm, cpu, shape: shapes } = await wasmAgainstCpu(() => tf.tidy(() => tf.gather(tf.tensor(data, shape, dtype), tf.tensor(ids, indexShape, 'int32'))));
+      expect(shapes[0]).toEqual(shapes[1]);
+      expect(Array.from(wasm)).toEqual(Array.from(cpu));
+      if (dtype === 'float32') {
+        const grad = () => tf.tidy(() => tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.gather(t, tf.tensor(ids, indexShape, 'int32')))))(tf.tensor(data, shape)));
+        const g = await wasmAgainstCpu(grad);
+        expect(maxRelDiff(g.wasm as Float32Array, g.cpu as Float32Array)).toBeLessThan(1e-6);
+      }
+    });
+  }
+
+  it('gather refuses an index out of range, as wasm\'s own kernel does', async () => {
+    await useBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.ones([4, 2]);
+    const ids = tf.tensor1d([1, 4], 'int32');
+    expect(() => tf.gather(x, ids)).toThrow(/index value 4 is not in \[0, 3\]/);
+    tf.dispose([x, ids]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('identity shares the data and either tensor can be disposed first', async () => {
     await useBackend('wasm');
     const backend = tf.backend() as unknown as BackendWasm;
