@@ -1,11 +1,11 @@
-// Compiles src/backends/wasm-simd.wat into src/backends/wasm-simd-module.ts (base64), once for
+// Compiles src/ops/wasm-simd.wat into src/ops/wasm-simd-module.ts (base64), once for
 // each memory the wasm backend may have: the single-threaded build's, and the threaded build's
 // shared one. `npm run build:wasm`; `--check` exits 1 when the committed file is out of date.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import wabtInit from 'wabt';
 
-const dir = fileURLToPath(new URL('../src/backends/', import.meta.url));
+const dir = fileURLToPath(new URL('../src/ops/', import.meta.url));
 const source = readFileSync(`${dir}wasm-simd.wat`, 'utf8');
 const wabt = await wabtInit();
 // The threaded build's memory is shared and at most 4 GiB; a shared import must state a maximum.
@@ -28,7 +28,7 @@ if (process.argv.includes('--check')) {
   let current = '';
   try { current = readFileSync(out, 'utf8'); } catch { /* missing: out of date */ }
   if (current !== text) {
-    process.stderr.write('revcol: src/backends/wasm-simd-module.ts is out of date with wasm-simd.wat: run npm run build:wasm\n');
+    process.stderr.write('revcol: src/ops/wasm-simd-module.ts is out of date with wasm-simd.wat: run npm run build:wasm\n');
     process.exit(1);
   }
 } else {

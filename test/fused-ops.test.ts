@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import '../src/core/engine.js'; // registers tfjs's gradients
 import { RandomStream } from '../src/core/random.js';
-import { adamMoments, adamUpdate, clampMagnitude, columnSum, gelu, hashDropout, hashDropoutMask, layerNorm, rowStats, scaledResidual, setFusedKernels, unscaleDifference } from '../src/ops/fused.js';
+import { adamMoments, adamUpdate, clampMagnitude, columnSum, gelu, hashDropout, hashDropoutMask, layerNorm, rowStats, scaledResidual, setFusedKernels, softmax, unscaleDifference } from '../src/ops/fused.js';
+import { setWasmSimdKernels } from '../src/ops/wasm-simd.js';
 import { dropoutHash, keepThreshold } from '../src/ops/hash-dropout.js';
 import { webgpu } from './helpers/webgpu.js';
 
@@ -62,6 +63,8 @@ const CASES: Case[] = [
     { name: `dropout keep 0.9 ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => hashDropout(x, 12345, 0.9) },
     { name: `dropout keep 0.5 seed 2³²−1 ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => hashDropout(x, 0xffffffff, 0.5) },
   ]),
+  // rows of 7 and 33 leave a tail past the SIMD kernel's groups of 4
+  ...[[5, 7], [2, 3, 4, 33], [2, 2, 64, 64]].map((s) => ({ name: `softmax ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => softmax(x) })),
   { name: 'clampMagnitude 5×7', shapes: [[5, 7]], f: (x) => clampMagnitude(x, 0.8) },
   { name: 'clampMagnitude 300', shapes: [[300]], f: (x) => clampMagnitude(x, 1e-3) },
   { name: 'rowStats 37×19', shapes: [[37, 19]], f: (x) => rowStats(x, 1e-5) },
@@ -209,6 +212,32 @@ for (const backend of BACKENDS) {
       if (backend.fused) expect(seen).toEqual(['RevcolGelu']);
       else expect(seen).toContain('Erf');
     });
+
+    it(`compute softmax's input gradient as one kernel${backend.name === 'webgpu' ? ' where it has one (not here: tfjs\'s four)' : ''}`, async () => {
+      await useBackend(backend.name);
+      const x = tf.tensor2d([[1, 2, 3], [0, -1, 4]]);
+      const profile = await tf.profile(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(softmax(t), tf.tensor2d([[1, 0, 2], [3, 1, 0]]))))(x));
+      const names = profile.kernels.map((k) => k.name);
+      tf.dispose([x, profile.result as tf.Tensor]);
+      expect(names.includes('RevcolSoftmaxGradInput')).toBe(backend.name !== 'webgpu');
+    });
+
+    if (backend.name === 'wasm') {
+      it('match the composed ops without revcol\'s SIMD module too (its JavaScript fallback)', async () => {
+        const old = setWasmSimdKernels(false);
+        try {
+          for (const c of CASES.filter((k) => k.name.startsWith('softmax'))) {
+            const expected = await reference(c);
+            await useBackend('wasm');
+            const actual = await evaluate(c, 7);
+            expectClose(actual.value, expected.value, `${c.name} value`, 2e-5);
+            actual.grads.forEach((g, i) => expectClose(g, expected.grads[i]!, `${c.name} gradient ${i}`, 5e-5));
+          }
+        } finally {
+          setWasmSimdKernels(old);
+        }
+      });
+    }
 
     it('leave no tensor behind', async () => {
       await useBackend(backend.name);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { wasmLayoutKernelsActive } from '../src/backends/wasm-layout.js';
-import { setWasmSimdKernels, wasmSimdKernels } from '../src/backends/wasm-simd.js';
+import { setWasmSimdKernels, wasmSimdKernels } from '../src/ops/wasm-simd.js';
 import { fastTransposedMatMulActive } from '../src/backends/wasm-matmul.js';
 
 /** Values of f() on a backend, computed from the same host data. */

@@ -24,7 +24,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { wasmSimdKernels } from './wasm-simd.js';
+import { wasmSimdKernels } from '../ops/wasm-simd.js';
 
 const TILE = 16;
 const ours = new WeakSet<KernelFunc>();

@@ -9,11 +9,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { hashDropoutInto } from './hash-dropout.js';
 import { registerCpuFusedKernels } from './kernels-cpu.js';
+import { registerWasmFusedKernels } from './kernels-wasm.js';
 import { registerWebgpuFusedKernels } from './kernels-webgpu.js';
 import { type AdamHyper, type AdamItem, adamStepWebgpu, soleOwner } from './kernels-webgpu-adam.js';
 import { type ColumnSumMode, KERNELS } from './names.js';
 
 registerCpuFusedKernels();
+registerWasmFusedKernels();
 registerWebgpuFusedKernels();
 
 let enabled = process.env.REVCOL_FUSED !== '0';
@@ -148,6 +150,27 @@ tf.registerGradient({
       },
     };
   },
+});
+
+// --- softmax ----------------------------------------------------------------------------------
+
+/**
+ * Softmax over the last axis (tfjs's kernel), whose input gradient (dy − Σ dy·y)·y is one pass
+ * per row where the backend has that kernel (cpu; wasm, in SIMD) instead of tfjs's four kernels.
+ */
+export function softmax(x: tf.Tensor): tf.Tensor {
+  if (x.dtype !== 'float32' || !has(KERNELS.softmaxGradInput)) return tf.softmax(x);
+  return softmaxFusedGrad(x);
+}
+
+const softmaxFusedGrad: (x: tf.Tensor) => tf.Tensor = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  const y = tf.softmax(x);
+  save([y]);
+  return {
+    value: y,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => run(KERNELS.softmaxGradInput, { y: saved[0]!, dy }),
+  };
 });
 
 // --- scales -------------------------------------------------------------------------------------

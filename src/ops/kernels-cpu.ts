@@ -27,6 +27,15 @@ interface FusedJsKernel {
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const lastDim = (shape: readonly number[]) => shape[shape.length - 1] ?? 1;
 
+/** dx = (dy − Σ dy·y)·y for each row of `cols` values (the wasm kernel's fallback too). */
+export function softmaxGradRows(y: Float32Array, dy: Float32Array, dx: Float32Array, cols: number): void {
+  for (let base = 0; base < dx.length; base += cols) {
+    let s = 0;
+    for (let j = base; j < base + cols; j++) s += dy[j]! * y[j]!;
+    for (let j = base; j < base + cols; j++) dx[j] = (dy[j]! - s) * y[j]!;
+  }
+}
+
 // --- erf and GELU ----------------------------------------------------------------------------
 // erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), the same approximation on every backend.
 const ERF_P = 0.3275911;
@@ -166,6 +175,12 @@ const kernels: FusedJsKernel[] = [
         out[i] = dy![i]! * (cdf + v * pdf);
       }
     },
+  },
+  {
+    name: KERNELS.softmaxGradInput,
+    inputs: ['y', 'dy'],
+    outputShape: ([y]) => y!,
+    compute: (out, [y, dy], [shape]) => softmaxGradRows(y!, dy!, out, lastDim(shape!)),
   },
   {
     name: KERNELS.scaledResidual,

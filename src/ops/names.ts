@@ -38,6 +38,8 @@ export const KERNELS = {
    * gradient is the same kernel on dy. Input x; attrs seed, keep.
    */
   dropout: 'RevcolDropout',
+  /** (dy − Σ dy·y)·y per row: the input gradient of softmax over the last axis, from its output y. Inputs y, dy. */
+  softmaxGradInput: 'RevcolSoftmaxGradInput',
   /** sign(x)·max(|x|, min): a scale kept away from 0 with its sign (0 stays 0). Input x; attr min. No gradient. */
   clampMagnitude: 'RevcolClampMagnitude',
 } as const;

@@ -6,7 +6,7 @@ import { LayerNorm, Linear, gelu, init } from '../core/layers.js';
 import { sparseCrossEntropy } from '../train/losses.js';
 import { Module, ModuleList } from '../core/module.js';
 import { type ForwardContext, RandomStream, dropPathKeep, dropout, evalContext } from '../core/random.js';
-import { scaledResidual } from '../ops/fused.js';
+import { scaledResidual, softmax } from '../ops/fused.js';
 import { type TextConfig, type WindowPooling, validateConfig } from './presets.js';
 
 export { TEXT_PRESETS, type TextConfig, type TextPreset } from './presets.js';
@@ -152,7 +152,7 @@ class SelfAttention extends Module {
       // 1/√dh on q ([B, H, T, dh]) rather than on the scores ([B, H, T, T]): T/dh times fewer products.
       const product = matMulUntransposed(tf.mul(q, 1 / Math.sqrt(dh)), k, true);
       const scores = bias ? tf.add(product, bias) : product;
-      const attended = matMulUntransposed(tf.softmax(scores), v);
+      const attended = matMulUntransposed(softmax(scores), v);
       return this.proj.forward(tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [b, t, this.width]));
     });
   }

@@ -78,4 +78,63 @@
         (local.set $dst (i32.add (local.get $dst) (i32.mul (local.get $rowBytes) (local.get $rows))))
         (local.set $b (i32.add (local.get $b) (i32.const 1)))
         (br $batch))))
+
+  ;; dx = (dy − Σ dy·y)·y for each row of `cols` floats: softmax's input gradient from its
+  ;; output y, in one pass per row (tfjs composes it of four kernels, each a pass over all rows).
+  ;; The row sum runs in four lanes (lane k sums the columns ≡ k mod 4), then the lanes and the
+  ;; columns past the last multiple of 4.
+  (func (export "softmax_grad") (param $y i32) (param $dy i32) (param $dx i32) (param $rows i32) (param $cols i32)
+    (local $r i32) (local $j i32) (local $cols4 i32) (local $rowBytes i32) (local $acc v128) (local $s f32) (local $sv v128) (local $o i32)
+    (local.set $cols4 (i32.and (local.get $cols) (i32.const -4)))
+    (local.set $rowBytes (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $r (i32.const 0))
+    (block $done
+      (loop $row
+        (br_if $done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $acc (v128.const f32x4 0 0 0 0))
+        (local.set $j (i32.const 0))
+        (block $sumDone
+          (loop $sum
+            (br_if $sumDone (i32.ge_u (local.get $j) (local.get $cols4)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (local.set $acc (f32x4.add (local.get $acc)
+              (f32x4.mul (v128.load align=4 (i32.add (local.get $y) (local.get $o))) (v128.load align=4 (i32.add (local.get $dy) (local.get $o))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $sum)))
+        (local.set $s (f32.add
+          (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+          (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
+        (block $tailDone
+          (loop $tail
+            (br_if $tailDone (i32.ge_u (local.get $j) (local.get $cols)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (local.set $s (f32.add (local.get $s)
+              (f32.mul (f32.load (i32.add (local.get $y) (local.get $o))) (f32.load (i32.add (local.get $dy) (local.get $o))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $tail)))
+        (local.set $sv (f32x4.splat (local.get $s)))
+        (local.set $j (i32.const 0))
+        (block $outDone
+          (loop $out
+            (br_if $outDone (i32.ge_u (local.get $j) (local.get $cols4)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (v128.store align=4 (i32.add (local.get $dx) (local.get $o))
+              (f32x4.mul (f32x4.sub (v128.load align=4 (i32.add (local.get $dy) (local.get $o))) (local.get $sv))
+                (v128.load align=4 (i32.add (local.get $y) (local.get $o)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $out)))
+        (block $outTailDone
+          (loop $outTail
+            (br_if $outTailDone (i32.ge_u (local.get $j) (local.get $cols)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (f32.store (i32.add (local.get $dx) (local.get $o))
+              (f32.mul (f32.sub (f32.load (i32.add (local.get $dy) (local.get $o))) (local.get $s))
+                (f32.load (i32.add (local.get $y) (local.get $o)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $outTail)))
+        (local.set $y (i32.add (local.get $y) (local.get $rowBytes)))
+        (local.set $dy (i32.add (local.get $dy) (local.get $rowBytes)))
+        (local.set $dx (i32.add (local.get $dx) (local.get $rowBytes)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $row))))
 )

@@ -10,6 +10,8 @@ import { WASM_SIMD_MODULE } from './wasm-simd-module.js';
 export interface WasmSimdKernels {
   /** out[b][j][i] = in[b][i][j] for `batch` row-major rows×cols matrices of 32-bit words. */
   transpose32(src: number, dst: number, batch: number, rows: number, cols: number): void;
+  /** dx = (dy − Σ dy·y)·y per row of `cols` floats (softmax's input gradient from its output y). */
+  softmax_grad(y: number, dy: number, dx: number, rows: number, cols: number): void;
 }
 
 const instances = new WeakMap<object, WasmSimdKernels | null>();
