@@ -27,6 +27,24 @@ interface FusedJsKernel {
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const lastDim = (shape: readonly number[]) => shape[shape.length - 1] ?? 1;
 
+/** Exact GELU of x[from, to) into out (the wasm kernel's tail and fallback too). */
+export function geluRange(x: Float32Array, out: Float32Array, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
+    const v = x[i]!;
+    out[i] = 0.5 * v * (1 + erf(v * INV_SQRT2));
+  }
+}
+
+/** dy·GELU'(x) over [from, to) into out (the wasm kernel's tail and fallback too). */
+export function geluGradRange(x: Float32Array, dy: Float32Array, out: Float32Array, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
+    const v = x[i]!;
+    const cdf = 0.5 * (1 + erf(v * INV_SQRT2));
+    const pdf = INV_SQRT_2PI * Math.exp(-0.5 * v * v);
+    out[i] = dy[i]! * (cdf + v * pdf);
+  }
+}
+
 /** dx = (dy − Σ dy·y)·y for each row of `cols` values (the wasm kernel's fallback too). */
 export function softmaxGradRows(y: Float32Array, dy: Float32Array, dx: Float32Array, cols: number): void {
   for (let base = 0; base < dx.length; base += cols) {
@@ -156,25 +174,13 @@ const kernels: FusedJsKernel[] = [
     name: KERNELS.gelu,
     inputs: ['x'],
     outputShape: ([x]) => x!,
-    compute: (out, [x]) => {
-      for (let i = 0; i < out.length; i++) {
-        const v = x![i]!;
-        out[i] = 0.5 * v * (1 + erf(v * INV_SQRT2));
-      }
-    },
+    compute: (out, [x]) => geluRange(x!, out, 0, out.length),
   },
   {
     name: KERNELS.geluGrad,
     inputs: ['x', 'dy'],
     outputShape: ([x]) => x!,
-    compute: (out, [x, dy]) => {
-      for (let i = 0; i < out.length; i++) {
-        const v = x![i]!;
-        const cdf = 0.5 * (1 + erf(v * INV_SQRT2));
-        const pdf = INV_SQRT_2PI * Math.exp(-0.5 * v * v);
-        out[i] = dy![i]! * (cdf + v * pdf);
-      }
-    },
+    compute: (out, [x, dy]) => geluGradRange(x!, dy!, out, 0, out.length),
   },
   {
     name: KERNELS.softmaxGradInput,

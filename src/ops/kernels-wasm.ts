@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { softmaxGradRows } from './kernels-cpu.js';
+import { geluGradRange, geluRange, softmaxGradRows } from './kernels-cpu.js';
 import { KERNELS } from './names.js';
 import { wasmSimdKernels } from './wasm-simd.js';
 
@@ -16,9 +16,7 @@ const offsetOf = (backend: BackendWasm, t: TensorInfo): number => backend.dataId
 function softmaxGradInput({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): TensorInfo {
   const wasm = backend as BackendWasm;
   const { y, dy } = inputs as { y: TensorInfo; dy: TensorInfo };
-  if (y.dtype !== 'float32' || dy.dtype !== 'float32' || !tf.util.arraysEqual(y.shape, dy.shape)) {
-    throw new Error(`${KERNELS.softmaxGradInput}: y and dy must be float32 of one shape, got ${y.dtype} ${JSON.stringify(y.shape)} and ${dy.dtype} ${JSON.stringify(dy.shape)}`);
-  }
+  requireFloat(KERNELS.softmaxGradInput, y, dy);
   const out = wasm.makeOutput(y.shape, 'float32');
   const size = tf.util.sizeFromShape(y.shape);
   const cols = y.shape[y.shape.length - 1] ?? 1;
@@ -28,13 +26,59 @@ function softmaxGradInput({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; 
     simd.softmax_grad(offsetOf(wasm, y), offsetOf(wasm, dy), offsetOf(wasm, out), size / cols, cols);
   } else {
     // Views after the allocation: it may have replaced the heap.
-    softmaxGradRows(wasm.typedArrayFromHeap(y) as Float32Array, wasm.typedArrayFromHeap(dy) as Float32Array, wasm.typedArrayFromHeap(out) as Float32Array, cols);
+    softmaxGradRows(floats(wasm, y), floats(wasm, dy), floats(wasm, out), cols);
   }
   return out;
 }
 
+function floats(wasm: BackendWasm, t: TensorInfo): Float32Array {
+  return wasm.typedArrayFromHeap(t) as Float32Array;
+}
+
+function requireFloat(kernel: string, ...ts: TensorInfo[]): void {
+  for (const t of ts) {
+    if (t.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, ts[0]!.shape)) throw new Error(`${kernel}: inputs must be float32 of one shape, got ${ts.map((u) => `${u.dtype} ${JSON.stringify(u.shape)}`).join(' and ')}`);
+  }
+}
+
+/** GELU: groups of 4 in SIMD, the last n mod 4 (or all, without the module) in JavaScript. */
+function gelu({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): TensorInfo {
+  const wasm = backend as BackendWasm;
+  const { x } = inputs as { x: TensorInfo };
+  requireFloat(KERNELS.gelu, x);
+  const out = wasm.makeOutput(x.shape, 'float32');
+  const n = tf.util.sizeFromShape(x.shape);
+  const simd = n > 0 ? wasmSimdKernels(wasm) : null;
+  const n4 = simd ? n & ~3 : 0;
+  if (simd && n4 > 0) simd.gelu(offsetOf(wasm, x), offsetOf(wasm, out), n4);
+  if (n4 < n) geluRange(floats(wasm, x), floats(wasm, out), n4, n);
+  return out;
+}
+
+function geluGrad({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): TensorInfo {
+  const wasm = backend as BackendWasm;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  requireFloat(KERNELS.geluGrad, x, dy);
+  const out = wasm.makeOutput(x.shape, 'float32');
+  const n = tf.util.sizeFromShape(x.shape);
+  const simd = n > 0 ? wasmSimdKernels(wasm) : null;
+  const n4 = simd ? n & ~3 : 0;
+  if (simd && n4 > 0) simd.gelu_grad(offsetOf(wasm, x), offsetOf(wasm, dy), offsetOf(wasm, out), n4);
+  if (n4 < n) geluGradRange(floats(wasm, x), floats(wasm, dy), floats(wasm, out), n4, n);
+  return out;
+}
+
+const WASM_FUSED: Array<[string, (args: { inputs: tf.NamedTensorInfoMap; backend: unknown }) => TensorInfo]> = [
+  [KERNELS.softmaxGradInput, softmaxGradInput],
+  [KERNELS.gelu, gelu],
+  [KERNELS.geluGrad, geluGrad],
+];
+
+/** The fused kernels wasm has (the others run composed there). */
+export const WASM_FUSED_KERNELS: readonly string[] = WASM_FUSED.map(([name]) => name);
+
 export function registerWasmFusedKernels(): void {
-  if (!tf.getKernel(KERNELS.softmaxGradInput, 'wasm')) {
-    tf.registerKernel({ kernelName: KERNELS.softmaxGradInput, backendName: 'wasm', kernelFunc: softmaxGradInput as unknown as tf.KernelFunc });
+  for (const [kernelName, kernelFunc] of WASM_FUSED) {
+    if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
 }
