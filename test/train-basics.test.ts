@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../src/backends/index.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, accuracy, bceWithLogits, clipByGlobalNorm, clipCoefficient, setFusedKernels, defaultNoWeightDecay, softmaxCrossEntropy, sparseCrossEntropy, warmupCosine } from '../src/index.js';
@@ -236,6 +237,22 @@ describe('losses', () => {
     expect(tf.tidy(() => tf.max(tf.abs(reference)).dataSync()[0])).toBeGreaterThan(0.1);
     expect(() => sparseCrossEntropy(logits, tf.tensor1d([0, 1], 'int32'))).toThrow(/one target per row/);
     tf.dispose([logits, y, value, grad, reference]);
+  });
+  it.each(['cpu', 'wasm'])('sparse cross-entropy stays exact where the target\'s probability underflows (%s)', async (backend) => {
+    const old = tf.getBackend();
+    await useBackend(backend);
+    try {
+      // targets 200 and 1,000 below the row's largest logit: e^(−200) and e^(−1000) are 0 in float32
+      const logits = tf.tensor2d([[0, -200, 50, 3], [1000, 0, 999, 998]]);
+      const y = tf.tensor1d([1, 1], 'int32');
+      const lse = (row: number[]) => { const m = Math.max(...row); return m + Math.log(row.reduce((s, x) => s + Math.exp(x - m), 0)); };
+      const want = ((lse([0, -200, 50, 3]) + 200) + (lse([1000, 0, 999, 998]) - 0)) / 2;
+      const value = sparseCrossEntropy(logits, y);
+      expect(value.dataSync()[0]).toBeCloseTo(want, 3);
+      tf.dispose([logits, y, value]);
+    } finally {
+      await useBackend(old);
+    }
   });
   it('binary cross-entropy with logits is the direct formula and stays finite for large logits', () => {
     const x = [0.3, -1.2, 2.0, 0.0];

@@ -169,14 +169,34 @@ describe('wasm Transpose and Sum fast paths', () => {
     [[6, 5, 4, 3], [1, 0], true],
     [[6, 5, 4], [1, 2], false], // trailing axes: wasm's own kernel
     [[6, 5], [0, 1], false], // everything: wasm's own kernel
+    [[50, 8], 0, false], // one block of 8 columns (SIMD), no tail
+    [[40, 19], 0, false], // two blocks and a tail of 3
+    [[3, 5], 0, false], // a tail only
   ];
-  for (const [shape, axis, keepDims] of sums) {
-    it(`sum of ${JSON.stringify(shape)} over ${JSON.stringify(axis)}${keepDims ? ' (keepDims)' : ''} equals the cpu backend`, async () => {
-      const { wasm, cpu, shape: shapes } = await wasmAgainstCpu(() => tf.tidy(() => tf.sum(tf.tensor(values(shape, 4), shape), axis, keepDims)));
-      expect(shapes[0]).toEqual(shapes[1]);
-      expect(maxRelDiff(wasm as Float32Array, cpu as Float32Array)).toBeLessThan(1e-6);
-    });
+  for (const simd of [true, false]) {
+    for (const [shape, axis, keepDims] of sums) {
+      it(`sum of ${JSON.stringify(shape)} over ${JSON.stringify(axis)}${keepDims ? ' (keepDims)' : ''} (${simd ? 'SIMD kernel' : 'JavaScript'}) equals the cpu backend`, async () => {
+        const old = setWasmSimdKernels(simd);
+        try {
+          const { wasm, cpu, shape: shapes } = await wasmAgainstCpu(() => tf.tidy(() => tf.sum(tf.tensor(values(shape, 4), shape), axis, keepDims)));
+          expect(shapes[0]).toEqual(shapes[1]);
+          expect(maxRelDiff(wasm as Float32Array, cpu as Float32Array)).toBeLessThan(1e-6);
+        } finally {
+          setWasmSimdKernels(old);
+        }
+      });
+    }
   }
+
+  it('the SIMD column sum adds in float64: 10⁶ rows of 1 + 1e-7 lose nothing a float32 sum would', async () => {
+    await useBackend('wasm');
+    const rows = 1_000_000;
+    const x = tf.fill([rows, 9], 1 + 2 ** -22);
+    const s = tf.sum(x, 0);
+    const want = rows * (1 + 2 ** -22);
+    for (const v of await s.data()) expect(Math.abs(v - want) / want).toBeLessThan(1e-7);
+    tf.dispose([x, s]);
+  });
 });
 
 describe('wasm Slice, SplitV and Identity fast paths', () => {

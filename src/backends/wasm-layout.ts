@@ -6,8 +6,8 @@
  *   [16384, 16]). Done here in 4×4 blocks by revcol's SIMD kernel (wasm-simd.wat), or in
  *   16×16 tiles in JavaScript over the wasm heap where that kernel cannot start.
  * - Sum over leading axes (every bias gradient: dy summed over batch and positions): wasm
- *   transposes first (the slow case above), 13.8 ms for [16384, 64]. Done here as one pass
- *   down the rows, in float64.
+ *   transposes first (the slow case above), 13.8 ms for [16384, 64]. Done here down the
+ *   rows, in float64: by revcol's SIMD kernel, else in JavaScript.
  * - Identity: tfjs clones every tensor it keeps for a gradient (a kernel's saved inputs and
  *   outputs, customGrad's saves), and wasm's Identity copies the data: 49 ms of a 1.1 s
  *   text-tiny step here, mostly attention's [B, H, T, T] probabilities. Here it shares the
@@ -108,6 +108,11 @@ function wrapSum(plain: KernelFunc): KernelFunc {
     const kept = x.shape.slice(axes.length);
     const cols = tf.util.sizeFromShape(kept);
     const out = wasm.makeOutput(keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : kept, 'float32');
+    const simd = wasmSimdKernels(wasm);
+    if (simd) {
+      simd.sum_rows(heapOffset(wasm, x), heapOffset(wasm, out), rows, cols);
+      return out;
+    }
     // Views after the allocation, as above.
     sumRows(wasm.typedArrayFromHeap(x) as Float32Array, wasm.typedArrayFromHeap(out) as Float32Array, rows, cols);
     return out;

@@ -12,6 +12,8 @@ export interface WasmSimdKernels {
   transpose32(src: number, dst: number, batch: number, rows: number, cols: number): void;
   /** dx = (dy − Σ dy·y)·y per row of `cols` floats (softmax's input gradient from its output y). */
   softmax_grad(y: number, dy: number, dx: number, rows: number, cols: number): void;
+  /** out[j] = Σ_i in[i][j] over a row-major rows×cols float32 matrix, summed in float64. */
+  sum_rows(src: number, dst: number, rows: number, cols: number): void;
   /** Exact GELU of the first n4 floats (a multiple of 4). */
   gelu(x: number, out: number, n4: number): void;
   /** dy·GELU'(x) of the first n4 floats (a multiple of 4). */

@@ -216,4 +216,59 @@
         (local.set $dy (i32.add (local.get $dy) (i32.const 16)))
         (local.set $out (i32.add (local.get $out) (i32.const 16)))
         (br $next))))
+
+  ;; out[j] = Σ_i in[i][j] over a row-major rows×cols matrix, summed in float64 like the
+  ;; JavaScript path it replaces: eight columns at a time (four f64x2 sums) down all the rows,
+  ;; then the last cols mod 8 columns one at a time.
+  (func (export "sum_rows") (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32)
+    (local $j i32) (local $i i32) (local $p i32) (local $cols8 i32) (local $rowBytes i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $v v128) (local $s f64)
+    (local.set $cols8 (i32.and (local.get $cols) (i32.const -8)))
+    (local.set $rowBytes (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $j (i32.const 0))
+    (block $blocksDone
+      (loop $block
+        (br_if $blocksDone (i32.ge_u (local.get $j) (local.get $cols8)))
+        (local.set $a0 (v128.const f64x2 0 0))
+        (local.set $a1 (v128.const f64x2 0 0))
+        (local.set $a2 (v128.const f64x2 0 0))
+        (local.set $a3 (v128.const f64x2 0 0))
+        (local.set $p (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))
+        (local.set $i (i32.const 0))
+        (block $rowsDone
+          (loop $row
+            (br_if $rowsDone (i32.ge_u (local.get $i) (local.get $rows)))
+            (local.set $v (v128.load align=4 (local.get $p)))
+            (local.set $a0 (f64x2.add (local.get $a0) (f64x2.promote_low_f32x4 (local.get $v))))
+            (local.set $a1 (f64x2.add (local.get $a1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))
+            (local.set $v (v128.load offset=16 align=4 (local.get $p)))
+            (local.set $a2 (f64x2.add (local.get $a2) (f64x2.promote_low_f32x4 (local.get $v))))
+            (local.set $a3 (f64x2.add (local.get $a3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))
+            (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $row)))
+        (local.set $p (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))))
+        ;; two f64x2 demoted into the low half each, joined into one f32x4
+        (v128.store align=4 (local.get $p)
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (f32x4.demote_f64x2_zero (local.get $a0)) (f32x4.demote_f64x2_zero (local.get $a1))))
+        (v128.store offset=16 align=4 (local.get $p)
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (f32x4.demote_f64x2_zero (local.get $a2)) (f32x4.demote_f64x2_zero (local.get $a3))))
+        (local.set $j (i32.add (local.get $j) (i32.const 8)))
+        (br $block)))
+    (block $tailDone
+      (loop $tail
+        (br_if $tailDone (i32.ge_u (local.get $j) (local.get $cols)))
+        (local.set $s (f64.const 0))
+        (local.set $p (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))
+        (local.set $i (i32.const 0))
+        (block $colDone
+          (loop $col
+            (br_if $colDone (i32.ge_u (local.get $i) (local.get $rows)))
+            (local.set $s (f64.add (local.get $s) (f64.promote_f32 (f32.load (local.get $p)))))
+            (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $col)))
+        (f32.store (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))) (f32.demote_f64 (local.get $s)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $tail))))
 )
