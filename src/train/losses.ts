@@ -46,7 +46,8 @@ export function sparseCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): t
       value: tf.mean(tf.sub(logSumExp, picked)) as tf.Scalar,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [p] = saved as [tf.Tensor2D];
-        return [tf.mul(tf.sub(p, tf.oneHot(tf.cast(targets, 'int32'), classes, 1, 0, 'float32')), tf.div(dy, rows))];
+        // (an int32 one-hot: wasm's OneHot writes int32 bits whatever dtype is asked for)
+        return [tf.mul(tf.sub(p, tf.oneHot(tf.cast(targets, 'int32'), classes)), tf.div(dy, rows))];
       },
     };
   });
