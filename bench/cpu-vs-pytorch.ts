@@ -106,6 +106,7 @@ interface DriverResult {
   torch?: string;
   python?: string;
   timm?: string;
+  blas?: string;
   threads?: number;
   mode?: string;
   parameters?: number;
@@ -320,7 +321,7 @@ const result = {
   parameters: { revcol: revcolParameters, pytorch: torchParameters },
   revcol: { backend: tf.getBackend(), node: process.version, ...revcol },
   ...(workers > 1 ? { revcolWorkers } : {}),
-  pytorch: found ? { python: `${found.python} (${found.info.python})`, torch: found.info.torch, timm: found.info.timm, runs: pytorch } : null,
+  pytorch: found ? { python: `${found.python} (${found.info.python})`, torch: found.info.torch, timm: found.info.timm, blas: found.info.blas, runs: pytorch } : null,
   table: rows,
 };
 
@@ -334,7 +335,7 @@ if (json) {
     + `one training step = loss + backward + AdamW; median of ${steps} after ${warmup} warm-up${workers > 1 ? ` (revcol: of both its blocks, ${2 * steps} steps)` : ''}`);
   out(`parameters: revcol ${revcolParameters}${found ? `, PyTorch release ${torchParameters}${revcolParameters === torchParameters ? ' (same)' : ' (DIFFERENT: the configs do not match)'}` : ''}`);
   out(`revcol ${tf.getBackend()} (one thread${workers > 1 ? `, and ${workers} data-parallel workers of one thread each` : ''}), node ${process.version}`
-    + (info ? `; PyTorch ${info.torch} on ${found!.python} (Python ${info.python}); timm: ${info.timm}` : '; PyTorch not run (--revcol-only)'));
+    + (info ? `; PyTorch ${info.torch} on ${found!.python} (Python ${info.python}); timm: ${info.timm}; BLAS: ${info.blas ?? 'not reported'}` : '; PyTorch not run (--revcol-only)'));
   out(`commit ${result.commit ?? 'unknown'}; ${result.note}; order: ${result.order}`);
   out('');
   const head = ['mode', 'revcol 1 thread', ...(workers > 1 ? [`revcol ${workers} workers`] : []), ...(found ? threads.map((t) => `PyTorch ${t} thread${t > 1 ? 's' : ''}`) : []), ...(found ? ['revcol / PyTorch best'] : [])];
