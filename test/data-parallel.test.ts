@@ -10,7 +10,7 @@ import { TextClassifier } from '../src/text/classifier.js';
 import { shardBatch, startTextWorkers, textShards } from '../src/text/data-parallel-text.js';
 import { fineTune } from '../src/text/fine-tune.js';
 import { RevColText, type TextBatch, type TextConfig } from '../src/text/model.js';
-import { DataParallel, shardRanges } from '../src/train/data-parallel.js';
+import { AUTO_WORKERS_MIN_EXAMPLES, DataParallel, defaultWorkers, shardRanges } from '../src/train/data-parallel.js';
 import { RunStopped } from '../src/train/run-folder.js';
 import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
 import { expectSameLossAndGradients } from './helpers/data-parallel.js';
@@ -201,6 +201,37 @@ describe('fine-tune with workers', () => {
     expectOneLineError(await runCliCaptured(['fine-tune', '--train', trainFile, '--workers', '0', '--out', path.join(work, 'cli-bad')]), /--workers must be a whole number ≥ 1/);
     expectOneLineError(await runCliCaptured(['fine-tune', '--train', trainFile, '--workers', 'two', '--out', path.join(work, 'cli-bad')]), /--workers must be a whole number ≥ 1/);
   });
+
+  it('default: every core (at most 8) on cpu and wasm from 1,000 training texts, one thread below', async () => {
+    const cores = Math.min(os.availableParallelism(), 8);
+    for (const backend of ['cpu', 'wasm']) {
+      await useBackend(backend);
+      expect(defaultWorkers(AUTO_WORKERS_MIN_EXAMPLES - 1)).toBe(1);
+      expect(defaultWorkers(AUTO_WORKERS_MIN_EXAMPLES)).toBe(cores);
+    }
+    await useBackend('cpu');
+  });
+
+  it.runIf(os.availableParallelism() >= 2)('fine-tune without --workers takes every core for 1,000 texts and says so; an ensemble side by side does not', async () => {
+    const big = path.join(work, 'big.csv');
+    writeFileSync(big, rows(AUTO_WORKERS_MIN_EXAMPLES, 3));
+    const lines: string[] = [];
+    const close = vi.spyOn(DataParallel.prototype, 'close');
+    await fineTune({
+      train: big, eval: evalFile, tokenizer: tokenizerDir, config: FT_CONFIG, maxLength: 12, epochs: 1, batchSize: 128, out: path.join(work, 'auto'), seed: 1, progress: false, log: (l: string) => lines.push(l),
+    });
+    const cores = Math.min(os.availableParallelism(), 8);
+    expect(lines.join('\n')).toMatch(new RegExp(`data-parallel: each batch in ${cores} shards.*\\(the default on \\d+ cores for 1,000 or more training texts; --workers 1 for one thread\\)`));
+    expect(close).toHaveBeenCalledTimes(1);
+    close.mockRestore();
+    // Two members side by side (each in its own process) already fill two cores: no workers.
+    const ensembleLines: string[] = [];
+    await fineTune({
+      train: big, eval: evalFile, tokenizer: tokenizerDir, config: FT_CONFIG, maxLength: 12, epochs: 1, batchSize: 128, out: path.join(work, 'auto-ensemble'), seed: 1, ensemble: 2, backend: 'cpu', progress: false, log: (l: string) => ensembleLines.push(l),
+    });
+    expect(ensembleLines.join('\n')).toMatch(/2 at a time, each in its own process/);
+    expect(ensembleLines.join('\n')).not.toMatch(/data-parallel/);
+  }, 240_000);
 
   it('CLI: --workers 2 on the wasm backend trains and says so', async () => {
     const cfg = path.join(work, 'cfg.json');

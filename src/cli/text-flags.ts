@@ -103,7 +103,7 @@ const TEXT_FLAGS = {
   seed: { flags: '--seed <n>', help: 'seed of initialisation, shuffling and dropout', parse: wholeOrZero('the seed'), default: 0 },
   ensemble: { flags: '--ensemble <n>', help: 'train N models (seeds seed … seed+N-1) and average their probabilities; the folder loads as one model (default: the task\'s, else 1)', parse: integer('--ensemble') },
   parallel: { flags: '--parallel <n>', help: 'ensemble members trained at once, each in its own process, on the cpu or wasm backend (default: the CPU cores, at most N)', parse: integer('--parallel') },
-  workers: { flags: '--workers <n>', help: 'data-parallel training: each batch cut into N shards, computed at once by the main thread and N-1 worker threads (one core each), their gradients summed; deterministic for a seed and N; cpu and wasm backends; text and token classification and pretrain, and fine-tune\'s --pretrain-epochs stage (default 1)', parse: integer('--workers') },
+  workers: { flags: '--workers <n>', help: 'data-parallel training: each batch cut into N shards, computed at once by the main thread and N-1 worker threads (one core each), their gradients summed; deterministic for a seed and N; cpu and wasm backends; text and token classification and pretrain, and fine-tune\'s --pretrain-epochs stage (default: every core, at most 8, for text classification and pretrain with 1,000 or more training texts; otherwise 1)', parse: integer('--workers') },
   mode: { flags: '--mode <mode>', help: 'backward pass: reversible (memory-saving) or plain autodiff', choices: ['reversible', 'plain'] },
   progress: { flags: '--no-progress', help: 'no progress bar, one line per epoch' },
 } satisfies Record<string, FlagSpec>;

@@ -122,6 +122,8 @@ export async function fineTuneEnsemble<O extends MemberOptions, R extends Member
       // stopped while pre-training (--pretrain-epochs) continues its pre-training.
       resume: Boolean(options.resume) && [out, path.join(out, PRETRAINED_DIR)].some((dir) => existsSync(path.join(dir, 'last.ckpt.safetensors'))),
       ...(backend ? { backend } : {}),
+      // Members side by side already take the cores: no worker threads of their own by default.
+      ...(atOnce > 1 && (rest as { workers?: number }).workers === undefined ? { workers: 1 } : {}),
     } as O;
   });
   await begin();

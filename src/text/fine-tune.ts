@@ -13,7 +13,7 @@ import { countLabels, LabelMap, readTextExamples, splitByGroups, splitHeldOut, t
 import { loadModelDir } from '../train/checkpoint.js';
 import { argmaxRows } from '../train/metrics.js';
 import { train, type TrainSummary } from '../train/trainer.js';
-import { checkWorkersBackend } from '../train/data-parallel.js';
+import { checkWorkersBackend, defaultWorkers, workersLine } from '../train/data-parallel.js';
 import { asTrained, predictEncoded, textClassificationReport } from './classifier.js';
 import { startTextWorkers, textShards } from './data-parallel-text.js';
 import { chooseMaxLength, disposeBatch, type EncodedLabels, EncodedTexts, lengthGroupedBatches, type Truncation } from './encoded.js';
@@ -129,8 +129,10 @@ export interface FineTuneOptions extends TextRunOptions {
   /**
    * Data-parallel training: each batch is cut into this many shards, computed at once by the
    * main thread and `workers - 1` worker threads (cpu and wasm backends), their gradients summed
-   * (docs/threads.md). Deterministic for a given seed and worker count. Default 1: one thread.
-   * Not with an ensemble; a pre-training stage (pretrainEpochs) runs on as many workers.
+   * (docs/threads.md). Deterministic for a given seed and worker count. Default: every core
+   * (at most 8) on cpu and wasm for 1,000 training texts or more, else 1 (defaultWorkers).
+   * Not with an ensemble whose members train side by side; a pre-training stage (pretrainEpochs)
+   * runs on as many workers.
    */
   workers?: number;
 }
@@ -505,9 +507,9 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
       await removeStaleEnsemble(options.out, log);
       notes.forEach((line) => log(line));
 
-      const workers = options.workers ?? 1;
+      const workers = options.workers ?? defaultWorkers(trainData.size);
       const pool = workers > 1 ? await startTextWorkers(model, workers, labelSmoothing) : null;
-      if (pool) log(`data-parallel: each batch in ${workers} shards, on the main thread and ${workers - 1} worker thread${workers > 2 ? 's' : ''}`);
+      if (pool) log(workersLine(workers, options.workers === undefined, 'training texts'));
       let summary: TrainSummary;
       try {
         summary = await train<TextBatch>({

@@ -3,7 +3,7 @@ import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
 import { SeededRandom } from '../data/augment.js';
 import { collapseSymbolRuns, readTextExamples, seededPermutation } from '../data/text.js';
-import { checkWorkersBackend } from '../train/data-parallel.js';
+import { checkWorkersBackend, defaultWorkers, workersLine } from '../train/data-parallel.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { maskedShards, startMaskedLMWorkers } from './data-parallel-mlm.js';
 import { chooseMaxLength, EncodedTexts, lengthGroupedBatches } from './encoded.js';
@@ -115,7 +115,8 @@ export interface PretrainOptions extends TextRunOptions {
    * Data-parallel training: each batch (masked whole, as on one thread) is cut into this many
    * shards, computed at once by the main thread and `workers - 1` worker threads (cpu and wasm
    * backends), their gradients summed, each shard weighted by its masked tokens (docs/threads.md).
-   * Deterministic for a given seed and worker count. Default 1: one thread.
+   * Deterministic for a given seed and worker count. Default: every core (at most 8) on cpu and
+   * wasm for 1,000 training texts or more, else 1 (defaultWorkers).
    */
   workers?: number;
 }
@@ -152,8 +153,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
 /** pretrain() in its (guarded) folder; `begin` is called right before the first write. */
 async function pretrainIn(options: PretrainOptions, log: (line: string) => void, begin: () => Promise<void>): Promise<PretrainResult> {
   const name = namer(options);
-  const workers = checkWhole(options.workers ?? 1, 1, 'workers', name, ' (1: one thread)');
-  if (workers > 1) checkWorkersBackend(name('workers'));
+  if (options.workers !== undefined) checkWhole(options.workers, 1, 'workers', name, ' (1: one thread)');
+  if ((options.workers ?? 1) > 1) checkWorkersBackend(name('workers'));
   let texts: string[];
   let taskPreset: string | undefined;
   let taskChanges: Partial<TextConfig> = {};
@@ -220,9 +221,10 @@ async function pretrainIn(options: PretrainOptions, log: (line: string) => void,
   const model = new MaskedLMModel(new RevColText(config, seed), seed);
   let pool: Awaited<ReturnType<typeof startMaskedLMWorkers>> | null = null;
   try {
+    const workers = options.workers ?? defaultWorkers(trainData.size);
     if (workers > 1) {
       pool = await startMaskedLMWorkers(model, workers);
-      log(`data-parallel: each batch in ${workers} shards, on the main thread and ${workers - 1} worker thread${workers > 2 ? 's' : ''}`);
+      log(workersLine(workers, options.workers === undefined, 'training texts'));
     }
     const dp = pool;
     // The held-out texts are masked once, so every epoch is scored on the same positions.
