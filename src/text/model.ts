@@ -144,9 +144,9 @@ class SelfAttention extends Module {
       const [b, t] = x.shape;
       const h = this.heads;
       const dh = this.width / h;
-      // One transpose of q, k and v together to [B, 3H, T, dh], then a split along heads: each
-      // part is a contiguous run per text. (Split on the last axis, then three transposes, took
-      // 5× longer on wasm: 71 of a 1.1 s text-tiny step.)
+      // One transpose of q, k and v together to [B, 3H, T, dh], then a split along heads, whose
+      // parts are one contiguous run per text (a split on the last axis copies runs of dh floats,
+      // and each part then needs its own transpose).
       const heads = tf.transpose(tf.reshape(this.qkv.forward(x), [b, t, 3 * h, dh]), [0, 2, 1, 3]);
       const [q, k, v] = tf.split(heads, 3, 1);
       // 1/√dh on q ([B, H, T, dh]) rather than on the scores ([B, H, T, T]): T/dh times fewer products.
