@@ -9,11 +9,23 @@ import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { geluGradRange, geluRange, softmaxGradRows } from './kernels-cpu.js';
 import { KERNELS } from './names.js';
-import { wasmSimdKernels } from './wasm-simd.js';
+import { type WasmSimdKernels, wasmSimdKernels } from './wasm-simd.js';
+
+type WasmKernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown };
 
 const offsetOf = (backend: BackendWasm, t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
 
-function softmaxGradInput({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): TensorInfo {
+function floats(wasm: BackendWasm, t: TensorInfo): Float32Array {
+  return wasm.typedArrayFromHeap(t) as Float32Array;
+}
+
+function requireFloat(kernel: string, ...ts: TensorInfo[]): void {
+  for (const t of ts) {
+    if (t.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, ts[0]!.shape)) throw new Error(`${kernel}: inputs must be float32 of one shape, got ${ts.map((u) => `${u.dtype} ${JSON.stringify(u.shape)}`).join(' and ')}`);
+  }
+}
+
+function softmaxGradInput({ inputs, backend }: WasmKernelArgs): TensorInfo {
   const wasm = backend as BackendWasm;
   const { y, dy } = inputs as { y: TensorInfo; dy: TensorInfo };
   requireFloat(KERNELS.softmaxGradInput, y, dy);
@@ -31,51 +43,40 @@ function softmaxGradInput({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; 
   return out;
 }
 
-function floats(wasm: BackendWasm, t: TensorInfo): Float32Array {
-  return wasm.typedArrayFromHeap(t) as Float32Array;
+/**
+ * An element-wise kernel over same-shaped float32 inputs (named in order), output of their shape:
+ * the first n − n mod 4 elements by the SIMD module, the rest (all of them without the module)
+ * by the JavaScript range function.
+ */
+function elementwise(
+  kernel: string,
+  names: string[],
+  simd: (kernels: WasmSimdKernels, offsets: number[], n4: number) => void,
+  js: (arrays: Float32Array[], from: number, to: number) => void,
+): (args: WasmKernelArgs) => TensorInfo {
+  return ({ inputs, backend }) => {
+    const wasm = backend as BackendWasm;
+    const ins = names.map((n) => inputs[n] as TensorInfo);
+    requireFloat(kernel, ...ins);
+    const out = wasm.makeOutput(ins[0]!.shape, 'float32');
+    const n = tf.util.sizeFromShape(out.shape);
+    const kernels = n > 0 ? wasmSimdKernels(wasm) : null;
+    const n4 = kernels ? n & ~3 : 0;
+    if (kernels && n4 > 0) simd(kernels, [...ins, out].map((t) => offsetOf(wasm, t)), n4);
+    // Views after the allocation: it may have replaced the heap.
+    if (n4 < n) js([...ins, out].map((t) => floats(wasm, t)), n4, n);
+    return out;
+  };
 }
 
-function requireFloat(kernel: string, ...ts: TensorInfo[]): void {
-  for (const t of ts) {
-    if (t.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, ts[0]!.shape)) throw new Error(`${kernel}: inputs must be float32 of one shape, got ${ts.map((u) => `${u.dtype} ${JSON.stringify(u.shape)}`).join(' and ')}`);
-  }
-}
+const gelu = elementwise(KERNELS.gelu, ['x'], (k, [x, out], n4) => k.gelu(x!, out!, n4), ([x, out], from, to) => geluRange(x!, out!, from, to));
+const geluGrad = elementwise(KERNELS.geluGrad, ['x', 'dy'], (k, [x, dy, out], n4) => k.gelu_grad(x!, dy!, out!, n4), ([x, dy, out], from, to) => geluGradRange(x!, dy!, out!, from, to));
 
-/** GELU: groups of 4 in SIMD, the last n mod 4 (or all, without the module) in JavaScript. */
-function gelu({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): TensorInfo {
-  const wasm = backend as BackendWasm;
-  const { x } = inputs as { x: TensorInfo };
-  requireFloat(KERNELS.gelu, x);
-  const out = wasm.makeOutput(x.shape, 'float32');
-  const n = tf.util.sizeFromShape(x.shape);
-  const simd = n > 0 ? wasmSimdKernels(wasm) : null;
-  const n4 = simd ? n & ~3 : 0;
-  if (simd && n4 > 0) simd.gelu(offsetOf(wasm, x), offsetOf(wasm, out), n4);
-  if (n4 < n) geluRange(floats(wasm, x), floats(wasm, out), n4, n);
-  return out;
-}
-
-function geluGrad({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): TensorInfo {
-  const wasm = backend as BackendWasm;
-  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
-  requireFloat(KERNELS.geluGrad, x, dy);
-  const out = wasm.makeOutput(x.shape, 'float32');
-  const n = tf.util.sizeFromShape(x.shape);
-  const simd = n > 0 ? wasmSimdKernels(wasm) : null;
-  const n4 = simd ? n & ~3 : 0;
-  if (simd && n4 > 0) simd.gelu_grad(offsetOf(wasm, x), offsetOf(wasm, dy), offsetOf(wasm, out), n4);
-  if (n4 < n) geluGradRange(floats(wasm, x), floats(wasm, dy), floats(wasm, out), n4, n);
-  return out;
-}
-
-const WASM_FUSED: Array<[string, (args: { inputs: tf.NamedTensorInfoMap; backend: unknown }) => TensorInfo]> = [
+const WASM_FUSED: Array<[string, (args: WasmKernelArgs) => TensorInfo]> = [
   [KERNELS.softmaxGradInput, softmaxGradInput],
   [KERNELS.gelu, gelu],
   [KERNELS.geluGrad, geluGrad],
 ];
-
-/** The fused kernels wasm has (the others run composed there). */
-export const WASM_FUSED_KERNELS: readonly string[] = WASM_FUSED.map(([name]) => name);
 
 export function registerWasmFusedKernels(): void {
   for (const [kernelName, kernelFunc] of WASM_FUSED) {
