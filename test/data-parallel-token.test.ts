@@ -10,7 +10,7 @@ import { tokenShards } from '../src/text/data-parallel-token.js';
 import { startTokenWorkers } from '../src/text/token-classification.js';
 import { RevColText } from '../src/text/model.js';
 import { fineTuneTokens, TokenClassifier, type TokenBatch, TokenClassificationModel, WORD_SHAPES } from '../src/text/token-classification.js';
-import { DataParallel } from '../src/train/data-parallel.js';
+import { AUTO_WORKERS_MIN_EXAMPLES, DataParallel } from '../src/train/data-parallel.js';
 import { RunStopped } from '../src/train/run-folder.js';
 import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
 import { expectSameLossAndGradients } from './helpers/data-parallel.js';
@@ -131,6 +131,20 @@ describe('data-parallel token-classification gradients', () => {
       expect(tf.memory().numTensors).toBe(before);
     }, 60_000);
   }
+});
+
+describe('token fine-tune, default workers', () => {
+  it.runIf(os.availableParallelism() >= 2)('takes every core (at most 8) for 1,000 training sentences and says so', async () => {
+    const big = path.join(work, 'big.conll');
+    const train = nerSentences(AUTO_WORKERS_MIN_EXAMPLES, 5);
+    writeFileSync(big, toConll(train.words, train.tags));
+    const lines: string[] = [];
+    await fineTuneTokens({
+      train: big, eval: evalFile, tokenizer: tokenizerDir, config: RUN_CONFIG, maxLength: 16, epochs: 1, batchSize: 128, out: path.join(work, 'auto'), seed: 1, progress: false, log: (l: string) => lines.push(l),
+    });
+    const cores = Math.min(os.availableParallelism(), 8);
+    expect(lines.join('\n')).toMatch(new RegExp(`data-parallel: each batch in ${cores} shards.*\\(the default on \\d+ cores for 1,000 or more training sentences; --workers 1 for one thread\\)`));
+  }, 120_000);
 });
 
 describe('token fine-tune with workers', () => {

@@ -27,7 +27,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { readTokenExamples, type ReadTokenOptions, type TokenExamples, wordLine } from '../data/token-data.js';
 import { seededPermutation } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
-import { checkWorkersBackend } from '../train/data-parallel.js';
+import { checkWorkersBackend, defaultWorkers, workersLine } from '../train/data-parallel.js';
 import { softmaxCrossEntropy } from '../train/losses.js';
 import { train, type TrainSummary } from '../train/trainer.js';
 import { lengthGroupedBatches } from './encoded.js';
@@ -847,7 +847,8 @@ export interface TokenFineTuneOptions extends TextRunOptions, Pick<ReadTokenOpti
    * Data-parallel training: each batch is cut into this many shards of sentences, computed at
    * once by the main thread and `workers - 1` worker threads (cpu and wasm backends), their
    * gradients summed, each shard weighted by its scored tokens (docs/threads.md). Deterministic
-   * for a given seed and worker count. Default 1: one thread.
+   * for a given seed and worker count. Default: every core (at most 8) on cpu and wasm for 1,000
+   * training sentences or more, else 1 (defaultWorkers).
    */
   workers?: number;
   /**
@@ -942,8 +943,8 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
   const seed = options.seed ?? 0;
   const splitSeed = options.splitSeed ?? seed;
   const notes: string[] = [];
-  const workers = checkWhole(options.workers ?? 1, 1, 'workers', name, ' (1: one thread)');
-  if (workers > 1) checkWorkersBackend(name('workers'));
+  if (options.workers !== undefined) checkWhole(options.workers, 1, 'workers', name, ' (1: one thread)');
+  if ((options.workers ?? 1) > 1) checkWorkersBackend(name('workers'));
 
   // Data.
   const readOptions: ReadTokenOptions = { format: options.format, tagColumn: options.tagColumn, tokensField: options.tokensField, tagsField: options.tagsField, tagNames: options.tagNames };
@@ -1078,8 +1079,9 @@ async function fineTuneTokensIn(options: TokenFineTuneOptions, log: (line: strin
       if (vocabulary) await vocabulary.save(options.out);
       notes.forEach((line) => log(line));
 
+      const workers = options.workers ?? defaultWorkers(trainSet.sentences.length);
       const pool = workers > 1 ? await startTokenWorkers(model, workers, labelSmoothing) : null;
-      if (pool) log(`data-parallel: each batch in ${workers} shards, on the main thread and ${workers - 1} worker thread${workers > 2 ? 's' : ''}`);
+      if (pool) log(workersLine(workers, options.workers === undefined, 'training sentences'));
       let summary: TrainSummary;
       try {
         summary = await train<TokenBatch>({
