@@ -36,7 +36,8 @@ interface Case {
 const keepOf = (n: number) => Float32Array.from({ length: n }, (_, i) => (i % 3 === 1 ? 0 : 1.25));
 
 const CASES: Case[] = [
-  ...[[5, 7], [2, 3, 4, 33], [3, 130], [70, 64]].map((s) => ({
+  // rows of 7, 33 and 130 floats take wasm's JavaScript path, 12 and 64 its SIMD kernel
+  ...[[5, 7], [2, 3, 4, 33], [3, 130], [70, 64], [6, 12]].map((s) => ({
     name: `layerNorm ${s.join('×')}`,
     shapes: [s, [s[s.length - 1]!], [s[s.length - 1]!]],
     grad: [0, 1, 2],
@@ -202,11 +203,11 @@ for (const backend of BACKENDS) {
 
     it(backend.fused ? 'run as their own kernels here' : 'run as the composed ops here', async () => {
       await useBackend(backend.name);
-      for (const kernel of ['RevcolLayerNorm', 'RevcolScaledResidual', 'RevcolColumnSum', 'RevcolAdamUpdate', 'RevcolAdamMoments']) {
+      for (const kernel of ['RevcolScaledResidual', 'RevcolColumnSum', 'RevcolAdamUpdate', 'RevcolAdamMoments']) {
         expect(tf.getKernel(kernel, backend.name) !== undefined, kernel).toBe(backend.fused);
       }
-      // wasm has GELU's two kernels (SIMD wasm), every fused backend has them
-      for (const kernel of ['RevcolGelu', 'RevcolGeluGrad']) expect(tf.getKernel(kernel, backend.name) !== undefined, kernel).toBe(true);
+      // wasm has GELU's and LayerNorm's kernels (SIMD wasm), as every fused backend does
+      for (const kernel of ['RevcolGelu', 'RevcolGeluGrad', 'RevcolLayerNorm', 'RevcolLayerNormGradInput']) expect(tf.getKernel(kernel, backend.name) !== undefined, kernel).toBe(true);
       const x = tf.ones([2, 3]);
       const seen: string[] = [];
       const profile = await tf.profile(() => gelu(x));
@@ -228,7 +229,7 @@ for (const backend of BACKENDS) {
       it('match the composed ops without revcol\'s SIMD module too (its JavaScript fallback)', async () => {
         const old = setWasmSimdKernels(false);
         try {
-          for (const c of CASES.filter((k) => k.name.startsWith('softmax') || k.name.startsWith('gelu'))) {
+          for (const c of CASES.filter((k) => ['softmax', 'gelu', 'layerNorm'].some((p) => k.name.startsWith(p)))) {
             const expected = await reference(c);
             await useBackend('wasm');
             const actual = await evaluate(c, 7);

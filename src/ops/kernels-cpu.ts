@@ -94,36 +94,44 @@ function forEachRow(x: Float32Array, shape: number[], eps: number, each: (row: n
   }
 }
 
+/** LayerNorm of x's rows of `cols` values into out (the wasm kernel's fallback too). */
+export function layerNormRows(x: Float32Array, gamma: Float32Array, beta: Float32Array, out: Float32Array, cols: number, eps: number): void {
+  forEachRow(x, [x.length / cols, cols], eps, (_r, base, _cols, mean, rstd) => {
+    for (let c = 0; c < cols; c++) out[base + c] = (x[base + c]! - mean) * rstd * gamma[c]! + beta[c]!;
+  });
+}
+
+/** LayerNorm's input gradient, rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·gamma, per row (the wasm kernel's fallback too). */
+export function layerNormGradRows(x: Float32Array, gamma: Float32Array, dy: Float32Array, out: Float32Array, cols: number, eps: number): void {
+  forEachRow(x, [x.length / cols, cols], eps, (_r, base, _cols, mean, rstd) => {
+    let sg = 0;
+    let sgx = 0;
+    for (let c = 0; c < cols; c++) {
+      const g = dy[base + c]! * gamma[c]!;
+      sg += g;
+      sgx += g * (x[base + c]! - mean) * rstd;
+    }
+    const mg = sg / cols;
+    const mgx = sgx / cols;
+    for (let c = 0; c < cols; c++) {
+      const xhat = (x[base + c]! - mean) * rstd;
+      out[base + c] = rstd * (dy[base + c]! * gamma[c]! - mg - xhat * mgx);
+    }
+  });
+}
+
 const kernels: FusedJsKernel[] = [
   {
     name: KERNELS.layerNorm,
     inputs: ['x', 'gamma', 'beta'],
     outputShape: ([x]) => x!,
-    compute: (out, [x, gamma, beta], [shape], attrs) =>
-      forEachRow(x!, shape!, attrs.eps as number, (_r, base, cols, mean, rstd) => {
-        for (let c = 0; c < cols; c++) out[base + c] = (x![base + c]! - mean) * rstd * gamma![c]! + beta![c]!;
-      }),
+    compute: (out, [x, gamma, beta], [shape], attrs) => layerNormRows(x!, gamma!, beta!, out, lastDim(shape!), attrs.eps as number),
   },
   {
     name: KERNELS.layerNormGradInput,
     inputs: ['x', 'gamma', 'dy'],
     outputShape: ([x]) => x!,
-    compute: (out, [x, gamma, dy], [shape], attrs) =>
-      forEachRow(x!, shape!, attrs.eps as number, (_r, base, cols, mean, rstd) => {
-        let sg = 0;
-        let sgx = 0;
-        for (let c = 0; c < cols; c++) {
-          const g = dy![base + c]! * gamma![c]!;
-          sg += g;
-          sgx += g * (x![base + c]! - mean) * rstd;
-        }
-        const mg = sg / cols;
-        const mgx = sgx / cols;
-        for (let c = 0; c < cols; c++) {
-          const xhat = (x![base + c]! - mean) * rstd;
-          out[base + c] = rstd * (dy![base + c]! * gamma![c]! - mg - xhat * mgx);
-        }
-      }),
+    compute: (out, [x, gamma, dy], [shape], attrs) => layerNormGradRows(x!, gamma!, dy!, out, lastDim(shape!), attrs.eps as number),
   },
   {
     name: KERNELS.rowStats,

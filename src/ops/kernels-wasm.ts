@@ -7,11 +7,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { geluGradRange, geluRange, softmaxGradRows } from './kernels-cpu.js';
+import { geluGradRange, geluRange, layerNormGradRows, layerNormRows, softmaxGradRows } from './kernels-cpu.js';
 import { KERNELS } from './names.js';
 import { type WasmSimdKernels, wasmSimdKernels } from './wasm-simd.js';
 
-type WasmKernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown };
+type WasmKernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown };
 
 const offsetOf = (backend: BackendWasm, t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
 
@@ -72,10 +72,45 @@ function elementwise(
 const gelu = elementwise(KERNELS.gelu, ['x'], (k, [x, out], n4) => k.gelu(x!, out!, n4), ([x, out], from, to) => geluRange(x!, out!, from, to));
 const geluGrad = elementwise(KERNELS.geluGrad, ['x', 'dy'], (k, [x, dy, out], n4) => k.gelu_grad(x!, dy!, out!, n4), ([x, dy, out], from, to) => geluGradRange(x!, dy!, out!, from, to));
 
+/**
+ * A per-row kernel of LayerNorm (rows of the last axis, per-channel gamma and a third input):
+ * by the SIMD module when the rows are a multiple of 4 floats, else (or without the module) by
+ * the JavaScript rows function.
+ */
+function layerNormKernel(
+  kernel: string,
+  third: string,
+  simd: (kernels: WasmSimdKernels, x: number, gamma: number, other: number, out: number, rows: number, cols: number, eps: number) => void,
+  js: (x: Float32Array, gamma: Float32Array, other: Float32Array, out: Float32Array, cols: number, eps: number) => void,
+): (args: WasmKernelArgs) => TensorInfo {
+  return ({ inputs, backend, attrs }) => {
+    const wasm = backend as BackendWasm;
+    const [x, gamma, other] = ['x', 'gamma', third].map((n) => inputs[n] as TensorInfo) as [TensorInfo, TensorInfo, TensorInfo];
+    const cols = x.shape[x.shape.length - 1] ?? 1;
+    if (x.dtype !== 'float32' || gamma.dtype !== 'float32' || other.dtype !== 'float32' || gamma.shape.length !== 1 || gamma.shape[0] !== cols) {
+      throw new Error(`${kernel}: x must be float32 [..., C] and gamma float32 [C], got ${JSON.stringify(x.shape)} and ${JSON.stringify(gamma.shape)}`);
+    }
+    const eps = (attrs as { eps: number }).eps;
+    const out = wasm.makeOutput(x.shape, 'float32');
+    const n = tf.util.sizeFromShape(x.shape);
+    if (n === 0) return out;
+    const kernels = cols % 4 === 0 ? wasmSimdKernels(wasm) : null;
+    if (kernels) simd(kernels, offsetOf(wasm, x), offsetOf(wasm, gamma), offsetOf(wasm, other), offsetOf(wasm, out), n / cols, cols, eps);
+    // Views after the allocation: it may have replaced the heap.
+    else js(floats(wasm, x), floats(wasm, gamma), floats(wasm, other), floats(wasm, out), cols, eps);
+    return out;
+  };
+}
+
+const layerNorm = layerNormKernel(KERNELS.layerNorm, 'beta', (k, ...a) => k.layer_norm(...a), layerNormRows);
+const layerNormGradInput = layerNormKernel(KERNELS.layerNormGradInput, 'dy', (k, ...a) => k.layer_norm_grad(...a), layerNormGradRows);
+
 const WASM_FUSED: Array<[string, (args: WasmKernelArgs) => TensorInfo]> = [
   [KERNELS.softmaxGradInput, softmaxGradInput],
   [KERNELS.gelu, gelu],
   [KERNELS.geluGrad, geluGrad],
+  [KERNELS.layerNorm, layerNorm],
+  [KERNELS.layerNormGradInput, layerNormGradInput],
 ];
 
 export function registerWasmFusedKernels(): void {

@@ -14,6 +14,10 @@ export interface WasmSimdKernels {
   softmax_grad(y: number, dy: number, dx: number, rows: number, cols: number): void;
   /** out[j] = Σ_i in[i][j] over a row-major rows×cols float32 matrix, summed in float64. */
   sum_rows(src: number, dst: number, rows: number, cols: number): void;
+  /** LayerNorm over rows of cols floats (cols a multiple of 4). */
+  layer_norm(x: number, gamma: number, beta: number, out: number, rows: number, cols: number, eps: number): void;
+  /** LayerNorm's input gradient over rows of cols floats (cols a multiple of 4). */
+  layer_norm_grad(x: number, gamma: number, dy: number, out: number, rows: number, cols: number, eps: number): void;
   /** Exact GELU of the first n4 floats (a multiple of 4). */
   gelu(x: number, out: number, n4: number): void;
   /** dy·GELU'(x) of the first n4 floats (a multiple of 4). */
