@@ -33,10 +33,10 @@ export function sparseCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): t
   const [rows, classes] = logits.shape;
   const loss = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    // The backend's softmax kernel (one SIMD pass set in XNNPACK on wasm, where a separate exp
-    // pass cost 220 of a 1.5 s masked-LM step), kept for the backward. log Σ e^x from it without
-    // another exp: the row's largest probability is e^0 / Σ e^(x − max), so log Σ e^x =
-    // max − log(p_max); p_max ≥ 1/V, so no underflow.
+    // The backend's softmax kernel (XNNPACK's SIMD softmax on wasm, where a separate exp pass
+    // cost 220 of a 1.5 s masked-LM step), kept for the backward. log Σ e^x comes from it with
+    // no other exp: the row's largest probability is e^0 / Σ e^(x − max), so log Σ e^x =
+    // max − log(p_max); p_max ≥ 1/V, so nothing underflows.
     const softmax = tf.softmax(x);
     const logSumExp = tf.sub(tf.max(x, 1), tf.log(tf.max(softmax, 1)));
     const flat = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(classes, 'int32')), tf.cast(targets, 'int32'));
