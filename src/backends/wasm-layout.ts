@@ -24,7 +24,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { wasmSimdKernels } from '../ops/wasm-simd.js';
+import { heapOffset, wasmSimdKernels } from '../ops/wasm-simd.js';
 
 const TILE = 16;
 const ours = new WeakSet<KernelFunc>();
@@ -66,7 +66,8 @@ function swapsLastTwo(perm: number[]): boolean {
   return r >= 2 && perm[r - 2] === r - 1 && perm[r - 1] === r - 2 && perm.slice(0, -2).every((p, i) => p === i);
 }
 
-const heapOffset = (backend: BackendWasm, info: TensorInfo): number => backend.dataIdMap.get(info.dataId)!.memoryOffset;
+/** Tensors whose elements are 32-bit words (float32 and int32 copy alike, bit for bit). */
+const copiesAsWords = (x: TensorInfo) => x.dtype === 'float32' || x.dtype === 'int32';
 
 /** A 4-byte view of a tensor's memory (float32 and int32 copy alike, bit for bit). */
 function wordView(backend: BackendWasm, info: TensorInfo): Int32Array {
@@ -77,7 +78,7 @@ function wrapTranspose(plain: KernelFunc): KernelFunc {
   return ({ inputs, attrs, backend }) => {
     const { x } = inputs as { x: TensorInfo };
     const { perm } = attrs as unknown as { perm: number[] };
-    if (!swapsLastTwo(perm) || (x.dtype !== 'float32' && x.dtype !== 'int32')) return plain({ inputs, attrs, backend });
+    if (!swapsLastTwo(perm) || !copiesAsWords(x)) return plain({ inputs, attrs, backend });
     const wasm = backend as BackendWasm;
     const r = x.shape.length;
     const [rows, cols] = [x.shape[r - 2], x.shape[r - 1]];
@@ -158,8 +159,6 @@ function sliceOnHeap(wasm: BackendWasm, x: TensorInfo, begin: number[], size: nu
   copyBlock(wordView(wasm, x), wordView(wasm, out), x.shape, begin, size);
   return out;
 }
-
-const copiesAsWords = (x: TensorInfo) => x.dtype === 'float32' || x.dtype === 'int32';
 
 function wrapSlice(plain: KernelFunc): KernelFunc {
   return ({ inputs, attrs, backend }) => {

@@ -9,11 +9,9 @@ import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { geluGradRange, geluRange, layerNormGradRows, layerNormRows, softmaxGradRows } from './kernels-cpu.js';
 import { KERNELS } from './names.js';
-import { type WasmSimdKernels, wasmSimdKernels } from './wasm-simd.js';
+import { heapOffset, type WasmSimdKernels, wasmSimdKernels } from './wasm-simd.js';
 
 type WasmKernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown };
-
-const offsetOf = (backend: BackendWasm, t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
 
 function floats(wasm: BackendWasm, t: TensorInfo): Float32Array {
   return wasm.typedArrayFromHeap(t) as Float32Array;
@@ -35,7 +33,7 @@ function softmaxGradInput({ inputs, backend }: WasmKernelArgs): TensorInfo {
   if (size === 0) return out;
   const simd = wasmSimdKernels(wasm);
   if (simd) {
-    simd.softmax_grad(offsetOf(wasm, y), offsetOf(wasm, dy), offsetOf(wasm, out), size / cols, cols);
+    simd.softmax_grad(heapOffset(wasm, y), heapOffset(wasm, dy), heapOffset(wasm, out), size / cols, cols);
   } else {
     // Views after the allocation: it may have replaced the heap.
     softmaxGradRows(floats(wasm, y), floats(wasm, dy), floats(wasm, out), cols);
@@ -62,7 +60,7 @@ function elementwise(
     const n = tf.util.sizeFromShape(out.shape);
     const kernels = n > 0 ? wasmSimdKernels(wasm) : null;
     const n4 = kernels ? n & ~3 : 0;
-    if (kernels && n4 > 0) simd(kernels, [...ins, out].map((t) => offsetOf(wasm, t)), n4);
+    if (kernels && n4 > 0) simd(kernels, [...ins, out].map((t) => heapOffset(wasm, t)), n4);
     // Views after the allocation: it may have replaced the heap.
     if (n4 < n) js([...ins, out].map((t) => floats(wasm, t)), n4, n);
     return out;
@@ -95,7 +93,7 @@ function layerNormKernel(
     const n = tf.util.sizeFromShape(x.shape);
     if (n === 0) return out;
     const kernels = cols % 4 === 0 ? wasmSimdKernels(wasm) : null;
-    if (kernels) simd(kernels, offsetOf(wasm, x), offsetOf(wasm, gamma), offsetOf(wasm, other), offsetOf(wasm, out), n / cols, cols, eps);
+    if (kernels) simd(kernels, heapOffset(wasm, x), heapOffset(wasm, gamma), heapOffset(wasm, other), heapOffset(wasm, out), n / cols, cols, eps);
     // Views after the allocation: it may have replaced the heap.
     else js(floats(wasm, x), floats(wasm, gamma), floats(wasm, other), floats(wasm, out), cols, eps);
     return out;

@@ -4,6 +4,7 @@
  * its inputs and outputs in tfjs's heap. Where they cannot start (no memory object found, a
  * runtime without wasm SIMD, or REVCOL_WASM_SIMD=0), callers use their JavaScript paths.
  */
+import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { WASM_SIMD_MODULE } from './wasm-simd-module.js';
 
@@ -22,6 +23,11 @@ export interface WasmSimdKernels {
   gelu(x: number, out: number, n4: number): void;
   /** dy·GELU'(x) of the first n4 floats (a multiple of 4). */
   gelu_grad(x: number, dy: number, out: number, n4: number): void;
+}
+
+/** A tensor's byte offset in the wasm backend's heap: what the kernels take as a pointer. */
+export function heapOffset(backend: BackendWasm, info: TensorInfo): number {
+  return backend.dataIdMap.get(info.dataId)!.memoryOffset;
 }
 
 const instances = new WeakMap<object, WasmSimdKernels | null>();

@@ -65,7 +65,7 @@ class SequenceState {
   }
 
   /** The attention bias, or null when no position is padded; fails outside a call that set the mask. */
-  requireBias(): tf.Tensor | null {
+  attentionBias(): tf.Tensor | null {
     if (!this.ready) fail('the attention mask was not set: call the model through logits() or lossAndGradients()');
     return this.bias;
   }
@@ -139,7 +139,7 @@ class SelfAttention extends Module {
     this.proj = this.child('proj', new TextLinear(width, width, rng));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    const bias = this.state.requireBias();
+    const bias = this.state.attentionBias();
     return tf.tidy(() => {
       const [b, t] = x.shape;
       const h = this.heads;
