@@ -146,7 +146,7 @@ export async function runBaseline(opts: BaselineCommandOptions): Promise<void> {
     }
     const baseReport = evaluateBaseline(baseline, test.texts, test.labels);
     const rows: Scored[] = [{ name: 'TF-IDF + logistic', report: baseReport }];
-    if (classifier) rows.push({ name: 'revcol model', report: await classifier.evaluateAsync(test, opts.task ? testName : `the test file ${testName}`) });
+    if (classifier) rows.push({ name: classifier.blend ? `revcol model + baseline (${classifier.blend.weight})` : 'revcol model', report: await classifier.evaluateAsync(test, opts.task ? testName : `the test file ${testName}`) });
 
     if (opts.json) {
       const { recipe, C, features, candidates, validation, iterations, converged } = baseline.info;
@@ -158,7 +158,7 @@ export async function runBaseline(opts: BaselineCommandOptions): Promise<void> {
         skipped: { train: train.skipped, test: test.skipped },
         baseline: { recipe, C, features, candidates, validation, iterations, converged, ...baseReport },
         ...(modelReport ? {
-          model: { dir: opts.model, ...modelReport },
+          model: { dir: opts.model, ...(classifier?.blend ? { baselineWeight: classifier.blend.weight } : {}), ...modelReport },
           difference: { accuracy: modelReport.accuracy - baseReport.accuracy, macroF1: modelReport.macroF1 - baseReport.macroF1 },
         } : {}),
       }));

@@ -93,6 +93,7 @@ const TEXT_FLAGS = {
   labelSmoothing: { flags: '--label-smoothing <x>', help: 'label smoothing of the cross-entropy (default: the task\'s, else 0)', parse: fraction('--label-smoothing') },
   keep: { flags: '--keep <which>', help: 'which epoch best.safetensors keeps: the best on the evaluation data, or the last', choices: ['best', 'last'] },
   collapseRuns: { flags: '--collapse-runs <n>', help: 'cut runs of one repeated symbol to N characters (default: the task\'s, else off)', parse: integer('--collapse-runs') },
+  baselineWeight: { flags: '--baseline-weight <w>', help: 'after training, also train TF-IDF + logistic regression on the training texts and mix its probabilities in at this weight, (1 − w)·model + w·baseline, in eval and predict too (default: the task\'s, else 0: none)', parse: fraction('--baseline-weight') },
   ema: { flags: '--ema <decay>', help: 'evaluate and save a moving average of the weights with this decay, e.g. 0.999 (default: the task\'s, else none)', parse: fraction('--ema') },
   inputMasking: { flags: '--input-masking <x>', help: 'input noise: corrupt this fraction of the tokens of each training batch BERT\'s way ([MASK], random, kept), afresh every step (default: the task\'s, else 0: off)', parse: fraction('--input-masking') },
   pretrainEpochs: { flags: '--pretrain-epochs <n>', help: 'first pre-train the model on the training texts (masked LM) for N epochs, kept in OUT/pretrained, then fine-tune from it (default: the task\'s, else 0: none)', parse: wholeOrZero('--pretrain-epochs') },

@@ -48,10 +48,15 @@ function printSummary(r: FineTuneResult): void {
     e.members.forEach((m, k) => out(`member ${k + 1} (seed ${e.seeds[k]}): ${kept(m)}`));
     out(`ensemble of ${e.members.length}: accuracy ${pct(e.accuracy)}, macro-F1 ${e.macroF1.toFixed(4)}; ${s.seconds.toFixed(1)} s`);
     out(`saved: ${r.outDir}/ensemble.json and ${r.outDir}/member-1 … member-${e.members.length} (each with best.safetensors, last.ckpt.safetensors, metrics.jsonl, curves.png, curves.html)`);
-    return;
+  } else {
+    if (s.bestEpoch > 0) out(`${kept(r)}; ${s.seconds.toFixed(1)} s`);
+    out(`saved: ${r.outDir}/best.safetensors (and last.ckpt.safetensors, metrics.jsonl, curves.png, curves.html)`);
   }
-  if (s.bestEpoch > 0) out(`${kept(r)}; ${s.seconds.toFixed(1)} s`);
-  out(`saved: ${r.outDir}/best.safetensors (and last.ckpt.safetensors, metrics.jsonl, curves.png, curves.html)`);
+  if (r.blend) {
+    const b = r.blend;
+    out(`with TF-IDF + logistic regression mixed in at weight ${b.weight} (C=${b.C}, ${b.features} terms): accuracy ${pct(b.accuracy)}, macro-F1 ${b.macroF1.toFixed(4)}; ${b.seconds.toFixed(1)} s`);
+    out(`saved: ${r.outDir}/baseline-blend.json (eval, predict and TextClassifier.load mix it in)`);
+  }
 }
 
 function printReport(r: TextEvaluationReport): void {
@@ -75,7 +80,7 @@ export function registerTextCommands(program: Command): void {
     .description('Train a RevCol text classifier on a CSV/TSV/JSONL file (columns text and label) or a built-in task; or a token classifier (a tag per word: part of speech, named entities) on a CoNLL or JSONL file of tagged words.');
   addTextFlags(fineTuneCmd, [
     'train', 'task', 'taskType', 'eval', 'textColumn', 'labelColumn', 'textPairColumn', 'multiLabel', 'labelSeparator', 'tagColumn', 'tagNames', 'scoredPiece', 'wordFeatures', 'wordMinCount', 'wordDropout', 'wordContext', 'tokenizer', 'allowNetwork', 'preset', 'config', 'from',
-    'epochs', 'batchSize', 'lr', 'maxLength', 'truncation', 'windows', 'windowPooling', 'labelSmoothing', 'keep', 'collapseRuns', 'ema', 'inputMasking', 'pretrainEpochs',
+    'epochs', 'batchSize', 'lr', 'maxLength', 'truncation', 'windows', 'windowPooling', 'labelSmoothing', 'keep', 'collapseRuns', 'ema', 'inputMasking', 'pretrainEpochs', 'baselineWeight',
     'out', 'resume', 'overwrite', 'seed', 'ensemble', 'parallel', 'workers', 'mode', 'progress',
   ], {
     train: 'training data: CSV, TSV or JSONL with a text and a label column; or tagged words (token classification): CoNLL (word and tag per line, a blank line between sentences) or JSONL {"tokens": [...], "tags": [...]}, told apart by extension or content',
@@ -97,6 +102,7 @@ Examples:
   revcol fine-tune --task spam --out runs/spam               # the SpamAssassin task (its recipe: tasks/spam.json)
   revcol fine-tune --train mail.csv --pretrain-epochs 5      # masked-LM pre-training on the texts first
   revcol fine-tune --train reviews.csv --ensemble 3           # 3 seeds, averaged; 2 at a time on 2 cores
+  revcol fine-tune --train mail.csv --baseline-weight 0.3     # mix in TF-IDF + logistic regression (30%)
   revcol fine-tune --train more.csv --from runs/topics --epochs 3
   revcol fine-tune --train big.jsonl --preset text-small --max-length 256 --backend wasm
   revcol fine-tune --train nli.tsv --text-column premise --text-pair-column hypothesis   # sentence pairs
@@ -104,7 +110,7 @@ Examples:
   revcol fine-tune --train tags.jsonl --multi-label                                     # labels "a|b" or ["a", "b"]
 
 Token classification (a tag per word; the same flags, less --ensemble, --parallel, --ema,
---collapse-runs, --input-masking and --pretrain-epochs):
+--collapse-runs, --input-masking, --pretrain-epochs and --baseline-weight):
   revcol fine-tune --train ner.conll --eval dev.conll --out runs/ner    # CoNLL: word<TAB>tag lines
   revcol fine-tune --train train.jsonl --task-type token-classification --label-column ner_tags --tag-names O,B-PER,I-PER
   revcol fine-tune --train conll2003.txt --tag-column 1 --out runs/pos  # CoNLL-2003's POS column
@@ -222,9 +228,11 @@ Examples:
     const classifier = await TextClassifier.load(opts.model, { allowNetwork: opts.allowNetwork });
     try {
       const report = await classifier.evaluateAsync(data, where);
-      if (opts.json) out(JSON.stringify({ ...report, skipped: data.skipped, model: opts.model, data: opts.task ? `task:${opts.task}` : opts.data }));
+      const blend = classifier.blend ? { baselineWeight: classifier.blend.weight } : {};
+      if (opts.json) out(JSON.stringify({ ...report, skipped: data.skipped, model: opts.model, ...blend, data: opts.task ? `task:${opts.task}` : opts.data }));
       else {
         if (data.skipped) out(`skipped ${data.skipped} rows without text or label`);
+        if (classifier.blend) out(`the model's probabilities mixed with its TF-IDF + logistic regression baseline's at weight ${classifier.blend.weight} (baseline-blend.json)`);
         printReport(report);
       }
     } finally {

@@ -171,6 +171,7 @@ const TEXT_ONLY_FLAGS: Array<[string, string]> = [
   ['ema', '--ema'],
   ['inputMasking', '--input-masking'],
   ['pretrainEpochs', '--pretrain-epochs'],
+  ['baselineWeight', '--baseline-weight'],
   ['truncation', '--truncation'],
   ['windows', '--windows'],
   ['windowPooling', '--window-pooling'],

@@ -10,6 +10,7 @@ import { readLater, readNow, type Reads } from '../core/reads.js';
 import { collapseSymbolRuns, LabelMap, type TextExamples } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
 import { argmaxRows, type ClassificationReport, classificationReport, type ClassScores } from '../train/metrics.js';
+import { type BaselineBlend, blendColumns, mixBaseline, readBaselineBlend } from './baseline-blend.js';
 import { disposeBatch, EncodedTexts } from './encoded.js';
 import { ENSEMBLE_FILE, readEnsembleManifest } from './ensemble-manifest.js';
 import { RevColText } from './model.js';
@@ -168,6 +169,8 @@ export class TextClassifier {
     readonly maxLength: number,
     readonly meta: TextModelMeta,
     readonly source: string,
+    /** The TF-IDF + logistic regression model mixed in (fine-tune --baseline-weight), if the folder has one. */
+    readonly blend: BaselineBlend | null = null,
   ) {}
 
   /** The model (an ensemble's first member). */
@@ -179,7 +182,12 @@ export class TextClassifier {
   static async load(dir: string, options: TextLoadOptions = {}): Promise<TextClassifier> {
     const { models, tokenizer, meta, source } = await loadTextModels(dir, options, 'TextClassifier');
     try {
-      return new TextClassifier(models, tokenizer, LabelMap.fromJSON(meta.labels), meta.maxLength, meta, source);
+      const labels = LabelMap.fromJSON(meta.labels);
+      // The blend belongs to the folder fine-tune wrote (an ensemble's, or a single model's); a
+      // member folder or a weights file alone loads the model alone.
+      const blend = statSync(dir).isDirectory() ? await readBaselineBlend(dir) : null;
+      if (blend) blendColumns(blend, labels.names, dir);
+      return new TextClassifier(models, tokenizer, labels, meta.maxLength, meta, source, blend);
     } catch (err) {
       models.forEach((m) => m.dispose());
       throw err;
@@ -203,7 +211,13 @@ export class TextClassifier {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) fail('classify takes an array of strings');
     const second = checkPairs(this.meta, texts.length, pairs, this.source);
     if (texts.length === 0) return (function* () { return new Float32Array(0); })();
-    return predictAveraged(this.models, new EncodedTexts(this.tokenizer, asTrained(texts, this.meta.collapseRuns), this.maxLength, undefined, second && asTrained(second, this.meta.collapseRuns), this.meta), batchSize);
+    return this.blended(texts, predictAveraged(this.models, new EncodedTexts(this.tokenizer, asTrained(texts, this.meta.collapseRuns), this.maxLength, undefined, second && asTrained(second, this.meta.collapseRuns), this.meta), batchSize));
+  }
+
+  /** The models' probabilities, mixed with the baseline's when the folder has one (it reads the texts as given). */
+  private *blended(texts: string[], models: Reads<Float32Array>): Reads<Float32Array> {
+    const probs = yield* models;
+    return this.blend ? mixBaseline(probs, texts, this.blend, blendColumns(this.blend, this.labels.names, this.source)) : probs;
   }
 
   /**
@@ -241,7 +255,7 @@ export class TextClassifier {
     const trueIds = this.labels.ids(examples.labels, where);
     const pairs = checkPairs(this.meta, examples.texts.length, examples.pairs, this.source);
     const data = new EncodedTexts(this.tokenizer, asTrained(examples.texts, this.meta.collapseRuns), this.maxLength, trueIds, pairs && asTrained(pairs, this.meta.collapseRuns), this.meta);
-    const probs = yield* predictAveraged(this.models, data);
+    const probs = yield* this.blended(examples.texts, predictAveraged(this.models, data));
     return textClassificationReport(trueIds, argmaxRows(probs, this.labels.size), this.labels.names, data.truncated);
   }
 

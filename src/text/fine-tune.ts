@@ -18,6 +18,7 @@ import { asTrained, predictEncoded, textClassificationReport } from './classifie
 import { startTextWorkers, textShards } from './data-parallel-text.js';
 import { chooseMaxLength, disposeBatch, type EncodedLabels, EncodedTexts, lengthGroupedBatches, type Truncation } from './encoded.js';
 import { multiLabelReport, regressionReport, tuneThreshold } from './head-metrics.js';
+import { checkBlendWeight, removeStaleBlend, writeBaselineBlend } from './baseline-blend.js';
 import { readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.js';
 import { RevColText, WINDOW_SCORE, type TextBatch } from './model.js';
 import { LAST_CHECKPOINT, MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, PRETRAINED_DIR, readResumeMeta, readTextMeta, sameLabels, type TextModelMeta } from './model-meta.js';
@@ -135,6 +136,26 @@ export interface FineTuneOptions extends TextRunOptions {
    * runs on as many workers.
    */
   workers?: number;
+  /**
+   * After training, also train TF-IDF + logistic regression on the training texts (C chosen on a
+   * part held out of them) and mix its class probabilities into the model's at this weight,
+   * (1 − w)·model + w·baseline, wherever the folder is loaded (eval, predict, TextClassifier).
+   * Single-label classification of single texts. 0: none (default: the task's, else 0).
+   */
+  baselineWeight?: number;
+}
+
+/** The baseline mixed into a model (fine-tune --baseline-weight), and the mix's score on the evaluation set. */
+export interface BlendResult {
+  weight: number;
+  /** The baseline's C (chosen on a held-out part of the training texts) and its features. */
+  C: number;
+  features: number;
+  accuracy: number;
+  macroF1: number;
+  examples: number;
+  /** Training the baseline and scoring the mix. */
+  seconds: number;
 }
 
 export interface FineTuneResult {
@@ -173,6 +194,8 @@ export interface FineTuneResult {
   target?: { mean: number; std: number };
   /** For an ensemble: each member's result, and the averaged model's scores on the evaluation set. */
   ensemble?: { members: FineTuneResult[]; accuracy: number; macroF1: number; seeds: number[] };
+  /** With a baseline weight: the baseline mixed in, and the mix's scores. */
+  blend?: BlendResult;
 }
 
 const HELD_OUT_FRACTION = 0.1;
@@ -208,11 +231,43 @@ async function fineTuneIn(
   if (members > 1 && data.problem !== 'single-label') {
     fail(`${name('ensemble')} averages the class probabilities of single-label classifiers; a ${data.problem} model is trained alone: leave out ${name('ensemble')}`);
   }
-  if (members > 1) {
-    const { fineTuneEnsemble } = await import('./ensemble.js');
-    return fineTuneEnsemble(options, members, data.evalSet, fineTune, () => begin({ ensemble: members }));
+  const blendWeight = checkBlendWeight(options.baselineWeight ?? data.hyper.baselineWeight ?? 0, name('baselineWeight'));
+  if (blendWeight > 0 && (data.problem !== 'single-label' || data.trainSet.pairs !== undefined)) {
+    fail(`${name('baselineWeight')} mixes in a TF-IDF + logistic regression classifier of single texts; this run trains ${data.problem === 'single-label' ? 'on sentence pairs' : `a ${data.problem} model`}: leave out ${name('baselineWeight')}`);
   }
-  return fineTuneModel(options, data, () => begin());
+  // Members are trained without the baseline: it is trained once, for the whole ensemble.
+  const started = async (extra?: { ensemble?: number }) => {
+    await begin(extra);
+    if (!options.nestedIn) await removeStaleBlend(options.out, options.log);
+  };
+  const result = members > 1
+    ? await (await import('./ensemble.js')).fineTuneEnsemble({ ...options, baselineWeight: 0 }, members, data.evalSet, fineTune, () => started({ ensemble: members }))
+    : await fineTuneModel(options, data, () => started());
+  if (blendWeight === 0) return result;
+  return { ...result, blend: await addBaselineBlend(options.out, blendWeight, data, options.log) };
+}
+
+/**
+ * Trains TF-IDF + logistic regression on the training texts, writes it beside the model in
+ * `dir` with its weight, and scores the mix on the evaluation texts.
+ */
+async function addBaselineBlend(dir: string, weight: number, data: PreparedTextData, log: (line: string) => void): Promise<BlendResult> {
+  const started = performance.now();
+  const { trainBaseline } = await import('./baseline.js');
+  log(`training TF-IDF + logistic regression on the ${data.trainSet.texts.length} training texts, to mix in at weight ${weight}`);
+  const baseline = trainBaseline(data.trainSet.texts, data.trainSet.labels);
+  await writeBaselineBlend(dir, { weight, baseline });
+  const { TextClassifier } = await import('./classifier.js');
+  const classifier = await TextClassifier.load(dir);
+  let report;
+  try {
+    report = await classifier.evaluateAsync(data.evalSet, 'the evaluation data');
+  } finally {
+    classifier.dispose();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  log(`with the baseline (C=${baseline.info.C}, ${baseline.info.features} terms) at weight ${weight}: accuracy ${(report.accuracy * 100).toFixed(2)}%, macro-F1 ${report.macroF1.toFixed(4)} on ${report.examples} evaluation texts; ${seconds.toFixed(1)} s`);
+  return { weight, C: baseline.info.C, features: baseline.info.features, accuracy: report.accuracy, macroF1: report.macroF1, examples: report.examples, seconds };
 }
 
 /** What fine-tune trains and evaluates on, and what a task brings along. */

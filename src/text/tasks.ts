@@ -25,6 +25,8 @@ export interface TaskHyper {
   pretrainEpochs?: number;
   /** Start from this model shipped in pretrained/ (fine-tune --from NAME); not with pretrainEpochs. */
   from?: string;
+  /** Mix a TF-IDF + logistic regression model's probabilities in at this weight (fine-tune --baseline-weight). */
+  baselineWeight?: number;
 }
 
 /** A built-in task: where its data comes from, its fixed train/test split, and a starting recipe. */
@@ -141,6 +143,7 @@ export async function loadTask(name: string, changes: { source?: Json } = {}): P
     if (hyper.pretrainEpochs) fail(`${where}: hyper.from starts from a pre-trained model, so hyper.pretrainEpochs must be left out`);
   }
   if (hyperRaw.inputMasking !== undefined) hyper.inputMasking = field<number>(hyperRaw, 'inputMasking', (v) => typeof v === 'number' && v >= 0 && v < 1, where);
+  if (hyperRaw.baselineWeight !== undefined) hyper.baselineWeight = field<number>(hyperRaw, 'baselineWeight', (v) => typeof v === 'number' && v >= 0 && v < 1, where);
   if (hyperRaw.collapseRuns !== undefined) hyper.collapseRuns = field<number>(hyperRaw, 'collapseRuns', (v) => Number.isInteger(v) && (v as number) >= 1, where);
   const testFraction = field<number>(split, 'testFraction', (v) => typeof v === 'number' && v > 0 && v < 1, where);
   const seed = field<number>(split, 'seed', (v) => Number.isInteger(v), where);

@@ -1,0 +1,109 @@
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useBackend } from '../src/backends/index.js';
+import { fineTune, readTextExamples, TextClassifier } from '../src/index.js';
+import { BLEND_FILE, readBaselineBlend } from '../src/text/baseline-blend.js';
+import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
+import { writeTopics } from './helpers/text-data.js';
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-text-blend-'));
+const trainFile = path.join(work, 'topics.csv');
+const evalFile = path.join(work, 'topics-eval.csv');
+const texts = ['the team scored a late goal', 'a new album and a concert', 'we saw the big match and a song', 'pasta for dinner'];
+const quiet = { progress: false, log: () => {} };
+const common = { train: trainFile, eval: evalFile, epochs: 2, lr: 3e-3, preset: 'text-micro', ...quiet };
+
+beforeAll(async () => {
+  await useBackend('wasm');
+  writeTopics(trainFile, 60, 1);
+  writeTopics(evalFile, 24, 2);
+});
+
+async function probabilities(dir: string): Promise<{ probs: Float32Array; labels: string[] }> {
+  const classifier = await TextClassifier.load(dir);
+  try {
+    return { probs: classifier.probabilities(texts), labels: classifier.labels.names };
+  } finally {
+    classifier.dispose();
+  }
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+
+describe('a TF-IDF + logistic regression baseline mixed into a text classifier (--baseline-weight)', () => {
+  const dir = path.join(work, 'single');
+
+  it('is stored beside the model and mixed in by every load of the folder, at its weight', async () => {
+    const before = tf.memory().numTensors;
+    const result = await fineTune({ ...common, out: dir, baselineWeight: 0.4 });
+    expect(existsSync(path.join(dir, BLEND_FILE))).toBe(true);
+    expect(result.blend!.weight).toBe(0.4);
+
+    const blend = (await readBaselineBlend(dir))!;
+    expect(blend.weight).toBe(0.4);
+    const mixed = await probabilities(dir);
+    // The weights file alone is the model alone.
+    const alone = await probabilities(path.join(dir, 'best.safetensors'));
+    const fromBaseline = blend.baseline.probabilities(texts);
+    const k = mixed.labels.length;
+    const expected = alone.probs.map((p, j) => 0.6 * p + 0.4 * fromBaseline[Math.floor(j / k)]![blend.baseline.labels.indexOf(mixed.labels[j % k]!)]!);
+    expect(maxDiff(mixed.probs, expected)).toBeLessThan(1e-6);
+    expect(maxDiff(mixed.probs, alone.probs)).toBeGreaterThan(1e-3);
+    for (let i = 0; i < texts.length; i++) expect(mixed.probs.subarray(i * k, (i + 1) * k).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+
+    // The score fine-tune reports is the mix's on the evaluation data.
+    const classifier = await TextClassifier.load(dir);
+    const report = classifier.evaluate(await readTextExamples(evalFile));
+    classifier.dispose();
+    expect(report.accuracy).toBeCloseTo(result.blend!.accuracy, 10);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('a run without it replaces the folder\'s blend; an ensemble gets one blend, its members none', async () => {
+    const lines: string[] = [];
+    await fineTune({ ...common, out: dir, epochs: 1, overwrite: true, log: (l) => lines.push(l) });
+    expect(existsSync(path.join(dir, BLEND_FILE))).toBe(false);
+    expect(lines.some((l) => l.includes(BLEND_FILE))).toBe(true);
+
+    const ensemble = path.join(work, 'ensemble');
+    const result = await fineTune({ ...common, epochs: 1, out: ensemble, ensemble: 2, parallel: 1, baselineWeight: 0.25 });
+    expect(result.ensemble!.members).toHaveLength(2);
+    expect(result.blend!.weight).toBe(0.25);
+    expect(existsSync(path.join(ensemble, BLEND_FILE))).toBe(true);
+    expect([1, 2].some((m) => existsSync(path.join(ensemble, `member-${m}`, BLEND_FILE)))).toBe(false);
+    const classifier = await TextClassifier.load(ensemble);
+    expect(classifier.blend?.weight).toBe(0.25);
+    classifier.dispose();
+  });
+
+  it('the CLI prints the mix; eval says it is mixed in; bad weights and other heads are one-line errors', async () => {
+    const out = path.join(work, 'cli');
+    const r = await runCliCaptured(['fine-tune', '--train', trainFile, '--eval', evalFile, '--preset', 'text-micro', '--epochs', '1', '--baseline-weight', '0.3', '--out', out, '--no-progress', '--backend', 'wasm']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/with TF-IDF \+ logistic regression mixed in at weight 0\.3 .*accuracy \d+\.\d\d%/);
+    const e = await runCliCaptured(['eval', '--model', out, '--data', evalFile, '--json', '--backend', 'wasm']);
+    expect(e.code).toBe(0);
+    expect(JSON.parse(e.stdout.trim().split('\n').pop()!).baselineWeight).toBe(0.3);
+
+    expectOneLineError(await runCliCaptured(['fine-tune', '--train', trainFile, '--baseline-weight', '1', '--out', path.join(work, 'bad')]), /--baseline-weight must be a number in \[0, 1\)/);
+    const pairs = path.join(work, 'pairs.csv');
+    writeFileSync(pairs, 'text,text_pair,label\n' + Array.from({ length: 20 }, (_, i) => `a ${i},b ${i},${i % 2 ? 'yes' : 'no'}`).join('\n') + '\n');
+    expectOneLineError(await runCliCaptured(['fine-tune', '--train', pairs, '--text-pair-column', 'text_pair', '--baseline-weight', '0.3', '--out', path.join(work, 'pairs'), '--backend', 'wasm']), /--baseline-weight mixes in .* on sentence pairs/);
+    expect(existsSync(path.join(work, 'pairs', 'best.safetensors'))).toBe(false);
+  });
+
+  it('a damaged blend file is a one-line error that says how to go on', async () => {
+    const out = path.join(work, 'cli');
+    const file = path.join(out, BLEND_FILE);
+    const kept = readFileSync(file, 'utf8');
+    writeFileSync(file, '{"format": "revcol-baseline-blend", "weight": 2}');
+    try {
+      expectOneLineError(await runCliCaptured(['predict', '--model', out, 'a goal', '--backend', 'wasm']), /not a revcol baseline blend .*delete baseline-blend\.json/);
+    } finally {
+      writeFileSync(file, kept);
+    }
+  });
+});
