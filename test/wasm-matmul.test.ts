@@ -33,6 +33,13 @@ describe('wasm BatchMatMul with transposed operands (fast path)', () => {
     ['aᵀ·bᵀ', [6, 9], [11, 6], true, true],
     ['batched aᵀ·b', [3, 8, 4], [3, 8, 5], true, false],
     ['broadcast a·bᵀ', [3, 4, 6], [1, 5, 6], false, true],
+    // revcol's SIMD aᵀ·b: partial 4-row and 8-column tiles, several passes of rows, batches.
+    ['aᵀ·b, SIMD, edges and two passes', [300, 13], [300, 36], true, false],
+    ['aᵀ·b, SIMD, whole tiles', [2000, 16], [2000, 64], true, false],
+    ['aᵀ·b, SIMD, a row of b of 4', [50, 3], [50, 4], true, false],
+    ['batched aᵀ·b, SIMD', [3, 50, 6], [3, 50, 8], true, false],
+    ['broadcast aᵀ·b, SIMD', [1, 20, 5], [4, 20, 12], true, false],
+    ['aᵀ·b, both sides wide (XNNPACK)', [10, 260], [10, 264], true, false],
   ];
   for (const [name, sa, sb, ta, tb] of cases) {
     it(`${name} equals the cpu backend`, async () => {
@@ -48,6 +55,19 @@ describe('wasm BatchMatMul with transposed operands (fast path)', () => {
       expect(maxRelDiff(wasm, cpu)).toBeLessThan(1e-5);
     });
   }
+
+  it('aᵀ·b without revcol\'s SIMD kernels (transpose, then XNNPACK) equals the cpu backend too', async () => {
+    const av = data(300 * 13, 5);
+    const bv = data(300 * 36, 6);
+    const f = () => tf.tidy(() => tf.matMul(tf.tensor(av, [300, 13]), tf.tensor(bv, [300, 36]), true, false));
+    const cpu = await on('cpu', f);
+    const old = setWasmSimdKernels(false);
+    try {
+      expect(maxRelDiff(await on('wasm', f), cpu)).toBeLessThan(1e-5);
+    } finally {
+      setWasmSimdKernels(old);
+    }
+  });
 
   it('gradients of a linear layer match the cpu backend', async () => {
     const xv = data(64 * 12, 3);

@@ -23,6 +23,8 @@ export interface WasmSimdKernels {
   gelu(x: number, out: number, n4: number): void;
   /** dy·GELU'(x) of the first n4 floats (a multiple of 4). */
   gelu_grad(x: number, dy: number, out: number, n4: number): void;
+  /** out = aᵀ·b of a [rows × m] and b [rows × n] (n a multiple of 4), taking `chunk` rows at a time. */
+  matmul_tn(a: number, b: number, out: number, rows: number, m: number, n: number, chunk: number): void;
 }
 
 /** A tensor's byte offset in the wasm backend's heap: what the kernels take as a pointer. */

@@ -373,4 +373,137 @@
       (local.set $out (i32.add (local.get $out) (local.get $rowBytes)))
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $row))))
+
+  ;; out = aᵀ·b for a [rows × m] and b [rows × n] (n a multiple of 4), row-major float32: the
+  ;; weight gradient xᵀ·dy of a linear layer, where rows (the batch) is long and m, n are small.
+  ;; XNNPACK would need aᵀ written out and b repacked on every call. Here the rows are taken
+  ;; `chunk` at a time (sized by the caller so that both chunks stay in L1), and within a chunk
+  ;; every 4×8 tile of out is accumulated in registers and written back once.
+  (func (export "matmul_tn") (param $a i32) (param $b i32) (param $out i32) (param $rows i32) (param $m i32) (param $n i32) (param $chunk i32)
+    (local $p i32) (local $end i32) (local $r0 i32) (local $count i32) (local $i i32) (local $j i32) (local $ii i32)
+    (local $aRow i32) (local $bRow i32)
+    ;; out = 0
+    (local.set $p (local.get $out))
+    (local.set $end (i32.add (local.get $out) (i32.shl (i32.mul (local.get $m) (local.get $n)) (i32.const 2))))
+    (block $zeroed (loop $zero
+      (br_if $zeroed (i32.ge_u (local.get $p) (local.get $end)))
+      (v128.store align=4 (local.get $p) (v128.const i32x4 0 0 0 0))
+      (local.set $p (i32.add (local.get $p) (i32.const 16)))
+      (br $zero)))
+    (local.set $r0 (i32.const 0))
+    (block $chunksDone (loop $chunks
+      (br_if $chunksDone (i32.ge_u (local.get $r0) (local.get $rows)))
+      (local.set $count (i32.sub (local.get $rows) (local.get $r0)))
+      (if (i32.gt_u (local.get $count) (local.get $chunk)) (then (local.set $count (local.get $chunk))))
+      ;; a[r0][0] and b[r0][0]
+      (local.set $aRow (i32.add (local.get $a) (i32.shl (i32.mul (local.get $r0) (local.get $m)) (i32.const 2))))
+      (local.set $bRow (i32.add (local.get $b) (i32.shl (i32.mul (local.get $r0) (local.get $n)) (i32.const 2))))
+      (local.set $i (i32.const 0))
+      (block $rowsDone (loop $outRows
+        (br_if $rowsDone (i32.ge_u (local.get $i) (local.get $m)))
+        (local.set $j (i32.const 0))
+        (if (i32.le_u (i32.add (local.get $i) (i32.const 4)) (local.get $m))
+          (then
+            ;; four rows of out: 4×8 tiles, then a last 4 columns one row at a time
+            (block $tilesDone (loop $tiles
+              (br_if $tilesDone (i32.gt_u (i32.add (local.get $j) (i32.const 8)) (local.get $n)))
+              (call $tnTile4x8
+                (i32.add (local.get $aRow) (i32.shl (local.get $i) (i32.const 2)))
+                (i32.add (local.get $bRow) (i32.shl (local.get $j) (i32.const 2)))
+                (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2)))
+                (local.get $m) (local.get $n) (local.get $count))
+              (local.set $j (i32.add (local.get $j) (i32.const 8)))
+              (br $tiles)))
+            (if (i32.lt_u (local.get $j) (local.get $n))
+              (then
+                (local.set $ii (local.get $i))
+                (block $lastDone (loop $last
+                  (br_if $lastDone (i32.ge_u (local.get $ii) (i32.add (local.get $i) (i32.const 4))))
+                  (call $tnTile1x4
+                    (i32.add (local.get $aRow) (i32.shl (local.get $ii) (i32.const 2)))
+                    (i32.add (local.get $bRow) (i32.shl (local.get $j) (i32.const 2)))
+                    (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $ii) (local.get $n)) (local.get $j)) (i32.const 2)))
+                    (local.get $m) (local.get $n) (local.get $count))
+                  (local.set $ii (i32.add (local.get $ii) (i32.const 1)))
+                  (br $last)))))
+            (local.set $i (i32.add (local.get $i) (i32.const 4))))
+          (else
+            ;; the last m mod 4 rows of out, one at a time
+            (block $colsDone (loop $cols
+              (br_if $colsDone (i32.ge_u (local.get $j) (local.get $n)))
+              (call $tnTile1x4
+                (i32.add (local.get $aRow) (i32.shl (local.get $i) (i32.const 2)))
+                (i32.add (local.get $bRow) (i32.shl (local.get $j) (i32.const 2)))
+                (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2)))
+                (local.get $m) (local.get $n) (local.get $count))
+              (local.set $j (i32.add (local.get $j) (i32.const 4)))
+              (br $cols)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))))
+        (br $outRows)))
+      (local.set $r0 (i32.add (local.get $r0) (local.get $count)))
+      (br $chunks))))
+
+  ;; out[0..4][0..8] += Σ over `count` rows of a[r][0..4]ᵀ·b[r][0..8]; a, b, out point at the
+  ;; tile's corner; rows of a are m floats apart, rows of b and out n floats apart.
+  (func $tnTile4x8 (param $a i32) (param $b i32) (param $out i32) (param $m i32) (param $n i32) (param $count i32)
+    (local $aStep i32) (local $bStep i32) (local $o1 i32) (local $o2 i32) (local $o3 i32)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local $x v128) (local $y0 v128) (local $y1 v128)
+    (local.set $aStep (i32.shl (local.get $m) (i32.const 2)))
+    (local.set $bStep (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $o1 (i32.add (local.get $out) (local.get $bStep)))
+    (local.set $o2 (i32.add (local.get $o1) (local.get $bStep)))
+    (local.set $o3 (i32.add (local.get $o2) (local.get $bStep)))
+    (local.set $c00 (v128.load align=4 (local.get $out)))
+    (local.set $c01 (v128.load offset=16 align=4 (local.get $out)))
+    (local.set $c10 (v128.load align=4 (local.get $o1)))
+    (local.set $c11 (v128.load offset=16 align=4 (local.get $o1)))
+    (local.set $c20 (v128.load align=4 (local.get $o2)))
+    (local.set $c21 (v128.load offset=16 align=4 (local.get $o2)))
+    (local.set $c30 (v128.load align=4 (local.get $o3)))
+    (local.set $c31 (v128.load offset=16 align=4 (local.get $o3)))
+    (block $done (loop $rows
+      (br_if $done (i32.eqz (local.get $count)))
+      (local.set $y0 (v128.load align=4 (local.get $b)))
+      (local.set $y1 (v128.load offset=16 align=4 (local.get $b)))
+      (local.set $x (f32x4.splat (f32.load (local.get $a))))
+      (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $x) (local.get $y0))))
+      (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $x) (local.get $y1))))
+      (local.set $x (f32x4.splat (f32.load offset=4 (local.get $a))))
+      (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $x) (local.get $y0))))
+      (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $x) (local.get $y1))))
+      (local.set $x (f32x4.splat (f32.load offset=8 (local.get $a))))
+      (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $x) (local.get $y0))))
+      (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $x) (local.get $y1))))
+      (local.set $x (f32x4.splat (f32.load offset=12 (local.get $a))))
+      (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $x) (local.get $y0))))
+      (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $x) (local.get $y1))))
+      (local.set $a (i32.add (local.get $a) (local.get $aStep)))
+      (local.set $b (i32.add (local.get $b) (local.get $bStep)))
+      (local.set $count (i32.sub (local.get $count) (i32.const 1)))
+      (br $rows)))
+    (v128.store align=4 (local.get $out) (local.get $c00))
+    (v128.store offset=16 align=4 (local.get $out) (local.get $c01))
+    (v128.store align=4 (local.get $o1) (local.get $c10))
+    (v128.store offset=16 align=4 (local.get $o1) (local.get $c11))
+    (v128.store align=4 (local.get $o2) (local.get $c20))
+    (v128.store offset=16 align=4 (local.get $o2) (local.get $c21))
+    (v128.store align=4 (local.get $o3) (local.get $c30))
+    (v128.store offset=16 align=4 (local.get $o3) (local.get $c31)))
+
+  ;; out[0][0..4] += Σ over `count` rows of a[r][0]·b[r][0..4] (the edges of matmul_tn).
+  (func $tnTile1x4 (param $a i32) (param $b i32) (param $out i32) (param $m i32) (param $n i32) (param $count i32)
+    (local $aStep i32) (local $bStep i32) (local $c v128)
+    (local.set $aStep (i32.shl (local.get $m) (i32.const 2)))
+    (local.set $bStep (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $c (v128.load align=4 (local.get $out)))
+    (block $done (loop $rows
+      (br_if $done (i32.eqz (local.get $count)))
+      (local.set $c (f32x4.add (local.get $c) (f32x4.mul (f32x4.splat (f32.load (local.get $a))) (v128.load align=4 (local.get $b)))))
+      (local.set $a (i32.add (local.get $a) (local.get $aStep)))
+      (local.set $b (i32.add (local.get $b) (local.get $bStep)))
+      (local.set $count (i32.sub (local.get $count) (i32.const 1)))
+      (br $rows)))
+    (v128.store align=4 (local.get $out) (local.get $c)))
 )

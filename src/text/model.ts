@@ -107,9 +107,11 @@ const untransposedProduct: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.custom
       // aᵀ·g [k, n] with k much smaller than n (attention's qᵀ·dscores: 16 against 256) is a
       // slow shape for XNNPACK, which repacks the wide right operand for every pair: (gᵀ·a)ᵀ
       // costs a transpose of g and was 13 ms against 30 ms for 64 pairs of 256×256 here.
+      // Otherwise aᵀ·g as one product: revcol's SIMD kernel takes a as it lies
+      // (src/backends/wasm-matmul.ts), or the wrapper transposes a first.
       const k = sa.shape[sa.rank - 1]!;
       const n = g.shape[g.rank - 1]!;
-      const gradB = sa.rank > 2 && 4 * k <= n ? tf.transpose(tf.matMul(tf.transpose(g, swap), sa), swap) : tf.matMul(tf.transpose(sa, swap), g);
+      const gradB = sa.rank > 2 && 4 * k <= n ? tf.transpose(tf.matMul(tf.transpose(g, swap), sa), swap) : tf.matMul(sa, g, true, false);
       return [tf.matMul(g, tf.transpose(sb, swapLast(sb.rank))), gradB];
     },
   };
