@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import '../src/backends/kernel-fixes.js';
 import { registerWasmTrainingKernels, setIm2colChunkFloats, WASM_TRAINING_KERNELS } from '../src/backends/wasm-kernels.js';
 import { gelu } from '../src/core/layers.js';
+import { setWasmSimdKernels } from '../src/ops/wasm-simd.js';
 
 /** Deterministic values in [-1, 1). */
 function seeded(n: number, seed: number): Float32Array {
@@ -179,8 +180,24 @@ describe('wasm training kernels', () => {
       ],
     },
     { name: '3x3 over 512 channels', x: [1, 4, 4, 512], w: [3, 3, 512, 1], strides: 1, pad: 'same' },
+    // stride 1, channels a multiple of 4: revcol's SIMD filter gradient
+    { name: '3x3 stride 1 same, 16 channels (SIMD)', x: [3, 16, 16, 16], w: [3, 3, 16, 1], strides: 1, pad: 'same' },
+    { name: '3x3 stride 1 valid, 4 channels (SIMD)', x: [2, 7, 6, 4], w: [3, 3, 4, 1], strides: 1, pad: 'valid' },
+    { name: '7x7 stride 1 same over a 5x3 image (SIMD: taps outside it)', x: [2, 5, 3, 8], w: [7, 7, 8, 1], strides: 1, pad: 'same' },
+    {
+      name: 'explicit padding, 8 channels (SIMD)',
+      x: [2, 6, 7, 8],
+      w: [3, 3, 8, 1],
+      strides: 1,
+      pad: [
+        [0, 0],
+        [2, 1],
+        [0, 3],
+        [0, 0],
+      ],
+    },
     // from 100 output positions up the filter gradient runs as an XNNPACK depthwise conv
-    { name: '3x3 stride 1 same, 12x12 (XNNPACK route)', x: [2, 12, 12, 4], w: [3, 3, 4, 1], strides: 1, pad: 'same' },
+    { name: '3x3 stride 1 same, 12x12 (XNNPACK route)', x: [2, 12, 12, 3], w: [3, 3, 3, 1], strides: 1, pad: 'same' },
     { name: '7x7 stride 1 same, 14x11 batch 1 (XNNPACK route)', x: [1, 14, 11, 2], w: [7, 7, 2, 1], strides: 1, pad: 'same' },
     { name: '3x3 stride 2 same, 21x21 (XNNPACK route)', x: [2, 21, 21, 3], w: [3, 3, 3, 1], strides: 2, pad: 'same' },
     { name: '3x3 stride 2 valid, 22x23 (XNNPACK route)', x: [2, 22, 23, 3], w: [3, 3, 3, 1], strides: 2, pad: 'valid' },
@@ -193,6 +210,16 @@ describe('wasm training kernels', () => {
       );
     });
   }
+  it('depthwise conv gradients without revcol\'s SIMD kernels (XNNPACK route and JavaScript) equal cpu\'s too', async () => {
+    const old = setWasmSimdKernels(false);
+    try {
+      for (const c of depthwiseCases.filter((k) => k.name.includes('SIMD'))) {
+        await expectSameGrads((x, w) => tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad, 'NHWC', 1), [input(c.x, 11), input(c.w, 12)]);
+      }
+    } finally {
+      setWasmSimdKernels(old);
+    }
+  });
 
   it('embedding (gather) gradients, axis 0 and 1, repeated ids', async () => {
     const ids = tf.tensor2d([1, 3, 1, 9, 0, 3], [2, 3], 'int32');

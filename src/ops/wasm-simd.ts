@@ -25,6 +25,12 @@ export interface WasmSimdKernels {
   gelu_grad(x: number, dy: number, out: number, n4: number): void;
   /** out = aᵀ·b of a [rows × m] and b [rows × n] (n a multiple of 4), taking `chunk` rows at a time. */
   matmul_tn(a: number, b: number, out: number, rows: number, m: number, n: number, chunk: number): void;
+  /**
+   * The filter gradient [kH, kW, channels] of a stride-1, dilation-1 depthwise convolution
+   * (NHWC, one filter per channel, channels a multiple of 4); scratch: 3·channels floats.
+   */
+  depthwise_filter_grad(x: number, dy: number, out: number, scratch: number, batch: number, inH: number, inW: number, channels: number,
+    outH: number, outW: number, kH: number, kW: number, padTop: number, padLeft: number): void;
 }
 
 /** A tensor's byte offset in the wasm backend's heap: what the kernels take as a pointer. */

@@ -506,4 +506,107 @@
       (local.set $count (i32.sub (local.get $count) (i32.const 1)))
       (br $rows)))
     (v128.store align=4 (local.get $out) (local.get $c)))
+
+  ;; The filter gradient of a stride-1, dilation-1 depthwise convolution, NHWC, one filter per
+  ;; channel, channels a multiple of 4:
+  ;;   out[kh][kw][c] = Σ_b Σ_oh Σ_ow x[b][oh − padTop + kh][ow − padLeft + kw][c] · dy[b][oh][ow][c]
+  ;; For each tap, the pixels of an output row that meet the image are one contiguous run in x
+  ;; and in dy, read as such; a row's sums are kept in float32 (scratch: channels floats), and
+  ;; the rows' sums in float64 (then channels doubles), as the JavaScript kernel sums in doubles.
+  (func (export "depthwise_filter_grad") (param $x i32) (param $dy i32) (param $out i32) (param $scratch i32)
+      (param $batch i32) (param $inH i32) (param $inW i32) (param $channels i32) (param $outH i32) (param $outW i32)
+      (param $kH i32) (param $kW i32) (param $padTop i32) (param $padLeft i32)
+    (local $kh i32) (local $kw i32) (local $b i32) (local $oh i32) (local $ih i32)
+    (local $owLo i32) (local $owHi i32) (local $rowBytes i32) (local $span i32) (local $totals i32)
+    (local $px i32) (local $pdy i32) (local $p i32) (local $c i32) (local $acc v128) (local $t i32)
+    (local.set $rowBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $totals (i32.add (local.get $scratch) (local.get $rowBytes)))
+    (local.set $kh (i32.const 0))
+    (block $khDone (loop $khLoop
+      (br_if $khDone (i32.ge_u (local.get $kh) (local.get $kH)))
+      (local.set $kw (i32.const 0))
+      (block $kwDone (loop $kwLoop
+        (br_if $kwDone (i32.ge_u (local.get $kw) (local.get $kW)))
+        ;; the outputs whose input column ow − padLeft + kw lies in the image
+        (local.set $owLo (i32.sub (local.get $padLeft) (local.get $kw)))
+        (if (i32.lt_s (local.get $owLo) (i32.const 0)) (then (local.set $owLo (i32.const 0))))
+        (local.set $owHi (i32.sub (i32.add (local.get $inW) (local.get $padLeft)) (local.get $kw)))
+        (if (i32.gt_s (local.get $owHi) (local.get $outW)) (then (local.set $owHi (local.get $outW))))
+        ;; totals = 0
+        (local.set $c (i32.const 0))
+        (block $zDone (loop $z
+          (br_if $zDone (i32.ge_u (local.get $c) (i32.shl (local.get $rowBytes) (i32.const 1))))
+          (v128.store align=4 (i32.add (local.get $totals) (local.get $c)) (v128.const i32x4 0 0 0 0))
+          (local.set $c (i32.add (local.get $c) (i32.const 16)))
+          (br $z)))
+        (if (i32.gt_s (local.get $owHi) (local.get $owLo))
+          (then
+            (local.set $span (i32.mul (i32.sub (local.get $owHi) (local.get $owLo)) (local.get $rowBytes)))
+            (local.set $b (i32.const 0))
+            (block $bDone (loop $bLoop
+              (br_if $bDone (i32.ge_u (local.get $b) (local.get $batch)))
+              (local.set $oh (i32.const 0))
+              (block $ohDone (loop $ohLoop
+                (br_if $ohDone (i32.ge_u (local.get $oh) (local.get $outH)))
+                (local.set $ih (i32.add (i32.sub (local.get $oh) (local.get $padTop)) (local.get $kh)))
+                (if (i32.and (i32.ge_s (local.get $ih) (i32.const 0)) (i32.lt_s (local.get $ih) (local.get $inH)))
+                  (then
+                    ;; row sums = 0
+                    (local.set $c (i32.const 0))
+                    (block $rzDone (loop $rz
+                      (br_if $rzDone (i32.ge_u (local.get $c) (local.get $rowBytes)))
+                      (v128.store align=4 (i32.add (local.get $scratch) (local.get $c)) (v128.const i32x4 0 0 0 0))
+                      (local.set $c (i32.add (local.get $c) (i32.const 16)))
+                      (br $rz)))
+                    (local.set $px (i32.add (local.get $x) (i32.mul
+                      (i32.sub (i32.add (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $inH)) (local.get $ih)) (local.get $inW)) (local.get $owLo)) (local.get $kw)) (local.get $padLeft))
+                      (local.get $rowBytes))))
+                    (local.set $pdy (i32.add (local.get $dy) (i32.mul
+                      (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $outH)) (local.get $oh)) (local.get $outW)) (local.get $owLo))
+                      (local.get $rowBytes))))
+                    (local.set $p (i32.const 0))
+                    (block $pxDone (loop $pixels
+                      (br_if $pxDone (i32.ge_u (local.get $p) (local.get $span)))
+                      (local.set $c (i32.const 0))
+                      (block $cDone (loop $chans
+                        (br_if $cDone (i32.ge_u (local.get $c) (local.get $rowBytes)))
+                        (local.set $t (i32.add (local.get $scratch) (local.get $c)))
+                        (v128.store align=4 (local.get $t) (f32x4.add (v128.load align=4 (local.get $t))
+                          (f32x4.mul (v128.load align=4 (i32.add (local.get $px) (local.get $c))) (v128.load align=4 (i32.add (local.get $pdy) (local.get $c))))))
+                        (local.set $c (i32.add (local.get $c) (i32.const 16)))
+                        (br $chans)))
+                      (local.set $px (i32.add (local.get $px) (local.get $rowBytes)))
+                      (local.set $pdy (i32.add (local.get $pdy) (local.get $rowBytes)))
+                      (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
+                      (br $pixels)))
+                    ;; totals += the row's sums, in doubles
+                    (local.set $c (i32.const 0))
+                    (block $tDone (loop $tot
+                      (br_if $tDone (i32.ge_u (local.get $c) (local.get $rowBytes)))
+                      (local.set $acc (v128.load align=4 (i32.add (local.get $scratch) (local.get $c))))
+                      (local.set $t (i32.add (local.get $totals) (i32.shl (local.get $c) (i32.const 1))))
+                      (v128.store align=4 (local.get $t) (f64x2.add (v128.load align=4 (local.get $t)) (f64x2.promote_low_f32x4 (local.get $acc))))
+                      (v128.store offset=16 align=4 (local.get $t) (f64x2.add (v128.load offset=16 align=4 (local.get $t))
+                        (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $acc) (local.get $acc)))))
+                      (local.set $c (i32.add (local.get $c) (i32.const 16)))
+                      (br $tot)))))
+                (local.set $oh (i32.add (local.get $oh) (i32.const 1)))
+                (br $ohLoop)))
+              (local.set $b (i32.add (local.get $b) (i32.const 1)))
+              (br $bLoop)))))
+        ;; out[kh][kw][:] = totals, as floats
+        (local.set $t (i32.add (local.get $out) (i32.mul (i32.add (i32.mul (local.get $kh) (local.get $kW)) (local.get $kw)) (local.get $rowBytes))))
+        (local.set $c (i32.const 0))
+        (block $oDone (loop $o
+          (br_if $oDone (i32.ge_u (local.get $c) (local.get $rowBytes)))
+          (v128.store align=4 (i32.add (local.get $t) (local.get $c))
+            (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+              (f32x4.demote_f64x2_zero (v128.load align=4 (i32.add (local.get $totals) (i32.shl (local.get $c) (i32.const 1)))))
+              (f32x4.demote_f64x2_zero (v128.load offset=16 align=4 (i32.add (local.get $totals) (i32.shl (local.get $c) (i32.const 1)))))))
+          (local.set $c (i32.add (local.get $c) (i32.const 16)))
+          (br $o)))
+        (local.set $kw (i32.add (local.get $kw) (i32.const 1)))
+        (br $kwLoop)))
+      (local.set $kh (i32.add (local.get $kh) (i32.const 1)))
+      (br $khLoop))))
 )
