@@ -100,25 +100,33 @@ describe('masked-LM pre-training: reversible backward agrees with plain autodiff
 });
 
 describe('matMulUntransposed', () => {
-  // wasm takes the explicitly transposed path (its own customGrad), other backends tf.matMul
+  // wasm takes the explicitly transposed path (its own customGrad; aᵀ·g on revcol's SIMD kernel
+  // where it applies), other backends tf.matMul. Checked against tf.matMul on the cpu backend.
   it.each([
     ['wasm', [5, 7], [7, 3], false],
+    ['wasm', [64, 16], [16, 8], false],
     ['wasm', [2, 3, 5, 4], [2, 3, 4, 6], false],
+    ['wasm', [2, 3, 8, 4], [2, 3, 4, 16], false],
     ['wasm', [2, 3, 5, 4], [2, 3, 6, 4], true],
     ['cpu', [2, 3, 5, 4], [2, 3, 6, 4], true],
   ] as const)('on %s gives tf.matMul\'s values and gradients for %j @ %j (b transposed: %s)', async (backend, aShape, bShape, transposeB) => {
-    await tf.setBackend(backend);
-    const a = tf.randomNormal([...aShape], 0, 1, 'float32', 1);
-    const b = tf.randomNormal([...bShape], 0, 1, 'float32', 2);
     const outCols = transposeB ? bShape[bShape.length - 2]! : bShape[bShape.length - 1]!;
-    const w = tf.randomNormal([...aShape.slice(0, -1), outCols], 0, 1, 'float32', 3);
-    const loss = (f: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor) => (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), w));
-    const ours = tf.grads(loss((x, y) => matMulUntransposed(x, y, transposeB)))([a, b]);
-    const theirs = tf.grads(loss((x, y) => tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D, false, transposeB)))([a, b]);
-    expect(tf.tidy(() => relativeError(matMulUntransposed(a, b, transposeB), tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, false, transposeB)))).toBeLessThan(1e-6);
-    ours.forEach((g, i) => expect(relativeError(g, theirs[i])).toBeLessThan(1e-6));
-    tf.dispose([a, b, w, ...ours, ...theirs]);
+    const run = async (on: string, f: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor) => {
+      await tf.setBackend(on);
+      const a = tf.randomNormal([...aShape], 0, 1, 'float32', 1);
+      const b = tf.randomNormal([...bShape], 0, 1, 'float32', 2);
+      const w = tf.randomNormal([...aShape.slice(0, -1), outCols], 0, 1, 'float32', 3);
+      const value = f(a, b);
+      const grads = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), w)))([a, b]);
+      const out = await Promise.all([value, ...grads].map(async (t) => tf.tensor(await t.data(), t.shape)));
+      tf.dispose([a, b, w, value, ...grads]);
+      return out;
+    };
+    const ours = await run(backend, (x, y) => matMulUntransposed(x, y, transposeB));
+    const theirs = await run('cpu', (x, y) => tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D, false, transposeB));
     await tf.setBackend('cpu');
+    ours.forEach((t, i) => expect(relativeError(t, theirs[i]!)).toBeLessThan(1e-6));
+    tf.dispose([...ours, ...theirs]);
   });
 });
 

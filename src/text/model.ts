@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { Body, FAMILY_ANCHOR_EVERY, Fusion, RevColumns, type LevelInfo } from '../core/engine.js';
 import { fail } from '../core/errors.js';
 import { lossAndGradients, type HeadsPart, type LossAndGradients, type StemPart, type TrainingMode } from '../core/gradients.js';
@@ -7,6 +8,7 @@ import { sparseCrossEntropy } from '../train/losses.js';
 import { Module, ModuleList } from '../core/module.js';
 import { type ForwardContext, RandomStream, dropPathKeep, dropout, evalContext } from '../core/random.js';
 import { scaledResidual, softmax } from '../ops/fused.js';
+import { wasmSimdKernels } from '../ops/wasm-simd.js';
 import { type TextConfig, type WindowPooling, validateConfig } from './presets.js';
 
 export { TEXT_PRESETS, type TextConfig, type TextPreset } from './presets.js';
@@ -104,14 +106,15 @@ const untransposedProduct: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.custom
       const [sa, sb] = saved as tf.Tensor3D[];
       const g = dy as tf.Tensor3D;
       const swap = swapLast(sa.rank);
-      // aᵀ·g [k, n] with k much smaller than n (attention's qᵀ·dscores: 16 against 256) is a
-      // slow shape for XNNPACK, which repacks the wide right operand for every pair: (gᵀ·a)ᵀ
-      // costs a transpose of g and was 13 ms against 30 ms for 64 pairs of 256×256 here.
-      // Otherwise aᵀ·g as one product: revcol's SIMD kernel takes a as it lies
-      // (src/backends/wasm-matmul.ts), or the wrapper transposes a first.
+      // aᵀ·g as one product: revcol's SIMD kernel takes a as it lies (src/backends/wasm-matmul.ts).
+      // Without it the wrapper transposes a and runs XNNPACK, which for k much smaller than n
+      // (attention's qᵀ·dscores: 16 against 256) repacks the wide right operand for every pair:
+      // there (gᵀ·a)ᵀ, which transposes g instead, was 13 ms against 30 ms for 64 pairs of
+      // 256×256; the SIMD kernel is 3–6× faster than either (docs/kernels.md).
       const k = sa.shape[sa.rank - 1]!;
       const n = g.shape[g.rank - 1]!;
-      const gradB = sa.rank > 2 && 4 * k <= n ? tf.transpose(tf.matMul(tf.transpose(g, swap), sa), swap) : tf.matMul(sa, g, true, false);
+      const viaWideTranspose = sa.rank > 2 && 4 * k <= n && !wasmSimdKernels(tf.backend() as unknown as BackendWasm);
+      const gradB = viaWideTranspose ? tf.transpose(tf.matMul(tf.transpose(g, swap), sa), swap) : tf.matMul(sa, g, true, false);
       return [tf.matMul(g, tf.transpose(sb, swapLast(sb.rank))), gradB];
     },
   };
