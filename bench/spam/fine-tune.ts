@@ -74,6 +74,7 @@ if (manifest) {
     for (let c = 1; c < k; c++) if (sum![i * k + c]! > sum![i * k + best]!) best = c;
     if (labels[best] === label) right += 1;
   });
+  // lastCheckpointsAccuracy: the members' average alone, without the baseline a recipe may mix in.
   ensemble = { members: manifest.members.length, seeds: manifest.seeds, lastCheckpointsAccuracy: right / test.labels.length, memberResults: members };
 }
 const line = JSON.stringify({
@@ -83,6 +84,7 @@ const line = JSON.stringify({
   macroF1: report.macroF1,
   testExamples: report.examples,
   errors: report.examples - Math.round(report.accuracy * report.examples),
+  ...(typeof report.baselineWeight === 'number' ? { baselineWeight: report.baselineWeight } : {}),
   ...(manifest ? ensemble : { lastEpochAccuracy: epochs.at(-1)?.accuracy, perEpochAccuracy: epochs.map((r) => r.accuracy) }),
   goal: 0.99,
   reached: report.accuracy >= 0.99,
