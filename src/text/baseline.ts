@@ -13,14 +13,8 @@
 import { fail } from '../core/errors.js';
 import { mixSeed } from '../core/random.js';
 import { LabelMap, seededPermutation } from '../data/text.js';
-import { classificationReport } from '../train/metrics.js';
 import { DEFAULT_C_GRID } from './baseline-grid.js';
-import type { TextEvaluationReport } from './classifier.js';
-
-/** revcol's report of a text classifier (as textClassificationReport; the baseline cuts no text). */
-function textClassificationReport(trueIds: ArrayLike<number>, predicted: ArrayLike<number>, labels: string[]): TextEvaluationReport {
-  return { ...classificationReport(trueIds, predicted, labels), truncated: 0 };
-}
+import { type TextEvaluationReport, textClassificationReport } from './evaluation-report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Features

@@ -9,7 +9,8 @@ import { fail } from '../core/errors.js';
 import { readLater, readNow, type Reads } from '../core/reads.js';
 import { collapseSymbolRuns, LabelMap, type TextExamples } from '../data/text.js';
 import { loadModelDir } from '../train/checkpoint.js';
-import { argmaxRows, type ClassificationReport, classificationReport, type ClassScores } from '../train/metrics.js';
+import { argmaxRows, type ClassScores } from '../train/metrics.js';
+import { type TextEvaluationReport, textClassificationReport } from './evaluation-report.js';
 import { type BaselineBlend, blendColumns, mixBaseline, readBaselineBlend } from './baseline-blend.js';
 import { disposeBatch, EncodedTexts } from './encoded.js';
 import { ENSEMBLE_FILE, readEnsembleManifest } from './ensemble-manifest.js';
@@ -29,15 +30,7 @@ export interface TextClassification {
 /** Precision, recall, F1 and support of one class. */
 export type TextClassMetrics = ClassScores;
 
-export interface TextEvaluationReport extends ClassificationReport {
-  /** Texts longer than the model's maxLength, cut for classification. */
-  truncated: number;
-}
-
-/** Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix. */
-export function textClassificationReport(trueIds: ArrayLike<number>, predicted: ArrayLike<number>, labels: string[], truncated = 0): TextEvaluationReport {
-  return { ...classificationReport(trueIds, predicted, labels), truncated };
-}
+export { type TextEvaluationReport, textClassificationReport } from './evaluation-report.js';
 
 /**
  * Probabilities [n, classes] of encoded texts, in batches, in eval mode. Written once for both

@@ -3,7 +3,10 @@ export { RevColText, EncoderBlock, MaskedLMHead, type MaskedTextBatch, type Text
 export { pretrain, maskTokens, type PretrainOptions, type PretrainResult, type MaskingOptions, type TextRunOptions } from './pretrain.js';
 export { TEXT_PRESETS, getPreset, presetNames, presetForDataSize, readConfigFile, validateConfig, WINDOW_POOLINGS, type TextConfig, type TextPreset, type WindowPooling } from './presets.js';
 export { TextClassifier, textClassificationReport, PRETRAINED_DIR, type TextClassification, type TextClassMetrics, type TextEvaluationReport, type TextLoadOptions, type TextModelMeta } from './classifier.js';
-export { fineTune, chooseEpochs, type FineTuneOptions, type FineTuneResult } from './fine-tune.js';
+export { fineTune, chooseEpochs, type BlendResult, type FineTuneOptions, type FineTuneResult } from './fine-tune.js';
+// TF-IDF + logistic regression: revcol baseline, and the model fine-tune --baseline-weight mixes in.
+export { trainBaseline, evaluateBaseline, BaselineModel, type BaselineOptions } from './baseline.js';
+export { BLEND_FILE, type BaselineBlend } from './baseline-blend.js';
 // Regression and multi-label heads, sentence pairs (docs/text.md).
 export {
   TextRegressor, MultiLabelClassifier, looksLikeRegression, REGRESSION_DISTINCT,
