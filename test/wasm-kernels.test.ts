@@ -162,40 +162,24 @@ describe('wasm training kernels', () => {
     }
   });
 
+  const explicitPad = [
+    [0, 0],
+    [2, 1],
+    [0, 3],
+    [0, 0],
+  ];
   const depthwiseCases: Array<{ name: string; x: number[]; w: number[]; strides: number; pad: any; dilations?: number }> = [
     { name: '3x3 stride 1 same', x: [2, 8, 8, 5], w: [3, 3, 5, 1], strides: 1, pad: 'same' },
     { name: '7x7 stride 1 same', x: [2, 9, 9, 4], w: [7, 7, 4, 1], strides: 1, pad: 'same' },
     { name: '3x3 stride 2 same', x: [2, 9, 9, 3], w: [3, 3, 3, 1], strides: 2, pad: 'same' },
     { name: 'channel multiplier 2, stride 2', x: [2, 8, 8, 3], w: [3, 3, 3, 2], strides: 2, pad: 'valid' },
-    {
-      name: 'explicit padding',
-      x: [2, 6, 7, 3],
-      w: [3, 3, 3, 1],
-      strides: 1,
-      pad: [
-        [0, 0],
-        [2, 1],
-        [0, 3],
-        [0, 0],
-      ],
-    },
+    { name: 'explicit padding', x: [2, 6, 7, 3], w: [3, 3, 3, 1], strides: 1, pad: explicitPad },
     { name: '3x3 over 512 channels', x: [1, 4, 4, 512], w: [3, 3, 512, 1], strides: 1, pad: 'same' },
     // stride 1, channels a multiple of 4: revcol's SIMD filter gradient
     { name: '3x3 stride 1 same, 16 channels (SIMD)', x: [3, 16, 16, 16], w: [3, 3, 16, 1], strides: 1, pad: 'same' },
     { name: '3x3 stride 1 valid, 4 channels (SIMD)', x: [2, 7, 6, 4], w: [3, 3, 4, 1], strides: 1, pad: 'valid' },
     { name: '7x7 stride 1 same over a 5x3 image (SIMD: taps outside it)', x: [2, 5, 3, 8], w: [7, 7, 8, 1], strides: 1, pad: 'same' },
-    {
-      name: 'explicit padding, 8 channels (SIMD)',
-      x: [2, 6, 7, 8],
-      w: [3, 3, 8, 1],
-      strides: 1,
-      pad: [
-        [0, 0],
-        [2, 1],
-        [0, 3],
-        [0, 0],
-      ],
-    },
+    { name: 'explicit padding, 8 channels (SIMD)', x: [2, 6, 7, 8], w: [3, 3, 8, 1], strides: 1, pad: explicitPad },
     // from 100 output positions up the filter gradient runs as an XNNPACK depthwise conv
     { name: '3x3 stride 1 same, 12x12 (XNNPACK route)', x: [2, 12, 12, 3], w: [3, 3, 3, 1], strides: 1, pad: 'same' },
     { name: '7x7 stride 1 same, 14x11 batch 1 (XNNPACK route)', x: [1, 14, 11, 2], w: [7, 7, 2, 1], strides: 1, pad: 'same' },

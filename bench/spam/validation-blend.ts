@@ -10,36 +10,16 @@
  *
  *   npx tsx bench/spam/validation-blend.ts v20-shared-e4-s101 v20-shared-e4-s102 …
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { useBackend } from '../../src/backends/index.js';
-import { TextClassifier } from '../../src/text/classifier.js';
 import { trainBaseline } from '../../src/text/baseline.js';
+import { readValidationRuns } from '../lib/spam-validation.js';
 import { recordResult } from '../lib/record.js';
 
 const names = process.argv.slice(2);
 if (names.length < 1) throw new Error('usage: npx tsx bench/spam/validation-blend.ts RUN [RUN...]');
 await useBackend('wasm');
-const dirOf = (name: string) => path.join('runs', 'spam-validation', name);
-const read = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; label: string });
-const fit = read(path.join(dirOf(names[0]!), 'train.jsonl'));
-const validation = read(path.join(dirOf(names[0]!), 'validation.jsonl'));
-for (const name of names.slice(1)) {
-  const other = read(path.join(dirOf(name), 'validation.jsonl'));
-  if (other.length !== validation.length || other.some((r, i) => r.text !== validation[i]!.text)) throw new Error(`${name} has another validation part than ${names[0]}`);
-}
-const texts = validation.map((r) => r.text);
-
-let labels: string[] = [];
-const runs: Float32Array[] = [];
-for (const name of names) {
-  const classifier = await TextClassifier.load(path.join(dirOf(name), 'model', 'last.ckpt.safetensors'));
-  labels = classifier.labels.names;
-  runs.push(classifier.probabilities(texts));
-  classifier.dispose();
-}
+const { fit, texts, labels, probs: runs, truth } = await readValidationRuns(names);
 const k = labels.length;
-const truth = validation.map((r) => labels.indexOf(r.label));
 
 const started = performance.now();
 const baseline = trainBaseline(fit.map((r) => r.text), fit.map((r) => r.label));

@@ -7,38 +7,15 @@
  *
  *   npx tsx bench/spam/validation-ensemble.ts v20-s101 v20-s102 v20-s103 v20-s104
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { useBackend } from '../../src/backends/index.js';
-import { collapseSymbolRuns } from '../../src/data/text.js';
-import { TextClassifier } from '../../src/text/classifier.js';
 import { recordResult } from '../lib/record.js';
+import { readValidationRuns } from '../lib/spam-validation.js';
 
 const names = process.argv.slice(2);
 if (names.length < 2) throw new Error('usage: npx tsx bench/spam/validation-ensemble.ts RUN RUN [RUN...]');
 await useBackend('wasm');
-const dirOf = (name: string) => path.join('runs', 'spam-validation', name);
-const read = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; label: string });
-const validation = read(path.join(dirOf(names[0]!), 'validation.jsonl'));
-for (const name of names.slice(1)) {
-  const other = read(path.join(dirOf(name), 'validation.jsonl'));
-  // Some runs stored their texts with symbol runs already cut: compare with every run cut to 1.
-  const same = (a: string, b: string) => a === b || collapseSymbolRuns(a, 1) === collapseSymbolRuns(b, 1);
-  if (other.length !== validation.length || other.some((r, i) => !same(r.text, validation[i]!.text))) throw new Error(`${name} has another validation part than ${names[0]}`);
-}
-
-// Each run's class probabilities on the validation texts, from its last checkpoint.
-const texts = validation.map((r) => r.text);
-let labels: string[] = [];
-const probs: Float32Array[] = [];
-for (const name of names) {
-  const classifier = await TextClassifier.load(path.join(dirOf(name), 'model', 'last.ckpt.safetensors'));
-  labels = classifier.labels.names;
-  probs.push(classifier.probabilities(texts));
-  classifier.dispose();
-}
+const { texts, probs, truth, labels } = await readValidationRuns(names);
 const k = labels.length;
-const truth = validation.map((r) => labels.indexOf(r.label));
 
 function errors(members: number[]): number {
   let wrong = 0;
