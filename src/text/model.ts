@@ -110,7 +110,8 @@ const untransposedProduct: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf.custom
       // Without it the wrapper transposes a and runs XNNPACK, which for k much smaller than n
       // (attention's qᵀ·dscores: 16 against 256) repacks the wide right operand for every pair:
       // there (gᵀ·a)ᵀ, which transposes g instead, was 13 ms against 30 ms for 64 pairs of
-      // 256×256; the SIMD kernel is 3–6× faster than either (docs/kernels.md).
+      // 256×256 (another machine state); the SIMD kernel takes 7.0 ms against the detour's 13.4
+      // (`npm run bench -- wasm-simd-kernels`, docs/backends.md).
       const k = sa.shape[sa.rank - 1]!;
       const n = g.shape[g.rank - 1]!;
       const viaWideTranspose = sa.rank > 2 && 4 * k <= n && !wasmSimdKernels(tf.backend() as unknown as BackendWasm);
