@@ -4,6 +4,7 @@
  * - aᵀ·b: `tf.matMul(a, b, true, false)` (the kernel) against `tf.matMul(tf.transpose(a), b)`
  *   (what the BatchMatMul wrapper did before: write aᵀ out, then XNNPACK), or for attention's
  *   qᵀ·dscores against the (dscoresᵀ·q)ᵀ the text model computed instead;
+ * - a batch of pairs a·b with the SIMD module on and off (off: one XNNPACK product per pair);
  * - the depthwise filter gradient with the SIMD module on and off (off: one XNNPACK depthwise
  *   convolution over batch × channels from 100 output positions up, JavaScript below).
  * Median of 5 calls after a warm-up; alternating rounds (--rounds, default 2).
@@ -45,6 +46,24 @@ for (const [batch, n0, m, n] of [[1, 16384, 16, 64], [1, 16384, 64, 16], [1, 409
     // attention's qᵀ·dscores (m much smaller than n) took the detour (bᵀ·a)ᵀ in the text model
     const detour = batch > 1 && 4 * m <= n;
     row.beforeMs.push(timeMs(() => tf.tidy(() => (detour ? tf.transpose(tf.matMul(tf.transpose(b, swap), a), swap) : tf.matMul(tf.transpose(a, swap), b)))));
+  }
+  rows.push(row);
+  tf.dispose([a, b]);
+}
+
+// a batch of pairs a·b (attention's p·v and q·kᵀ): the SIMD product against XNNPACK per pair
+for (const [batch, m, k, n] of [[64, 256, 256, 16], [64, 256, 16, 256]] as const) {
+  const a = tf.randomNormal([batch, m, k]);
+  const b = tf.randomNormal([batch, k, n]);
+  const row = { kernel: 'a·b, a batch of pairs', shape: `${batch} × [${m},${k}]·[${k},${n}]`, ms: [] as number[], beforeMs: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    row.ms.push(timeMs(() => tf.matMul(a, b)));
+    const old = setWasmSimdKernels(false);
+    try {
+      row.beforeMs.push(timeMs(() => tf.matMul(a, b)));
+    } finally {
+      setWasmSimdKernels(old);
+    }
   }
   rows.push(row);
   tf.dispose([a, b]);

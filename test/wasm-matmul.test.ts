@@ -122,14 +122,26 @@ describe('wasm BatchMatMul over a batch of matrices (one XNNPACK product per pai
     ['one b for every a', [2, 3, 6, 5], [5, 4], false, false],
     ['rank-4 batch of 1×1', [2, 2, 1, 1], [2, 2, 1, 1], false, false],
     ['empty rows', [3, 0, 4], [3, 4, 2], false, false],
+    // b's rows a multiple of 4 floats: revcol's SIMD product (4×8 tiles, their edges)
+    ['scores, SIMD: rows and columns past whole tiles', [3, 2, 17, 8], [3, 2, 8, 12], false, false],
+    ['weighted values, SIMD', [4, 9, 9], [4, 9, 16], false, false],
+    ['one a for every b, SIMD', [1, 6, 5], [4, 5, 8], false, false],
+    ['one row, SIMD', [3, 1, 7], [3, 7, 4], false, false],
   ];
-  for (const [name, sa, sb, ta, tb] of cases) {
-    it(`${name}: ${JSON.stringify(sa)}·${JSON.stringify(sb)} equals the cpu backend`, async () => {
-      const { wasm, cpu, shape } = await wasmAgainstCpu(() => tf.tidy(() => tf.matMul(tf.tensor(values(sa, 1), sa), tf.tensor(values(sb, 2), sb), ta, tb)));
-      expect(fastTransposedMatMulActive()).toBe(true);
-      expect(shape[0]).toEqual(shape[1]);
-      expect(maxRelDiff(wasm as Float32Array, cpu as Float32Array)).toBeLessThan(1e-5);
-    });
+  for (const simd of [true, false]) {
+    for (const [name, sa, sb, ta, tb] of cases) {
+      it(`${name}: ${JSON.stringify(sa)}·${JSON.stringify(sb)} (${simd ? 'with' : 'without'} revcol's SIMD kernels) equals the cpu backend`, async () => {
+        const old = setWasmSimdKernels(simd);
+        try {
+          const { wasm, cpu, shape } = await wasmAgainstCpu(() => tf.tidy(() => tf.matMul(tf.tensor(values(sa, 1), sa), tf.tensor(values(sb, 2), sb), ta, tb)));
+          expect(fastTransposedMatMulActive()).toBe(true);
+          expect(shape[0]).toEqual(shape[1]);
+          expect(maxRelDiff(wasm as Float32Array, cpu as Float32Array)).toBeLessThan(1e-5);
+        } finally {
+          setWasmSimdKernels(old);
+        }
+      });
+    }
   }
 
   it('gradients of attention (softmax(q·kᵀ)·v) match the cpu backend', async () => {

@@ -67,10 +67,14 @@ function batchedMatMul(a: TensorInfo, b: TensorInfo, batchA: number, batchB: num
   const aBase = backend.dataIdMap.get(a.dataId)!.memoryOffset;
   const bBase = backend.dataIdMap.get(b.dataId)!.memoryOffset;
   const outBase = backend.dataIdMap.get(out.dataId)!.memoryOffset;
+  // revcol's SIMD product where b's rows are whole vectors and b stays in cache (attention's
+  // pairs: 6.1 against 8.2–9.2 ms for 64 pairs, the same bits); XNNPACK otherwise.
+  const simd = n % 4 === 0 && k * n <= 65536 ? wasmSimdKernels(backend) : null;
   for (let i = 0; i < Math.max(batchA, batchB); i++) {
     const aAt = aBase + (batchA === 1 ? 0 : i) * m * k * 4;
     const bAt = bBase + (batchB === 1 ? 0 : i) * k * n * 4;
-    matMulInHeap(backend, aAt, bAt, outBase + i * m * n * 4, m, k, n);
+    if (simd) simd.matmul_nn(aAt, bAt, outBase + i * m * n * 4, m, k, n);
+    else matMulInHeap(backend, aAt, bAt, outBase + i * m * n * 4, m, k, n);
   }
   return out;
 }

@@ -25,6 +25,8 @@ export interface WasmSimdKernels {
   gelu_grad(x: number, dy: number, out: number, n4: number): void;
   /** out = aᵀ·b of a [rows × m] and b [rows × n] (n a multiple of 4), taking `chunk` rows at a time. */
   matmul_tn(a: number, b: number, out: number, rows: number, m: number, n: number, chunk: number): void;
+  /** out = a·b of a [m × k] and b [k × n] (n a multiple of 4). */
+  matmul_nn(a: number, b: number, out: number, m: number, k: number, n: number): void;
   /**
    * The filter gradient [kH, kW, channels] of a stride-1, dilation-1 depthwise convolution
    * (NHWC, one filter per channel, channels a multiple of 4); scratch: 3·channels floats.

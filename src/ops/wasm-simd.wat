@@ -904,4 +904,116 @@
         (br $kwLoop)))
       (local.set $kh (i32.add (local.get $kh) (i32.const 1)))
       (br $khLoop))))
+
+  ;; out = a·b for a [m × k] and b [k × n] (n a multiple of 4), row-major float32: one pair of a
+  ;; batched product (attention's q·kᵀ and p·v). XNNPACK's path registers, packs and releases
+  ;; each pair; here every 4×8 tile of out is accumulated in registers over k (in the order
+  ;; XNNPACK sums, so the bits are the same) and written once.
+  (func (export "matmul_nn") (param $a i32) (param $b i32) (param $out i32) (param $m i32) (param $k i32) (param $n i32)
+    (local $i i32) (local $j i32) (local $ii i32) (local $rowBytes i32)
+    (local.set $rowBytes (i32.shl (local.get $k) (i32.const 2)))
+    (local.set $i (i32.const 0))
+    (block $rowsDone (loop $rows
+      (br_if $rowsDone (i32.ge_u (local.get $i) (local.get $m)))
+      (local.set $j (i32.const 0))
+      (if (i32.le_u (i32.add (local.get $i) (i32.const 4)) (local.get $m))
+        (then
+          (block $tilesDone (loop $tiles
+            (br_if $tilesDone (i32.gt_u (i32.add (local.get $j) (i32.const 8)) (local.get $n)))
+            (call $nnTile4x8
+              (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $rowBytes)))
+              (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))
+              (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2)))
+              (local.get $k) (local.get $n))
+            (local.set $j (i32.add (local.get $j) (i32.const 8)))
+            (br $tiles)))
+          (if (i32.lt_u (local.get $j) (local.get $n))
+            (then
+              (local.set $ii (local.get $i))
+              (block $lastDone (loop $last
+                (br_if $lastDone (i32.ge_u (local.get $ii) (i32.add (local.get $i) (i32.const 4))))
+                (call $nnTile1x4
+                  (i32.add (local.get $a) (i32.mul (local.get $ii) (local.get $rowBytes)))
+                  (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))
+                  (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $ii) (local.get $n)) (local.get $j)) (i32.const 2)))
+                  (local.get $k) (local.get $n))
+                (local.set $ii (i32.add (local.get $ii) (i32.const 1)))
+                (br $last)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 4))))
+        (else
+          (block $colsDone (loop $cols
+            (br_if $colsDone (i32.ge_u (local.get $j) (local.get $n)))
+            (call $nnTile1x4
+              (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $rowBytes)))
+              (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))
+              (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2)))
+              (local.get $k) (local.get $n))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $cols)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))))
+      (br $rows))))
+
+  ;; out[0..4][0..8] = Σ_r a[0..4][r]·b[r][0..8]; a at the tile's first row (rows k floats
+  ;; apart), b at its first column (rows n floats apart), out at its corner (rows n apart).
+  (func $nnTile4x8 (param $a i32) (param $b i32) (param $out i32) (param $k i32) (param $n i32)
+    (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $bStep i32) (local $end i32)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local $x v128) (local $y0 v128) (local $y1 v128)
+    (local.set $a1 (i32.add (local.get $a) (i32.shl (local.get $k) (i32.const 2))))
+    (local.set $a2 (i32.add (local.get $a1) (i32.shl (local.get $k) (i32.const 2))))
+    (local.set $a3 (i32.add (local.get $a2) (i32.shl (local.get $k) (i32.const 2))))
+    (local.set $bStep (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $end (local.get $a1))
+    (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
+    (local.set $c10 (v128.const i32x4 0 0 0 0)) (local.set $c11 (v128.const i32x4 0 0 0 0))
+    (local.set $c20 (v128.const i32x4 0 0 0 0)) (local.set $c21 (v128.const i32x4 0 0 0 0))
+    (local.set $c30 (v128.const i32x4 0 0 0 0)) (local.set $c31 (v128.const i32x4 0 0 0 0))
+    (block $done (loop $steps
+      (br_if $done (i32.ge_u (local.get $a) (local.get $end)))
+      (local.set $y0 (v128.load align=4 (local.get $b)))
+      (local.set $y1 (v128.load offset=16 align=4 (local.get $b)))
+      (local.set $x (f32x4.splat (f32.load (local.get $a))))
+      (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $x) (local.get $y0))))
+      (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $x) (local.get $y1))))
+      (local.set $x (f32x4.splat (f32.load (local.get $a1))))
+      (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $x) (local.get $y0))))
+      (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $x) (local.get $y1))))
+      (local.set $x (f32x4.splat (f32.load (local.get $a2))))
+      (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $x) (local.get $y0))))
+      (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $x) (local.get $y1))))
+      (local.set $x (f32x4.splat (f32.load (local.get $a3))))
+      (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $x) (local.get $y0))))
+      (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $x) (local.get $y1))))
+      (local.set $a (i32.add (local.get $a) (i32.const 4)))
+      (local.set $a1 (i32.add (local.get $a1) (i32.const 4)))
+      (local.set $a2 (i32.add (local.get $a2) (i32.const 4)))
+      (local.set $a3 (i32.add (local.get $a3) (i32.const 4)))
+      (local.set $b (i32.add (local.get $b) (local.get $bStep)))
+      (br $steps)))
+    (local.set $a1 (i32.add (local.get $out) (local.get $bStep)))
+    (local.set $a2 (i32.add (local.get $a1) (local.get $bStep)))
+    (local.set $a3 (i32.add (local.get $a2) (local.get $bStep)))
+    (v128.store align=4 (local.get $out) (local.get $c00))
+    (v128.store offset=16 align=4 (local.get $out) (local.get $c01))
+    (v128.store align=4 (local.get $a1) (local.get $c10))
+    (v128.store offset=16 align=4 (local.get $a1) (local.get $c11))
+    (v128.store align=4 (local.get $a2) (local.get $c20))
+    (v128.store offset=16 align=4 (local.get $a2) (local.get $c21))
+    (v128.store align=4 (local.get $a3) (local.get $c30))
+    (v128.store offset=16 align=4 (local.get $a3) (local.get $c31)))
+
+  ;; out[0][0..4] = Σ_r a[0][r]·b[r][0..4] (the edges of matmul_nn).
+  (func $nnTile1x4 (param $a i32) (param $b i32) (param $out i32) (param $k i32) (param $n i32)
+    (local $end i32) (local $bStep i32) (local $c v128)
+    (local.set $end (i32.add (local.get $a) (i32.shl (local.get $k) (i32.const 2))))
+    (local.set $bStep (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $c (v128.const i32x4 0 0 0 0))
+    (block $done (loop $steps
+      (br_if $done (i32.ge_u (local.get $a) (local.get $end)))
+      (local.set $c (f32x4.add (local.get $c) (f32x4.mul (f32x4.splat (f32.load (local.get $a))) (v128.load align=4 (local.get $b)))))
+      (local.set $a (i32.add (local.get $a) (i32.const 4)))
+      (local.set $b (i32.add (local.get $b) (local.get $bStep)))
+      (br $steps)))
+    (v128.store align=4 (local.get $out) (local.get $c)))
 )
