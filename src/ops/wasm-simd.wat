@@ -673,10 +673,10 @@
   ;; weight gradient xᵀ·dy of a linear layer, where rows (the batch) is long and m, n are small.
   ;; XNNPACK would need aᵀ written out and b repacked on every call. Here the rows are taken
   ;; `chunk` at a time (sized by the caller so that both chunks stay in L1), and within a chunk
-  ;; every 4×8 tile of out is accumulated in registers and written back once.
+  ;; every 4×8 tile of out is accumulated in registers and written back once ($productTiles:
+  ;; row i of out reads a's column i, a float m floats apart each step).
   (func (export "matmul_tn") (param $a i32) (param $b i32) (param $out i32) (param $rows i32) (param $m i32) (param $n i32) (param $chunk i32)
-    (local $p i32) (local $end i32) (local $r0 i32) (local $count i32) (local $i i32) (local $j i32) (local $ii i32)
-    (local $aRow i32) (local $bRow i32)
+    (local $p i32) (local $end i32) (local $r0 i32) (local $count i32)
     ;; out = 0
     (local.set $p (local.get $out))
     (local.set $end (i32.add (local.get $out) (i32.shl (i32.mul (local.get $m) (local.get $n)) (i32.const 2))))
@@ -690,117 +690,13 @@
       (br_if $chunksDone (i32.ge_u (local.get $r0) (local.get $rows)))
       (local.set $count (i32.sub (local.get $rows) (local.get $r0)))
       (if (i32.gt_u (local.get $count) (local.get $chunk)) (then (local.set $count (local.get $chunk))))
-      ;; a[r0][0] and b[r0][0]
-      (local.set $aRow (i32.add (local.get $a) (i32.shl (i32.mul (local.get $r0) (local.get $m)) (i32.const 2))))
-      (local.set $bRow (i32.add (local.get $b) (i32.shl (i32.mul (local.get $r0) (local.get $n)) (i32.const 2))))
-      (local.set $i (i32.const 0))
-      (block $rowsDone (loop $outRows
-        (br_if $rowsDone (i32.ge_u (local.get $i) (local.get $m)))
-        (local.set $j (i32.const 0))
-        (if (i32.le_u (i32.add (local.get $i) (i32.const 4)) (local.get $m))
-          (then
-            ;; four rows of out: 4×8 tiles, then a last 4 columns one row at a time
-            (block $tilesDone (loop $tiles
-              (br_if $tilesDone (i32.gt_u (i32.add (local.get $j) (i32.const 8)) (local.get $n)))
-              (call $tnTile4x8
-                (i32.add (local.get $aRow) (i32.shl (local.get $i) (i32.const 2)))
-                (i32.add (local.get $bRow) (i32.shl (local.get $j) (i32.const 2)))
-                (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2)))
-                (local.get $m) (local.get $n) (local.get $count))
-              (local.set $j (i32.add (local.get $j) (i32.const 8)))
-              (br $tiles)))
-            (if (i32.lt_u (local.get $j) (local.get $n))
-              (then
-                (local.set $ii (local.get $i))
-                (block $lastDone (loop $last
-                  (br_if $lastDone (i32.ge_u (local.get $ii) (i32.add (local.get $i) (i32.const 4))))
-                  (call $tnTile1x4
-                    (i32.add (local.get $aRow) (i32.shl (local.get $ii) (i32.const 2)))
-                    (i32.add (local.get $bRow) (i32.shl (local.get $j) (i32.const 2)))
-                    (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $ii) (local.get $n)) (local.get $j)) (i32.const 2)))
-                    (local.get $m) (local.get $n) (local.get $count))
-                  (local.set $ii (i32.add (local.get $ii) (i32.const 1)))
-                  (br $last)))))
-            (local.set $i (i32.add (local.get $i) (i32.const 4))))
-          (else
-            ;; the last m mod 4 rows of out, one at a time
-            (block $colsDone (loop $cols
-              (br_if $colsDone (i32.ge_u (local.get $j) (local.get $n)))
-              (call $tnTile1x4
-                (i32.add (local.get $aRow) (i32.shl (local.get $i) (i32.const 2)))
-                (i32.add (local.get $bRow) (i32.shl (local.get $j) (i32.const 2)))
-                (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2)))
-                (local.get $m) (local.get $n) (local.get $count))
-              (local.set $j (i32.add (local.get $j) (i32.const 4)))
-              (br $cols)))
-            (local.set $i (i32.add (local.get $i) (i32.const 1)))))
-        (br $outRows)))
+      ;; from a[r0][0] and b[r0][0], adding to out
+      (call $productTiles
+        (i32.add (local.get $a) (i32.shl (i32.mul (local.get $r0) (local.get $m)) (i32.const 2))) (i32.const 4) (i32.shl (local.get $m) (i32.const 2))
+        (i32.add (local.get $b) (i32.shl (i32.mul (local.get $r0) (local.get $n)) (i32.const 2)))
+        (local.get $out) (local.get $m) (local.get $n) (local.get $count) (i32.const 1))
       (local.set $r0 (i32.add (local.get $r0) (local.get $count)))
       (br $chunks))))
-
-  ;; out[0..4][0..8] += Σ over `count` rows of a[r][0..4]ᵀ·b[r][0..8]; a, b, out point at the
-  ;; tile's corner; rows of a are m floats apart, rows of b and out n floats apart.
-  (func $tnTile4x8 (param $a i32) (param $b i32) (param $out i32) (param $m i32) (param $n i32) (param $count i32)
-    (local $aStep i32) (local $bStep i32) (local $o1 i32) (local $o2 i32) (local $o3 i32)
-    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
-    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
-    (local $x v128) (local $y0 v128) (local $y1 v128)
-    (local.set $aStep (i32.shl (local.get $m) (i32.const 2)))
-    (local.set $bStep (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $o1 (i32.add (local.get $out) (local.get $bStep)))
-    (local.set $o2 (i32.add (local.get $o1) (local.get $bStep)))
-    (local.set $o3 (i32.add (local.get $o2) (local.get $bStep)))
-    (local.set $c00 (v128.load align=4 (local.get $out)))
-    (local.set $c01 (v128.load offset=16 align=4 (local.get $out)))
-    (local.set $c10 (v128.load align=4 (local.get $o1)))
-    (local.set $c11 (v128.load offset=16 align=4 (local.get $o1)))
-    (local.set $c20 (v128.load align=4 (local.get $o2)))
-    (local.set $c21 (v128.load offset=16 align=4 (local.get $o2)))
-    (local.set $c30 (v128.load align=4 (local.get $o3)))
-    (local.set $c31 (v128.load offset=16 align=4 (local.get $o3)))
-    (block $done (loop $rows
-      (br_if $done (i32.eqz (local.get $count)))
-      (local.set $y0 (v128.load align=4 (local.get $b)))
-      (local.set $y1 (v128.load offset=16 align=4 (local.get $b)))
-      (local.set $x (f32x4.splat (f32.load (local.get $a))))
-      (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $x) (local.get $y0))))
-      (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $x) (local.get $y1))))
-      (local.set $x (f32x4.splat (f32.load offset=4 (local.get $a))))
-      (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $x) (local.get $y0))))
-      (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $x) (local.get $y1))))
-      (local.set $x (f32x4.splat (f32.load offset=8 (local.get $a))))
-      (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $x) (local.get $y0))))
-      (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $x) (local.get $y1))))
-      (local.set $x (f32x4.splat (f32.load offset=12 (local.get $a))))
-      (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $x) (local.get $y0))))
-      (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $x) (local.get $y1))))
-      (local.set $a (i32.add (local.get $a) (local.get $aStep)))
-      (local.set $b (i32.add (local.get $b) (local.get $bStep)))
-      (local.set $count (i32.sub (local.get $count) (i32.const 1)))
-      (br $rows)))
-    (v128.store align=4 (local.get $out) (local.get $c00))
-    (v128.store offset=16 align=4 (local.get $out) (local.get $c01))
-    (v128.store align=4 (local.get $o1) (local.get $c10))
-    (v128.store offset=16 align=4 (local.get $o1) (local.get $c11))
-    (v128.store align=4 (local.get $o2) (local.get $c20))
-    (v128.store offset=16 align=4 (local.get $o2) (local.get $c21))
-    (v128.store align=4 (local.get $o3) (local.get $c30))
-    (v128.store offset=16 align=4 (local.get $o3) (local.get $c31)))
-
-  ;; out[0][0..4] += Σ over `count` rows of a[r][0]·b[r][0..4] (the edges of matmul_tn).
-  (func $tnTile1x4 (param $a i32) (param $b i32) (param $out i32) (param $m i32) (param $n i32) (param $count i32)
-    (local $aStep i32) (local $bStep i32) (local $c v128)
-    (local.set $aStep (i32.shl (local.get $m) (i32.const 2)))
-    (local.set $bStep (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $c (v128.load align=4 (local.get $out)))
-    (block $done (loop $rows
-      (br_if $done (i32.eqz (local.get $count)))
-      (local.set $c (f32x4.add (local.get $c) (f32x4.mul (f32x4.splat (f32.load (local.get $a))) (v128.load align=4 (local.get $b)))))
-      (local.set $a (i32.add (local.get $a) (local.get $aStep)))
-      (local.set $b (i32.add (local.get $b) (local.get $bStep)))
-      (local.set $count (i32.sub (local.get $count) (i32.const 1)))
-      (br $rows)))
-    (v128.store align=4 (local.get $out) (local.get $c)))
 
   ;; The filter gradient of a stride-1, dilation-1 depthwise convolution, NHWC, one filter per
   ;; channel, channels a multiple of 4:
@@ -908,23 +804,33 @@
   ;; out = a·b for a [m × k] and b [k × n] (n a multiple of 4), row-major float32: one pair of a
   ;; batched product (attention's q·kᵀ and p·v). XNNPACK's path registers, packs and releases
   ;; each pair; here every 4×8 tile of out is accumulated in registers over k (in the order
-  ;; XNNPACK sums, so the bits are the same) and written once.
+  ;; XNNPACK sums, so the bits are the same) and written once ($productTiles: row i of out reads
+  ;; a's row i, one float further each step).
   (func (export "matmul_nn") (param $a i32) (param $b i32) (param $out i32) (param $m i32) (param $k i32) (param $n i32)
-    (local $i i32) (local $j i32) (local $ii i32) (local $rowBytes i32)
-    (local.set $rowBytes (i32.shl (local.get $k) (i32.const 2)))
+    (call $productTiles (local.get $a) (i32.shl (local.get $k) (i32.const 2)) (i32.const 4)
+      (local.get $b) (local.get $out) (local.get $m) (local.get $n) (local.get $k) (i32.const 0)))
+
+  ;; The shared part of matmul_tn and matmul_nn: out[m × n] (n a multiple of 4, rows n floats
+  ;; apart) as sums over `count` steps of a-value × b-row products. Row i of out takes its
+  ;; a-values from a + i·laneBytes on, aStep bytes apart; b's row of a step is n floats after the
+  ;; last. 4×8 tiles, then the last 4 columns and the last m mod 4 rows one row and 4 columns at
+  ;; a time. With accumulate the sums are added to out, else they replace it.
+  (func $productTiles (param $a i32) (param $laneBytes i32) (param $aStep i32) (param $b i32) (param $out i32)
+      (param $m i32) (param $n i32) (param $count i32) (param $accumulate i32)
+    (local $i i32) (local $j i32) (local $ii i32)
     (local.set $i (i32.const 0))
-    (block $rowsDone (loop $rows
+    (block $rowsDone (loop $outRows
       (br_if $rowsDone (i32.ge_u (local.get $i) (local.get $m)))
       (local.set $j (i32.const 0))
       (if (i32.le_u (i32.add (local.get $i) (i32.const 4)) (local.get $m))
         (then
           (block $tilesDone (loop $tiles
             (br_if $tilesDone (i32.gt_u (i32.add (local.get $j) (i32.const 8)) (local.get $n)))
-            (call $nnTile4x8
-              (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $rowBytes)))
+            (call $productTile4x8
+              (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $laneBytes))) (local.get $laneBytes) (local.get $aStep)
               (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))
               (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2)))
-              (local.get $k) (local.get $n))
+              (local.get $n) (local.get $count) (local.get $accumulate))
             (local.set $j (i32.add (local.get $j) (i32.const 8)))
             (br $tiles)))
           (if (i32.lt_u (local.get $j) (local.get $n))
@@ -932,45 +838,55 @@
               (local.set $ii (local.get $i))
               (block $lastDone (loop $last
                 (br_if $lastDone (i32.ge_u (local.get $ii) (i32.add (local.get $i) (i32.const 4))))
-                (call $nnTile1x4
-                  (i32.add (local.get $a) (i32.mul (local.get $ii) (local.get $rowBytes)))
+                (call $productTile1x4
+                  (i32.add (local.get $a) (i32.mul (local.get $ii) (local.get $laneBytes))) (local.get $aStep)
                   (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))
                   (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $ii) (local.get $n)) (local.get $j)) (i32.const 2)))
-                  (local.get $k) (local.get $n))
+                  (local.get $n) (local.get $count) (local.get $accumulate))
                 (local.set $ii (i32.add (local.get $ii) (i32.const 1)))
                 (br $last)))))
           (local.set $i (i32.add (local.get $i) (i32.const 4))))
         (else
           (block $colsDone (loop $cols
             (br_if $colsDone (i32.ge_u (local.get $j) (local.get $n)))
-            (call $nnTile1x4
-              (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $rowBytes)))
+            (call $productTile1x4
+              (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $laneBytes))) (local.get $aStep)
               (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))
               (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2)))
-              (local.get $k) (local.get $n))
+              (local.get $n) (local.get $count) (local.get $accumulate))
             (local.set $j (i32.add (local.get $j) (i32.const 4)))
             (br $cols)))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))))
-      (br $rows))))
+      (br $outRows))))
 
-  ;; out[0..4][0..8] = Σ_r a[0..4][r]·b[r][0..8]; a at the tile's first row (rows k floats
-  ;; apart), b at its first column (rows n floats apart), out at its corner (rows n apart).
-  (func $nnTile4x8 (param $a i32) (param $b i32) (param $out i32) (param $k i32) (param $n i32)
-    (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $bStep i32) (local $end i32)
+  ;; One 4×8 tile of $productTiles: a at the tile's first row's a-value (the other rows
+  ;; laneBytes apart), b at its first column, out at its corner.
+  (func $productTile4x8 (param $a i32) (param $laneBytes i32) (param $aStep i32) (param $b i32) (param $out i32)
+      (param $n i32) (param $count i32) (param $accumulate i32)
+    (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $bStep i32) (local $o1 i32) (local $o2 i32) (local $o3 i32)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
     (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
     (local $x v128) (local $y0 v128) (local $y1 v128)
-    (local.set $a1 (i32.add (local.get $a) (i32.shl (local.get $k) (i32.const 2))))
-    (local.set $a2 (i32.add (local.get $a1) (i32.shl (local.get $k) (i32.const 2))))
-    (local.set $a3 (i32.add (local.get $a2) (i32.shl (local.get $k) (i32.const 2))))
+    (local.set $a1 (i32.add (local.get $a) (local.get $laneBytes)))
+    (local.set $a2 (i32.add (local.get $a1) (local.get $laneBytes)))
+    (local.set $a3 (i32.add (local.get $a2) (local.get $laneBytes)))
     (local.set $bStep (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $end (local.get $a1))
-    (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
-    (local.set $c10 (v128.const i32x4 0 0 0 0)) (local.set $c11 (v128.const i32x4 0 0 0 0))
-    (local.set $c20 (v128.const i32x4 0 0 0 0)) (local.set $c21 (v128.const i32x4 0 0 0 0))
-    (local.set $c30 (v128.const i32x4 0 0 0 0)) (local.set $c31 (v128.const i32x4 0 0 0 0))
+    (local.set $o1 (i32.add (local.get $out) (local.get $bStep)))
+    (local.set $o2 (i32.add (local.get $o1) (local.get $bStep)))
+    (local.set $o3 (i32.add (local.get $o2) (local.get $bStep)))
+    ;; the accumulators start from out, or from 0 (locals start at 0)
+    (if (local.get $accumulate)
+      (then
+        (local.set $c00 (v128.load align=4 (local.get $out)))
+        (local.set $c01 (v128.load offset=16 align=4 (local.get $out)))
+        (local.set $c10 (v128.load align=4 (local.get $o1)))
+        (local.set $c11 (v128.load offset=16 align=4 (local.get $o1)))
+        (local.set $c20 (v128.load align=4 (local.get $o2)))
+        (local.set $c21 (v128.load offset=16 align=4 (local.get $o2)))
+        (local.set $c30 (v128.load align=4 (local.get $o3)))
+        (local.set $c31 (v128.load offset=16 align=4 (local.get $o3)))))
     (block $done (loop $steps
-      (br_if $done (i32.ge_u (local.get $a) (local.get $end)))
+      (br_if $done (i32.eqz (local.get $count)))
       (local.set $y0 (v128.load align=4 (local.get $b)))
       (local.set $y1 (v128.load offset=16 align=4 (local.get $b)))
       (local.set $x (f32x4.splat (f32.load (local.get $a))))
@@ -985,35 +901,33 @@
       (local.set $x (f32x4.splat (f32.load (local.get $a3))))
       (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $x) (local.get $y0))))
       (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $x) (local.get $y1))))
-      (local.set $a (i32.add (local.get $a) (i32.const 4)))
-      (local.set $a1 (i32.add (local.get $a1) (i32.const 4)))
-      (local.set $a2 (i32.add (local.get $a2) (i32.const 4)))
-      (local.set $a3 (i32.add (local.get $a3) (i32.const 4)))
+      (local.set $a (i32.add (local.get $a) (local.get $aStep)))
+      (local.set $a1 (i32.add (local.get $a1) (local.get $aStep)))
+      (local.set $a2 (i32.add (local.get $a2) (local.get $aStep)))
+      (local.set $a3 (i32.add (local.get $a3) (local.get $aStep)))
       (local.set $b (i32.add (local.get $b) (local.get $bStep)))
+      (local.set $count (i32.sub (local.get $count) (i32.const 1)))
       (br $steps)))
-    (local.set $a1 (i32.add (local.get $out) (local.get $bStep)))
-    (local.set $a2 (i32.add (local.get $a1) (local.get $bStep)))
-    (local.set $a3 (i32.add (local.get $a2) (local.get $bStep)))
     (v128.store align=4 (local.get $out) (local.get $c00))
     (v128.store offset=16 align=4 (local.get $out) (local.get $c01))
-    (v128.store align=4 (local.get $a1) (local.get $c10))
-    (v128.store offset=16 align=4 (local.get $a1) (local.get $c11))
-    (v128.store align=4 (local.get $a2) (local.get $c20))
-    (v128.store offset=16 align=4 (local.get $a2) (local.get $c21))
-    (v128.store align=4 (local.get $a3) (local.get $c30))
-    (v128.store offset=16 align=4 (local.get $a3) (local.get $c31)))
+    (v128.store align=4 (local.get $o1) (local.get $c10))
+    (v128.store offset=16 align=4 (local.get $o1) (local.get $c11))
+    (v128.store align=4 (local.get $o2) (local.get $c20))
+    (v128.store offset=16 align=4 (local.get $o2) (local.get $c21))
+    (v128.store align=4 (local.get $o3) (local.get $c30))
+    (v128.store offset=16 align=4 (local.get $o3) (local.get $c31)))
 
-  ;; out[0][0..4] = Σ_r a[0][r]·b[r][0..4] (the edges of matmul_nn).
-  (func $nnTile1x4 (param $a i32) (param $b i32) (param $out i32) (param $k i32) (param $n i32)
-    (local $end i32) (local $bStep i32) (local $c v128)
-    (local.set $end (i32.add (local.get $a) (i32.shl (local.get $k) (i32.const 2))))
+  ;; One row and 4 columns of $productTiles (its edges).
+  (func $productTile1x4 (param $a i32) (param $aStep i32) (param $b i32) (param $out i32) (param $n i32) (param $count i32) (param $accumulate i32)
+    (local $bStep i32) (local $c v128)
     (local.set $bStep (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $c (v128.const i32x4 0 0 0 0))
+    (if (local.get $accumulate) (then (local.set $c (v128.load align=4 (local.get $out)))))
     (block $done (loop $steps
-      (br_if $done (i32.ge_u (local.get $a) (local.get $end)))
+      (br_if $done (i32.eqz (local.get $count)))
       (local.set $c (f32x4.add (local.get $c) (f32x4.mul (f32x4.splat (f32.load (local.get $a))) (v128.load align=4 (local.get $b)))))
-      (local.set $a (i32.add (local.get $a) (i32.const 4)))
+      (local.set $a (i32.add (local.get $a) (local.get $aStep)))
       (local.set $b (i32.add (local.get $b) (local.get $bStep)))
+      (local.set $count (i32.sub (local.get $count) (i32.const 1)))
       (br $steps)))
     (v128.store align=4 (local.get $out) (local.get $c)))
 )
