@@ -125,11 +125,10 @@ export function registerFastTransposedMatMul(): void {
     const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
     const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
     // One batch dimension layout on both sides, or a single matrix on one side (broadcast).
-    const batched = Math.max(batchA, batchB) > 1 && a.dtype === 'float32' && b.dtype === 'float32' &&
-      tf.util.sizeFromShape(a.shape) > 0 && tf.util.sizeFromShape(b.shape) > 0 &&
-      (batchA === 1 || batchB === 1 || (a.shape.length === b.shape.length && a.shape.slice(0, -2).every((d, i) => d === b.shape[i])));
-    if (!transposeA && !transposeB && !batched) return plain({ inputs, attrs, backend });
     const sameLayout = batchA === 1 || batchB === 1 || (a.shape.length === b.shape.length && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]));
+    const batched = Math.max(batchA, batchB) > 1 && a.dtype === 'float32' && b.dtype === 'float32' &&
+      tf.util.sizeFromShape(a.shape) > 0 && tf.util.sizeFromShape(b.shape) > 0 && sameLayout;
+    if (!transposeA && !transposeB && !batched) return plain({ inputs, attrs, backend });
     if (transposeA && !transposeB && sameLayout) {
       const direct = transposedAProduct(a, b, batchA, batchB, wasm);
       if (direct) return direct;
