@@ -164,7 +164,13 @@ export class TextClassifier {
     readonly source: string,
     /** The TF-IDF + logistic regression model mixed in (fine-tune --baseline-weight), if the folder has one. */
     readonly blend: BaselineBlend | null = null,
-  ) {}
+  ) {
+    // The blend lies in the folder that holds `source` (best.safetensors, or ensemble.json).
+    this.blendColumns = blend ? blendColumns(blend, labels.names, path.dirname(source)) : null;
+  }
+
+  /** The blend's column for each of the model's labels; computing it checks that the two belong together. */
+  private readonly blendColumns: number[] | null;
 
   /** The model (an ensemble's first member). */
   get model(): RevColText {
@@ -179,7 +185,6 @@ export class TextClassifier {
       // The blend belongs to the folder fine-tune wrote (an ensemble's, or a single model's); a
       // member folder or a weights file alone loads the model alone.
       const blend = statSync(dir).isDirectory() ? await readBaselineBlend(dir) : null;
-      if (blend) blendColumns(blend, labels.names, dir);
       return new TextClassifier(models, tokenizer, labels, meta.maxLength, meta, source, blend);
     } catch (err) {
       models.forEach((m) => m.dispose());
@@ -210,7 +215,7 @@ export class TextClassifier {
   /** The models' probabilities, mixed with the baseline's when the folder has one (it reads the texts as given). */
   private *blended(texts: string[], models: Reads<Float32Array>): Reads<Float32Array> {
     const probs = yield* models;
-    return this.blend ? mixBaseline(probs, texts, this.blend, blendColumns(this.blend, this.labels.names, this.source)) : probs;
+    return this.blend ? mixBaseline(probs, texts, this.blend, this.blendColumns!) : probs;
   }
 
   /**
