@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../core/errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { readOptionalJson } from '../io/optional-json.js';
 import { BaselineModel } from './baseline.js';
 
 export const BLEND_FILE = 'baseline-blend.json';
@@ -30,20 +31,10 @@ export function checkBlendWeight(weight: number, flag: string): number {
 /** The blend stored in a model folder, or null when it has none. */
 export async function readBaselineBlend(dir: string): Promise<BaselineBlend | null> {
   const file = path.join(dir, BLEND_FILE);
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch {
-    return null;
-  }
-  let json: { format?: unknown; weight?: unknown; baseline?: unknown };
-  try {
-    json = JSON.parse(text);
-  } catch {
-    fail(`${file} is not valid JSON: the folder is damaged; train it again, or delete ${BLEND_FILE} to use the model without its baseline`);
-  }
-  const weight = json.weight;
-  if (json.format !== FORMAT || typeof weight !== 'number' || !(weight > 0 && weight < 1) || typeof json.baseline !== 'object') {
+  const json = (await readOptionalJson(file, `the folder is damaged; train it again, or delete ${BLEND_FILE} to use the model without its baseline`)) as { format?: unknown; weight?: unknown; baseline?: unknown } | null | undefined;
+  if (json === undefined) return null;
+  const weight = json?.weight;
+  if (json?.format !== FORMAT || typeof weight !== 'number' || !(weight > 0 && weight < 1) || typeof json?.baseline !== 'object') {
     fail(`${file} is not a revcol baseline blend (format, weight, baseline): train the model again, or delete ${BLEND_FILE} to use it without its baseline`);
   }
   return { weight, baseline: BaselineModel.fromJSON(json.baseline as Parameters<typeof BaselineModel.fromJSON>[0]) };

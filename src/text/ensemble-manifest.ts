@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../core/errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { readOptionalJson } from '../io/optional-json.js';
 
 /** The file that makes a fine-tune folder a seed ensemble: which member folders it averages. */
 export const ENSEMBLE_FILE = 'ensemble.json';
@@ -22,19 +23,10 @@ export interface EnsembleManifest {
 /** The ensemble manifest in `dir`, or null when `dir` is not an ensemble's folder. */
 export async function readEnsembleManifest(dir: string): Promise<EnsembleManifest | null> {
   const file = path.join(dir, ENSEMBLE_FILE);
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch {
-    return null; // no manifest (or dir is a file): a single model
-  }
-  let m: Partial<EnsembleManifest>;
-  try {
-    m = JSON.parse(text) as Partial<EnsembleManifest>;
-  } catch {
-    fail(`${file} is not valid JSON: the ensemble's folder is damaged; train it again, or delete ${ENSEMBLE_FILE} to load the folder's own single model`);
-  }
-  const ok = m.format === FORMAT && Array.isArray(m.members) && m.members.length > 0 && m.members.every((x) => typeof x === 'string' && !path.isAbsolute(x) && !x.includes('..'));
+  // no manifest (or dir is a file): a single model
+  const m = (await readOptionalJson(file, `the ensemble's folder is damaged; train it again, or delete ${ENSEMBLE_FILE} to load the folder's own single model`)) as Partial<EnsembleManifest> | null | undefined;
+  if (m === undefined) return null;
+  const ok = m?.format === FORMAT && Array.isArray(m.members) && m.members.length > 0 && m.members.every((x) => typeof x === 'string' && !path.isAbsolute(x) && !x.includes('..'));
   if (!ok) fail(`${file} is not a revcol ensemble manifest (format, members): train the ensemble again`);
   return m as EnsembleManifest;
 }
