@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { hashDropoutInto } from './hash-dropout.js';
 import { registerCpuFusedKernels } from './kernels-cpu.js';
-import { registerWasmFusedKernels } from './kernels-wasm.js';
+import { type AdamApartItem, adamStepWasm, registerWasmFusedKernels, sumOfSquaresWasm } from './kernels-wasm.js';
 import { registerWebgpuFusedKernels } from './kernels-webgpu.js';
 import { type AdamHyper, type AdamItem, adamStepWebgpu, soleOwner } from './kernels-webgpu-adam.js';
 import { type ColumnSumMode, KERNELS } from './names.js';
@@ -331,7 +331,7 @@ export function adamMoments(mv: tf.Tensor, g: tf.Tensor, beta1: number, beta2: n
 /** p·decay − stepSize·m/(√v/sqrtCorr2 + eps) with packed moments mv: the AdamW parameter update (PyTorch's arrangement). */
 let groupedAdam = process.env.REVCOL_GROUPED_ADAM !== '0';
 
-/** Turns the grouped in-place AdamW (webgpu) on or off (off: two kernels per parameter); returns the old setting. */
+/** Turns the in-place AdamW (webgpu: grouped dispatches; wasm: one SIMD call per parameter) on or off (off: the per-parameter kernels or composed ops); returns the old setting. */
 export function setGroupedAdam(on: boolean): boolean {
   const old = groupedAdam;
   groupedAdam = on;
@@ -357,6 +357,26 @@ export function adamStepInPlace(items: AdamItem[], hyper: AdamHyper, scale?: tf.
   }
   if (taken.length > 0) adamStepWebgpu(backend, taken, hyper, scale);
   return rest;
+}
+
+/**
+ * The same for moments kept apart (m and v of the parameter's shape, as on wasm): one SIMD call
+ * per parameter there, the moments in place, the parameter given a new tensor. Returns the items
+ * left for the composed update: all of them on other backends, and any whose moments share their
+ * data with another tensor.
+ */
+export function adamStepInPlaceApart(items: AdamApartItem[], hyper: AdamHyper, scale?: tf.Tensor): AdamApartItem[] {
+  if (!enabled || !groupedAdam || tf.getBackend() !== 'wasm') return items;
+  return adamStepWasm(tf.backend(), items, hyper, scale);
+}
+
+/**
+ * Σ over the tensors of Σ x², read at once (no tensor made), where the backend has a kernel
+ * for it (wasm: the same float32 sums as Sum(Square(x)) then AddN); null elsewhere.
+ */
+export function sumOfSquaresNow(tensors: tf.Tensor[]): number | null {
+  if (!enabled || tf.getBackend() !== 'wasm') return null;
+  return sumOfSquaresWasm(tf.backend(), tensors);
 }
 
 export function adamUpdate(p: tf.Tensor, mv: tf.Tensor, stepSize: number, sqrtCorr2: number, eps: number, decay: number): tf.Tensor {

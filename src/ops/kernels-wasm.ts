@@ -103,6 +103,64 @@ function layerNormKernel(
 const layerNorm = layerNormKernel(KERNELS.layerNorm, 'beta', (k, ...a) => k.layer_norm(...a), layerNormRows);
 const layerNormGradInput = layerNormKernel(KERNELS.layerNormGradInput, 'dy', (k, ...a) => k.layer_norm_grad(...a), layerNormGradRows);
 
+/** One parameter's AdamW step with its moments apart (the wasm layout): m and v are written in place, p is given its new value. */
+export interface AdamApartItem {
+  p: tf.Variable;
+  m: tf.Tensor;
+  v: tf.Tensor;
+  g: tf.Tensor;
+  /** p's factor before the step: 1 − lr·weightDecay, or 1. */
+  decay: number;
+}
+
+/** A tensor whose memory no other tensor shares: safe to write in place. */
+function soleOwnerWasm(wasm: BackendWasm, t: tf.Tensor): boolean {
+  return wasm.refCount(t.dataId) === 1;
+}
+
+/**
+ * AdamW's step for many parameters, one SIMD call each (where the composed path took about
+ * twelve kernels and three new tensors per parameter: 34 ms of a 195 ms nano step). The moments
+ * are updated in place; the parameter gets a new tensor, as assign gave it before: XNNPACK keeps
+ * packed copies of weights keyed by their tensor, which a write in place would leave stale.
+ * Takes the items whose tensors are float32 of one size and whose moments no other tensor
+ * shares; returns the rest for the composed path (all of them without the SIMD module).
+ */
+export function adamStepWasm(backend: object, items: AdamApartItem[], hyper: { beta1: number; beta2: number; stepSize: number; sqrtCorr2: number; eps: number }, scale?: tf.Tensor): AdamApartItem[] {
+  const wasm = backend as BackendWasm;
+  const kernels = wasmSimdKernels(wasm);
+  if (!kernels) return items;
+  const scaleValue = scale ? floats(wasm, scale)[0]! : 1;
+  const { beta1, beta2, stepSize, sqrtCorr2, eps } = hyper;
+  const rest: AdamApartItem[] = [];
+  for (const item of items) {
+    const { p, m, v, g } = item;
+    const ok = p.size > 0 && [m, v, g].every((t) => t.size === p.size) && [p, m, v, g].every((t) => t.dtype === 'float32') &&
+      soleOwnerWasm(wasm, m) && soleOwnerWasm(wasm, v);
+    if (!ok) {
+      rest.push(item);
+      continue;
+    }
+    const out = wasm.makeOutput(p.shape, 'float32');
+    kernels.adam_step(heapOffset(wasm, p), heapOffset(wasm, out), heapOffset(wasm, m), heapOffset(wasm, v), heapOffset(wasm, g), p.size,
+      beta1, 1 - beta1, beta2, 1 - beta2, stepSize, sqrtCorr2, eps, item.decay, scaleValue);
+    const next = tf.engine().makeTensorFromTensorInfo(out);
+    p.assign(next);
+    next.dispose();
+  }
+  return rest;
+}
+
+/** Σ over the tensors of Σ x², summed as Sum(Square(x)) then AddN sum on wasm (the same bits), or null without the SIMD module. */
+export function sumOfSquaresWasm(backend: object, tensors: tf.Tensor[]): number | null {
+  const wasm = backend as BackendWasm;
+  const kernels = wasmSimdKernels(wasm);
+  if (!kernels || tensors.some((t) => t.dtype !== 'float32')) return null;
+  let total = 0;
+  for (const t of tensors) total = Math.fround(total + (t.size > 0 ? kernels.sum_squares(heapOffset(wasm, t), t.size) : 0));
+  return total;
+}
+
 const WASM_FUSED: Array<[string, (args: WasmKernelArgs) => TensorInfo]> = [
   [KERNELS.softmaxGradInput, softmaxGradInput],
   [KERNELS.gelu, gelu],

@@ -930,4 +930,68 @@
       (local.set $count (i32.sub (local.get $count) (i32.const 1)))
       (br $steps)))
     (v128.store align=4 (local.get $out) (local.get $c)))
+
+  ;; AdamW's step for one parameter of n floats, m and v in place, the new parameter to $out
+  ;; (PyTorch's arrangement, the same float32 operations in the same order as the composed path
+  ;; in optimizer.ts, so the same bits): g' = g·scale; m = m·β1 + g'·(1 − β1);
+  ;; v = v·β2 + g'²·(1 − β2); out = p·decay − m/(√v/sqrtCorr2 + eps)·stepSize.
+  ;; Four floats at a time, the rest one by one.
+  (func (export "adam_step") (param $p i32) (param $out i32) (param $m i32) (param $v i32) (param $g i32) (param $n i32)
+    (param $b1 f32) (param $c1 f32) (param $b2 f32) (param $c2 f32) (param $stepSize f32) (param $sqrtCorr2 f32)
+    (param $eps f32) (param $decay f32) (param $scale f32)
+    (local $end i32) (local $end4 i32) (local $gv v128) (local $mv v128) (local $vv v128)
+    (local $gs f32) (local $ms f32) (local $vs f32)
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $end4 (i32.add (local.get $p) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $done (loop $four
+      (br_if $done (i32.ge_u (local.get $p) (local.get $end4)))
+      (local.set $gv (f32x4.mul (v128.load align=4 (local.get $g)) (f32x4.splat (local.get $scale))))
+      (local.set $mv (f32x4.add (f32x4.mul (v128.load align=4 (local.get $m)) (f32x4.splat (local.get $b1)))
+        (f32x4.mul (local.get $gv) (f32x4.splat (local.get $c1)))))
+      (local.set $vv (f32x4.add (f32x4.mul (v128.load align=4 (local.get $v)) (f32x4.splat (local.get $b2)))
+        (f32x4.mul (f32x4.mul (local.get $gv) (local.get $gv)) (f32x4.splat (local.get $c2)))))
+      (v128.store align=4 (local.get $m) (local.get $mv))
+      (v128.store align=4 (local.get $v) (local.get $vv))
+      (v128.store align=4 (local.get $out)
+        (f32x4.sub (f32x4.mul (v128.load align=4 (local.get $p)) (f32x4.splat (local.get $decay)))
+          (f32x4.mul
+            (f32x4.div (local.get $mv)
+              (f32x4.add (f32x4.div (f32x4.sqrt (local.get $vv)) (f32x4.splat (local.get $sqrtCorr2))) (f32x4.splat (local.get $eps))))
+            (f32x4.splat (local.get $stepSize)))))
+      (local.set $p (i32.add (local.get $p) (i32.const 16)))
+      (local.set $out (i32.add (local.get $out) (i32.const 16)))
+      (local.set $m (i32.add (local.get $m) (i32.const 16)))
+      (local.set $v (i32.add (local.get $v) (i32.const 16)))
+      (local.set $g (i32.add (local.get $g) (i32.const 16)))
+      (br $four)))
+    (block $tailDone (loop $tail
+      (br_if $tailDone (i32.ge_u (local.get $p) (local.get $end)))
+      (local.set $gs (f32.mul (f32.load (local.get $g)) (local.get $scale)))
+      (local.set $ms (f32.add (f32.mul (f32.load (local.get $m)) (local.get $b1)) (f32.mul (local.get $gs) (local.get $c1))))
+      (local.set $vs (f32.add (f32.mul (f32.load (local.get $v)) (local.get $b2)) (f32.mul (f32.mul (local.get $gs) (local.get $gs)) (local.get $c2))))
+      (f32.store (local.get $m) (local.get $ms))
+      (f32.store (local.get $v) (local.get $vs))
+      (f32.store (local.get $out)
+        (f32.sub (f32.mul (f32.load (local.get $p)) (local.get $decay))
+          (f32.mul (f32.div (local.get $ms) (f32.add (f32.div (f32.sqrt (local.get $vs)) (local.get $sqrtCorr2)) (local.get $eps)))
+            (local.get $stepSize))))
+      (local.set $p (i32.add (local.get $p) (i32.const 4)))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (local.set $m (i32.add (local.get $m) (i32.const 4)))
+      (local.set $v (i32.add (local.get $v) (i32.const 4)))
+      (local.set $g (i32.add (local.get $g) (i32.const 4)))
+      (br $tail))))
+
+  ;; Σ x² over n floats, summed in float32 one after the other: the bits of tfjs-wasm's
+  ;; Sum(Square(x)) (a sequential float32 loop), which gradient clipping composed before.
+  (func (export "sum_squares") (param $x i32) (param $n i32) (result f32)
+    (local $end i32) (local $s f32) (local $a f32)
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done (loop $each
+      (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+      (local.set $a (f32.load (local.get $x)))
+      (local.set $s (f32.add (local.get $s) (f32.mul (local.get $a) (local.get $a))))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (br $each)))
+    (local.get $s))
 )

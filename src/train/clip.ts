@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { sumOfSquaresNow } from '../ops/fused.js';
 
 /**
  * Scales all gradients together so that their global L2 norm is at most `maxNorm`
@@ -36,6 +37,13 @@ export async function clipByGlobalNorm(grads: Map<tf.Variable, tf.Tensor>, maxNo
  */
 export function clipCoefficient(grads: Map<tf.Variable, tf.Tensor>, maxNorm: number): tf.Tensor {
   if (!(maxNorm > 0)) throw new Error(`gradient clipping norm must be > 0, got ${maxNorm}`);
+  // wasm: the squared norm summed at once by one SIMD call per gradient (the same float32
+  // sums as the ops below, about 600 kernels fewer), the coefficient in float32 arithmetic
+  const squared = grads.size > 0 ? sumOfSquaresNow([...grads.values()]) : null;
+  if (squared !== null) {
+    const f = Math.fround;
+    return tf.tensor1d([Math.min(f(f(maxNorm) / f(f(Math.sqrt(squared)) + f(1e-6))), 1)]);
+  }
   return tf.tidy(() => {
     if (grads.size === 0) return tf.ones([1]);
     const squares = [...grads.values()].map((g) => tf.sum(tf.square(g)));

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { endGpuStep } from '../backends/index.js';
 import { fail, shapeString } from '../core/errors.js';
 import { Module, sameShape } from '../core/module.js';
-import { adamMoments, adamStepInPlace, adamUpdate, hasFusedAdam, packMoments, unpackMoments } from '../ops/fused.js';
+import { adamMoments, adamStepInPlace, adamStepInPlaceApart, adamUpdate, hasFusedAdam, packMoments, unpackMoments } from '../ops/fused.js';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -124,15 +124,21 @@ export class AdamW {
     this.releaseStateViews();
     const decayOf = (slot: Slot) => (slot.decay ? 1 - lr * this.weightDecay : 1);
     let todo = [...grads];
-    if (this.packed) {
-      // webgpu: groups of parameters per dispatch, in place; the rest as below
-      const items = todo.map(([variable, g]) => {
-        const slot = this.slots.get(variable)!;
-        return { p: variable as tf.Tensor, mv: slot.mv! as tf.Tensor, g, decay: decayOf(slot) };
-      });
-      const left = new Set(adamStepInPlace(items, { beta1: this.beta1, beta2: this.beta2, stepSize, sqrtCorr2, eps: this.eps }, options.gradScale).map((i) => i.p));
-      todo = todo.filter(([variable]) => left.has(variable));
-    }
+    const hyper = { beta1: this.beta1, beta2: this.beta2, stepSize, sqrtCorr2, eps: this.eps };
+    // webgpu: groups of parameters per dispatch; wasm: one SIMD call per parameter; both in
+    // place. The rest as below.
+    const left = new Set(
+      this.packed
+        ? adamStepInPlace(todo.map(([variable, g]) => {
+          const slot = this.slots.get(variable)!;
+          return { p: variable as tf.Tensor, mv: slot.mv! as tf.Tensor, g, decay: decayOf(slot) };
+        }), hyper, options.gradScale).map((i) => i.p)
+        : adamStepInPlaceApart(todo.map(([variable, g]) => {
+          const slot = this.slots.get(variable)!;
+          return { p: variable, m: slot.m! as tf.Tensor, v: slot.v! as tf.Tensor, g, decay: decayOf(slot) };
+        }), hyper, options.gradScale).map((i) => i.p),
+    );
+    todo = todo.filter(([variable]) => left.has(variable));
     // two fused kernels per parameter (src/ops/fused.ts) where the backend has them
     tf.tidy(() => {
       const scale = options.gradScale ? tf.reshape(options.gradScale, []) : null;
