@@ -111,7 +111,7 @@ async function wasmAgainstCpu(f: () => tf.Tensor): Promise<{ wasm: Float32Array 
 
 const values = (shape: number[], seed: number) => Float32Array.from({ length: shape.reduce((x, y) => x * y, 1) }, (_, i) => Math.sin(i * 0.37 + seed) * 2);
 
-describe('wasm BatchMatMul over a batch of matrices (one XNNPACK product per pair)', () => {
+describe('wasm BatchMatMul over a batch of matrices, and one pair on revcol\'s SIMD product', () => {
   const cases: Array<[string, number[], number[], boolean, boolean]> = [
     ['attention scores', [3, 2, 17, 5], [3, 2, 5, 17], false, false],
     ['attention scores, bᵀ', [3, 2, 17, 5], [3, 2, 17, 5], false, true],
@@ -127,6 +127,11 @@ describe('wasm BatchMatMul over a batch of matrices (one XNNPACK product per pai
     ['weighted values, SIMD', [4, 9, 9], [4, 9, 16], false, false],
     ['one a for every b, SIMD', [1, 6, 5], [4, 5, 8], false, false],
     ['one row, SIMD', [3, 1, 7], [3, 7, 4], false, false],
+    // one pair, b in cache and its rows whole vectors: revcol's SIMD product instead of XNNPACK
+    ['one pair, SIMD', [37, 21], [21, 12], false, false],
+    ['one pair of rank 3, SIMD', [1, 9, 64], [1, 64, 128], false, false],
+    ['one pair, bᵀ, SIMD', [13, 24], [20, 24], false, true],
+    ['one pair, b past the cache bound (XNNPACK)', [5, 257], [257, 256], false, false],
   ];
   for (const simd of [true, false]) {
     for (const [name, sa, sb, ta, tb] of cases) {
@@ -143,6 +148,20 @@ describe('wasm BatchMatMul over a batch of matrices (one XNNPACK product per pai
       });
     }
   }
+
+  it('one pair on revcol\'s SIMD product gives XNNPACK\'s bits (both sum over k in order)', async () => {
+    await useBackend('wasm');
+    for (const [m, k, n] of [[2048, 32, 128], [32, 512, 128], [7, 5, 8]]) {
+      const product = () => tf.tidy(() => tf.matMul(tf.tensor(values([m, k], 3), [m, k]), tf.tensor(values([k, n], 4), [k, n])).dataSync());
+      const simd = product();
+      const old = setWasmSimdKernels(false);
+      try {
+        expect(Array.from(simd)).toEqual(Array.from(product()));
+      } finally {
+        setWasmSimdKernels(old);
+      }
+    }
+  });
 
   it('gradients of attention (softmax(q·kᵀ)·v) match the cpu backend', async () => {
     const [q, k, v] = [[2, 3, 12, 4], [2, 3, 12, 4], [2, 3, 12, 4]].map((shape, i) => values(shape, i + 5));

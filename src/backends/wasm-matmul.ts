@@ -9,8 +9,9 @@
  *   The loop ran them at about 3 GFLOP/s (1.4 s of a 2.1 s text-tiny training step).
  * This wraps the wasm kernel: aᵀ·b runs on revcol's own SIMD kernel where it is the faster
  * (transposedAProduct); otherwise a transposed operand is transposed explicitly (wasm's own
- * Transpose kernel), and a batch is run as one XNNPACK product per matrix pair, on views of
- * the operands' memory (no copies).
+ * Transpose kernel), and a·b runs on revcol's SIMD product where b fits in cache (simdProduct),
+ * else on XNNPACK, a batch as one product per matrix pair, on views of the operands' memory
+ * (no copies).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
@@ -57,6 +58,21 @@ function matMulInHeap(backend: BackendWasm, aOffset: number, bOffset: number, ou
   }
 }
 
+/**
+ * Whether a·b (untransposed float32 pairs) runs on revcol's SIMD product: where b's rows are
+ * whole vectors and b stays in cache (k·n ≤ 65,536 floats). There it gives XNNPACK's bits and
+ * is faster, as XNNPACK packs b afresh for every new tensor, i.e. on every call in training:
+ * attention's 64 pairs 6.1 against 8.2–9.2 ms; the nano model's products 1.2–3× faster
+ * (e.g. [2048,32]·[32,128] 0.54 against 0.93 ms, [32,128]·[128,512] 0.13 against 0.38).
+ * XNNPACK's cache-blocked product wins once b is larger ([256,1024]: 172 against 142 ms).
+ */
+function simdProduct(a: TensorInfo, b: TensorInfo, backend: BackendWasm): boolean {
+  const k = a.shape[a.shape.length - 1]!;
+  const n = b.shape[b.shape.length - 1]!;
+  return a.dtype === 'float32' && b.dtype === 'float32' && n % 4 === 0 && k * n <= 65536 &&
+    tf.util.sizeFromShape(a.shape) > 0 && tf.util.sizeFromShape(b.shape) > 0 && wasmSimdKernels(backend) !== null;
+}
+
 /** a·b for a batch of untransposed float32 matrix pairs (each side's batch the full one, or 1): one XNNPACK product per pair. */
 function batchedMatMul(a: TensorInfo, b: TensorInfo, batchA: number, batchB: number, backend: BackendWasm): TensorInfo {
   const m = a.shape[a.shape.length - 2];
@@ -67,9 +83,7 @@ function batchedMatMul(a: TensorInfo, b: TensorInfo, batchA: number, batchB: num
   const aBase = backend.dataIdMap.get(a.dataId)!.memoryOffset;
   const bBase = backend.dataIdMap.get(b.dataId)!.memoryOffset;
   const outBase = backend.dataIdMap.get(out.dataId)!.memoryOffset;
-  // revcol's SIMD product where b's rows are whole vectors and b stays in cache (attention's
-  // pairs: 6.1 against 8.2–9.2 ms for 64 pairs, the same bits); XNNPACK otherwise.
-  const simd = n % 4 === 0 && k * n <= 65536 ? wasmSimdKernels(backend) : null;
+  const simd = simdProduct(a, b, backend) ? wasmSimdKernels(backend) : null;
   for (let i = 0; i < Math.max(batchA, batchB); i++) {
     const aAt = aBase + (batchA === 1 ? 0 : i) * m * k * 4;
     const bAt = bBase + (batchB === 1 ? 0 : i) * k * n * 4;
@@ -128,7 +142,7 @@ export function registerFastTransposedMatMul(): void {
     const sameLayout = batchA === 1 || batchB === 1 || (a.shape.length === b.shape.length && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]));
     const batched = Math.max(batchA, batchB) > 1 && a.dtype === 'float32' && b.dtype === 'float32' &&
       tf.util.sizeFromShape(a.shape) > 0 && tf.util.sizeFromShape(b.shape) > 0 && sameLayout;
-    if (!transposeA && !transposeB && !batched) return plain({ inputs, attrs, backend });
+    if (!transposeA && !transposeB && !batched && !simdProduct(a, b, wasm)) return plain({ inputs, attrs, backend });
     if (transposeA && !transposeB && sameLayout) {
       const direct = transposedAProduct(a, b, batchA, batchB, wasm);
       if (direct) return direct;
@@ -136,7 +150,7 @@ export function registerFastTransposedMatMul(): void {
     const a2 = transposeA ? swapLastTwo(a, wasm) : a;
     const b2 = transposeB ? swapLastTwo(b, wasm) : b;
     try {
-      if (batched) return batchedMatMul(a2, b2, batchA, batchB, wasm);
+      if (batched || simdProduct(a2, b2, wasm)) return batchedMatMul(a2, b2, batchA, batchB, wasm);
       return plain({ inputs: { a: a2, b: b2 }, attrs: { ...attrs, transposeA: false, transposeB: false }, backend });
     } finally {
       if (a2 !== a) wasm.disposeData(a2.dataId);
