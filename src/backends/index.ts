@@ -418,6 +418,18 @@ export function webgpuBindGroupStats(): BindGroupCacheStats | undefined {
   return bindGroupStats?.();
 }
 
+/**
+ * A float32 tensor's values read at once, without a copy where the backend allows: on wasm a
+ * view of its heap, valid only until the next tensor is made (copy it on straight away); a copy
+ * (dataSync) elsewhere. Data-parallel steps move every parameter and gradient this way.
+ */
+export function float32Values(t: tf.Tensor): Float32Array {
+  if (tf.getBackend() === 'wasm' && t.dtype === 'float32') {
+    return (tf.backend() as unknown as { typedArrayFromHeap(t: tf.TensorInfo): Float32Array }).typedArrayFromHeap(t);
+  }
+  return t.dataSync() as Float32Array;
+}
+
 /** At the end of a training step: the webgpu backend submits what it has recorded (see submitRecorded); other backends have nothing to do. */
 export function endGpuStep(): void {
   if (tf.getBackend() !== 'webgpu') return;

@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { configureWasmThreads, useBackend } from '../backends/index.js';
+import { configureWasmThreads, float32Values, useBackend } from '../backends/index.js';
 import { fail, RevcolError } from '../core/errors.js';
 import type { Replica, WorkerInit, WorkerMessage } from './data-parallel.js';
 
@@ -38,10 +38,13 @@ const flags = new Uint8Array(init.flags);
 
 function step(replica: Replica<unknown>, shard: unknown, seed: number): number {
   const variables = replica.model.namedParameters().map(([, v]) => v);
-  // slice(): a copy in memory of its own (the cpu backend may keep the array it is given)
+  // the cpu backend may keep the array it is given: a copy of its own (slice); wasm copies it
+  // into its heap anyway (subarray)
+  const copy = tf.getBackend() !== 'wasm';
   variables.forEach((v, k) => {
     const e = init.layout[k]!;
-    tf.tidy(() => v.assign(tf.tensor(params.slice(e.offset, e.offset + e.size), e.shape, 'float32')));
+    const values = copy ? params.slice(e.offset, e.offset + e.size) : params.subarray(e.offset, e.offset + e.size);
+    tf.tidy(() => v.assign(tf.tensor(values, e.shape, 'float32')));
   });
   flags.fill(0);
   const { loss, grads: g } = replica.lossAndGradients(shard, seed);
@@ -49,7 +52,7 @@ function step(replica: Replica<unknown>, shard: unknown, seed: number): number {
     variables.forEach((v, k) => {
       const t = g.get(v);
       if (!t) return;
-      grads.set(t.dataSync() as Float32Array, init.layout[k]!.offset);
+      grads.set(float32Values(t), init.layout[k]!.offset);
       flags[k] = 1;
     });
     return (loss.dataSync() as Float32Array)[0]!;

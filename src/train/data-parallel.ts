@@ -23,6 +23,7 @@ import { fail, RevcolError } from '../core/errors.js';
 import type { LossAndGradients } from '../core/gradients.js';
 import type { Module } from '../core/module.js';
 import { mixSeed } from '../core/random.js';
+import { float32Values } from '../backends/index.js';
 import { wasmThreadsInfo } from '../backends/wasm-threads.js';
 
 /** A model that computes one shard's loss and gradients: a worker's replica, or the main thread's own model. */
@@ -252,7 +253,7 @@ export class DataParallel<Data> {
     const t0 = performance.now();
     // The current parameters, for the workers.
     for (let k = 0; k < this.layout.length; k++) {
-      this.params.set(this.variables[k]!.dataSync() as Float32Array, this.layout[k]!.offset);
+      this.params.set(float32Values(this.variables[k]!), this.layout[k]!.offset);
     }
     const waits: Array<Promise<WorkerMessage> | null> = this.handles.map((h, j) => {
       const shard = shards[j + 1]!;
@@ -278,7 +279,7 @@ export class DataParallel<Data> {
           this.variables.forEach((v, k) => {
             const g = grads.get(v);
             if (!g) return;
-            own!.set(g.dataSync() as Float32Array, this.layout[k]!.offset);
+            own!.set(float32Values(g), this.layout[k]!.offset);
             ownFlags![k] = 1;
           });
         } finally {
