@@ -9,6 +9,7 @@ import { evaluateVision, formatVisionReport, ImageClassifier } from '../src/visi
 import { PRESET_SAMPLES, defaultEpochs, defaultModelFor, trainVision } from '../src/vision/train.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { flagName } from '../src/train/options.js';
+import { AUTO_WORKERS_MIN_EXAMPLES, defaultWorkers } from '../src/train/data-parallel.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -91,6 +92,23 @@ describe('vision train / eval on MNIST (smoke)', () => {
     classifier.dispose();
     expect(tf.memory().numTensors).toBe(before);
   });
+
+  it('trains on every core by default from 1,000 training images on, and says so; --workers 1 keeps one thread', async () => {
+    const lines: string[] = [];
+    const log = (l: string) => lines.push(l);
+    const common = { data: 'mnist', preset: 'revcol-nano-32', epochs: 1, batchSize: 64, progress: false, log };
+    await trainVision({ ...common, limit: AUTO_WORKERS_MIN_EXAMPLES, out: path.join(tempDir(), 'run') });
+    const cores = defaultWorkers(AUTO_WORKERS_MIN_EXAMPLES);
+    const line = lines.find((l) => l.includes('data-parallel'));
+    if (cores > 1) expect(line).toMatch(new RegExp(`^revcol: data-parallel: each batch in ${cores} shards, .*\\(the default on \\d+ cores for 1,000 or more training images; --workers 1 for one thread\\)$`));
+    else expect(line).toBeUndefined();
+    lines.length = 0;
+    await trainVision({ ...common, limit: AUTO_WORKERS_MIN_EXAMPLES, workers: 1, out: path.join(tempDir(), 'run') });
+    expect(lines.some((l) => l.includes('data-parallel'))).toBe(false);
+    // below 1,000 images: one thread without asking
+    await trainVision({ ...common, limit: AUTO_WORKERS_MIN_EXAMPLES - 1, out: path.join(tempDir(), 'run') });
+    expect(lines.some((l) => l.includes('data-parallel'))).toBe(false);
+  }, 120_000);
 
   it('names options in its errors: as given to the library, or as flags for the CLI', async () => {
     const out = () => path.join(tempDir(), 'run');

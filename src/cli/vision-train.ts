@@ -44,7 +44,7 @@ export function registerVisionTrain(vision: Command): void {
     .addOption(new Option('--mode <mode>', 'reversible (memory-saving backward) or plain autodiff').choices(['reversible', 'plain']).default('reversible'))
     .option('--seed <n>', 'seed of initialisation, shuffling, augmentation and drop path', num('--seed'), 0)
     .option('--no-flip', 'no horizontal flips in augmentation (for text, digits, asymmetric images)')
-    .option('--workers <n>', 'data-parallel training: each batch cut into N shards, computed at once by the main thread and N-1 worker threads (one core each), their gradients summed; deterministic for a seed and N; cpu and wasm backends (default 1)', workersCount)
+    .option('--workers <n>', 'data-parallel training: each batch cut into N shards, computed at once by the main thread and N-1 worker threads (one core each), their gradients summed; deterministic for a seed and N; cpu and wasm backends (default: every core, at most 8, for 1,000 training images or more, else 1)', workersCount)
     .option('--no-progress', 'no progress bar')
     .addOption(new Option('--limit <n>', 'use at most n training and n test images (quick trials)').argParser(num('--limit')).hideHelp());
   addBackendOption(cmd);

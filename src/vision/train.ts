@@ -9,7 +9,7 @@ import { type AugmentOptions, defaultAugment } from '../data/augment.js';
 import { dataImageSide, isMnist, loadVisionData, type VisionDataSpec } from '../data/load.js';
 import { channelStats, classCounts, predictClasses, trainingBatches, type VisionBatch, type VisionData } from '../data/vision-dataset.js';
 import { LAST_FILE, readCheckpointInfo } from '../train/checkpoint.js';
-import { checkWorkersBackend } from '../train/data-parallel.js';
+import { checkWorkersBackend, defaultWorkers, workersLine } from '../train/data-parallel.js';
 import { classificationReport } from '../train/metrics.js';
 import { type OptionName, optionAsIs, type TrainingSettingOptions } from '../train/options.js';
 import { dataPrint, namePrint, withRunFolder } from '../train/run-folder.js';
@@ -56,7 +56,8 @@ export interface VisionTrainOptions extends TrainingSettingOptions {
   /**
    * Data-parallel training: each batch cut into this many shards, computed at once by the main
    * thread and `workers - 1` worker threads (cpu and wasm backends), their gradients summed
-   * (docs/training.md). Default 1: one thread.
+   * (docs/training.md). Default: every core (at most 8) on cpu and wasm for 1,000 training
+   * images or more, else 1 (defaultWorkers).
    */
   workers?: number;
 }
@@ -181,11 +182,11 @@ async function trainVisionIn(options: VisionTrainOptions, out: string, log: (lin
   const model = new RevColVision(config, seed);
   model.mode = mode;
   const evalBatch = Math.max(batchSize, 128);
-  const workers = options.workers ?? 1;
+  const workers = options.workers ?? defaultWorkers(data.train.count);
   try {
     await begin();
     const pool = workers > 1 ? await startVisionWorkers(model, workers, { mode, labelSmoothing }) : null;
-    if (pool) log(`revcol: data-parallel: each batch in ${workers} shards, on the main thread and ${workers - 1} worker thread${workers > 2 ? 's' : ''}`);
+    if (pool) log(`revcol: ${workersLine(workers, options.workers === undefined, 'training images')}`);
     let summary: TrainSummary;
     try {
       summary = await train<VisionBatch>(
