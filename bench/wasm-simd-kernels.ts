@@ -6,13 +6,23 @@
  *   qᵀ·dscores against the (dscoresᵀ·q)ᵀ the text model computed instead;
  * - a batch of pairs a·b with the SIMD module on and off (off: one XNNPACK product per pair);
  * - the depthwise filter gradient with the SIMD module on and off (off: one XNNPACK depthwise
- *   convolution over batch × channels from 100 output positions up, JavaScript below).
+ *   convolution over batch × channels from 100 output positions up, JavaScript below);
+ * - one pair a·b with the SIMD module on and off (off: XNNPACK), b made anew for every call as
+ *   in training (b + 0, in both timings), since XNNPACK keeps its packed b per tensor;
+ * - AdamW's step with gradient clipping over the parameters of the nano network of
+ *   `cpu-vs-pytorch` (288 tensors, 1.7 M floats): one SIMD call per parameter against the
+ *   composed ops (REVCOL_GROUPED_ADAM=0 and REVCOL_FUSED=0's paths).
  * Median of 5 calls after a warm-up; alternating rounds (--rounds, default 2).
  *   npm run bench -- wasm-simd-kernels [--rounds N] [--json]
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../src/index.js';
 import { setWasmSimdKernels } from '../src/ops/wasm-simd.js';
+import { setFusedKernels, setGroupedAdam } from '../src/ops/fused.js';
+import { AdamW } from '../src/train/optimizer.js';
+import { clipCoefficient } from '../src/train/clip.js';
+import { RevColVision } from '../src/vision/model.js';
+import { validateVisionConfig } from '../src/vision/presets.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -86,6 +96,54 @@ for (const [batch, size, channels, k] of [[64, 16, 16, 3], [64, 8, 32, 3], [32, 
   }
   rows.push(row);
   tf.dispose([x, dy]);
+}
+
+// one pair a·b: the nano network's forward products and dx = dy·Wᵀ (after W's transpose)
+for (const [m, k, n] of [[2048, 32, 128], [128, 96, 384], [32, 512, 128]] as const) {
+  const a = tf.randomNormal([m, k]);
+  const b = tf.randomNormal([k, n]);
+  const product = () => tf.tidy(() => tf.matMul(a, tf.add(b, 0)));
+  const row = { kernel: 'a·b, one pair', shape: `[${m},${k}]·[${k},${n}]`, ms: [] as number[], beforeMs: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    row.ms.push(timeMs(product));
+    const old = setWasmSimdKernels(false);
+    try {
+      row.beforeMs.push(timeMs(product));
+    } finally {
+      setWasmSimdKernels(old);
+    }
+  }
+  rows.push(row);
+  tf.dispose([a, b]);
+}
+
+// AdamW with clipping over the nano network's parameters: SIMD calls against the composed ops
+{
+  const model = new RevColVision(validateVisionConfig({
+    channels: [32, 64, 96, 128], layers: [1, 1, 2, 1], columns: 4, kernelSize: 3, numClasses: 10, dropPath: 0, inputSize: 32, stemPatch: 4,
+  }, 'nano'), 1);
+  const grads = new Map(model.namedParameters().map(([, v], i) => [v, tf.randomNormal(v.shape, 0, 0.01, 'float32', i)] as [tf.Variable, tf.Tensor]));
+  const optimizer = new AdamW(model, { weightDecay: 0.05 });
+  const step = () => {
+    const scale = clipCoefficient(grads, 5);
+    optimizer.applyGradients(grads, 1e-3, { gradScale: scale });
+    return scale;
+  };
+  const row = { kernel: 'AdamW + clipping', shape: `${grads.size} parameters, ${model.parameterCount().toLocaleString('en-US')} floats`, ms: [] as number[], beforeMs: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    row.ms.push(timeMs(step));
+    const [fused, grouped] = [setFusedKernels(false), setGroupedAdam(false)];
+    try {
+      row.beforeMs.push(timeMs(step));
+    } finally {
+      setFusedKernels(fused);
+      setGroupedAdam(grouped);
+    }
+  }
+  rows.push(row);
+  optimizer.dispose();
+  tf.dispose([...grads.values()]);
+  model.dispose();
 }
 
 const fmt = (xs: number[]) => xs.map((v) => v.toFixed(2)).join(', ');
