@@ -73,7 +73,7 @@ function simdProduct(a: TensorInfo, b: TensorInfo, backend: BackendWasm): boolea
     tf.util.sizeFromShape(a.shape) > 0 && tf.util.sizeFromShape(b.shape) > 0 && wasmSimdKernels(backend) !== null;
 }
 
-/** a·b for a batch of untransposed float32 matrix pairs (each side's batch the full one, or 1): one XNNPACK product per pair. */
+/** a·b for a batch of untransposed float32 matrix pairs (each side's batch the full one, or 1, or both one pair): per pair, revcol's SIMD product where simdProduct allows, else one XNNPACK product. */
 function batchedMatMul(a: TensorInfo, b: TensorInfo, batchA: number, batchB: number, backend: BackendWasm): TensorInfo {
   const m = a.shape[a.shape.length - 2];
   const k = a.shape[a.shape.length - 1];

@@ -28,10 +28,6 @@ export interface WasmSimdKernels {
   /** out = a·b of a [m × k] and b [k × n] (n a multiple of 4). */
   matmul_nn(a: number, b: number, out: number, m: number, k: number, n: number): void;
   /**
-   * The filter gradient [kH, kW, channels] of a stride-1, dilation-1 depthwise convolution
-   * (NHWC, one filter per channel, channels a multiple of 4); scratch: 3·channels floats.
-   */
-  /**
    * AdamW's step for one parameter p of n floats, m and v in place, the new parameter to out,
    * with the gradient g times scale (c1 = 1 − β1, c2 = 1 − β2): the composed path's float32
    * operations, in its order.
@@ -40,6 +36,10 @@ export interface WasmSimdKernels {
     stepSize: number, sqrtCorr2: number, eps: number, decay: number, scale: number): void;
   /** Σ x² over n floats, summed in float32 in order (the bits of Sum(Square(x)) on wasm). */
   sum_squares(x: number, n: number): number;
+  /**
+   * The filter gradient [kH, kW, channels] of a stride-1, dilation-1 depthwise convolution
+   * (NHWC, one filter per channel, channels a multiple of 4); scratch: 3·channels floats.
+   */
   depthwise_filter_grad(x: number, dy: number, out: number, scratch: number, batch: number, inH: number, inW: number, channels: number,
     outH: number, outW: number, kH: number, kW: number, padTop: number, padLeft: number): void;
 }

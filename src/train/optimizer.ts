@@ -125,8 +125,8 @@ export class AdamW {
     const decayOf = (slot: Slot) => (slot.decay ? 1 - lr * this.weightDecay : 1);
     let todo = [...grads];
     const hyper = { beta1: this.beta1, beta2: this.beta2, stepSize, sqrtCorr2, eps: this.eps };
-    // webgpu: groups of parameters per dispatch; wasm: one SIMD call per parameter; both in
-    // place. The rest as below.
+    // webgpu: groups of parameters per dispatch, in place; wasm: one SIMD call per parameter
+    // (its moments in place, the parameter a new tensor). The rest as below.
     const left = new Set(
       this.packed
         ? adamStepInPlace(todo.map(([variable, g]) => {
