@@ -42,7 +42,23 @@ function timeMs(fn: () => tf.Tensor): number {
 }
 
 await useBackend('wasm');
-const rows: Array<{ kernel: string; shape: string; ms: number[]; beforeMs: number[] }> = [];
+type Row = { kernel: string; shape: string; ms: number[]; beforeMs: number[] };
+const rows: Row[] = [];
+
+/** `rounds` timings of run() with revcol's SIMD module on (ms) and off (beforeMs), as a row. */
+function simdOnAndOff(kernel: string, shape: string, run: () => tf.Tensor): Row {
+  const row: Row = { kernel, shape, ms: [], beforeMs: [] };
+  for (let r = 0; r < rounds; r++) {
+    row.ms.push(timeMs(run));
+    const old = setWasmSimdKernels(false);
+    try {
+      row.beforeMs.push(timeMs(run));
+    } finally {
+      setWasmSimdKernels(old);
+    }
+  }
+  return row;
+}
 
 // [batch, rows, m, n]: linear layers' weight gradients (nano-32 at batch 64, text-tiny at 32 × 256), attention's.
 for (const [batch, n0, m, n] of [[1, 16384, 16, 64], [1, 16384, 64, 16], [1, 4096, 32, 128], [1, 1024, 48, 192], [1, 8192, 32, 96], [1, 8192, 96, 32], [64, 256, 256, 16], [64, 256, 16, 256]] as const) {
@@ -50,7 +66,7 @@ for (const [batch, n0, m, n] of [[1, 16384, 16, 64], [1, 16384, 64, 16], [1, 409
   const a = tf.randomNormal([...lead, n0, m]);
   const b = tf.randomNormal([...lead, n0, n]);
   const swap = batch === 1 ? [1, 0] : [0, 2, 1];
-  const row = { kernel: 'aᵀ·b', shape: `${batch > 1 ? `${batch} × ` : ''}[${n0},${m}]ᵀ·[${n0},${n}]`, ms: [] as number[], beforeMs: [] as number[] };
+  const row: Row = { kernel: 'aᵀ·b', shape: `${batch > 1 ? `${batch} × ` : ''}[${n0},${m}]ᵀ·[${n0},${n}]`, ms: [], beforeMs: [] };
   for (let r = 0; r < rounds; r++) {
     row.ms.push(timeMs(() => tf.matMul(a, b, true, false)));
     // attention's qᵀ·dscores (m much smaller than n) took the detour (bᵀ·a)ᵀ in the text model
@@ -65,17 +81,7 @@ for (const [batch, n0, m, n] of [[1, 16384, 16, 64], [1, 16384, 64, 16], [1, 409
 for (const [batch, m, k, n] of [[64, 256, 256, 16], [64, 256, 16, 256]] as const) {
   const a = tf.randomNormal([batch, m, k]);
   const b = tf.randomNormal([batch, k, n]);
-  const row = { kernel: 'a·b, a batch of pairs', shape: `${batch} × [${m},${k}]·[${k},${n}]`, ms: [] as number[], beforeMs: [] as number[] };
-  for (let r = 0; r < rounds; r++) {
-    row.ms.push(timeMs(() => tf.matMul(a, b)));
-    const old = setWasmSimdKernels(false);
-    try {
-      row.beforeMs.push(timeMs(() => tf.matMul(a, b)));
-    } finally {
-      setWasmSimdKernels(old);
-    }
-  }
-  rows.push(row);
+  rows.push(simdOnAndOff('a·b, a batch of pairs', `${batch} × [${m},${k}]·[${k},${n}]`, () => tf.matMul(a, b)));
   tf.dispose([a, b]);
 }
 
@@ -84,17 +90,7 @@ for (const [batch, size, channels, k] of [[64, 16, 16, 3], [64, 8, 32, 3], [32, 
   const dy = tf.randomNormal([batch, size, size, channels]);
   const attrs = { strides: [1, 1], pad: 'same', dilations: [1, 1], filterShape: [k, k, channels, 1] };
   const run = () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-  const row = { kernel: 'depthwise filter gradient', shape: `[${batch},${size},${size},${channels}] ${k}×${k}`, ms: [] as number[], beforeMs: [] as number[] };
-  for (let r = 0; r < rounds; r++) {
-    row.ms.push(timeMs(run));
-    const old = setWasmSimdKernels(false);
-    try {
-      row.beforeMs.push(timeMs(run));
-    } finally {
-      setWasmSimdKernels(old);
-    }
-  }
-  rows.push(row);
+  rows.push(simdOnAndOff('depthwise filter gradient', `[${batch},${size},${size},${channels}] ${k}×${k}`, run));
   tf.dispose([x, dy]);
 }
 
@@ -102,18 +98,7 @@ for (const [batch, size, channels, k] of [[64, 16, 16, 3], [64, 8, 32, 3], [32, 
 for (const [m, k, n] of [[2048, 32, 128], [128, 96, 384], [32, 512, 128]] as const) {
   const a = tf.randomNormal([m, k]);
   const b = tf.randomNormal([k, n]);
-  const product = () => tf.tidy(() => tf.matMul(a, tf.add(b, 0)));
-  const row = { kernel: 'a·b, one pair', shape: `[${m},${k}]·[${k},${n}]`, ms: [] as number[], beforeMs: [] as number[] };
-  for (let r = 0; r < rounds; r++) {
-    row.ms.push(timeMs(product));
-    const old = setWasmSimdKernels(false);
-    try {
-      row.beforeMs.push(timeMs(product));
-    } finally {
-      setWasmSimdKernels(old);
-    }
-  }
-  rows.push(row);
+  rows.push(simdOnAndOff('a·b, one pair', `[${m},${k}]·[${k},${n}]`, () => tf.tidy(() => tf.matMul(a, tf.add(b, 0)))));
   tf.dispose([a, b]);
 }
 
@@ -129,7 +114,7 @@ for (const [m, k, n] of [[2048, 32, 128], [128, 96, 384], [32, 512, 128]] as con
     optimizer.applyGradients(grads, 1e-3, { gradScale: scale });
     return scale;
   };
-  const row = { kernel: 'AdamW + clipping', shape: `${grads.size} parameters, ${model.parameterCount().toLocaleString('en-US')} floats`, ms: [] as number[], beforeMs: [] as number[] };
+  const row: Row = { kernel: 'AdamW + clipping', shape: `${grads.size} parameters, ${model.parameterCount().toLocaleString('en-US')} floats`, ms: [], beforeMs: [] };
   for (let r = 0; r < rounds; r++) {
     row.ms.push(timeMs(step));
     const [fused, grouped] = [setFusedKernels(false), setGroupedAdam(false)];

@@ -10,36 +10,14 @@ import { useBackend } from '../src/backends/index.js';
 import { setFusedKernels, setGroupedAdam } from '../src/ops/fused.js';
 import { clipCoefficient } from '../src/train/clip.js';
 import { AdamW } from '../src/train/optimizer.js';
-
-/** Deterministic values in about [-1, 1]. */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32 - 0.5) * 2;
-  }
-  return out;
-}
+import { type AdamOutcome, relativeError, values, variable } from './helpers/adam.js';
 
 // sizes with and without a remainder past whole groups of four floats
 const SHAPES = [[1], [7], [256], [257], [300, 7], [3, 3, 1, 40], [64, 65], [5], [2, 2], [33, 9], [4099]];
 const names = SHAPES.map((s, i) => (s.length === 1 ? `layer${i}.bias` : `layer${i}.weight`));
 
-function variable(data: Float32Array, shape: number[], name?: string): tf.Variable {
-  const init = tf.tensor(data, shape);
-  const v = tf.variable(init, true, name);
-  init.dispose();
-  return v;
-}
-
-interface Outcome {
-  params: Float32Array[];
-  moments: Float32Array[];
-}
-
 /** Three AdamW steps from the same start; the second scales the gradients by a clipping coefficient. */
-async function train(backend: string, inPlace: boolean): Promise<Outcome> {
+async function train(backend: string, inPlace: boolean): Promise<AdamOutcome> {
   await useBackend(backend);
   const old = setGroupedAdam(inPlace);
   try {
@@ -62,18 +40,6 @@ async function train(backend: string, inPlace: boolean): Promise<Outcome> {
   } finally {
     setGroupedAdam(old);
   }
-}
-
-/** max |a − b| over max |b|. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  let scale = 1e-12;
-  for (let i = 0; i < a.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return worst / scale;
 }
 
 afterAll(async () => {

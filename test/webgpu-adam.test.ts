@@ -8,50 +8,15 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import { setGroupedAdam } from '../src/ops/fused.js';
 import { AdamW } from '../src/train/optimizer.js';
+import { type AdamOutcome, relativeError, values, variable } from './helpers/adam.js';
 import { webgpu } from './helpers/webgpu.js';
-
-/** Deterministic values in about [-1, 1]. */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32 - 0.5) * 2;
-  }
-  return out;
-}
 
 // 23 parameters: more than one group on any adapter; sizes from 1 to past a workgroup many times
 const SHAPES = [[1], [7], [256], [257], [300, 7], [3, 3, 1, 40], [1000], [64, 65], [5], [2, 2], [33, 9], [4096], [17], [1], [40, 40], [129], [6, 6, 6], [2], [511], [8, 8], [70], [3], [2000]];
 const names = SHAPES.map((s, i) => (s.length === 1 ? `layer${i}.bias` : `layer${i}.weight`));
 
-/** max |a − b| over max |b|. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  let scale = 1e-12;
-  for (let i = 0; i < a.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return worst / scale;
-}
-
-/** A variable that alone holds its data, as the model's parameters do (src/core/module.ts). */
-function variable(data: Float32Array, shape: number[], name: string): tf.Variable {
-  const init = tf.tensor(data, shape);
-  const v = tf.variable(init, true, name);
-  init.dispose();
-  return v;
-}
-
-interface Outcome {
-  params: Float32Array[];
-  moments: Float32Array[];
-}
-
 /** Three AdamW steps from the same start; the second scales the gradients by 0.5. */
-async function train(backend: string, grouped: boolean, countDispatches = false): Promise<Outcome & { dispatches: number[] }> {
+async function train(backend: string, grouped: boolean, countDispatches = false): Promise<AdamOutcome & { dispatches: number[] }> {
   await useBackend(backend);
   const old = setGroupedAdam(grouped);
   const dispatches: number[] = [];
@@ -94,7 +59,7 @@ async function train(backend: string, grouped: boolean, countDispatches = false)
   }
 }
 
-function expectClose(actual: Outcome, expected: Outcome, tolerance: number): void {
+function expectClose(actual: AdamOutcome, expected: AdamOutcome, tolerance: number): void {
   actual.params.forEach((p, i) => expect(relativeError(p, expected.params[i]!), `param ${names[i]}`).toBeLessThan(tolerance));
   actual.moments.forEach((m, i) => expect(relativeError(m, expected.moments[i]!), `moment ${i}`).toBeLessThan(tolerance));
 }
