@@ -8,7 +8,7 @@ import { useBackend } from '../src/backends/index.js';
 import '../src/core/engine.js'; // registers tfjs's gradients
 import { RandomStream } from '../src/core/random.js';
 import { adamMoments, adamUpdate, clampMagnitude, columnSum, gelu, hashDropout, hashDropoutMask, layerNorm, rowStats, scaledResidual, setFusedKernels, softmax, unscaleDifference } from '../src/ops/fused.js';
-import { setWasmSimdKernels } from '../src/ops/wasm-simd.js';
+import { withWasmSimdKernels } from './helpers/wasm-simd.js';
 import { dropoutHash, keepThreshold } from '../src/ops/hash-dropout.js';
 import { webgpu } from './helpers/webgpu.js';
 
@@ -227,8 +227,7 @@ for (const backend of BACKENDS) {
 
     if (backend.name === 'wasm') {
       it('match the composed ops without revcol\'s SIMD module too (its JavaScript fallback)', async () => {
-        const old = setWasmSimdKernels(false);
-        try {
+        await withWasmSimdKernels(false, async () => {
           for (const c of CASES.filter((k) => ['softmax', 'gelu', 'layerNorm'].some((p) => k.name.startsWith(p)))) {
             const expected = await reference(c);
             await useBackend('wasm');
@@ -236,9 +235,7 @@ for (const backend of BACKENDS) {
             expectClose(actual.value, expected.value, `${c.name} value`, 2e-5);
             actual.grads.forEach((g, i) => expectClose(g, expected.grads[i]!, `${c.name} gradient ${i}`, 5e-5));
           }
-        } finally {
-          setWasmSimdKernels(old);
-        }
+        });
       });
     }
 

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import '../src/backends/kernel-fixes.js';
 import { registerWasmTrainingKernels, setIm2colChunkFloats, WASM_TRAINING_KERNELS } from '../src/backends/wasm-kernels.js';
 import { gelu } from '../src/core/layers.js';
-import { setWasmSimdKernels } from '../src/ops/wasm-simd.js';
+import { withWasmSimdKernels } from './helpers/wasm-simd.js';
 
 /** Deterministic values in [-1, 1). */
 function seeded(n: number, seed: number): Float32Array {
@@ -195,14 +195,11 @@ describe('wasm training kernels', () => {
     });
   }
   it('depthwise conv gradients without revcol\'s SIMD kernels (XNNPACK route and JavaScript) equal cpu\'s too', async () => {
-    const old = setWasmSimdKernels(false);
-    try {
+    await withWasmSimdKernels(false, async () => {
       for (const c of depthwiseCases.filter((k) => k.name.includes('SIMD'))) {
         await expectSameGrads((x, w) => tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad, 'NHWC', 1), [input(c.x, 11), input(c.w, 12)]);
       }
-    } finally {
-      setWasmSimdKernels(old);
-    }
+    });
   });
 
   it('embedding (gather) gradients, axis 0 and 1, repeated ids', async () => {

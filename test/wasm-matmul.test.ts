@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { wasmLayoutKernelsActive } from '../src/backends/wasm-layout.js';
-import { setWasmSimdKernels, wasmSimdKernels } from '../src/ops/wasm-simd.js';
+import { wasmSimdKernels } from '../src/ops/wasm-simd.js';
+import { withWasmSimdKernels } from './helpers/wasm-simd.js';
 import { fastTransposedMatMulActive } from '../src/backends/wasm-matmul.js';
 
 /** Values of f() on a backend, computed from the same host data. */
@@ -61,12 +62,9 @@ describe('wasm BatchMatMul with transposed operands (fast path)', () => {
     const bv = data(300 * 36, 6);
     const f = () => tf.tidy(() => tf.matMul(tf.tensor(av, [300, 13]), tf.tensor(bv, [300, 36]), true, false));
     const cpu = await on('cpu', f);
-    const old = setWasmSimdKernels(false);
-    try {
+    await withWasmSimdKernels(false, async () => {
       expect(maxRelDiff(await on('wasm', f), cpu)).toBeLessThan(1e-5);
-    } finally {
-      setWasmSimdKernels(old);
-    }
+    });
   });
 
   it('gradients of a linear layer match the cpu backend', async () => {
@@ -136,15 +134,12 @@ describe('wasm BatchMatMul over a batch of matrices, and one pair on revcol\'s S
   for (const simd of [true, false]) {
     for (const [name, sa, sb, ta, tb] of cases) {
       it(`${name}: ${JSON.stringify(sa)}·${JSON.stringify(sb)} (${simd ? 'with' : 'without'} revcol's SIMD kernels) equals the cpu backend`, async () => {
-        const old = setWasmSimdKernels(simd);
-        try {
+        await withWasmSimdKernels(simd, async () => {
           const { wasm, cpu, shape } = await wasmAgainstCpu(() => tf.tidy(() => tf.matMul(tf.tensor(values(sa, 1), sa), tf.tensor(values(sb, 2), sb), ta, tb)));
           expect(fastTransposedMatMulActive()).toBe(true);
           expect(shape[0]).toEqual(shape[1]);
           expect(maxRelDiff(wasm as Float32Array, cpu as Float32Array)).toBeLessThan(1e-5);
-        } finally {
-          setWasmSimdKernels(old);
-        }
+        });
       });
     }
   }
@@ -154,12 +149,9 @@ describe('wasm BatchMatMul over a batch of matrices, and one pair on revcol\'s S
     for (const [m, k, n] of [[2048, 32, 128], [32, 512, 128], [7, 5, 8]]) {
       const product = () => tf.tidy(() => tf.matMul(tf.tensor(values([m, k], 3), [m, k]), tf.tensor(values([k, n], 4), [k, n])).dataSync());
       const simd = product();
-      const old = setWasmSimdKernels(false);
-      try {
+      await withWasmSimdKernels(false, async () => {
         expect(Array.from(simd)).toEqual(Array.from(product()));
-      } finally {
-        setWasmSimdKernels(old);
-      }
+      });
     }
   });
 
@@ -185,16 +177,13 @@ describe('wasm Transpose and Sum fast paths', () => {
     for (const [shape, perm, dtype] of transposes) {
       it(`transpose ${JSON.stringify(shape)} by ${JSON.stringify(perm)} (${dtype}, ${simd ? 'SIMD kernel' : 'JavaScript'}) equals the cpu backend`, async () => {
         const data = dtype === 'int32' ? Int32Array.from(values(shape, 3), (x) => Math.round(x * 1000)) : values(shape, 3);
-        const old = setWasmSimdKernels(simd);
-        try {
+        await withWasmSimdKernels(simd, async () => {
           const { wasm, cpu, shape: shapes } = await wasmAgainstCpu(() => tf.tidy(() => tf.transpose(tf.tensor(data, shape, dtype), perm)));
           expect(wasmLayoutKernelsActive()).toBe(true);
           expect(wasmSimdKernels(tf.backend() as unknown as BackendWasm) !== null).toBe(simd);
           expect(shapes[0]).toEqual(shapes[1]);
           expect(Array.from(wasm)).toEqual(Array.from(cpu));
-        } finally {
-          setWasmSimdKernels(old);
-        }
+        });
       });
     }
   }
@@ -227,14 +216,11 @@ describe('wasm Transpose and Sum fast paths', () => {
   for (const simd of [true, false]) {
     for (const [shape, axis, keepDims] of sums) {
       it(`sum of ${JSON.stringify(shape)} over ${JSON.stringify(axis)}${keepDims ? ' (keepDims)' : ''} (${simd ? 'SIMD kernel' : 'JavaScript'}) equals the cpu backend`, async () => {
-        const old = setWasmSimdKernels(simd);
-        try {
+        await withWasmSimdKernels(simd, async () => {
           const { wasm, cpu, shape: shapes } = await wasmAgainstCpu(() => tf.tidy(() => tf.sum(tf.tensor(values(shape, 4), shape), axis, keepDims)));
           expect(shapes[0]).toEqual(shapes[1]);
           expect(maxRelDiff(wasm as Float32Array, cpu as Float32Array)).toBeLessThan(1e-6);
-        } finally {
-          setWasmSimdKernels(old);
-        }
+        });
       });
     }
   }
