@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import { readTextExamples } from '../src/data/text.js';
 import { predictEncoded, TextClassifier } from '../src/text/classifier.js';
-import { disposeBatch, EncodedTexts } from '../src/text/encoded.js';
+import { chooseTruncation, disposeBatch, EncodedTexts } from '../src/text/encoded.js';
 import { fineTune } from '../src/text/fine-tune.js';
 import { RevColText, type TextBatch, type TextConfig } from '../src/text/model.js';
 import { TextTokenizer } from '../src/text/tokenizer.js';
@@ -94,6 +94,32 @@ describe('head+tail truncation', () => {
     const h = await TextClassifier.load(path.join(work, 'head'));
     expect(h.meta.truncation).toBeUndefined();
     h.dispose();
+  }, 120_000);
+
+  it('is chosen when no one says: head+tail where most texts are over twice maxLength, head otherwise; a resumed run keeps its own', async () => {
+    const texts = longRows(9).map((r) => r.text);
+    // 23 to 29 tokens each, [CLS] and [SEP] included: the median (25) is over 2 × 12, under 2 × 13.
+    expect(tokenizer.countTokens(texts).sort((a, b) => a - b)[4]).toBe(25);
+    expect(chooseTruncation(tokenizer, texts, 12)).toEqual({ truncation: 'head+tail', median: 25 });
+    expect(chooseTruncation(tokenizer, texts, 13).truncation).toBe('head');
+    expect(chooseTruncation(tokenizer, texts, 16)).toEqual({ truncation: 'head', median: 25 });
+    expect(chooseTruncation(tokenizer, [], 12).truncation).toBe('head');
+
+    const train = writeCsv(path.join(work, 'auto-train.csv'), longRows(16));
+    const lines: string[] = [];
+    const base = { train, eval: train, tokenizer: tokenizerDir, config: CONFIG, epochs: 1, batchSize: 8, progress: false } as const;
+    const auto = await fineTune({ ...base, maxLength: 12, out: path.join(work, 'auto'), log: (l: string) => lines.push(l) });
+    expect(auto.truncation).toBe('head+tail');
+    expect(lines.join('\n')).toMatch(/long texts \(most over 24 tokens, twice the 12 read\): keeping .* \(head\+tail\); truncation head keeps the start/);
+    const c = await TextClassifier.load(path.join(work, 'auto'));
+    expect(c.meta.truncation).toBe('head+tail');
+    c.dispose();
+    // Shorter texts than that, pairs and windows keep the head; so does a run resumed from one that cut the head.
+    expect((await fineTune({ ...base, maxLength: 16, out: path.join(work, 'auto16'), log: () => {} })).truncation).toBe('head');
+    expect((await fineTune({ ...base, maxLength: 12, windows: 2, out: path.join(work, 'auto-w'), log: () => {} })).truncation).toBe('head');
+    const headRun = path.join(work, 'auto-head');
+    await fineTune({ ...base, maxLength: 12, truncation: 'head', out: headRun, log: () => {} });
+    expect((await fineTune({ ...base, epochs: 2, resume: true, out: headRun, log: () => {} })).truncation).toBe('head');
   }, 120_000);
 
   it('refuses sentence pairs and unknown values in one line', async () => {

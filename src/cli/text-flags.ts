@@ -87,7 +87,7 @@ const TEXT_FLAGS = {
   batchSize: { flags: '--batch-size <n>', help: 'texts per step (default 32)', parse: integer('--batch-size') },
   lr: { flags: '--lr <x>', help: 'peak learning rate of AdamW', parse: positive('--lr') },
   maxLength: { flags: '--max-length <n>', help: 'tokens per text (default: covers 95% of the training texts, up to the preset\'s limit)', parse: integer('--max-length') },
-  truncation: { flags: '--truncation <how>', help: 'a text longer than --max-length keeps its start (head), or its first quarter and last three quarters of the tokens (head+tail; single texts only); eval and predict cut the same way', choices: ['head', 'head+tail'] },
+  truncation: { flags: '--truncation <how>', help: 'a text longer than --max-length keeps its start (head), or its first quarter and last three quarters of the tokens (head+tail; single texts only); eval and predict cut the same way (default: head+tail when most training texts are over twice --max-length, else head)', choices: ['head', 'head+tail'] },
   windows: { flags: '--windows <n>', help: 'read a text longer than --max-length as up to N overlapping windows of --max-length tokens (half a window apart), averaging what the model makes of them; training, eval and predict alike (default 1: one window, cut by --truncation; single texts only)', parse: integer('--windows') },
   windowPooling: { flags: '--window-pooling <how>', help: 'with --windows: how a text\'s windows become one: their mean (default), the maximum of each feature, or attention (a learned score per window)', choices: ['mean', 'max', 'attention'] },
   labelSmoothing: { flags: '--label-smoothing <x>', help: 'label smoothing of the cross-entropy (default: the task\'s, else 0)', parse: fraction('--label-smoothing') },

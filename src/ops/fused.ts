@@ -270,6 +270,8 @@ function scaledResidualValue(x: tf.Tensor, h: tf.Tensor, gamma: tf.Tensor | null
  * gamma (keep is a constant).
  */
 export function scaledResidual(x: tf.Tensor, h: tf.Tensor, gamma: tf.Tensor | null, keep: tf.Tensor | null): tf.Tensor {
+  // Nothing to scale: a plain sum, whose gradient passes dy on to both without a pass over it.
+  if (!gamma && !keep) return tf.add(x, h);
   if (!has(KERNELS.scaledResidual)) return scaledResidualValue(x, h, gamma, keep);
   const differentiable = gamma ? [x, h, gamma] : [x, h];
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {

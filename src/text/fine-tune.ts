@@ -16,7 +16,7 @@ import { train, type TrainSummary } from '../train/trainer.js';
 import { checkWorkersBackend, defaultWorkers, workersLine } from '../train/data-parallel.js';
 import { asTrained, predictEncoded, textClassificationReport } from './classifier.js';
 import { startTextWorkers, textShards } from './data-parallel-text.js';
-import { chooseMaxLength, disposeBatch, type EncodedLabels, EncodedTexts, lengthGroupedBatches, type Truncation } from './encoded.js';
+import { chooseMaxLength, chooseTruncation, disposeBatch, type EncodedLabels, EncodedTexts, lengthGroupedBatches, type Truncation } from './encoded.js';
 import { multiLabelReport, regressionReport, tuneThreshold } from './head-metrics.js';
 import { checkBlendWeight, removeStaleBlend, writeBaselineBlend } from './baseline-blend.js';
 import { readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.js';
@@ -107,9 +107,11 @@ export interface FineTuneOptions extends TextRunOptions {
   /** Ensemble members trained at once, each in its own process (cpu and wasm backends; default: the CPU cores, at most `ensemble`). */
   parallel?: number;
   /**
-   * How a text longer than maxLength is cut: 'head' keeps its start (default); 'head+tail' its
-   * first quarter and last three quarters of the room, special tokens kept. Single texts only
-   * (pairs are cut longest-first). Stored with the model: eval and predict cut the same way.
+   * How a text longer than maxLength is cut: 'head' keeps its start; 'head+tail' its first
+   * quarter and last three quarters of the room, special tokens kept. Single texts only (pairs
+   * are cut longest-first). Default: head+tail where the median training text is over twice
+   * maxLength (chooseTruncation), else head; a task's recipe and a resumed run keep theirs.
+   * Stored with the model: eval and predict cut the same way.
    */
   truncation?: Truncation;
   /**
@@ -475,11 +477,12 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
 
     const collapseRuns = checkWhole(options.collapseRuns ?? hyper.collapseRuns ?? baseMeta?.collapseRuns ?? 0, 0, 'collapseRuns', name, ' (0: off)');
     const trainTexts = asTrained(trainSet.texts, collapseRuns);
-    const truncation = options.truncation ?? resumeMeta?.truncation ?? 'head';
-    if (truncation !== 'head' && truncation !== 'head+tail') fail(`${name('truncation')} must be head or head+tail, got ${JSON.stringify(truncation)}`);
+    // Given, or the resumed run's; otherwise chosen from the texts' lengths once maxLength is known.
+    const givenTruncation: Truncation | undefined = options.truncation ?? (resumeMeta ? resumeMeta.truncation ?? 'head' : undefined);
+    if (givenTruncation !== undefined && givenTruncation !== 'head' && givenTruncation !== 'head+tail') fail(`${name('truncation')} must be head or head+tail, got ${JSON.stringify(givenTruncation)}`);
     const windows = checkWhole(options.windows ?? resumeMeta?.windows ?? 1, 1, 'windows', name, ' (1: one window, cut)');
     if (windows > 1 && pairs) fail(`${name('windows')} reads long single texts; sentence pairs are cut longest-first: leave out ${name('windows')} or ${name('textPairColumn')}`);
-    if (windows > 1 && truncation !== 'head') fail(`${name('windows')} ${windows} reads a long text from its start in windows, so nothing is cut by ${name('truncation')}: leave out one of the two`);
+    if (windows > 1 && (givenTruncation ?? 'head') !== 'head') fail(`${name('windows')} ${windows} reads a long text from its start in windows, so nothing is cut by ${name('truncation')}: leave out one of the two`);
     const windowPooling = options.windowPooling ?? resumeMeta?.config.windowPooling ?? 'mean';
     if (!(WINDOW_POOLINGS as readonly string[]).includes(windowPooling)) fail(`${name('windowPooling')} must be ${WINDOW_POOLINGS.join(', ')}, got ${JSON.stringify(windowPooling)}`);
     if (options.windowPooling !== undefined && windows === 1) fail(`${name('windowPooling')} says how a text's windows are pooled: give ${name('windows')} 2 or more, or leave it out`);
@@ -489,7 +492,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     // Stored only when not the mean, so models without it keep exactly their config.
     if (windows > 1 && windowPooling !== 'mean') config.windowPooling = windowPooling;
     else delete config.windowPooling;
-    if (truncation === 'head+tail' && pairs) fail(`${name('truncation')} head+tail is for single texts; sentence pairs are cut longest-first: leave out ${name('truncation')} or ${name('textPairColumn')}`);
+    if (givenTruncation === 'head+tail' && pairs) fail(`${name('truncation')} head+tail is for single texts; sentence pairs are cut longest-first: leave out ${name('truncation')} or ${name('textPairColumn')}`);
 
     // Lengths: the option, the earlier run's, the task's, or what covers 95% of the texts.
     const maxLength = resolveMaxLength(arch, {
@@ -501,6 +504,14 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
       // A pair's length is about its two texts' together.
       choose: () => chooseMaxLength(tokenizer, pairs ? trainTexts.map((t, i) => `${t} ${trainSet.pairs![i]}`) : trainTexts, config.maxLength, splitSeed),
     }, name);
+
+    let truncation: Truncation = givenTruncation ?? 'head';
+    // A task's recipe is fixed; sentence pairs and windows read otherwise.
+    if (givenTruncation === undefined && !options.task && !pairs && windows === 1 && tokenizer.cutsHeadTail()) {
+      const chosen = chooseTruncation(tokenizer, trainTexts, maxLength, splitSeed);
+      truncation = chosen.truncation;
+      if (truncation === 'head+tail') notes.push(`long texts (most over ${2 * maxLength} tokens, twice the ${maxLength} read): keeping each one's first quarter and last three quarters of the ${maxLength} tokens (head+tail); ${name('truncation')} head keeps the start`);
+    }
 
     const { batchSize, epochs, lr, weightDecay, warmupEpochs, labelSmoothing, ema, keep, note } = resolveTrainingSettings(options, hyper, {
       batchSize: 32,

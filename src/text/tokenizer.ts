@@ -393,6 +393,16 @@ export class TextTokenizer {
     return { ids, mask, first, covered, tokens };
   }
 
+  /** Whether head+tail truncation can cut this tokenizer's texts (it keeps a one-piece text whole between its special tokens). */
+  cutsHeadTail(): boolean {
+    try {
+      this.singleSpecials();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** How many special tokens the tokenizer puts before and after a single text ([CLS] … [SEP]: 1 and 1). */
   private singleSpecials(): [number, number] {
     if (!this.singleIds) {
