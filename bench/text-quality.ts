@@ -106,7 +106,7 @@ async function runRevcol(name: string, set: EvalSet, files: { train: string; tes
   log(`[${name}] revcol ${evalArgs.join(' ')}`);
   const evaluation = await runCli(evalArgs, true);
   if (evaluation.code !== 0) throw new Error(`revcol eval failed with exit code ${evaluation.code}`);
-  const report = JSON.parse(evaluation.stdout.trim().split('\n').pop()!) as { accuracy: number; macroF1: number; examples: number; truncated?: number };
+  const report = JSON.parse(evaluation.stdout.trim().split('\n').pop()!) as { accuracy: number; macroF1: number; examples: number; truncated?: number; baselineWeight?: number };
   // The epochs' validation scores (metrics.jsonl); fine-tune keeps the epoch of best validation accuracy.
   const epochs = (await fs.readFile(path.join(model, 'metrics.jsonl'), 'utf8'))
     .split('\n')
@@ -121,7 +121,8 @@ async function runRevcol(name: string, set: EvalSet, files: { train: string; tes
     macroF1: report.macroF1,
     errors: Math.round((1 - report.accuracy) * report.examples),
     truncated: report.truncated,
-    settings: { preset: meta.preset, maxLength: meta.maxLength, truncation: meta.truncation ?? 'head', windows: meta.windows ?? 1, epochs: epochs.length },
+    // The TF-IDF + logistic regression mixed in (0: none), as eval applied it.
+    settings: { preset: meta.preset, maxLength: meta.maxLength, truncation: meta.truncation ?? 'head', windows: meta.windows ?? 1, epochs: epochs.length, baselineWeight: report.baselineWeight ?? 0 },
     fineTuneSeconds: Number(fineTune.seconds.toFixed(1)),
     evalSeconds: Number(evaluation.seconds.toFixed(1)),
     fineTuneArgs: fineTuneArgs.slice(1).map((a) => (a === parts.fit ? 'FIT.csv' : a === parts.val ? 'VAL.csv' : a === model ? 'MODEL' : a)),

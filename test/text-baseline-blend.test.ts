@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import { fineTune, readTextExamples, TextClassifier } from '../src/index.js';
 import { BLEND_FILE, readBaselineBlend } from '../src/text/baseline-blend.js';
+import { AUTO_BLEND_TEXTS, AUTO_BLEND_WEIGHTS, chooseBlendWeight } from '../src/text/fine-tune.js';
 import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
 import { writeTopics } from './helpers/text-data.js';
 
@@ -106,4 +107,55 @@ describe('a TF-IDF + logistic regression baseline mixed into a text classifier (
       writeFileSync(file, kept);
     }
   });
+});
+
+describe('the mix fine-tune chooses by itself (no --baseline-weight, 1,000 or more training texts)', () => {
+  it('chooseBlendWeight takes the weight of least log-loss on the evaluation texts, 0 when the model alone is best, the first on a tie', () => {
+    // Two texts, two classes: the model right but unsure, the baseline sure on one and wrong on the other.
+    const labels = Int32Array.from([0, 1]);
+    const model = Float32Array.from([0.6, 0.4, 0.4, 0.6]);
+    const baseline = Float64Array.from([0.99, 0.01, 0.3, 0.7]);
+    const { weight, logLoss } = chooseBlendWeight(model, baseline, labels, 2);
+    const mixed = (w: number) => -(Math.log(0.6 * (1 - w) + 0.99 * w) + Math.log(0.6 * (1 - w) + 0.7 * w)) / 2;
+    expect(logLoss).toHaveLength(AUTO_BLEND_WEIGHTS.length);
+    logLoss.forEach((l, i) => expect(l).toBeCloseTo(mixed(AUTO_BLEND_WEIGHTS[i]!), 6));
+    // Both terms rise with w: the largest weight tried wins.
+    expect(weight).toBe(0.95);
+    // A perfect model needs no baseline; equal inputs tie everywhere: the first weight, 0.
+    expect(chooseBlendWeight(Float32Array.from([1, 0, 0, 1]), baseline, labels, 2).weight).toBe(0);
+    expect(chooseBlendWeight(Float32Array.from([0.6, 0.4, 0.4, 0.6]), Float64Array.from([0.6, 0.4, 0.4, 0.6]), labels, 2).weight).toBe(0);
+    // In between: log(0.5 + 0.4w) + log(0.5 − 0.3w) is largest at w = 5/24 ≈ 0.208, and on the grid at 0.2.
+    expect(chooseBlendWeight(Float32Array.from([0.5, 0.5, 0.5, 0.5]), Float64Array.from([0.9, 0.1, 0.8, 0.2]), labels, 2).weight).toBe(0.2);
+  });
+
+  it('trains the baseline, chooses its weight on the held-out texts, says what each scored, and eval mixes it in; --baseline-weight 0 and smaller sets keep the model alone', async () => {
+    const big = path.join(work, 'big.csv');
+    writeTopics(big, AUTO_BLEND_TEXTS.min + 120, 5);
+    const lines: string[] = [];
+    const config = { train: big, epochs: 1, preset: 'text-micro', maxLength: 16, progress: false } as const;
+    const dir = path.join(work, 'auto');
+    const result = await fineTune({ ...config, out: dir, log: (l: string) => lines.push(l) });
+    const said = lines.join('\n');
+    expect(said).toMatch(/training TF-IDF \+ logistic regression on the \d+ training texts, to choose how much of it to mix in on the \d+ evaluation texts \(--baseline-weight 0: none\)/);
+    expect(said).toMatch(/on the evaluation texts the model alone \d+\.\d\d%, the baseline \(C=[\d.e+]+, \d+ terms\) alone \d+\.\d\d%/);
+    // Cue words decide the topic: the bag of words is right where one epoch of a micro model is not sure.
+    const blend = result.blend!;
+    expect(blend.weight).toBeGreaterThan(0);
+    expect(AUTO_BLEND_WEIGHTS).toContain(blend.weight);
+    expect(blend.chosen!.baselineAccuracy).toBeGreaterThanOrEqual(0.95);
+    expect((await readBaselineBlend(dir))!.weight).toBe(blend.weight);
+    // eval of the folder on the evaluation texts repeats the mix's accuracy.
+    const held = (await readTextExamples(big)).texts.length - result.trainExamples;
+    expect(blend.examples).toBe(held);
+    const cli = await runCliCaptured(['eval', '--model', dir, '--data', big, '--json']);
+    expect(cli.code).toBe(0);
+    expect(cli.stdout).toMatch(/"baselineWeight":/);
+
+    const none = await fineTune({ ...config, out: path.join(work, 'auto-none'), baselineWeight: 0, log: () => {} });
+    expect(none.blend).toBeUndefined();
+    expect(existsSync(path.join(work, 'auto-none', BLEND_FILE))).toBe(false);
+    // Fewer training texts than AUTO_BLEND_TEXTS.min: no baseline either.
+    const small = await fineTune({ ...config, train: trainFile, eval: evalFile, out: path.join(work, 'auto-small'), log: () => {} });
+    expect(small.blend).toBeUndefined();
+  }, 240_000);
 });

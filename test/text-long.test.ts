@@ -110,7 +110,7 @@ describe('head+tail truncation', () => {
     const base = { train, eval: train, tokenizer: tokenizerDir, config: CONFIG, epochs: 1, batchSize: 8, progress: false } as const;
     const auto = await fineTune({ ...base, maxLength: 12, out: path.join(work, 'auto'), log: (l: string) => lines.push(l) });
     expect(auto.truncation).toBe('head+tail');
-    expect(lines.join('\n')).toMatch(/long texts \(most over 24 tokens, twice the 12 read\): keeping .* \(head\+tail\); truncation head keeps the start/);
+    expect(lines.join('\n')).toMatch(/long texts \(most over 24 tokens, twice the 12 the model reads\): reading .* \(head\+tail\); truncation head keeps the start/);
     const c = await TextClassifier.load(path.join(work, 'auto'));
     expect(c.meta.truncation).toBe('head+tail');
     c.dispose();

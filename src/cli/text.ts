@@ -54,7 +54,8 @@ function printSummary(r: FineTuneResult): void {
   }
   if (r.blend) {
     const b = r.blend;
-    out(`with TF-IDF + logistic regression mixed in at weight ${b.weight} (C=${b.C}, ${b.features} terms): accuracy ${pct(b.accuracy)}, macro-F1 ${b.macroF1.toFixed(4)}; ${b.seconds.toFixed(1)} s`);
+    const alone = b.chosen ? ` (weight chosen on them; alone: the model ${pct(b.chosen.modelAccuracy)}, the baseline ${pct(b.chosen.baselineAccuracy)})` : '';
+    out(`with TF-IDF + logistic regression mixed in at weight ${b.weight} (C=${b.C}, ${b.features} terms): accuracy ${pct(b.accuracy)}, macro-F1 ${b.macroF1.toFixed(4)} on the evaluation texts${alone}; ${b.seconds.toFixed(1)} s`);
     out(`saved: ${r.outDir}/baseline-blend.json (eval, predict and TextClassifier.load mix it in)`);
   }
 }

@@ -142,7 +142,10 @@ export interface FineTuneOptions extends TextRunOptions {
    * After training, also train TF-IDF + logistic regression on the training texts (C chosen on a
    * part held out of them) and mix its class probabilities into the model's at this weight,
    * (1 − w)·model + w·baseline, wherever the folder is loaded (eval, predict, TextClassifier).
-   * Single-label classification of single texts. 0: none (default: the task's, else 0).
+   * Single-label classification of single texts. 0: none. Default: the task's; without a task,
+   * from AUTO_BLEND_TEXTS.min training texts and AUTO_BLEND_TEXTS.eval evaluation texts on, a
+   * weight chosen on the evaluation texts (chooseBlendWeight; 0 when the model alone fits them
+   * best), else 0.
    */
   baselineWeight?: number;
 }
@@ -158,6 +161,8 @@ export interface BlendResult {
   examples: number;
   /** Training the baseline and scoring the mix. */
   seconds: number;
+  /** Set when fine-tune chose the weight on the evaluation texts: what the model and the baseline scored there alone. */
+  chosen?: { modelAccuracy: number; baselineAccuracy: number };
 }
 
 export interface FineTuneResult {
@@ -234,6 +239,10 @@ async function fineTuneIn(
     fail(`${name('ensemble')} averages the class probabilities of single-label classifiers; a ${data.problem} model is trained alone: leave out ${name('ensemble')}`);
   }
   const blendWeight = checkBlendWeight(options.baselineWeight ?? data.hyper.baselineWeight ?? 0, name('baselineWeight'));
+  // Nobody chose a weight: one is chosen on the evaluation data where there is enough of it.
+  const autoBlend = options.baselineWeight === undefined && data.hyper.baselineWeight === undefined && !options.task && !options.nestedIn &&
+    data.problem === 'single-label' && data.trainSet.pairs === undefined && data.trainSet.texts.length >= AUTO_BLEND_TEXTS.min &&
+    data.trainSet.texts.length <= AUTO_BLEND_TEXTS.max && data.evalSet.texts.length >= AUTO_BLEND_TEXTS.eval;
   if (blendWeight > 0 && (data.problem !== 'single-label' || data.trainSet.pairs !== undefined)) {
     fail(`${name('baselineWeight')} mixes in a TF-IDF + logistic regression classifier of single texts; this run trains ${data.problem === 'single-label' ? 'on sentence pairs' : `a ${data.problem} model`}: leave out ${name('baselineWeight')}`);
   }
@@ -245,8 +254,92 @@ async function fineTuneIn(
   const result = members > 1
     ? await (await import('./ensemble.js')).fineTuneEnsemble({ ...options, baselineWeight: 0 }, members, data.evalSet, fineTune, () => started({ ensemble: members }))
     : await fineTuneModel(options, data, () => started());
+  if (autoBlend) {
+    const blend = await chooseBaselineBlend(options.out, data, options.log);
+    return blend ? { ...result, blend } : result;
+  }
   if (blendWeight === 0) return result;
   return { ...result, blend: await addBaselineBlend(options.out, blendWeight, data, options.log) };
+}
+
+/**
+ * When fine-tune mixes in TF-IDF + logistic regression by itself: single-label classification of
+ * single texts, no task, from `min` to `max` training texts and `eval` evaluation texts (fewer
+ * make the weight a guess; more make the baseline slow to train).
+ */
+export const AUTO_BLEND_TEXTS = { min: 1000, max: 50_000, eval: 100 } as const;
+
+/** The weights `chooseBaselineBlend` tries: 0 (the model alone) to 0.95 in steps of 0.05. */
+export const AUTO_BLEND_WEIGHTS: readonly number[] = Array.from({ length: 20 }, (_, i) => i / 20);
+
+/**
+ * The baseline's weight in the mix, chosen on the evaluation data: the one of `weights` whose
+ * mixed probabilities give the correct labels the highest mean log-likelihood (the first on a
+ * tie). Log-loss rather than accuracy: accuracy is flat over most weights on a few hundred
+ * texts, and a choice among ties would be arbitrary. `model` and `baseline` are row-major
+ * [texts × labels] in the same label order; `labels` the correct class ids.
+ */
+export function chooseBlendWeight(model: Float32Array | Float64Array, baseline: Float32Array | Float64Array, labels: Int32Array, classes: number, weights: readonly number[] = AUTO_BLEND_WEIGHTS): { weight: number; logLoss: number[] } {
+  const logLoss = weights.map((w) => {
+    let total = 0;
+    labels.forEach((y, i) => {
+      total -= Math.log(Math.max((1 - w) * model[i * classes + y]! + w * baseline[i * classes + y]!, 1e-12));
+    });
+    return total / Math.max(1, labels.length);
+  });
+  let best = 0;
+  logLoss.forEach((l, i) => { if (l < logLoss[best]!) best = i; });
+  return { weight: weights[best]!, logLoss };
+}
+
+/**
+ * The default mix: trains TF-IDF + logistic regression on the training texts, chooses its weight
+ * on the evaluation texts (chooseBlendWeight), and writes the blend beside the model when the
+ * weight is above 0. Says what each scored: the model alone, the baseline alone and the mix.
+ */
+async function chooseBaselineBlend(dir: string, data: PreparedTextData, log: (line: string) => void): Promise<BlendResult | null> {
+  const started = performance.now();
+  const { trainBaseline } = await import('./baseline.js');
+  const { TextClassifier } = await import('./classifier.js');
+  log(`training TF-IDF + logistic regression on the ${data.trainSet.texts.length} training texts, to choose how much of it to mix in on the ${data.evalSet.texts.length} evaluation texts (--baseline-weight 0: none)`);
+  const baseline = trainBaseline(data.trainSet.texts, data.trainSet.labels);
+  const classifier = await TextClassifier.load(dir);
+  let modelProbs: Float32Array;
+  try {
+    modelProbs = await classifier.probabilitiesAsync(data.evalSet.texts);
+  } finally {
+    classifier.dispose();
+  }
+  const names = data.labelMap!.names;
+  const classes = names.length;
+  const columns = names.map((n) => baseline.labels.indexOf(n));
+  const baseProbs = new Float64Array(data.evalSet.texts.length * classes);
+  baseline.probabilities(data.evalSet.texts).forEach((row, i) => columns.forEach((c, k) => { baseProbs[i * classes + k] = c < 0 ? 0 : row[c]!; }));
+  const truth = data.evalLabels as Int32Array;
+  const { weight } = chooseBlendWeight(modelProbs, baseProbs, truth, classes);
+  const report = (w: number) => textClassificationReport(truth, argmaxMix(modelProbs, baseProbs, classes, w), names);
+  const chosen = { modelAccuracy: report(0).accuracy, baselineAccuracy: report(1).accuracy };
+  const pct = (a: number) => `${(a * 100).toFixed(2)}%`;
+  const seconds = (performance.now() - started) / 1000;
+  const scores = `the model alone ${pct(chosen.modelAccuracy)}, the baseline (C=${baseline.info.C}, ${baseline.info.features} terms) alone ${pct(chosen.baselineAccuracy)}`;
+  if (weight === 0) {
+    log(`on the evaluation texts ${scores}: the model alone fits them best (log-loss), no baseline mixed in; ${seconds.toFixed(1)} s`);
+    return null;
+  }
+  await writeBaselineBlend(dir, { weight, baseline });
+  const mixed = report(weight);
+  log(`on the evaluation texts ${scores}, the two mixed at weight ${weight} (chosen there by log-loss) ${pct(mixed.accuracy)}; ${seconds.toFixed(1)} s`);
+  return { weight, C: baseline.info.C, features: baseline.info.features, accuracy: mixed.accuracy, macroF1: mixed.macroF1, examples: truth.length, seconds, chosen };
+}
+
+/** Class ids of (1 − w)·model + w·baseline, row-major [texts × classes] (the lower id on a tie). */
+function argmaxMix(model: Float32Array, baseline: Float64Array, classes: number, w: number): Int32Array {
+  const n = model.length / classes;
+  return Int32Array.from({ length: n }, (_, i) => {
+    let best = 0;
+    for (let k = 1; k < classes; k++) if ((1 - w) * model[i * classes + k]! + w * baseline[i * classes + k]! > (1 - w) * model[i * classes + best]! + w * baseline[i * classes + best]!) best = k;
+    return best;
+  });
 }
 
 /**
@@ -510,7 +603,7 @@ async function fineTuneModel(options: FineTuneOptions & { log: (line: string) =>
     if (givenTruncation === undefined && !options.task && !pairs && windows === 1 && tokenizer.cutsHeadTail()) {
       const chosen = chooseTruncation(tokenizer, trainTexts, maxLength, splitSeed);
       truncation = chosen.truncation;
-      if (truncation === 'head+tail') notes.push(`long texts (most over ${2 * maxLength} tokens, twice the ${maxLength} read): keeping each one's first quarter and last three quarters of the ${maxLength} tokens (head+tail); ${name('truncation')} head keeps the start`);
+      if (truncation === 'head+tail') notes.push(`long texts (most over ${2 * maxLength} tokens, twice the ${maxLength} the model reads): reading each one's first quarter and last three quarters of ${maxLength} tokens (head+tail); ${name('truncation')} head keeps the start`);
     }
 
     const { batchSize, epochs, lr, weightDecay, warmupEpochs, labelSmoothing, ema, keep, note } = resolveTrainingSettings(options, hyper, {
