@@ -136,7 +136,7 @@ describe('the mix fine-tune chooses by itself (no --baseline-weight, 1,000 or mo
     const dir = path.join(work, 'auto');
     const result = await fineTune({ ...config, out: dir, log: (l: string) => lines.push(l) });
     const said = lines.join('\n');
-    expect(said).toMatch(/training TF-IDF \+ logistic regression on the \d+ training texts, to choose how much of it to mix in on the \d+ evaluation texts \(--baseline-weight 0: none\)/);
+    expect(said).toMatch(/training TF-IDF \+ logistic regression on the \d+ training texts, to choose how much of it to mix in on the \d+ evaluation texts \(baselineWeight 0: none\)/);
     expect(said).toMatch(/on the evaluation texts the model alone \d+\.\d\d%, the baseline \(C=[\d.e+]+, \d+ terms\) alone \d+\.\d\d%/);
     // Cue words decide the topic: the bag of words is right where one epoch of a micro model is not sure.
     const blend = result.blend!;

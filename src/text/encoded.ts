@@ -183,10 +183,6 @@ export function lengthGroupedBatches(lengths: ArrayLike<number>, batchSize: numb
 }
 
 /**
- * A max length that covers most texts: the 95th percentile of token counts, rounded up to a
- * multiple of 32, between 32 and the cap.
- */
-/**
  * How to cut texts longer than maxLength when no one said: 'head+tail' when the median text is
  * more than twice maxLength (most texts would lose most of their tokens, and with them their
  * end), else 'head'. Chosen on two evaluation sets (docs/text.md, "Defaults chosen by
@@ -202,6 +198,10 @@ export function chooseTruncation(tokenizer: TextTokenizer, texts: string[], maxL
   return { truncation: median > 2 * maxLength ? 'head+tail' : 'head', median };
 }
 
+/**
+ * A max length that covers most texts: the 95th percentile of token counts, rounded up to a
+ * multiple of 32, between 32 and the cap.
+ */
 export function chooseMaxLength(tokenizer: TextTokenizer, texts: string[], cap: number, seed = 0): number {
   const sample = texts.length > 2000 ? seededPermutation(texts.length, seed).slice(0, 2000).map((i) => texts[i]) : texts;
   const counts = tokenizer.countTokens(sample, cap).sort((a, b) => a - b);

@@ -30,6 +30,7 @@ import {
   type TextRunOptions,
 } from './run-options.js';
 import { loadTask, type TaskHyper } from './tasks.js';
+import type { OptionName } from '../train/options.js';
 import { labelStats, looksLikeRegression, multiHot, multiLabelNames, numericLabels, REGRESSION_DISTINCT, standardise, type TextProblem } from './text-heads.js';
 
 export { chooseEpochs } from './run-options.js';
@@ -255,7 +256,7 @@ async function fineTuneIn(
     ? await (await import('./ensemble.js')).fineTuneEnsemble({ ...options, baselineWeight: 0 }, members, data.evalSet, fineTune, () => started({ ensemble: members }))
     : await fineTuneModel(options, data, () => started());
   if (autoBlend) {
-    const blend = await chooseBaselineBlend(options.out, data, options.log);
+    const blend = await chooseBaselineBlend(options.out, data, options.log, name);
     return blend ? { ...result, blend } : result;
   }
   if (blendWeight === 0) return result;
@@ -297,11 +298,11 @@ export function chooseBlendWeight(model: Float32Array | Float64Array, baseline: 
  * on the evaluation texts (chooseBlendWeight), and writes the blend beside the model when the
  * weight is above 0. Says what each scored: the model alone, the baseline alone and the mix.
  */
-async function chooseBaselineBlend(dir: string, data: PreparedTextData, log: (line: string) => void): Promise<BlendResult | null> {
+async function chooseBaselineBlend(dir: string, data: PreparedTextData, log: (line: string) => void, name: OptionName): Promise<BlendResult | null> {
   const started = performance.now();
   const { trainBaseline } = await import('./baseline.js');
   const { TextClassifier } = await import('./classifier.js');
-  log(`training TF-IDF + logistic regression on the ${data.trainSet.texts.length} training texts, to choose how much of it to mix in on the ${data.evalSet.texts.length} evaluation texts (--baseline-weight 0: none)`);
+  log(`training TF-IDF + logistic regression on the ${data.trainSet.texts.length} training texts, to choose how much of it to mix in on the ${data.evalSet.texts.length} evaluation texts (${name('baselineWeight')} 0: none)`);
   const baseline = trainBaseline(data.trainSet.texts, data.trainSet.labels);
   const classifier = await TextClassifier.load(dir);
   let modelProbs: Float32Array;
