@@ -151,6 +151,22 @@ describe('the mix fine-tune chooses by itself (no --baseline-weight, 1,000 or mo
     expect(cli.code).toBe(0);
     expect(cli.stdout).toMatch(/"baselineWeight":/);
 
+    // revcol baseline --model shows the mix and the model alone, each against the baseline.
+    const side = await runCliCaptured(['baseline', '--train', big, '--data', big, '--model', dir, '--json', '--c', '10']);
+    expect(side.code, side.stderr).toBe(0);
+    const json = JSON.parse(side.stdout);
+    const alone = await TextClassifier.load(path.join(dir, 'best.safetensors'));
+    const want = alone.evaluate(await readTextExamples(big));
+    alone.dispose();
+    expect(json.model.baselineWeight).toBe(blend.weight);
+    expect(json.modelAlone).toMatchObject({ accuracy: want.accuracy, macroF1: want.macroF1 });
+    expect(json.differenceAlone.accuracy).toBeCloseTo(want.accuracy - json.baseline.accuracy, 12);
+    const table = await runCliCaptured(['baseline', '--train', big, '--data', big, '--model', dir, '--c', '10']);
+    expect(table.stdout).toMatch(new RegExp(`^revcol model \\+ baseline \\(${blend.weight}\\)\\s+[\\d.]+%`, 'm'));
+    expect(table.stdout).toMatch(/^revcol model alone\s+[\d.]+%/m);
+    expect(table.stdout).toMatch(/^revcol alone − baseline\s+[+−][\d.]+ pt/m);
+    expect(table.stdout).toContain('label  support  baseline  revcol  revcol alone\n');
+
     const none = await fineTune({ ...config, out: path.join(work, 'auto-none'), baselineWeight: 0, log: () => {} });
     expect(none.blend).toBeUndefined();
     expect(existsSync(path.join(work, 'auto-none', BLEND_FILE))).toBe(false);

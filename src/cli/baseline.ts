@@ -45,17 +45,18 @@ interface Scored {
 
 /** Errors, accuracy and macro-F1 of each system, one row each, then the difference. */
 function printComparison(rows: Scored[]): void {
-  const width = Math.max(...rows.map((r) => r.name.length), 'revcol − baseline'.length);
+  const width = Math.max(...rows.map((r) => r.name.length), (rows.length > 2 ? 'revcol alone − baseline' : 'revcol − baseline').length);
   out(`${''.padEnd(width)}  ${'accuracy'.padStart(9)}  macro-F1  errors`);
   for (const { name, report } of rows) {
     const errors = report.examples - Math.round(report.accuracy * report.examples);
     out(`${name.padEnd(width)}  ${pct(report.accuracy).padStart(9)}  ${report.macroF1.toFixed(4).padStart(8)}  ${String(errors).padStart(6)}`);
   }
-  if (rows.length === 2) {
-    const [base, model] = rows as [Scored, Scored];
+  const [base, ...models] = rows as [Scored, ...Scored[]];
+  models.forEach((model, i) => {
     const points = (model.report.accuracy - base.report.accuracy) * 100;
-    out(`${'revcol − baseline'.padEnd(width)}  ${`${signed(points, 2)} pt`.padStart(9)}  ${signed(model.report.macroF1 - base.report.macroF1, 4).padStart(8)}`);
-  }
+    const name = i === 0 ? 'revcol − baseline' : 'revcol alone − baseline';
+    out(`${name.padEnd(width)}  ${`${signed(points, 2)} pt`.padStart(9)}  ${signed(model.report.macroF1 - base.report.macroF1, 4).padStart(8)}`);
+  });
 }
 
 /** Per class: precision, recall and F1 of the baseline alone, or the F1 of each system side by side. */
@@ -72,11 +73,11 @@ function printPerClass(rows: Scored[]): void {
     return;
   }
   out(`F1 per class:`);
-  out(`${'label'.padEnd(width)}  support  baseline  revcol`);
+  out(`${'label'.padEnd(width)}  support  baseline  revcol${rows.length > 2 ? '  revcol alone' : ''}`);
   for (const label of labels) {
     const support = rows[0]!.report.perClass[label]!.support;
     const f1 = rows.map((s) => (s.report.perClass[label]?.f1 ?? 0).toFixed(4));
-    out(`${label.padEnd(width)}  ${String(support).padStart(7)}  ${f1[0]!.padStart(8)}  ${f1[1]!.padStart(6)}`);
+    out(`${label.padEnd(width)}  ${String(support).padStart(7)}  ${f1[0]!.padStart(8)}  ${f1[1]!.padStart(6)}${f1[2] ? `  ${f1[2].padStart(12)}` : ''}`);
   }
 }
 
@@ -146,11 +147,15 @@ export async function runBaseline(opts: BaselineCommandOptions): Promise<void> {
     }
     const baseReport = evaluateBaseline(baseline, test.texts, test.labels);
     const rows: Scored[] = [{ name: 'TF-IDF + logistic', report: baseReport }];
-    if (classifier) rows.push({ name: classifier.blend ? `revcol model + baseline (${classifier.blend.weight})` : 'revcol model', report: await classifier.evaluateAsync(test, opts.task ? testName : `the test file ${testName}`) });
+    const where = opts.task ? testName : `the test file ${testName}`;
+    if (classifier) rows.push({ name: classifier.blend ? `revcol model + baseline (${classifier.blend.weight})` : 'revcol model', report: await classifier.evaluateAsync(test, where) });
+    // A folder with a baseline mixed in: the model alone too, so the table shows what the transformer itself does.
+    if (classifier?.blend) rows.push({ name: 'revcol model alone', report: await classifier.evaluateAsync(test, where, { blend: false }) });
 
     if (opts.json) {
       const { recipe, C, features, candidates, validation, iterations, converged } = baseline.info;
       const modelReport = rows[1]?.report;
+      const aloneReport = rows[2]?.report;
       out(JSON.stringify({
         train: opts.task ? `task:${opts.task}` : opts.train,
         data: opts.task ? `task:${opts.task}` : opts.data,
@@ -160,6 +165,10 @@ export async function runBaseline(opts: BaselineCommandOptions): Promise<void> {
         ...(modelReport ? {
           model: { dir: opts.model, ...(classifier?.blend ? { baselineWeight: classifier.blend.weight } : {}), ...modelReport },
           difference: { accuracy: modelReport.accuracy - baseReport.accuracy, macroF1: modelReport.macroF1 - baseReport.macroF1 },
+        } : {}),
+        ...(aloneReport ? {
+          modelAlone: aloneReport,
+          differenceAlone: { accuracy: aloneReport.accuracy - baseReport.accuracy, macroF1: aloneReport.macroF1 - baseReport.macroF1 },
         } : {}),
       }));
       return;

@@ -152,6 +152,11 @@ export function checkPairs(meta: TextModelMeta, count: number, pairs: string[] |
   return undefined;
 }
 
+export interface EvaluateOptions {
+  /** false: score the model (or ensemble) alone, without the folder's baseline blend. */
+  blend?: boolean;
+}
+
 /** A trained text classifier: `await TextClassifier.load(dir)` then `classify(texts)`. */
 export class TextClassifier {
   private constructor(
@@ -240,20 +245,21 @@ export class TextClassifier {
    * Accuracy, macro-F1, per-class scores and confusion on labelled examples. Reads
    * synchronously: on the webgpu backend use evaluateAsync.
    */
-  evaluate(examples: TextExamples, where = 'the evaluation data'): TextEvaluationReport {
-    return readNow(this.scored(examples, where), 'await classifier.evaluateAsync(examples)');
+  evaluate(examples: TextExamples, where = 'the evaluation data', options: EvaluateOptions = {}): TextEvaluationReport {
+    return readNow(this.scored(examples, where, options), 'await classifier.evaluateAsync(examples)');
   }
 
   /** evaluate, read asynchronously (every backend). */
-  async evaluateAsync(examples: TextExamples, where = 'the evaluation data'): Promise<TextEvaluationReport> {
-    return readLater(this.scored(examples, where));
+  async evaluateAsync(examples: TextExamples, where = 'the evaluation data', options: EvaluateOptions = {}): Promise<TextEvaluationReport> {
+    return readLater(this.scored(examples, where, options));
   }
 
-  private *scored(examples: TextExamples, where: string): Reads<TextEvaluationReport> {
+  private *scored(examples: TextExamples, where: string, options: EvaluateOptions): Reads<TextEvaluationReport> {
     const trueIds = this.labels.ids(examples.labels, where);
     const pairs = checkPairs(this.meta, examples.texts.length, examples.pairs, this.source);
     const data = new EncodedTexts(this.tokenizer, asTrained(examples.texts, this.meta.collapseRuns), this.maxLength, trueIds, pairs && asTrained(pairs, this.meta.collapseRuns), this.meta);
-    const probs = yield* this.blended(examples.texts, predictAveraged(this.models, data));
+    const models = predictAveraged(this.models, data);
+    const probs = options.blend === false ? yield* models : yield* this.blended(examples.texts, models);
     return textClassificationReport(trueIds, argmaxRows(probs, this.labels.size), this.labels.names, data.truncated);
   }
 
