@@ -114,18 +114,23 @@ describe('the mix fine-tune chooses by itself (no --baseline-weight, 1,000 or mo
     // Two texts, two classes: the model right but unsure, the baseline sure on one and wrong on the other.
     const labels = Int32Array.from([0, 1]);
     const model = Float32Array.from([0.6, 0.4, 0.4, 0.6]);
-    const baseline = Float64Array.from([0.99, 0.01, 0.3, 0.7]);
-    const { weight, logLoss } = chooseBlendWeight(model, baseline, labels, 2);
+    // The baseline's rows in its own label order, here the model's.
+    const rows = (...ps: number[][]) => ps.map((p) => Float64Array.from(p));
+    const baseline = rows([0.99, 0.01], [0.3, 0.7]);
+    const same = [0, 1];
+    const { weight, logLoss } = chooseBlendWeight(model, baseline, same, labels);
     const mixed = (w: number) => -(Math.log(0.6 * (1 - w) + 0.99 * w) + Math.log(0.6 * (1 - w) + 0.7 * w)) / 2;
     expect(logLoss).toHaveLength(AUTO_BLEND_WEIGHTS.length);
     logLoss.forEach((l, i) => expect(l).toBeCloseTo(mixed(AUTO_BLEND_WEIGHTS[i]!), 6));
     // Both terms rise with w: the largest weight tried wins.
     expect(weight).toBe(0.95);
     // A perfect model needs no baseline; equal inputs tie everywhere: the first weight, 0.
-    expect(chooseBlendWeight(Float32Array.from([1, 0, 0, 1]), baseline, labels, 2).weight).toBe(0);
-    expect(chooseBlendWeight(Float32Array.from([0.6, 0.4, 0.4, 0.6]), Float64Array.from([0.6, 0.4, 0.4, 0.6]), labels, 2).weight).toBe(0);
+    expect(chooseBlendWeight(Float32Array.from([1, 0, 0, 1]), baseline, same, labels).weight).toBe(0);
+    expect(chooseBlendWeight(Float32Array.from([0.6, 0.4, 0.4, 0.6]), rows([0.6, 0.4], [0.4, 0.6]), same, labels).weight).toBe(0);
     // In between: log(0.5 + 0.4w) + log(0.5 − 0.3w) is largest at w = 5/24 ≈ 0.208, and on the grid at 0.2.
-    expect(chooseBlendWeight(Float32Array.from([0.5, 0.5, 0.5, 0.5]), Float64Array.from([0.9, 0.1, 0.8, 0.2]), labels, 2).weight).toBe(0.2);
+    expect(chooseBlendWeight(Float32Array.from([0.5, 0.5, 0.5, 0.5]), rows([0.9, 0.1], [0.8, 0.2]), same, labels).weight).toBe(0.2);
+    // The columns map the baseline's label order onto the model's: swapped rows, swapped columns, the same choice.
+    expect(chooseBlendWeight(Float32Array.from([0.5, 0.5, 0.5, 0.5]), rows([0.1, 0.9], [0.2, 0.8]), [1, 0], labels).weight).toBe(0.2);
   });
 
   it('trains the baseline, chooses its weight on the held-out texts, says what each scored, and eval mixes it in; --baseline-weight 0 and smaller sets keep the model alone', async () => {

@@ -147,10 +147,12 @@ export async function runBaseline(opts: BaselineCommandOptions): Promise<void> {
     }
     const baseReport = evaluateBaseline(baseline, test.texts, test.labels);
     const rows: Scored[] = [{ name: 'TF-IDF + logistic', report: baseReport }];
-    const where = opts.task ? testName : `the test file ${testName}`;
-    if (classifier) rows.push({ name: classifier.blend ? `revcol model + baseline (${classifier.blend.weight})` : 'revcol model', report: await classifier.evaluateAsync(test, where) });
-    // A folder with a baseline mixed in: the model alone too, so the table shows what the transformer itself does.
-    if (classifier?.blend) rows.push({ name: 'revcol model alone', report: await classifier.evaluateAsync(test, where, { blend: false }) });
+    if (classifier) {
+      const { mixed, alone } = await classifier.evaluateMixedAndAloneAsync(test, opts.task ? testName : `the test file ${testName}`);
+      rows.push({ name: classifier.blend ? `revcol model + baseline (${classifier.blend.weight})` : 'revcol model', report: mixed });
+      // A folder with a baseline mixed in: the model alone too, so the table shows what the transformer itself does.
+      if (classifier.blend) rows.push({ name: 'revcol model alone', report: alone });
+    }
 
     if (opts.json) {
       const { recipe, C, features, candidates, validation, iterations, converged } = baseline.info;

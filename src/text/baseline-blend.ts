@@ -51,22 +51,27 @@ export async function removeStaleBlend(dir: string, log: (line: string) => void)
 }
 
 /** The baseline's column for each of the model's labels; a label it never saw is an error. */
-export function blendColumns(blend: BaselineBlend, labels: readonly string[], source: string): number[] {
+export function blendColumns(baseline: BaselineModel, labels: readonly string[], source: string): number[] {
   return labels.map((label) => {
-    const c = blend.baseline.labels.indexOf(label);
+    const c = baseline.labels.indexOf(label);
     if (c < 0) fail(`the baseline in ${source} has no label ${JSON.stringify(label)}: it does not belong to this model; train it again, or delete ${BLEND_FILE}`);
     return c;
   });
 }
 
+/**
+ * (1 − w)·model + w·baseline, row-major [texts × labels], into `out` (a new array by default):
+ * `rows` are the baseline's probabilities per text in its own label order, `columns` (blendColumns) map them.
+ */
+export function mixRows(model: Float32Array, rows: readonly Float64Array[], columns: readonly number[], w: number, out: Float32Array = new Float32Array(model.length)): Float32Array {
+  const k = columns.length;
+  rows.forEach((row, i) => {
+    for (let c = 0; c < k; c++) out[i * k + c] = (1 - w) * model[i * k + c]! + w * row[columns[c]!]!;
+  });
+  return out;
+}
+
 /** (1 − w)·probs + w·baseline(texts), row-major [texts × labels], in place. */
 export function mixBaseline(probs: Float32Array, texts: readonly string[], blend: BaselineBlend, columns: readonly number[]): Float32Array {
-  const k = columns.length;
-  const w = blend.weight;
-  const fromBaseline = blend.baseline.probabilities(texts);
-  texts.forEach((_, i) => {
-    const row = fromBaseline[i]!;
-    for (let c = 0; c < k; c++) probs[i * k + c] = (1 - w) * probs[i * k + c]! + w * row[columns[c]!]!;
-  });
-  return probs;
+  return mixRows(probs, blend.baseline.probabilities(texts), columns, blend.weight, probs);
 }

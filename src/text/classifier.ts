@@ -152,11 +152,6 @@ export function checkPairs(meta: TextModelMeta, count: number, pairs: string[] |
   return undefined;
 }
 
-export interface EvaluateOptions {
-  /** false: score the model (or ensemble) alone, without the folder's baseline blend. */
-  blend?: boolean;
-}
-
 /** A trained text classifier: `await TextClassifier.load(dir)` then `classify(texts)`. */
 export class TextClassifier {
   private constructor(
@@ -171,7 +166,7 @@ export class TextClassifier {
     readonly blend: BaselineBlend | null = null,
   ) {
     // The blend lies in the folder that holds `source` (best.safetensors, or ensemble.json).
-    this.blendColumns = blend ? blendColumns(blend, labels.names, path.dirname(source)) : null;
+    this.blendColumns = blend ? blendColumns(blend.baseline, labels.names, path.dirname(source)) : null;
   }
 
   /** The blend's column for each of the model's labels; computing it checks that the two belong together. */
@@ -245,22 +240,36 @@ export class TextClassifier {
    * Accuracy, macro-F1, per-class scores and confusion on labelled examples. Reads
    * synchronously: on the webgpu backend use evaluateAsync.
    */
-  evaluate(examples: TextExamples, where = 'the evaluation data', options: EvaluateOptions = {}): TextEvaluationReport {
-    return readNow(this.scored(examples, where, options), 'await classifier.evaluateAsync(examples)');
+  evaluate(examples: TextExamples, where = 'the evaluation data'): TextEvaluationReport {
+    return readNow(this.scored(examples, where), 'await classifier.evaluateAsync(examples)');
   }
 
   /** evaluate, read asynchronously (every backend). */
-  async evaluateAsync(examples: TextExamples, where = 'the evaluation data', options: EvaluateOptions = {}): Promise<TextEvaluationReport> {
-    return readLater(this.scored(examples, where, options));
+  async evaluateAsync(examples: TextExamples, where = 'the evaluation data'): Promise<TextEvaluationReport> {
+    return readLater(this.scored(examples, where));
   }
 
-  private *scored(examples: TextExamples, where: string, options: EvaluateOptions): Reads<TextEvaluationReport> {
+  /**
+   * evaluateAsync of the folder as loaded (`mixed`: with its baseline blend, if it has one) and of
+   * its model or ensemble alone, from one pass of the model (every backend).
+   */
+  async evaluateMixedAndAloneAsync(examples: TextExamples, where = 'the evaluation data'): Promise<{ mixed: TextEvaluationReport; alone: TextEvaluationReport }> {
+    return readLater(this.scoredBoth(examples, where));
+  }
+
+  private *scored(examples: TextExamples, where: string): Reads<TextEvaluationReport> {
+    return (yield* this.scoredBoth(examples, where)).mixed;
+  }
+
+  private *scoredBoth(examples: TextExamples, where: string): Reads<{ mixed: TextEvaluationReport; alone: TextEvaluationReport }> {
     const trueIds = this.labels.ids(examples.labels, where);
     const pairs = checkPairs(this.meta, examples.texts.length, examples.pairs, this.source);
     const data = new EncodedTexts(this.tokenizer, asTrained(examples.texts, this.meta.collapseRuns), this.maxLength, trueIds, pairs && asTrained(pairs, this.meta.collapseRuns), this.meta);
-    const models = predictAveraged(this.models, data);
-    const probs = options.blend === false ? yield* models : yield* this.blended(examples.texts, models);
-    return textClassificationReport(trueIds, argmaxRows(probs, this.labels.size), this.labels.names, data.truncated);
+    const probs = yield* predictAveraged(this.models, data);
+    const report = (p: Float32Array) => textClassificationReport(trueIds, argmaxRows(p, this.labels.size), this.labels.names, data.truncated);
+    // The model's own report first: mixBaseline mixes in place.
+    const alone = report(probs);
+    return { alone, mixed: this.blend ? report(mixBaseline(probs, examples.texts, this.blend, this.blendColumns!)) : alone };
   }
 
   dispose(): void {

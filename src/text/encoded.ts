@@ -182,18 +182,22 @@ export function lengthGroupedBatches(lengths: ArrayLike<number>, batchSize: numb
   return seededPermutation(batches.length, mixSeed(seed, 1)).map((i) => batches[i]);
 }
 
+/** The texts whose lengths stand for all of them: all, or a seeded 2,000. */
+function lengthSample(texts: string[], seed: number): string[] {
+  return texts.length > 2000 ? seededPermutation(texts.length, seed).slice(0, 2000).map((i) => texts[i]!) : texts;
+}
+
 /**
  * How to cut texts longer than maxLength when no one said: 'head+tail' when the median text is
  * more than twice maxLength (most texts would lose most of their tokens, and with them their
  * end), else 'head'. Chosen on two evaluation sets (docs/text.md, "Defaults chosen by
  * measurement"): whole e-mails (median 1,356 tokens at 256) gained 2.7 points of validation
- * accuracy with head+tail; passages of about 268 tokens did not. Counts a seeded sample of at
- * most 2,000 texts, each up to 2·maxLength + 1 tokens; `median` is that capped count.
+ * accuracy with head+tail; passages of about 268 tokens did not. Counts lengthSample's texts,
+ * each up to 2·maxLength + 1 tokens; `median` is that capped count.
  */
 export function chooseTruncation(tokenizer: TextTokenizer, texts: string[], maxLength: number, seed = 0): { truncation: Truncation; median: number } {
   if (texts.length === 0) return { truncation: 'head', median: 0 };
-  const sample = texts.length > 2000 ? seededPermutation(texts.length, seed).slice(0, 2000).map((i) => texts[i]!) : texts;
-  const counts = tokenizer.countTokens(sample, 2 * maxLength).sort((a, b) => a - b);
+  const counts = tokenizer.countTokens(lengthSample(texts, seed), 2 * maxLength).sort((a, b) => a - b);
   const median = counts[Math.floor((counts.length - 1) / 2)]!;
   return { truncation: median > 2 * maxLength ? 'head+tail' : 'head', median };
 }
@@ -203,8 +207,7 @@ export function chooseTruncation(tokenizer: TextTokenizer, texts: string[], maxL
  * multiple of 32, between 32 and the cap.
  */
 export function chooseMaxLength(tokenizer: TextTokenizer, texts: string[], cap: number, seed = 0): number {
-  const sample = texts.length > 2000 ? seededPermutation(texts.length, seed).slice(0, 2000).map((i) => texts[i]) : texts;
-  const counts = tokenizer.countTokens(sample, cap).sort((a, b) => a - b);
+  const counts = tokenizer.countTokens(lengthSample(texts, seed), cap).sort((a, b) => a - b);
   const p95 = counts[Math.min(counts.length - 1, Math.floor(counts.length * 0.95))] ?? cap;
   return Math.max(Math.min(32, cap), Math.min(cap, Math.ceil(p95 / 32) * 32));
 }

@@ -18,7 +18,7 @@ import { asTrained, predictEncoded, textClassificationReport } from './classifie
 import { startTextWorkers, textShards } from './data-parallel-text.js';
 import { chooseMaxLength, chooseTruncation, disposeBatch, type EncodedLabels, EncodedTexts, lengthGroupedBatches, type Truncation } from './encoded.js';
 import { multiLabelReport, regressionReport, tuneThreshold } from './head-metrics.js';
-import { checkBlendWeight, removeStaleBlend, writeBaselineBlend } from './baseline-blend.js';
+import { blendColumns, checkBlendWeight, mixRows, removeStaleBlend, writeBaselineBlend } from './baseline-blend.js';
 import { readEnsembleManifest, removeStaleEnsemble } from './ensemble-manifest.js';
 import { RevColText, WINDOW_SCORE, type TextBatch } from './model.js';
 import { LAST_CHECKPOINT, MASKED_LM_HEAD, MASKED_LM_OBJECTIVE, PRETRAINED_DIR, readResumeMeta, readTextMeta, sameLabels, type TextModelMeta } from './model-meta.js';
@@ -255,12 +255,9 @@ async function fineTuneIn(
   const result = members > 1
     ? await (await import('./ensemble.js')).fineTuneEnsemble({ ...options, baselineWeight: 0 }, members, data.evalSet, fineTune, () => started({ ensemble: members }))
     : await fineTuneModel(options, data, () => started());
-  if (autoBlend) {
-    const blend = await chooseBaselineBlend(options.out, data, options.log, name);
-    return blend ? { ...result, blend } : result;
-  }
-  if (blendWeight === 0) return result;
-  return { ...result, blend: await addBaselineBlend(options.out, blendWeight, data, options.log) };
+  if (!autoBlend && blendWeight === 0) return result;
+  const blend = await blendBaseline(options.out, autoBlend ? null : blendWeight, data, options.log, name);
+  return blend ? { ...result, blend } : result;
 }
 
 /**
@@ -270,21 +267,23 @@ async function fineTuneIn(
  */
 export const AUTO_BLEND_TEXTS = { min: 1000, max: 50_000, eval: 100 } as const;
 
-/** The weights `chooseBaselineBlend` tries: 0 (the model alone) to 0.95 in steps of 0.05. */
+/** The weights fine-tune chooses among (chooseBlendWeight): 0 (the model alone) to 0.95 in steps of 0.05. */
 export const AUTO_BLEND_WEIGHTS: readonly number[] = Array.from({ length: 20 }, (_, i) => i / 20);
 
 /**
  * The baseline's weight in the mix, chosen on the evaluation data: the one of `weights` whose
  * mixed probabilities give the correct labels the highest mean log-likelihood (the first on a
  * tie). Log-loss rather than accuracy: accuracy is flat over most weights on a few hundred
- * texts, and a choice among ties would be arbitrary. `model` and `baseline` are row-major
- * [texts × labels] in the same label order; `labels` the correct class ids.
+ * texts, and a choice among ties would be arbitrary. `model` is row-major [texts × labels];
+ * `rows` the baseline's probabilities per text in its label order, mapped by `columns`
+ * (blendColumns); `labels` the correct class ids.
  */
-export function chooseBlendWeight(model: Float32Array | Float64Array, baseline: Float32Array | Float64Array, labels: Int32Array, classes: number, weights: readonly number[] = AUTO_BLEND_WEIGHTS): { weight: number; logLoss: number[] } {
+export function chooseBlendWeight(model: Float32Array, rows: readonly Float64Array[], columns: readonly number[], labels: Int32Array, weights: readonly number[] = AUTO_BLEND_WEIGHTS): { weight: number; logLoss: number[] } {
+  const k = columns.length;
   const logLoss = weights.map((w) => {
     let total = 0;
     labels.forEach((y, i) => {
-      total -= Math.log(Math.max((1 - w) * model[i * classes + y]! + w * baseline[i * classes + y]!, 1e-12));
+      total -= Math.log(Math.max((1 - w) * model[i * k + y]! + w * rows[i]![columns[y]!]!, 1e-12));
     });
     return total / Math.max(1, labels.length);
   });
@@ -294,76 +293,49 @@ export function chooseBlendWeight(model: Float32Array | Float64Array, baseline: 
 }
 
 /**
- * The default mix: trains TF-IDF + logistic regression on the training texts, chooses its weight
- * on the evaluation texts (chooseBlendWeight), and writes the blend beside the model when the
- * weight is above 0. Says what each scored: the model alone, the baseline alone and the mix.
+ * Trains TF-IDF + logistic regression on the training texts and mixes it into the model in `dir`
+ * at `weight`, or, given null, at the weight chooseBlendWeight picks on the evaluation texts
+ * (saying what the model, the baseline and the mix scored there). Writes the blend beside the
+ * model, unless the chosen weight is 0, and returns the mix's score on the evaluation texts:
+ * computed as eval computes it (mixBaseline's float32 rows, then the first largest).
  */
-async function chooseBaselineBlend(dir: string, data: PreparedTextData, log: (line: string) => void, name: OptionName): Promise<BlendResult | null> {
+async function blendBaseline(dir: string, weight: number | null, data: PreparedTextData, log: (line: string) => void, name: OptionName): Promise<BlendResult | null> {
   const started = performance.now();
-  const { trainBaseline } = await import('./baseline.js');
-  const { TextClassifier } = await import('./classifier.js');
-  log(`training TF-IDF + logistic regression on the ${data.trainSet.texts.length} training texts, to choose how much of it to mix in on the ${data.evalSet.texts.length} evaluation texts (${name('baselineWeight')} 0: none)`);
+  const [{ trainBaseline }, { TextClassifier }] = await Promise.all([import('./baseline.js'), import('./classifier.js')]);
+  const texts = data.evalSet.texts;
+  log(weight === null
+    ? `training TF-IDF + logistic regression on the ${data.trainSet.texts.length} training texts, to choose how much of it to mix in on the ${texts.length} evaluation texts (${name('baselineWeight')} 0: none)`
+    : `training TF-IDF + logistic regression on the ${data.trainSet.texts.length} training texts, to mix in at weight ${weight}`);
   const baseline = trainBaseline(data.trainSet.texts, data.trainSet.labels);
+  // The run removed any earlier blend from the folder: this is the model (or ensemble) alone.
   const classifier = await TextClassifier.load(dir);
-  let modelProbs: Float32Array;
+  let model: Float32Array;
   try {
-    modelProbs = await classifier.probabilitiesAsync(data.evalSet.texts);
+    model = await classifier.probabilitiesAsync(texts);
   } finally {
     classifier.dispose();
   }
   const names = data.labelMap!.names;
-  const classes = names.length;
-  const columns = names.map((n) => baseline.labels.indexOf(n));
-  const baseProbs = new Float64Array(data.evalSet.texts.length * classes);
-  baseline.probabilities(data.evalSet.texts).forEach((row, i) => columns.forEach((c, k) => { baseProbs[i * classes + k] = c < 0 ? 0 : row[c]!; }));
+  const rows = baseline.probabilities(texts);
+  const columns = blendColumns(baseline, names, dir);
   const truth = data.evalLabels as Int32Array;
-  const { weight } = chooseBlendWeight(modelProbs, baseProbs, truth, classes);
-  const report = (w: number) => textClassificationReport(truth, argmaxMix(modelProbs, baseProbs, classes, w), names);
-  const chosen = { modelAccuracy: report(0).accuracy, baselineAccuracy: report(1).accuracy };
+  const report = (w: number) => textClassificationReport(truth, argmaxRows(mixRows(model, rows, columns, w), names.length), names);
+  const w = weight ?? chooseBlendWeight(model, rows, columns, truth).weight;
+  const chosen = weight === null ? { modelAccuracy: report(0).accuracy, baselineAccuracy: report(1).accuracy } : undefined;
   const pct = (a: number) => `${(a * 100).toFixed(2)}%`;
-  const seconds = (performance.now() - started) / 1000;
-  const scores = `the model alone ${pct(chosen.modelAccuracy)}, the baseline (C=${baseline.info.C}, ${baseline.info.features} terms) alone ${pct(chosen.baselineAccuracy)}`;
-  if (weight === 0) {
-    log(`on the evaluation texts ${scores}: the model alone fits them best (log-loss), no baseline mixed in; ${seconds.toFixed(1)} s`);
+  const terms = `C=${baseline.info.C}, ${baseline.info.features} terms`;
+  const scores = chosen ? `the model alone ${pct(chosen.modelAccuracy)}, the baseline (${terms}) alone ${pct(chosen.baselineAccuracy)}` : '';
+  if (w === 0) {
+    log(`on the evaluation texts ${scores}: the model alone fits them best (log-loss), no baseline mixed in; ${((performance.now() - started) / 1000).toFixed(1)} s`);
     return null;
   }
-  await writeBaselineBlend(dir, { weight, baseline });
-  const mixed = report(weight);
-  log(`on the evaluation texts ${scores}, the two mixed at weight ${weight} (chosen there by log-loss) ${pct(mixed.accuracy)}; ${seconds.toFixed(1)} s`);
-  return { weight, C: baseline.info.C, features: baseline.info.features, accuracy: mixed.accuracy, macroF1: mixed.macroF1, examples: truth.length, seconds, chosen };
-}
-
-/** Class ids of (1 − w)·model + w·baseline, row-major [texts × classes] (the lower id on a tie). */
-function argmaxMix(model: Float32Array, baseline: Float64Array, classes: number, w: number): Int32Array {
-  const n = model.length / classes;
-  return Int32Array.from({ length: n }, (_, i) => {
-    let best = 0;
-    for (let k = 1; k < classes; k++) if ((1 - w) * model[i * classes + k]! + w * baseline[i * classes + k]! > (1 - w) * model[i * classes + best]! + w * baseline[i * classes + best]!) best = k;
-    return best;
-  });
-}
-
-/**
- * Trains TF-IDF + logistic regression on the training texts, writes it beside the model in
- * `dir` with its weight, and scores the mix on the evaluation texts.
- */
-async function addBaselineBlend(dir: string, weight: number, data: PreparedTextData, log: (line: string) => void): Promise<BlendResult> {
-  const started = performance.now();
-  const { trainBaseline } = await import('./baseline.js');
-  log(`training TF-IDF + logistic regression on the ${data.trainSet.texts.length} training texts, to mix in at weight ${weight}`);
-  const baseline = trainBaseline(data.trainSet.texts, data.trainSet.labels);
-  await writeBaselineBlend(dir, { weight, baseline });
-  const { TextClassifier } = await import('./classifier.js');
-  const classifier = await TextClassifier.load(dir);
-  let report;
-  try {
-    report = await classifier.evaluateAsync(data.evalSet, 'the evaluation data');
-  } finally {
-    classifier.dispose();
-  }
+  await writeBaselineBlend(dir, { weight: w, baseline });
+  const mixed = report(w);
   const seconds = (performance.now() - started) / 1000;
-  log(`with the baseline (C=${baseline.info.C}, ${baseline.info.features} terms) at weight ${weight}: accuracy ${(report.accuracy * 100).toFixed(2)}%, macro-F1 ${report.macroF1.toFixed(4)} on ${report.examples} evaluation texts; ${seconds.toFixed(1)} s`);
-  return { weight, C: baseline.info.C, features: baseline.info.features, accuracy: report.accuracy, macroF1: report.macroF1, examples: report.examples, seconds };
+  log(chosen
+    ? `on the evaluation texts ${scores}, the two mixed at weight ${w} (chosen there by log-loss) ${pct(mixed.accuracy)}; ${seconds.toFixed(1)} s`
+    : `with the baseline (${terms}) at weight ${w}: accuracy ${pct(mixed.accuracy)}, macro-F1 ${mixed.macroF1.toFixed(4)} on ${mixed.examples} evaluation texts; ${seconds.toFixed(1)} s`);
+  return { weight: w, C: baseline.info.C, features: baseline.info.features, accuracy: mixed.accuracy, macroF1: mixed.macroF1, examples: mixed.examples, seconds, ...(chosen ? { chosen } : {}) };
 }
 
 /** What fine-tune trains and evaluates on, and what a task brings along. */
