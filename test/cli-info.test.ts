@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { probeBackends } from '../src/backends/index.js';
+import { nativeBlas, nativeBlasStatus } from '../src/backends/native-blas.js';
 import { runCli } from '../src/cli/main.js';
 
 /** Runs the CLI in-process and returns its exit code and what it wrote to stdout and stderr. */
@@ -35,25 +36,36 @@ describe('revcol info', () => {
       backends: Array<{ name: string; usable: boolean; reason: string; adapter?: string }>;
       auto: string;
       adapter?: string;
+      wasmProducts: string;
     };
     expect(report.backends.map((b) => b.name)).toEqual(['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu']);
     expect(report.auto).toBe(report.backends.find((b) => b.usable)!.name);
     const gpu = report.backends.find((b) => b.adapter !== undefined);
     expect(report.adapter).toBe(gpu?.adapter);
     expect(report.backends).toEqual(await probeBackends());
+    expect(report.wasmProducts).toBe(nativeBlasStatus());
   });
 
   it('prints one line per backend, what auto picks and the GPU adapter', async () => {
     const { code, stdout } = await capture(['info']);
     expect(code).toBe(0);
     const lines = stdout.trim().split('\n');
-    expect(lines).toHaveLength(7);
+    expect(lines).toHaveLength(8);
     expect(lines[3]).toMatch(/^wasm\s+usable\s+\S/);
     expect(lines[4]).toMatch(/^cpu\s+usable\s+\S/);
     const auto = (await probeBackends()).find((b) => b.usable)!.name;
     expect(lines[5]).toBe(`auto picks: ${auto}`);
     expect(lines.filter((l) => l.endsWith('<- auto'))).toHaveLength(1);
     expect(lines[6]).toMatch(/^GPU adapter: /);
+    // OpenBLAS where native/build holds the module (native-blas.test.ts), else why not
+    expect(lines[7]).toBe(`wasm products: ${nativeBlasStatus()}`);
+    expect(lines[7]).toMatch(nativeBlas() ? /^wasm products: OpenBLAS \(OpenBLAS \d/ : /^wasm products: revcol's wasm kernels \(/);
+  });
+
+  it('--backend wasm adds what runs its products', async () => {
+    const { code, stdout } = await capture(['info', '--backend', 'wasm']);
+    expect(code).toBe(0);
+    expect(stdout.trim().split('\n')).toEqual([expect.stringMatching(/^wasm\s+usable/), `wasm products: ${nativeBlasStatus()}`]);
   });
 
   it('--backend validates and reports that backend alone', async () => {

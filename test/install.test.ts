@@ -226,6 +226,9 @@ it(
     // Every tarball was there, and no package beyond optional ones was asked for and missing.
     expect(registry.misses.filter((m) => !registry.optional.has(m.slice(1)))).toEqual([]);
     expect(existsSync(path.join(app, 'node_modules', 'revcol', 'dist', 'index.js'))).toBe(true);
+    // Native products are built at install wherever they build here (a compiler and OpenBLAS).
+    const nativeHere = existsSync(path.join(root, 'native', 'build', 'revcol-blas.node'));
+    expect(existsSync(path.join(app, 'node_modules', 'revcol', 'native', 'build', 'revcol-blas.node'))).toBe(nativeHere);
     // The shipped pre-trained model travels with the package (the spam task starts from it).
     expect(existsSync(path.join(app, 'node_modules', 'revcol', 'pretrained', 'spam-mlm', 'card.json'))).toBe(true);
     // The tokenizer library is pure JavaScript: no onnxruntime, and one sharp (revcol's own, 0.34).

@@ -2,13 +2,20 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // Registers the gradient functions.
 import '../src/core/engine.js';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { wasmLayoutKernelsActive } from '../src/backends/wasm-layout.js';
 import { wasmSimdKernels } from '../src/ops/wasm-simd.js';
 import { withWasmSimdKernels } from './helpers/wasm-simd.js';
 import { fastTransposedMatMulActive } from '../src/backends/wasm-matmul.js';
+import { setNativeBlas } from '../src/backends/native-blas.js';
+
+// These are the wasm kernels' tests: OpenBLAS's products, where built, would take every product
+// here, so they are off in this file (test/native-blas.test.ts tests them).
+let nativeWas = true;
+beforeAll(() => { nativeWas = setNativeBlas(false); });
+afterAll(() => { setNativeBlas(nativeWas); });
 
 /** Values of f() on a backend, computed from the same host data. */
 async function on(backend: string, f: () => tf.Tensor): Promise<Float32Array> {

@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { heapOffset, wasmSimdKernels } from '../ops/wasm-simd.js';
+import { nativeBlas, type NativeBlas } from './native-blas.js';
 
 const wrapped = new WeakSet<KernelFunc>();
 
@@ -120,6 +121,34 @@ function transposedAProduct(a: TensorInfo, b: TensorInfo, batchA: number, batchB
   return out;
 }
 
+/**
+ * op(a)·op(b) of float32 operands on OpenBLAS (native-blas.ts), transposes and a batch
+ * included, in one call and without copies: the operands are read where they lie in the heap.
+ * Each side's batch is the full one or 1 (broadcast). An empty inner dimension gives zeros
+ * (tfjs's own kernel leaves that output unwritten).
+ */
+function nativeProduct(blas: NativeBlas, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean,
+  batchA: number, batchB: number, backend: BackendWasm): TensorInfo | null {
+  const [aRows, aCols] = a.shape.slice(-2) as [number, number];
+  const [bRows, bCols] = b.shape.slice(-2) as [number, number];
+  const [m, k] = transposeA ? [aCols, aRows] : [aRows, aCols];
+  const n = transposeB ? bRows : bCols;
+  if ((transposeB ? bCols : bRows) !== k) return null;
+  const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const out = backend.makeOutput([...outer, m, n], 'float32');
+  const batch = Math.max(batchA, batchB);
+  if (batch * m * n === 0) return out;
+  // The heap's current view: making the output may have grown the memory.
+  const heap = (backend.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8;
+  if (k === 0) {
+    new Float32Array(heap.buffer, heapOffset(backend, out), batch * m * n).fill(0);
+    return out;
+  }
+  blas.sgemm(heap, heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), batch, m, n, k,
+    transposeA ? 1 : 0, transposeB ? 1 : 0, batchA === 1 ? 0 : m * k, batchB === 1 ? 0 : k * n, m * n);
+  return out;
+}
+
 /** Registers the wrapper over wasm's BatchMatMul (idempotent). Call after the wasm backend is imported. */
 export function registerFastTransposedMatMul(): void {
   const current = tf.getKernel('BatchMatMul', 'wasm');
@@ -142,6 +171,11 @@ export function registerFastTransposedMatMul(): void {
     const sameLayout = batchA === 1 || batchB === 1 || (a.shape.length === b.shape.length && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]));
     const batched = Math.max(batchA, batchB) > 1 && a.dtype === 'float32' && b.dtype === 'float32' &&
       tf.util.sizeFromShape(a.shape) > 0 && tf.util.sizeFromShape(b.shape) > 0 && sameLayout;
+    const blas = nativeBlas();
+    if (blas && sameLayout && a.dtype === 'float32' && b.dtype === 'float32') {
+      const out = nativeProduct(blas, a, b, !!transposeA, !!transposeB, batchA, batchB, wasm);
+      if (out) return out;
+    }
     if (!transposeA && !transposeB && !batched && !simdProduct(a, b, wasm)) return plain({ inputs, attrs, backend });
     if (transposeA && !transposeB && sameLayout) {
       const direct = transposedAProduct(a, b, batchA, batchB, wasm);

@@ -21,6 +21,8 @@ export function registerInfoCommand(program: Command): void {
     .option('--json', 'print one JSON object');
   addBackendOption(cmd).action(async (opts: InfoOptions) => {
     const { autoBackend, isBackendName, probeBackend, probeBackends, useBackend } = await import('../backends/index.js');
+    // What runs the wasm backend's matrix products: OpenBLAS where built, else revcol's kernels.
+    const { nativeBlasStatus } = await import('../backends/native-blas.js');
     const out = (line: string) => process.stdout.write(`${line}\n`);
     if (opts.backend !== 'auto') {
       // The one backend asked for, usable or not (and why); an unknown name is a one-line error.
@@ -32,11 +34,13 @@ export function registerInfoCommand(program: Command): void {
         const started = await useBackend(name).then(() => null, (err: Error) => err.message);
         if (started) status = { ...status, usable: false, reason: started };
       }
+      const products = name === 'wasm' ? nativeBlasStatus() : undefined;
       if (opts.json) {
-        out(JSON.stringify({ backends: [status], ...(status.adapter ? { adapter: status.adapter } : {}) }));
+        out(JSON.stringify({ backends: [status], ...(status.adapter ? { adapter: status.adapter } : {}), ...(products ? { wasmProducts: products } : {}) }));
       } else {
         out(statusLine(status, undefined));
         if (status.adapter) out(`GPU adapter: ${status.adapter}`);
+        if (products) out(`wasm products: ${products}`);
       }
       return;
     }
@@ -44,11 +48,12 @@ export function registerInfoCommand(program: Command): void {
     const auto = await autoBackend();
     const adapter = backends.find((b) => b.adapter !== undefined)?.adapter;
     if (opts.json) {
-      out(JSON.stringify({ backends, auto: auto?.name ?? null, ...(adapter ? { adapter } : {}) }));
+      out(JSON.stringify({ backends, auto: auto?.name ?? null, ...(adapter ? { adapter } : {}), wasmProducts: nativeBlasStatus() }));
       return;
     }
     for (const status of backends) out(statusLine(status, auto?.name));
     out(`auto picks: ${auto?.name ?? 'none (no backend is usable)'}`);
     out(`GPU adapter: ${adapter ?? 'none found'}`);
+    out(`wasm products: ${nativeBlasStatus()}`);
   });
 }

@@ -9,6 +9,7 @@ import { Module, ModuleList } from '../core/module.js';
 import { type ForwardContext, RandomStream, dropPathKeep, dropout, evalContext } from '../core/random.js';
 import { scaledResidual, softmax } from '../ops/fused.js';
 import { wasmSimdKernels } from '../ops/wasm-simd.js';
+import { nativeBlas } from '../backends/native-blas.js';
 import { type TextConfig, type WindowPooling, validateConfig } from './presets.js';
 
 export { TEXT_PRESETS, type TextConfig, type TextPreset } from './presets.js';
@@ -90,10 +91,11 @@ const swapLast = (rank: number): number[] => [...Array.from({ length: rank - 2 }
  * transposed operands. Same values as tf.matMul; faster on the wasm backend, where products with
  * a transposed operand (what tf.matMul's own gradients use) take a much slower path. Other
  * backends multiply transposed operands natively, so there it is tf.matMul: an explicit
- * transpose would be one more kernel launch on a GPU.
+ * transpose would be one more kernel launch on a GPU. So is wasm with OpenBLAS's products
+ * (src/backends/native-blas.ts), which take transposed operands as they lie.
  */
 export function matMulUntransposed(a: tf.Tensor, b: tf.Tensor, transposeB = false): tf.Tensor {
-  if (tf.getBackend() !== 'wasm') return tf.matMul(a, b, false, transposeB);
+  if (tf.getBackend() !== 'wasm' || nativeBlas()) return tf.matMul(a, b, false, transposeB);
   return untransposedProduct(a, transposeB ? tf.transpose(b, swapLast(b.rank)) : b);
 }
 
