@@ -122,7 +122,7 @@ describe('splits, normalisation and batches', () => {
     // Training batches: a seeded shuffle and random shifts; same seed, same batches.
     const aug = defaultAugment('digits', 32);
     expect(aug).toEqual({ pad: 2, flip: false, rotate: 10, scale: 0.1 });
-    expect(defaultAugment('natural', 32)).toEqual({ pad: 4, flip: true });
+    expect(defaultAugment('natural', 32)).toEqual({ pad: 4, flip: true, rotate: 10, scale: 0.1 });
     expect(defaultAugment('natural', 32).flip).toBe(true);
     const epoch = (seed: number) =>
       [...trainingBatches(data.train, 16, norm, aug, seed)].map((b) => {
