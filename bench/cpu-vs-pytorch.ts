@@ -30,6 +30,7 @@
 // A bench, not a test: where python3, torch or the release is missing it says so in one line
 // and exits 0 (with --revcol-only, revcol's side runs alone and needs neither). Debian's torch (apt-get install python3-torch) is visible to /usr/bin/python3
 // only, so that is tried after `python3` on the PATH.
+import { nativeBlasStatus } from '../src/backends/native-blas.js';
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -319,7 +320,7 @@ const result = {
   batch, steps, warmup, workers,
   order: `per mode: revcol${workers > 1 ? ` 1, ${workers} workers` : ''}${found ? `; PyTorch ${threads.join(', ')} threads` : ''}; revcol${workers > 1 ? ` ${workers}, 1 workers` : ' again'}`,
   parameters: { revcol: revcolParameters, pytorch: torchParameters },
-  revcol: { backend: tf.getBackend(), node: process.version, ...revcol },
+  revcol: { backend: tf.getBackend(), products: nativeBlasStatus(), node: process.version, ...revcol },
   ...(workers > 1 ? { revcolWorkers } : {}),
   pytorch: found ? { python: `${found.python} (${found.info.python})`, torch: found.info.torch, timm: found.info.timm, blas: found.info.blas, runs: pytorch } : null,
   table: rows,
@@ -334,7 +335,7 @@ if (json) {
     + `${config.inputSize}×${config.inputSize}, stem ${config.stemPatch}; ${config.interSupervision ? 'intermediate supervision' : 'one head'}), batch ${batch}, `
     + `one training step = loss + backward + AdamW; median of ${steps} after ${warmup} warm-up${workers > 1 ? ` (revcol: of both its blocks, ${2 * steps} steps)` : ''}`);
   out(`parameters: revcol ${revcolParameters}${found ? `, PyTorch release ${torchParameters}${revcolParameters === torchParameters ? ' (same)' : ' (DIFFERENT: the configs do not match)'}` : ''}`);
-  out(`revcol ${tf.getBackend()} (one thread${workers > 1 ? `, and ${workers} data-parallel workers of one thread each` : ''}), node ${process.version}`
+  out(`revcol ${tf.getBackend()} (one thread${workers > 1 ? `, and ${workers} data-parallel workers of one thread each` : ''}; products: ${nativeBlasStatus()}), node ${process.version}`
     + (info ? `; PyTorch ${info.torch} on ${found!.python} (Python ${info.python}); timm: ${info.timm}; BLAS: ${info.blas ?? 'not reported'}` : '; PyTorch not run (--revcol-only)'));
   out(`commit ${result.commit ?? 'unknown'}; ${result.note}; order: ${result.order}`);
   out('');

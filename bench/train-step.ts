@@ -11,6 +11,7 @@
 // the same batch; what a larger model would cost per step.
 //   npm run bench -- train-step [--backend wasm] [--steps 5] [--profile [--top N] [--by-shape]] [--no-record]
 //   npm run bench -- train-step --text-config '{"preset": "text-small"}' --steps 3
+import { nativeBlasStatus } from '../src/backends/native-blas.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../src/backends/index.js';
 import { MaskedLMHead, RevColText } from '../src/text/model.js';
@@ -131,9 +132,9 @@ let result: Record<string, unknown>;
 if (textConfig) {
   const { preset, ...changes } = JSON.parse(textConfig) as Partial<TextConfig> & { preset?: string };
   const config = { ...(preset ? getPreset(preset) : textTiny), ...changes };
-  result = { date: new Date().toISOString(), backend, steps, textConfig: JSON.parse(textConfig), textStepMs: textStep('classification', config) };
+  result = { date: new Date().toISOString(), backend, products: nativeBlasStatus(), steps, textConfig: JSON.parse(textConfig), textStepMs: textStep('classification', config) };
 } else {
-  result = { date: new Date().toISOString(), backend, steps, textTinyStepMs: textStep('classification'), textTinyMaskedLMStepMs: textStep('masked-lm'), revcolNano32StepMs: visionStep() };
+  result = { date: new Date().toISOString(), backend, products: nativeBlasStatus(), steps, textTinyStepMs: textStep('classification'), textTinyMaskedLMStepMs: textStep('masked-lm'), revcolNano32StepMs: visionStep() };
 }
 const line = JSON.stringify(result);
 process.stdout.write(`${line}\n`);

@@ -117,6 +117,21 @@ describe.skipIf(!blas)('native products (OpenBLAS) under the wasm backend', () =
     expect(new Float32Array(ok.buffer)[2]).toBe(12);
   });
 
+  it('loads in a worker thread too (the data-parallel workers run products there)', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const blas = require(workerData);
+      const heap = new Uint8Array(16);
+      new Float32Array(heap.buffer).set([3, 4]);
+      blas.sgemm(heap, 0, 4, 8, 1, 1, 1, 1, 0, 0, 0, 0, 0);
+      parentPort.postMessage(new Float32Array(heap.buffer)[2]);`;
+    const worker = new Worker(code, { eval: true, workerData: `${root}native/build/revcol-blas.node` });
+    const value = await new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
+    await worker.terminate();
+    expect(value).toBe(12);
+  });
+
   it('names OpenBLAS in the status line', () => {
     expect(nativeBlasStatus()).toMatch(/^OpenBLAS \(OpenBLAS [0-9.]+/);
   });
