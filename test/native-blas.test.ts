@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import { nativeBlas, nativeBlasStatus, setNativeBlas } from '../src/backends/native-blas.js';
+import { wasmThreadsInfo } from '../src/backends/wasm-threads.js';
 
 const blas = nativeBlas();
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -132,8 +133,9 @@ describe.skipIf(!blas)('native products (OpenBLAS) under the wasm backend', () =
     expect(value).toBe(12);
   });
 
-  it('names OpenBLAS in the status line', () => {
+  it('names OpenBLAS in the status line, and runs as many threads as the wasm backend', () => {
     expect(nativeBlasStatus()).toMatch(/^OpenBLAS \(OpenBLAS [0-9.]+/);
+    expect(blas!.describe().threads).toBe(wasmThreadsInfo()?.threads ?? 1);
   });
 });
 

@@ -9,6 +9,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { wasmThreadsInfo } from './wasm-threads.js';
 
 export interface NativeBlas {
   /**
@@ -39,9 +40,10 @@ function load(): NativeBlas | null {
   }
   try {
     const blas = createRequire(import.meta.url)(MODULE_PATH) as NativeBlas;
-    // One thread per product: revcol's data-parallel workers take the other cores, and a
-    // thread count that never changes keeps every run's bits the same.
-    blas.setThreads(1);
+    // As many threads as the wasm backend's own pool: one by default, as revcol's data-parallel
+    // workers take the other cores (REVCOL_THREADS=N asks for N); a count fixed for the run
+    // keeps its bits the same.
+    blas.setThreads(wasmThreadsInfo()?.threads ?? 1);
     loaded = blas;
   } catch (err) {
     loadError = `failed to load: ${(err as Error).message.split('\n')[0]}`;
