@@ -107,7 +107,7 @@ describe.skipIf(!blas)('native products (OpenBLAS) under the wasm backend', () =
     expect(worstDifference(first, wasmKernels)).toBeLessThan(1e-5);
   });
 
-  it('refuses a matrix outside the heap with an error instead of reading past it', () => {
+  it('refuses a matrix outside the heap with an error instead of reading past it; works on shared memory', () => {
     const heap = new Uint8Array(64);
     expect(() => blas!.sgemm(heap, 0, 0, 0, 1, 5, 5, 5, 0, 0, 0, 0, 0)).toThrow(/outside the heap/);
     expect(() => blas!.sgemm(heap, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 16)).toThrow(/outside the heap/);
@@ -116,6 +116,11 @@ describe.skipIf(!blas)('native products (OpenBLAS) under the wasm backend', () =
     new Float32Array(ok.buffer).set([3, 4]);
     blas!.sgemm(ok, 0, 4, 8, 1, 1, 1, 1, 0, 0, 0, 0, 0);
     expect(new Float32Array(ok.buffer)[2]).toBe(12);
+    // the threaded wasm build's memory is a SharedArrayBuffer
+    const shared = new Uint8Array(new SharedArrayBuffer(16));
+    new Float32Array(shared.buffer).set([5, 6]);
+    blas!.sgemm(shared, 0, 4, 8, 1, 1, 1, 1, 0, 0, 0, 0, 0);
+    expect(new Float32Array(shared.buffer)[2]).toBe(30);
   });
 
   it('loads in a worker thread too (the data-parallel workers run products there)', async () => {
