@@ -25,6 +25,7 @@ import { dawnLogWanted, dawnStderrNotes, oneLine, watchGpuDevice } from './quiet
 
 export { DAWN_LOG_ENV } from './quiet-dawn.js';
 export { configureWasmThreads, MAX_WASM_THREADS, THREADS_ENV, type WasmThreadsInfo, wasmThreadsInfo } from './wasm-threads.js';
+export { nativeBlasStatus, setNativeBlas } from './native-blas.js';
 
 import { BACKEND_NAMES, BACKEND_ORDER, type BackendName, type ConcreteBackendName } from './names.js';
 
