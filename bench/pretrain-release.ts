@@ -8,7 +8,8 @@
  *   ... --note 'shared with another run'                # said on the card next to the machine
  *   npm run pretrain-release -- --list
  *
- * The recipe runs on the wasm backend (one core), deterministic for its seed.
+ * The recipe runs on the wasm backend (one core unless its options name workers), deterministic
+ * for its seed and worker count.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
@@ -54,6 +55,15 @@ RELEASES['brown-en-tiny'] = {
     const parts = await validationPart(await buildEvalSet('brown-genre', { seed: 0 }), 0.1, 0, dir);
     return { file: parts.fit, texts: parts.fitTexts };
   },
+};
+
+RELEASES['brown-en-small'] = {
+  description:
+    'text-small (hidden 128, 2 levels of 2 blocks, 2 columns) with the BERT-base-uncased vocabulary (the tokenizer revcol ships), pre-trained as a masked LM on the same Brown passages as brown-en-tiny, on two CPU cores with OpenBLAS products (2026-12-05). Its effect on the text-quality sets is in docs/text-quality.md.',
+  corpus: RELEASES['brown-en-tiny'].corpus,
+  options: { preset: 'text-small', epochs: 12, maxLength: 256, lr: 1e-3, seed: 0, workers: 2 },
+  command: "revcol pretrain --train FIT.csv --preset text-small --epochs 12 --max-length 256 --lr 1e-3 --seed 0 --workers 2 --backend wasm (FIT.csv: brown-genre's fit part, bench/gpu-english-data.ts)",
+  corpusFile: RELEASES['brown-en-tiny'].corpusFile,
 };
 
 const FILES_COPIED = [BEST_FILE, 'tokenizer.json', 'tokenizer_config.json'];
