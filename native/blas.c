@@ -2,7 +2,7 @@
  * revcol's native products: single-precision matrix products of the wasm backend run by the
  * system's OpenBLAS (cblas_sgemm), on tensors in place in the wasm heap. wasm's SIMD is 128 bits
  * wide and has no fused multiply-add; OpenBLAS's kernels use the CPU's full vector width and FMA
- * (about 3x the product throughput on the AVX2/AVX-512 machines measured in docs/backends.md).
+ * (the products of the training steps measured in docs/backends.md ran 1.7-2.4x faster).
  *
  * Node-API only (no V8 or libuv headers), so the module loads in every Node >= 18 and in worker
  * threads. Built by scripts/build-native.mjs; where it is not built, revcol uses its wasm kernels.

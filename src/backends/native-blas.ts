@@ -2,7 +2,8 @@
  * The wasm backend's matrix products on the system's OpenBLAS: native/blas.c, built at install
  * by scripts/build-native.mjs where a C compiler and OpenBLAS are at hand. wasm's SIMD is 128
  * bits wide without fused multiply-add; OpenBLAS uses the CPU's full width and FMA, so products
- * (about half of a training step) run about 3× faster (docs/backends.md, "Native products").
+ * (about half of a training step) ran 1.7–2.4× faster in the steps measured (docs/backends.md,
+ * "Native products").
  * Where the module is missing or fails to load, or REVCOL_NATIVE=0, this is null and revcol's
  * wasm kernels run, with the same results to float32 rounding.
  */
