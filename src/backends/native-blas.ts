@@ -40,21 +40,27 @@ function load(): NativeBlas | null {
     return null;
   }
   try {
-    const blas = createRequire(import.meta.url)(MODULE_PATH) as NativeBlas;
-    // As many threads as the wasm backend's own pool: one by default, as revcol's data-parallel
-    // workers take the other cores (REVCOL_THREADS=N asks for N); a count fixed for the run
-    // keeps its bits the same.
-    blas.setThreads(wasmThreadsInfo()?.threads ?? 1);
-    loaded = blas;
+    loaded = createRequire(import.meta.url)(MODULE_PATH) as NativeBlas;
   } catch (err) {
     loadError = `failed to load: ${(err as Error).message.split('\n')[0]}`;
   }
   return loaded;
 }
 
+let threadsSet = 0;
+
 /** OpenBLAS's products, or null where they are off, not built or do not load. */
 export function nativeBlas(): NativeBlas | null {
-  return enabled ? load() : null;
+  const blas = enabled ? load() : null;
+  // As many threads as the wasm backend's own pool, known once it has started (the module may
+  // load before, e.g. for `revcol info`): one by default, as revcol's data-parallel workers take
+  // the other cores (REVCOL_THREADS=N asks for N); a count fixed for the run keeps its bits the same.
+  const threads = wasmThreadsInfo()?.threads ?? 1;
+  if (blas && threads !== threadsSet) {
+    blas.setThreads(threads);
+    threadsSet = threads;
+  }
+  return blas;
 }
 
 /** Turns the native products on or off (off: revcol's wasm kernels, e.g. to compare); returns the old setting. */
