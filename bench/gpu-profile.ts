@@ -6,13 +6,15 @@
 // program then runs in a compute pass of its own, so that step's wall time is not reported).
 //   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B] [--mode reversible|plain] [--config JSON]
 //     [--steps N] [--length L (text)] [--json] [--software] [--no-timing] [--cpu-profile FILE] [--flags JSON]
-//     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N]
+//     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N] [--gemm on|off]
 // --cpu-profile FILE: V8's sampling profile of the measured steps only (written to FILE, for
 //   Chrome's DevTools), and the functions with the most self time in the JSON (cpuTop): where the
 //   CPU time of a step goes when the GPU waits for it.
 // --flags JSON: tfjs flags to set first, e.g. '{"WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE":64}'.
 // --warmup N: steps before the measured ones (default 3: bind groups repeat from the third step on,
 //   src/backends/webgpu-dispatch.ts); --no-bind-group-cache makes every launch a new bind group, as tfjs.
+// --gemm on|off: large products on the 64 × 64-tile kernel of src/backends/webgpu-gemm.ts or on
+//   tfjs's (default: REVCOL_WEBGPU_GEMM, off unless it is 1), to compare on a GPU.
 // --software (or REVCOL_WEBGPU_SOFTWARE=1) accepts a software adapter such as lavapipe.
 // --json prints one JSON object, ready to append to bench/results/gpu-profile.jsonl.
 // On the accelerator machine: ../shared/tools/gpu-bundle.sh bench/gpu-profile.ts, then
@@ -27,6 +29,7 @@ import { Session } from 'node:inspector/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend, webgpuBindGroupStats, webgpuPoolStats } from '../src/backends/index.js';
 import { setBindGroupCaching, setUniformBatching } from '../src/backends/webgpu-dispatch.js';
+import { setWebgpuGemm, webgpuGemmEnabled } from '../src/backends/webgpu-gemm.js';
 import { RevcolError } from '../src/core/errors.js';
 import { RevColText } from '../src/text/model.js';
 import { getPreset, type TextConfig, validateConfig } from '../src/text/presets.js';
@@ -55,6 +58,9 @@ setUniformBatching(uniformBatch);
 /** --no-bind-group-cache: a new bind group for every launch, as tfjs does (src/backends/webgpu-dispatch.ts), to compare. */
 const bindGroupCache = !args.includes('--no-bind-group-cache');
 setBindGroupCaching(bindGroupCache);
+const gemmFlag = flag('gemm', '');
+if (gemmFlag !== '' && gemmFlag !== 'on' && gemmFlag !== 'off') throw new Error(`--gemm takes on or off, got ${gemmFlag}`);
+if (gemmFlag) setWebgpuGemm(gemmFlag === 'on');
 const warmup = Number(flag('warmup', '3'));
 
 interface ProgramStats {
@@ -357,6 +363,7 @@ async function main(): Promise<void> {
     ...(flagsJson ? { flags: tfFlags } : {}),
     uniformBatch,
     bindGroupCache,
+    gemm: webgpuGemmEnabled(),
     warmupSteps: warmup,
     ...(groupsBefore && groupsAfter
       ? {

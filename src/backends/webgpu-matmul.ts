@@ -20,6 +20,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { runGemm } from './webgpu-gemm.js';
+import type { WebgpuBackendLike } from './webgpu-reduce.js';
 
 /** Workgroups (32 × 32 output tiles) a product should reach: a few per compute unit of a large GPU. */
 export const TARGET_WORKGROUPS = 1024;
@@ -94,14 +96,21 @@ function splitWeightGradient(a: TensorInfo, b: TensorInfo, attrs: MatMulAttrs, b
 
 let registered = false;
 
+interface FusedMatMulAttrs extends MatMulAttrs {
+  activation?: string;
+}
+
 /**
- * Replaces the webgpu BatchMatMul kernel by one that splits weight-gradient products (above) and
- * hands every other product to tfjs's kernel; call after the backend registered its kernels
- * (and after the column sum of webgpu-reduce.ts, which it uses when present). Repeated calls do nothing.
+ * Replaces the webgpu BatchMatMul kernel by one that splits weight-gradient products (above),
+ * gives large products to the 64 × 64-tile kernel of webgpu-gemm.ts where it is turned on, and
+ * hands every other product to tfjs's kernel; _FusedMatMul likewise when it has no activation.
+ * Call after the backend registered its kernels (and after the column sum of webgpu-reduce.ts,
+ * which the split uses when present). Repeated calls do nothing.
  */
 export function registerWebgpuMatMulKernels(): void {
   if (registered) return;
   const matMul = tf.getKernel('BatchMatMul', 'webgpu');
+  const fusedMatMul = tf.getKernel('_FusedMatMul', 'webgpu');
   const reshape = tf.getKernel('Reshape', 'webgpu');
   if (!matMul || !reshape || !tf.getKernel('Sum', 'webgpu')) return;
   registered = true;
@@ -111,9 +120,26 @@ export function registerWebgpuMatMulKernels(): void {
     backendName: 'webgpu',
     kernelFunc: (args) => {
       const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+      const attrs = args.attrs as unknown as MatMulAttrs;
       // Sum is looked up on each call: the column-sum kernel may be registered after this one.
       const kernels = { matMul: matMul.kernelFunc, reshape: reshape.kernelFunc, sum: tf.getKernel('Sum', 'webgpu')!.kernelFunc };
-      return splitWeightGradient(a, b, args.attrs as unknown as MatMulAttrs, args.backend as unknown as tf.KernelBackend, kernels) ?? matMul.kernelFunc(args);
+      return (
+        splitWeightGradient(a, b, attrs, args.backend as unknown as tf.KernelBackend, kernels) ??
+        runGemm(args.backend as unknown as WebgpuBackendLike, a, b, attrs.transposeA, attrs.transposeB) ??
+        matMul.kernelFunc(args)
+      );
+    },
+  });
+  if (!fusedMatMul) return;
+  tf.unregisterKernel('_FusedMatMul', 'webgpu');
+  tf.registerKernel({
+    kernelName: '_FusedMatMul',
+    backendName: 'webgpu',
+    kernelFunc: (args) => {
+      const { a, b, bias, preluActivationWeights } = args.inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
+      const attrs = args.attrs as unknown as FusedMatMulAttrs;
+      const plain = (attrs.activation ?? 'linear') === 'linear' && !preluActivationWeights;
+      return (plain ? runGemm(args.backend as unknown as WebgpuBackendLike, a, b, attrs.transposeA, attrs.transposeB, bias) : null) ?? fusedMatMul.kernelFunc(args);
     },
   });
 }

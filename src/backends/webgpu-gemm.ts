@@ -1,0 +1,229 @@
+/**
+ * A matrix product for the webgpu backend with 64 × 64 output tiles and 8 × 8 outputs a thread.
+ *
+ * tfjs-backend-webgpu 4.22's product (MatMulPackedProgram) gives each thread 4 × 4 outputs of a
+ * 32 × 32 tile: per step of the inner dimension a thread reads 4 + 4 values from workgroup
+ * memory for 16 multiply-adds. On the H200 RevCol-T's step spent ~129 of its ~212 GPU ms in
+ * those products (docs/kernels.md), about 9 TFLOP/s. Here a thread keeps 8 × 8 accumulators and
+ * reads two vec4 of a and two of b (16 values) for 64 multiply-adds, twice the arithmetic per
+ * value read, and a workgroup of 64 threads covers a 64 × 64 tile. Inner-dimension tiles of 16
+ * are staged in workgroup memory (8.5 KiB), read from global memory by consecutive threads at
+ * consecutive addresses whatever the operands' transposes. A bias over the output's columns
+ * (tf.fused.matMul without an activation) is added as the tile is written.
+ *
+ * Opt-in until measured on a GPU (`REVCOL_WEBGPU_GEMM=1` or `setWebgpuGemm(true)`): lavapipe runs
+ * it on the CPU, which says it is right but not whether it is faster. Taken only by products with
+ * enough 64 × 64 tiles to fill a large GPU (MIN_TILES); smaller ones stay with tfjs, whose 32 × 32
+ * tiles (and split-K) suit them better.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebgpuBackendLike } from './webgpu-reduce.js';
+
+/** Output rows and columns of a workgroup's tile. */
+export const GEMM_TILE = 64;
+
+/** Inner-dimension values staged in workgroup memory per step. */
+const TILE_INNER = 16;
+
+/** Tiles (over the batch too) a product needs before it is taken here: ~2 per compute unit of a large GPU. */
+export const MIN_TILES = 256;
+
+const ENV = 'REVCOL_WEBGPU_GEMM';
+let enabled: boolean | null = null;
+
+/** Whether products go to this kernel (default: `REVCOL_WEBGPU_GEMM=1`). */
+export function webgpuGemmEnabled(): boolean {
+  return enabled ?? process.env[ENV] === '1';
+}
+
+/** Turns the kernel on or off for the products that follow (null: back to the environment's choice). */
+export function setWebgpuGemm(on: boolean | null): void {
+  enabled = on;
+}
+
+/** The product's sizes as this kernel reads them, or null where it does not apply. */
+export interface GemmPlan {
+  batch: number;
+  m: number;
+  k: number;
+  n: number;
+  /** Elements between one batch entry of a (or b) and the next; 0 where it is broadcast. */
+  aBatchStride: number;
+  bBatchStride: number;
+  outShape: number[];
+}
+
+/**
+ * Sizes of op(a)·op(b) for float32 operands [..., rows, cols] whose batch dimensions are equal or
+ * one of them is a single entry; null otherwise (other broadcasts, mismatched inner dimension).
+ */
+export function planGemm(aShape: number[], bShape: number[], transposeA: boolean, transposeB: boolean): GemmPlan | null {
+  if (aShape.length < 2 || bShape.length < 2) return null;
+  const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
+  const aLead = aShape.slice(0, -2);
+  const bLead = bShape.slice(0, -2);
+  const aBatch = size(aLead);
+  const bBatch = size(bLead);
+  const [ar, ac] = aShape.slice(-2) as [number, number];
+  const [br, bc] = bShape.slice(-2) as [number, number];
+  const [m, k] = transposeA ? [ac, ar] : [ar, ac];
+  const [kb, n] = transposeB ? [bc, br] : [br, bc];
+  if (k !== kb || m === 0 || n === 0) return null;
+  let lead: number[];
+  if (aBatch === bBatch && aLead.length === bLead.length && aLead.every((d, i) => d === bLead[i])) lead = aLead;
+  else if (aBatch === 1) lead = bLead;
+  else if (bBatch === 1) lead = aLead;
+  else return null;
+  const batch = Math.max(aBatch, bBatch);
+  return { batch, m, k, n, aBatchStride: aBatch === 1 ? 0 : m * k, bBatchStride: bBatch === 1 ? 0 : k * n, outShape: [...lead, m, n] };
+}
+
+/**
+ * Whether a planned product is worth this kernel: enough tiles to fill a large GPU, at least half
+ * of each tile inside the output (16 columns would leave 3/4 of every 64-wide tile idle), and an
+ * inner dimension of at least one step.
+ */
+export function gemmWorthIt(plan: GemmPlan): boolean {
+  const rowTiles = Math.ceil(plan.m / GEMM_TILE);
+  const colTiles = Math.ceil(plan.n / GEMM_TILE);
+  const used = (plan.m * plan.n) / (rowTiles * colTiles * GEMM_TILE * GEMM_TILE);
+  return plan.k >= TILE_INNER && rowTiles * colTiles * plan.batch >= MIN_TILES && used >= 0.5;
+}
+
+/** WGSL lines: the 64 multiply-adds of one inner step, from the a vectors a0, a1 and b vectors b0, b1. */
+function multiplyAddLines(): string {
+  const lines: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const a = `a${i >> 2}.${'xyzw'[i & 3]}`;
+    lines.push(`acc${i}0 = fma(vec4<f32>(${a}), b0, acc${i}0);`, `acc${i}1 = fma(vec4<f32>(${a}), b1, acc${i}1);`);
+  }
+  return lines.join('\n            ');
+}
+
+/** WGSL lines: the thread's 8 × 8 outputs written where they fall inside the product. */
+function writeLines(bias: boolean): string {
+  const lines: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    lines.push(`if (row0 + ${i} < uniforms.dimM) {`, `  let base = outBase + (row0 + ${i}) * uniforms.dimN;`);
+    for (let j = 0; j < 8; j++) {
+      const value = `acc${i}${j >> 2}.${'xyzw'[j & 3]}`;
+      lines.push(`  if (col0 + ${j} < uniforms.dimN) { result[base + col0 + ${j}] = ${value}${bias ? ` + f32(bias[col0 + ${j}])` : ''}; }`);
+    }
+    lines.push('}');
+  }
+  return lines.join('\n        ');
+}
+
+export class GemmProgram implements WebGPUProgram {
+  readonly variableNames: string[];
+  readonly uniforms = 'dimM : i32, dimK : i32, dimN : i32, aBatchStride : i32, bBatchStride : i32,';
+  readonly workgroupSize: [number, number, number] = [8, 8, 1];
+  // main() takes no index: the shader reads workgroupId and localId itself
+  readonly dispatchLayout = { x: [2], y: [1], z: [0] };
+  readonly dispatch: [number, number, number];
+  readonly outputShape: number[];
+  readonly shaderKey: string;
+
+  constructor(
+    plan: GemmPlan,
+    readonly transposeA: boolean,
+    readonly transposeB: boolean,
+    readonly bias: boolean,
+  ) {
+    this.variableNames = bias ? ['A', 'B', 'bias'] : ['A', 'B'];
+    this.outputShape = [plan.batch, plan.m, plan.n];
+    this.dispatch = [Math.ceil(plan.n / GEMM_TILE), Math.ceil(plan.m / GEMM_TILE), plan.batch];
+    this.shaderKey = `revcol_gemm_${transposeA ? 't' : 'n'}${transposeB ? 't' : 'n'}${bias ? '_bias' : ''}`;
+  }
+
+  getUserCode(): string {
+    // Staging: 1,024 values of each operand per inner step, 16 per thread. The element e of a
+    // thread's i-th load is i·64 + thread, so consecutive threads read consecutive addresses:
+    // along k where k is the operand's fastest axis (a untransposed, b transposed), else along
+    // the tile's rows or columns. Tiles are stored k-major as vec4 runs of 4 rows (columns), each
+    // k's run padded to 17 vec4: where 16 threads of a warp store 16 values of k for one row,
+    // rows 68 floats apart fall on 8 different memory banks instead of one.
+    const aLoad = this.transposeA
+      ? 'let kk = e / 64; let mm = e % 64; let m = m0 + mm; let k = k0 + kk; if (m < uniforms.dimM && k < uniforms.dimK) { v = f32(A[aBase + k * uniforms.dimM + m]); }'
+      : 'let kk = e % 16; let mm = e / 16; let m = m0 + mm; let k = k0 + kk; if (m < uniforms.dimM && k < uniforms.dimK) { v = f32(A[aBase + m * uniforms.dimK + k]); }';
+    const bLoad = this.transposeB
+      ? 'let kk = e % 16; let nn = e / 16; let n = n0 + nn; let k = k0 + kk; if (n < uniforms.dimN && k < uniforms.dimK) { v = f32(B[bBase + n * uniforms.dimK + k]); }'
+      : 'let kk = e / 64; let nn = e % 64; let n = n0 + nn; let k = k0 + kk; if (n < uniforms.dimN && k < uniforms.dimK) { v = f32(B[bBase + k * uniforms.dimN + n]); }';
+    const accumulators = Array.from({ length: 8 }, (_, i) => `var acc${i}0 = vec4<f32>(0.0); var acc${i}1 = vec4<f32>(0.0);`).join('\n        ');
+    return `
+      var<workgroup> gemmTileA : array<vec4<f32>, 272>;
+      var<workgroup> gemmTileB : array<vec4<f32>, 272>;
+
+      fn main() {
+        let tx = i32(localId.x);
+        let ty = i32(localId.y);
+        let li = i32(localIndex);
+        let n0 = i32(workgroupId.x) * 64;
+        let m0 = i32(workgroupId.y) * 64;
+        let batch = i32(workgroupId.z);
+        let aBase = batch * uniforms.aBatchStride;
+        let bBase = batch * uniforms.bBatchStride;
+        ${accumulators}
+        for (var k0 = 0; k0 < uniforms.dimK; k0 = k0 + 16) {
+          for (var i = 0; i < 16; i = i + 1) {
+            let e = i * 64 + li;
+            var v = 0.0;
+            ${aLoad}
+            gemmTileA[kk * 17 + mm / 4][mm % 4] = v;
+          }
+          for (var i = 0; i < 16; i = i + 1) {
+            let e = i * 64 + li;
+            var v = 0.0;
+            ${bLoad}
+            gemmTileB[kk * 17 + nn / 4][nn % 4] = v;
+          }
+          workgroupBarrier();
+          for (var kk = 0; kk < 16; kk = kk + 1) {
+            let a0 = gemmTileA[kk * 17 + ty * 2];
+            let a1 = gemmTileA[kk * 17 + ty * 2 + 1];
+            let b0 = gemmTileB[kk * 17 + tx * 2];
+            let b1 = gemmTileB[kk * 17 + tx * 2 + 1];
+            ${multiplyAddLines()}
+          }
+          workgroupBarrier();
+        }
+        let row0 = m0 + ty * 8;
+        let col0 = n0 + tx * 8;
+        let outBase = batch * uniforms.dimM * uniforms.dimN;
+        ${writeLines(this.bias)}
+      }
+    `;
+  }
+}
+
+/**
+ * op(a)·op(b) (+ bias over the last axis) with the kernel above, or null where it does not take
+ * the product: turned off, not float32, a batch broadcast it does not read, too few tiles, sizes
+ * past the dispatch limits, or a bias that is not one value per output column.
+ */
+export function runGemm(
+  backend: WebgpuBackendLike,
+  a: TensorInfo,
+  b: TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  bias?: TensorInfo,
+  options: { force?: boolean } = {},
+): TensorInfo | null {
+  if (!options.force && !webgpuGemmEnabled()) return null;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || (bias && bias.dtype !== 'float32')) return null;
+  const plan = planGemm(a.shape, b.shape, transposeA, transposeB);
+  if (!plan || (!options.force && !gemmWorthIt(plan))) return null;
+  if (bias && !(bias.shape.length === 1 && bias.shape[0] === plan.n)) return null;
+  const limit = backend.device.limits.maxComputeWorkgroupsPerDimension;
+  const program = new GemmProgram(plan, transposeA, transposeB, Boolean(bias));
+  if (program.dispatch.some((d) => d > limit)) return null;
+  // Offsets are i32 in the shader: every index must stay below 2³¹.
+  if ([plan.batch * plan.m * plan.n, tf.util.sizeFromShape(a.shape), tf.util.sizeFromShape(b.shape)].some((s) => s >= 2 ** 31)) return null;
+  const uniforms = [plan.m, plan.k, plan.n, plan.aBatchStride, plan.bBatchStride].map((v) => ({ type: 'int32', data: [v] }));
+  const out = backend.runWebGPUProgram(program, bias ? [a, b, bias] : [a, b], 'float32', uniforms);
+  // The program writes [batch, m, n]; the result keeps the operands' batch dimensions (same data).
+  return { dataId: out.dataId, shape: plan.outShape, dtype: 'float32' };
+}
