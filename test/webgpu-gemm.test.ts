@@ -143,6 +143,27 @@ describe.skipIf(!webgpu.available)(`64 × 64-tile products on webgpu against cpu
     expect(tf.engine().backend.numDataIds()).toBe(before.data);
   });
 
+  it('runs the split weight gradient\'s partial products, with the same bits every run', async () => {
+    // aᵀ·b with a long inner dimension: 64 slices of 512 rows, each a 64 × 256 partial (4 tiles).
+    const data = [
+      { values: values(32768 * 64, 28), shape: [32768, 64] },
+      { values: values(32768 * 256, 29), shape: [32768, 256] },
+    ];
+    const product = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y, true, false);
+    const expected = await on('cpu', data, product);
+    setWebgpuGemm(true);
+    let first!: { values: Float32Array; shape: number[] };
+    const programs = await programsOf(async () => {
+      first = await on('webgpu', data, product);
+    });
+    expect(gemmRuns(programs)).toBe(1);
+    expect(programs).toContain('ColumnSumProgram');
+    expect(programs.filter((p) => p.startsWith('MatMul'))).toHaveLength(0);
+    expectClose(first, expected);
+    const again = await on('webgpu', data, product);
+    expect(Array.from(again.values)).toEqual(Array.from(first.values));
+  });
+
   it('leaves a fused product with an activation to tfjs', async () => {
     const data = [
       { values: values(16384 * 32, 26), shape: [16384, 32] },

@@ -13,8 +13,8 @@
  *
  * Opt-in until measured on a GPU (`REVCOL_WEBGPU_GEMM=1` or `setWebgpuGemm(true)`): lavapipe runs
  * it on the CPU, which says it is right but not whether it is faster. Taken only by products with
- * enough 64 × 64 tiles to fill a large GPU (MIN_TILES); smaller ones stay with tfjs, whose 32 × 32
- * tiles (and split-K) suit them better.
+ * enough 64 × 64 tiles to fill a large GPU (MIN_TILES), the partial products of webgpu-matmul.ts's
+ * split weight gradients included; smaller ones stay with tfjs, whose 32 × 32 tiles suit them better.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';

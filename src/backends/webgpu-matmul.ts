@@ -84,7 +84,10 @@ function splitWeightGradient(a: TensorInfo, b: TensorInfo, attrs: MatMulAttrs, b
   try {
     const a3 = run(kernels.reshape, { x: a }, { shape: [splits, rows, m] });
     const b3 = run(kernels.reshape, { x: b }, { shape: [splits, rows, n] });
-    const partials = run(kernels.matMul, { a: a3, b: b3 }, { transposeA: true, transposeB: false });
+    // The batched partial products: the 64 × 64-tile kernel where it is on and takes them, else tfjs's.
+    const viaGemm = runGemm(backend as unknown as WebgpuBackendLike, a3, b3, true, false);
+    if (viaGemm) made.push(viaGemm);
+    const partials = viaGemm ?? run(kernels.matMul, { a: a3, b: b3 }, { transposeA: true, transposeB: false });
     const flat = run(kernels.reshape, { x: partials }, { shape: [splits, m * n] });
     const summed = run(kernels.sum, { x: flat }, { axis: [0], keepDims: false });
     const outShape = [...a.shape.slice(0, -2), m, n];
