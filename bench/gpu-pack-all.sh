@@ -54,11 +54,12 @@ if [[ ,$parts, == *,profile,* ]]; then
   elif [ -n "${PROFILE_QUICK:-}" ]; then
     runs=("--model revcol-nano-32 --batch 4 --steps 1" "--model text-micro --batch 2 --length 32 --steps 1")
   else
-    # --gemm on: the 64 x 64-tile product (src/backends/webgpu-gemm.ts), next to tfjs's, same call
-    runs=("--model revcol-t --batch 64 --steps 3" "--model revcol-t --batch 64 --steps 3 --gemm on"
+    # --gemm off|on: tfjs's products or the 64 x 64-tile one (src/backends/webgpu-gemm.ts), same call;
+    # the plain-mode run leaves the choice to the backend's start-up timing (recorded as gemmTuning)
+    runs=("--model revcol-t --batch 64 --steps 3 --gemm off" "--model revcol-t --batch 64 --steps 3 --gemm on"
           "--model revcol-t --batch 64 --mode plain --steps 3"
-          "--model revcol-nano-32 --batch 256 --steps 3 --config $nano" "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm on"
-          "--model text-tiny --batch 32 --steps 3" "--model text-tiny --batch 32 --steps 3 --gemm on")
+          "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm off" "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm on"
+          "--model text-tiny --batch 32 --steps 3 --gemm off" "--model text-tiny --batch 32 --steps 3 --gemm on")
   fi
   for a in "${runs[@]}"; do
     echo "== gpu-profile $a ($((SECONDS - t0)) s)"

@@ -14,7 +14,7 @@
 // --warmup N: steps before the measured ones (default 3: bind groups repeat from the third step on,
 //   src/backends/webgpu-dispatch.ts); --no-bind-group-cache makes every launch a new bind group, as tfjs.
 // --gemm on|off: large products on the 64 × 64-tile kernel of src/backends/webgpu-gemm.ts or on
-//   tfjs's (default: REVCOL_WEBGPU_GEMM, off unless it is 1), to compare on a GPU.
+//   tfjs's (default: REVCOL_WEBGPU_GEMM, else what the backend's start-up timing chose), to compare.
 // --software (or REVCOL_WEBGPU_SOFTWARE=1) accepts a software adapter such as lavapipe.
 // --json prints one JSON object, ready to append to bench/results/gpu-profile.jsonl.
 // On the accelerator machine: ../shared/tools/gpu-bundle.sh bench/gpu-profile.ts, then
@@ -29,7 +29,7 @@ import { Session } from 'node:inspector/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend, webgpuBindGroupStats, webgpuPoolStats } from '../src/backends/index.js';
 import { setBindGroupCaching, setUniformBatching } from '../src/backends/webgpu-dispatch.js';
-import { setWebgpuGemm, webgpuGemmEnabled } from '../src/backends/webgpu-gemm.js';
+import { setWebgpuGemm, webgpuGemmEnabled, webgpuGemmTuning } from '../src/backends/webgpu-gemm.js';
 import { RevcolError } from '../src/core/errors.js';
 import { RevColText } from '../src/text/model.js';
 import { getPreset, type TextConfig, validateConfig } from '../src/text/presets.js';
@@ -364,6 +364,8 @@ async function main(): Promise<void> {
     uniformBatch,
     bindGroupCache,
     gemm: webgpuGemmEnabled(),
+    /** What the start-up timing found (null where it did not run: software adapter, or --gemm / REVCOL_WEBGPU_GEMM decided). */
+    gemmTuning: webgpuGemmTuning(),
     warmupSteps: warmup,
     ...(groupsBefore && groupsAfter
       ? {

@@ -10,7 +10,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { releaseGpuBackend, useBackend } from '../src/backends/index.js';
-import { gemmWorthIt, MIN_TILES, planGemm, setWebgpuGemm, webgpuGemmEnabled } from '../src/backends/webgpu-gemm.js';
+import { gemmWorthIt, MIN_TILES, planGemm, setWebgpuGemm, tuneWebgpuGemm, webgpuGemmEnabled, webgpuGemmTuning } from '../src/backends/webgpu-gemm.js';
 import { webgpu } from './helpers/webgpu.js';
 import { expectClose, on, programsOf, values } from './helpers/webgpu-compare.js';
 
@@ -162,6 +162,46 @@ describe.skipIf(!webgpu.available)(`64 × 64-tile products on webgpu against cpu
     expectClose(first, expected);
     const again = await on('webgpu', data, product);
     expect(Array.from(again.values)).toEqual(Array.from(first.values));
+  });
+
+  it('the start-up timing: skipped on a software adapter and where the choice is given; else both timed, the faster kept, nothing left behind', async () => {
+    await tf.setBackend('webgpu');
+    const saved = process.env.REVCOL_WEBGPU_GEMM;
+    delete process.env.REVCOL_WEBGPU_GEMM;
+    try {
+      // useBackend ran it on lavapipe, a software adapter: skipped, tfjs's kernel kept
+      expect(webgpuGemmTuning()).toBeNull();
+      expect(webgpuGemmEnabled()).toBe(false);
+      process.env.REVCOL_WEBGPU_GEMM = '0';
+      expect(await tuneWebgpuGemm({ rows: 4096, reps: 1, rounds: 1 })).toBeNull();
+      delete process.env.REVCOL_WEBGPU_GEMM;
+      setWebgpuGemm(true);
+      expect(await tuneWebgpuGemm({ rows: 4096, reps: 1, rounds: 1 })).toBeNull();
+      setWebgpuGemm(null);
+      // as on a hardware adapter (small sizes: lavapipe is slow); which one wins here says nothing of a GPU
+      const before = { tensors: tf.memory().numTensors, data: tf.engine().backend.numDataIds() };
+      let tuning!: Awaited<ReturnType<typeof tuneWebgpuGemm>>;
+      const programs = await programsOf(async () => {
+        tuning = await tuneWebgpuGemm({ rows: 2048, reps: 2, rounds: 1 });
+      });
+      expect(tuning).not.toBeNull();
+      expect(tuning!.tfjsMs).toBeGreaterThan(0);
+      expect(tuning!.gemmMs).toBeGreaterThan(0);
+      expect(tuning!.agrees).toBe(true);
+      expect(tuning!.chosen).toBe(tuning!.gemmMs <= 0.9 * tuning!.tfjsMs);
+      expect(webgpuGemmTuning()).toEqual(tuning);
+      expect(webgpuGemmEnabled()).toBe(tuning!.chosen);
+      // both kernels ran: x·w (2,048 × 512: 256 tiles) takes the new one when it is timed
+      expect(gemmRuns(programs)).toBeGreaterThan(0);
+      expect(programs.filter((p) => p.startsWith('MatMul')).length).toBeGreaterThan(0);
+      expect(tf.memory().numTensors).toBe(before.tensors);
+      expect(tf.engine().backend.numDataIds()).toBe(before.data);
+    } finally {
+      if (saved === undefined) delete process.env.REVCOL_WEBGPU_GEMM;
+      else process.env.REVCOL_WEBGPU_GEMM = saved;
+      // back to what a software adapter gets
+      await tuneWebgpuGemm({ software: true });
+    }
   });
 
   it('leaves a fused product with an activation to tfjs', async () => {

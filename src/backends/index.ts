@@ -20,12 +20,14 @@ import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { describeWasmThreads, installWasmThreads, wasmThreadsInfo } from './wasm-threads.js';
 import { type BindGroupCacheStats, batchUniforms, cacheBindGroups, rememberBindGroupLayouts, submitRecorded } from './webgpu-dispatch.js';
 import { boundBufferPool, type PoolBound, reuseLowestBuffers } from './webgpu-memory.js';
+import { tuneWebgpuGemm } from './webgpu-gemm.js';
 import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
 import { dawnLogWanted, dawnStderrNotes, oneLine, watchGpuDevice } from './quiet-dawn.js';
 
 export { DAWN_LOG_ENV } from './quiet-dawn.js';
 export { configureWasmThreads, MAX_WASM_THREADS, THREADS_ENV, type WasmThreadsInfo, wasmThreadsInfo } from './wasm-threads.js';
 export { nativeBlasStatus, setNativeBlas } from './native-blas.js';
+export { type GemmTuning, setWebgpuGemm, webgpuGemmEnabled, webgpuGemmTuning } from './webgpu-gemm.js';
 
 import { BACKEND_NAMES, BACKEND_ORDER, type BackendName, type ConcreteBackendName } from './names.js';
 
@@ -613,6 +615,8 @@ async function activate(status: BackendStatus): Promise<void> {
   }
   await tf.ready();
   activated = name;
+  // which product kernel is faster on this GPU (src/backends/webgpu-gemm.ts): timed once per start
+  if (name === 'webgpu') await tuneWebgpuGemm({ software: status.software });
   // tfjs's cpu backend prints an "install tfjs-node" banner on its first tensor: revcol chose
   // this backend knowingly, so mute that one message (tfjs's other warnings stay on)
   if (name === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;

@@ -4,17 +4,22 @@
  * tfjs-backend-webgpu 4.22's product (MatMulPackedProgram) gives each thread 4 × 4 outputs of a
  * 32 × 32 tile: per step of the inner dimension a thread reads 4 + 4 values from workgroup
  * memory for 16 multiply-adds. On the H200 RevCol-T's step spent ~129 of its ~212 GPU ms in
- * those products (docs/kernels.md), about 9 TFLOP/s. Here a thread keeps 8 × 8 accumulators and
+ * those products (docs/kernels.md), by arithmetic about 9 TFLOP/s. Here a thread keeps 8 × 8 accumulators and
  * reads two vec4 of a and two of b (16 values) for 64 multiply-adds, twice the arithmetic per
  * value read, and a workgroup of 64 threads covers a 64 × 64 tile. Inner-dimension tiles of 16
  * are staged in workgroup memory (8.5 KiB), read from global memory by consecutive threads at
  * consecutive addresses whatever the operands' transposes. A bias over the output's columns
  * (tf.fused.matMul without an activation) is added as the tile is written.
  *
- * Opt-in until measured on a GPU (`REVCOL_WEBGPU_GEMM=1` or `setWebgpuGemm(true)`): lavapipe runs
- * it on the CPU, which says it is right but not whether it is faster. Taken only by products with
- * enough 64 × 64 tiles to fill a large GPU (MIN_TILES), the partial products of webgpu-matmul.ts's
- * split weight gradients included; smaller ones stay with tfjs, whose 32 × 32 tiles suit them better.
+ * Chosen by measurement on each GPU: when the webgpu backend starts on a hardware adapter,
+ * `tuneWebgpuGemm` times both kernels on two products shaped like a ConvNeXt MLP's (3 rounds of
+ * 10 each) and keeps this one only where it is at least 10% faster. `REVCOL_WEBGPU_GEMM=1`
+ * or `0` (or `setWebgpuGemm`) decides without timing; software adapters (lavapipe, which runs
+ * shaders on the CPU and says nothing of a GPU's speed) keep tfjs's unless told.
+ *
+ * Taken only by products with enough 64 × 64 tiles to fill a large GPU (MIN_TILES), the partial
+ * products of webgpu-matmul.ts's split weight gradients included; smaller ones stay with tfjs,
+ * whose 32 × 32 tiles suit them better.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
@@ -32,15 +37,101 @@ export const MIN_TILES = 256;
 
 const ENV = 'REVCOL_WEBGPU_GEMM';
 let enabled: boolean | null = null;
+/** What `tuneWebgpuGemm` found on this process's GPU (null: not tuned). */
+let tuned: GemmTuning | null = null;
+/** Set while tuning: which kernel the timed products take. */
+let timing: boolean | null = null;
 
-/** Whether products go to this kernel (default: `REVCOL_WEBGPU_GEMM=1`). */
-export function webgpuGemmEnabled(): boolean {
-  return enabled ?? process.env[ENV] === '1';
+/** The environment's word, if it gives one: REVCOL_WEBGPU_GEMM=1 on, 0 off. */
+function fromEnvironment(): boolean | null {
+  const v = process.env[ENV];
+  return v === '1' ? true : v === '0' ? false : null;
 }
 
-/** Turns the kernel on or off for the products that follow (null: back to the environment's choice). */
+/** Whether products go to this kernel: setWebgpuGemm, else REVCOL_WEBGPU_GEMM, else the tuning, else off. */
+export function webgpuGemmEnabled(): boolean {
+  return timing ?? enabled ?? fromEnvironment() ?? tuned?.chosen ?? false;
+}
+
+/** Turns the kernel on or off for the products that follow (null: back to the environment's or the tuning's choice). */
 export function setWebgpuGemm(on: boolean | null): void {
   enabled = on;
+}
+
+export interface GemmTuning {
+  /** Milliseconds for the timed products with tfjs's kernel and with this one (best of the rounds). */
+  tfjsMs: number;
+  gemmMs: number;
+  /** Whether the two kernels' results agreed (first rows of both products, to 1e-4 of their largest value). */
+  agrees: boolean;
+  /** Whether this kernel was kept: it agrees and is at least 10% faster. */
+  chosen: boolean;
+}
+
+/** What the tuning found, or null where none ran (software adapter, or the choice was given). */
+export function webgpuGemmTuning(): GemmTuning | null {
+  return tuned;
+}
+
+/**
+ * Times tfjs's product and this one on the active webgpu backend and keeps the faster (this one
+ * only when at least 10% faster, and only when both give the same first rows; rounds alternate,
+ * best of each side). Runs once per backend start; skipped on software adapters and where
+ * setWebgpuGemm or REVCOL_WEBGPU_GEMM decides. Never throws: a failure leaves tfjs's kernel in
+ * place. `options` shrink it for tests.
+ */
+export async function tuneWebgpuGemm(options: { software?: boolean; rows?: number; reps?: number; rounds?: number } = {}): Promise<GemmTuning | null> {
+  tuned = null;
+  if (options.software || enabled !== null || fromEnvironment() !== null || tf.getBackend() !== 'webgpu') return null;
+  const rows = options.rows ?? 16384;
+  const reps = options.reps ?? 10;
+  const rounds = options.rounds ?? 3;
+  // A ConvNeXt MLP's two products at RevCol-T's level-1 width: x·W1 and the input gradient dy·W1ᵀ.
+  const x = tf.randomNormal([rows, 128], 0, 1, 'float32', 1);
+  const w = tf.randomNormal([128, 512], 0, 1, 'float32', 2);
+  const dy = tf.randomNormal([rows, 512], 0, 1, 'float32', 3);
+  // The first two rows of both products: small to read back, enough to compare the kernels.
+  const run = () => tf.tidy(() => tf.concat([tf.slice(tf.matMul(x, w), [0, 0], [2, 512]), tf.slice(tf.matMul(dy, w, false, true), [0, 0], [2, 128])], 1));
+  const firstRows: Float32Array[] = [];
+  const once = async (gemm: boolean): Promise<number> => {
+    timing = gemm;
+    try {
+      const warm = run();
+      const values = (await warm.data()) as Float32Array;
+      warm.dispose();
+      if (firstRows.length < 2) firstRows.push(values);
+      const started = performance.now();
+      const outs: tf.Tensor[] = [];
+      for (let i = 0; i < reps; i++) outs.push(run());
+      // The queue runs in order: the last result read back means every product has run.
+      await outs[outs.length - 1]!.data();
+      const ms = performance.now() - started;
+      outs.forEach((t) => t.dispose());
+      return ms;
+    } finally {
+      timing = null;
+    }
+  };
+  try {
+    let tfjsMs = Infinity;
+    let gemmMs = Infinity;
+    for (let r = 0; r < rounds; r++) {
+      tfjsMs = Math.min(tfjsMs, await once(false));
+      gemmMs = Math.min(gemmMs, await once(true));
+    }
+    const [expected, actual] = firstRows as [Float32Array, Float32Array];
+    const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const agrees = expected.every((v, i) => Math.abs(v - actual[i]!) <= 1e-4 * scale);
+    const round = (ms: number) => Math.round(ms * 1000) / 1000;
+    tuned = { tfjsMs: round(tfjsMs), gemmMs: round(gemmMs), agrees, chosen: agrees && gemmMs <= 0.9 * tfjsMs };
+    return tuned;
+  } catch {
+    return null;
+  } finally {
+    x.dispose();
+    w.dispose();
+    dy.dispose();
+  }
 }
 
 /** The product's sizes as this kernel reads them, or null where it does not apply. */
