@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import '../src/core/engine.js'; // registers tfjs's gradients
 import { RandomStream } from '../src/core/random.js';
-import { adamMoments, adamUpdate, clampMagnitude, columnSum, gelu, hashDropout, hashDropoutMask, layerNorm, rowStats, scaledResidual, setFusedKernels, softmax, unscaleDifference } from '../src/ops/fused.js';
+import { adamMoments, adamUpdate, attentionSoftmax, clampMagnitude, columnSum, gelu, hashDropout, hashDropoutMask, layerNorm, rowStats, scaledResidual, setFusedKernels, softmax, unscaleDifference } from '../src/ops/fused.js';
 import { withWasmSimdKernels } from './helpers/wasm-simd.js';
 import { dropoutHash, keepThreshold } from '../src/ops/hash-dropout.js';
 import { webgpu } from './helpers/webgpu.js';
@@ -67,6 +67,17 @@ const CASES: Case[] = [
   ]),
   // rows of 7 and 33 leave a tail past the SIMD kernel's groups of 4
   ...[[5, 7], [2, 3, 4, 33], [2, 2, 64, 64]].map((s) => ({ name: `softmax ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => softmax(x) })),
+  // attention weights: the scale and a padding mask (−1e9 where the second input is below −1, about
+  // a quarter of the keys) inside the softmax; rows of 7 (ragged for 64 threads) and 130
+  ...[[2, 3, 5, 7], [2, 2, 16, 130]].flatMap((s) => [
+    { name: `attentionSoftmax ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => attentionSoftmax(x, null, 0.25) },
+    {
+      name: `attentionSoftmax masked ${s.join('×')}`,
+      shapes: [s, [s[0]!, s[s.length - 1]!]],
+      grad: [0],
+      f: (x: tf.Tensor, b: tf.Tensor) => attentionSoftmax(x, tf.mul(tf.cast(tf.less(b, -1), 'float32'), -1e9), 0.25),
+    },
+  ]),
   { name: 'clampMagnitude 5×7', shapes: [[5, 7]], f: (x) => clampMagnitude(x, 0.8) },
   { name: 'clampMagnitude 300', shapes: [[300]], f: (x) => clampMagnitude(x, 1e-3) },
   { name: 'rowStats 37×19', shapes: [[37, 19]], f: (x) => rowStats(x, 1e-5) },
@@ -216,13 +227,31 @@ for (const backend of BACKENDS) {
       expect(seen).toEqual(['RevcolGelu']);
     });
 
-    it(`compute softmax's input gradient as one kernel${backend.name === 'webgpu' ? ' where it has one (not here: tfjs\'s four)' : ''}`, async () => {
+    it('compute softmax\'s input gradient as one kernel', async () => {
       await useBackend(backend.name);
       const x = tf.tensor2d([[1, 2, 3], [0, -1, 4]]);
       const profile = await tf.profile(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(softmax(t), tf.tensor2d([[1, 0, 2], [3, 1, 0]]))))(x));
       const names = profile.kernels.map((k) => k.name);
       tf.dispose([x, profile.result as tf.Tensor]);
-      expect(names.includes('RevcolSoftmaxGradInput')).toBe(backend.name !== 'webgpu');
+      expect(names).toContain('RevcolSoftmaxGradInput');
+    });
+
+    it(`run attention weights ${backend.name === 'webgpu' ? 'as one kernel forward and one backward' : 'as the composed ops'}`, async () => {
+      await useBackend(backend.name);
+      const x = tf.tensor4d(values(2 * 2 * 3 * 5, 41), [2, 2, 3, 5]);
+      const bias = tf.tensor2d([[0, 0, -1e9, 0, 0], [0, 0, 0, 0, -1e9]]);
+      const w = tf.tensor4d(values(2 * 2 * 3 * 5, 42), [2, 2, 3, 5]);
+      const profile = await tf.profile(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(attentionSoftmax(t, bias, 0.5), w)))(x));
+      const names = profile.kernels.map((k) => k.name);
+      tf.dispose([x, bias, w, profile.result as tf.Tensor]);
+      if (backend.name === 'webgpu') {
+        expect(names.filter((n) => n.startsWith('Revcol'))).toEqual(['RevcolAttentionSoftmax', 'RevcolSoftmaxGradInput']);
+        expect(names).not.toContain('Softmax');
+        expect(names).not.toContain('Add');
+      } else {
+        expect(names).not.toContain('RevcolAttentionSoftmax');
+        expect(names).toContain('Softmax');
+      }
     });
 
     if (backend.name === 'wasm') {

@@ -189,6 +189,39 @@ const softmaxFusedGrad: (x: tf.Tensor) => tf.Tensor = tf.customGrad((...args: Ar
   };
 });
 
+/** Whether attentionSoftmax runs as its own kernels here (webgpu), rather than composed. */
+export function attentionSoftmaxFused(): boolean {
+  return has(KERNELS.attentionSoftmax) && has(KERNELS.softmaxGradInput);
+}
+
+/**
+ * Attention weights: softmax(scale·x + bias[b]) over the last axis, for scores x [B, …, T] and a
+ * padding bias [B, T] (null: none) added to every row of sample b. One kernel forward and one
+ * backward where the backend has them (webgpu): the scale and the mask ride inside the softmax
+ * instead of a multiply and an add of their own (and the multiply's gradient). Elsewhere the
+ * composed ops; the mask gets no gradient.
+ */
+export function attentionSoftmax(x: tf.Tensor, bias: tf.Tensor | null, scale: number): tf.Tensor {
+  if (x.dtype === 'float32' && attentionSoftmaxFused()) {
+    const fused = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [scores, save] = args as [tf.Tensor, tf.GradSaveFunc];
+      const y = run(KERNELS.attentionSoftmax, bias ? { x: scores, bias } : { x: scores }, { scale });
+      save([y]);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => run(KERNELS.softmaxGradInput, { y: saved[0]!, dy }, { scale }),
+      };
+    });
+    return fused(x);
+  }
+  return tf.tidy(() => {
+    const scaled = tf.mul(x, scale);
+    if (!bias) return softmax(scaled);
+    const shape = [bias.shape[0]!, ...new Array(x.rank - 2).fill(1), bias.shape[1]!];
+    return softmax(tf.add(scaled, tf.reshape(bias, shape)));
+  });
+}
+
 // --- scales -------------------------------------------------------------------------------------
 
 /** sign(x)·max(|x|, min), no gradient: the reversible unit's shortcut scales kept invertible (0 stays 0). */

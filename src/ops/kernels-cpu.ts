@@ -45,12 +45,13 @@ export function geluGradRange(x: Float32Array, dy: Float32Array, out: Float32Arr
   }
 }
 
-/** dx = (dy − Σ dy·y)·y for each row of `cols` values (the wasm kernel's fallback too). */
-export function softmaxGradRows(y: Float32Array, dy: Float32Array, dx: Float32Array, cols: number): void {
+/** dx = scale·(dy − Σ dy·y)·y for each row of `cols` values (the wasm kernel's fallback too). */
+export function softmaxGradRows(y: Float32Array, dy: Float32Array, dx: Float32Array, cols: number, scale = 1): void {
   for (let base = 0; base < dx.length; base += cols) {
     let s = 0;
     for (let j = base; j < base + cols; j++) s += dy[j]! * y[j]!;
-    for (let j = base; j < base + cols; j++) dx[j] = (dy[j]! - s) * y[j]!;
+    if (scale === 1) for (let j = base; j < base + cols; j++) dx[j] = (dy[j]! - s) * y[j]!;
+    else for (let j = base; j < base + cols; j++) dx[j] = scale * (dy[j]! - s) * y[j]!;
   }
 }
 
@@ -194,7 +195,7 @@ const kernels: FusedJsKernel[] = [
     name: KERNELS.softmaxGradInput,
     inputs: ['y', 'dy'],
     outputShape: ([y]) => y!,
-    compute: (out, [y, dy], [shape]) => softmaxGradRows(y!, dy!, out, lastDim(shape!)),
+    compute: (out, [y, dy], [shape], attrs) => softmaxGradRows(y!, dy!, out, lastDim(shape!), (attrs.scale as number | undefined) ?? 1),
   },
   {
     name: KERNELS.scaledResidual,

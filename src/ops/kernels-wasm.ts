@@ -23,7 +23,7 @@ function requireFloat(kernel: string, ...ts: TensorInfo[]): void {
   }
 }
 
-function softmaxGradInput({ inputs, backend }: WasmKernelArgs): TensorInfo {
+function softmaxGradInput({ inputs, backend, attrs }: WasmKernelArgs): TensorInfo {
   const wasm = backend as BackendWasm;
   const { y, dy } = inputs as { y: TensorInfo; dy: TensorInfo };
   requireFloat(KERNELS.softmaxGradInput, y, dy);
@@ -31,12 +31,13 @@ function softmaxGradInput({ inputs, backend }: WasmKernelArgs): TensorInfo {
   const size = tf.util.sizeFromShape(y.shape);
   const cols = y.shape[y.shape.length - 1] ?? 1;
   if (size === 0) return out;
-  const simd = wasmSimdKernels(wasm);
+  const scale = ((attrs as { scale?: number } | undefined)?.scale) ?? 1;
+  const simd = scale === 1 ? wasmSimdKernels(wasm) : null; // the SIMD kernel has no scale (revcol's ops pass one only on webgpu)
   if (simd) {
     simd.softmax_grad(heapOffset(wasm, y), heapOffset(wasm, dy), heapOffset(wasm, out), size / cols, cols);
   } else {
     // Views after the allocation: it may have replaced the heap.
-    softmaxGradRows(floats(wasm, y), floats(wasm, dy), floats(wasm, out), cols);
+    softmaxGradRows(floats(wasm, y), floats(wasm, dy), floats(wasm, out), cols, scale);
   }
   return out;
 }

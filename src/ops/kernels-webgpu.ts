@@ -211,6 +211,105 @@ function rowStats(backend: WebgpuBackendLike, x: TensorInfo, eps: number): Tenso
   }`);
 }
 
+// --- softmax rows (attention) ------------------------------------------------------------------
+
+/** WGSL: a row's maximum and sum across the workgroup's threads. */
+const ROW_REDUCE_WGSL = `
+var<workgroup> revcolRowPart : array<f32, ${ROW_THREADS}>;
+fn revcolRowMax(a : f32, lid : i32) -> f32 {
+  revcolRowPart[lid] = a;
+  workgroupBarrier();
+  for (var k = ${ROW_THREADS / 2}; k > 0; k = k / 2) {
+    if (lid < k) { revcolRowPart[lid] = max(revcolRowPart[lid], revcolRowPart[lid + k]); }
+    workgroupBarrier();
+  }
+  let r = revcolRowPart[0];
+  workgroupBarrier();
+  return r;
+}
+fn revcolRowSum(a : f32, lid : i32) -> f32 {
+  revcolRowPart[lid] = a;
+  workgroupBarrier();
+  for (var k = ${ROW_THREADS / 2}; k > 0; k = k / 2) {
+    if (lid < k) { revcolRowPart[lid] = revcolRowPart[lid] + revcolRowPart[lid + k]; }
+    workgroupBarrier();
+  }
+  let r = revcolRowPart[0];
+  workgroupBarrier();
+  return r;
+}
+${GROUP_INDEX_WGSL}`;
+
+/** One workgroup per row of `rows` × `cols` (every thread reaches every barrier; rows past the end own no columns). */
+function softmaxRowProgram(backend: WebgpuBackendLike, key: string, inputs: Array<[string, TensorInfo]>, rows: number, cols: number, uniforms: string, values: Uniform[], body: string): TensorInfo {
+  return run(
+    backend,
+    {
+      key,
+      inputs: inputs.map(([name]) => name),
+      outputShape: [rows, cols],
+      uniforms: `rows : i32, cols : i32, ${uniforms}`,
+      layout: 'rows',
+      code: `${ROW_REDUCE_WGSL}
+fn main(index : i32) {
+  let row = revcolGroup();
+  let lid = i32(localId.x);
+  let n = select(0, uniforms.cols, row < uniforms.rows);
+  let base = row * uniforms.cols;
+${body}
+}`,
+    },
+    inputs.map(([, t]) => t),
+    [int(rows), int(cols), ...values],
+  );
+}
+
+/** softmax(scale·x + bias[sample]) per row; bias [B, T] for x [B, …, T]. */
+function attentionSoftmax(backend: WebgpuBackendLike, x: TensorInfo, bias: TensorInfo | undefined, scale: number): TensorInfo {
+  const [rows, cols] = rowsAndCols(x.shape);
+  if (bias && (bias.shape.length !== 2 || bias.shape[1] !== cols || rows % bias.shape[0]! !== 0 || x.shape[0] !== bias.shape[0])) {
+    throw new Error(`attention softmax: bias ${JSON.stringify(bias.shape)} must be [batch, ${cols}] for scores ${JSON.stringify(x.shape)}`);
+  }
+  const logit = bias ? 'uniforms.scale * X[base + c] + BIAS[bbase + c]' : 'uniforms.scale * X[base + c]';
+  const out = softmaxRowProgram(
+    backend,
+    bias ? 'attention_softmax_bias' : 'attention_softmax',
+    bias ? [['X', view(x, [rows, cols])], ['BIAS', bias]] : [['X', view(x, [rows, cols])]],
+    rows,
+    cols,
+    'rowsPerBias : i32, scale : f32,',
+    [int(bias ? rows / bias.shape[0]! : rows), float(scale)],
+    `  let bbase = (row / uniforms.rowsPerBias) * uniforms.cols;
+  var m = -3.4028234e38;
+  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { m = max(m, ${logit}); }
+  let top = revcolRowMax(m, lid);
+  var s = 0.0;
+  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { s = s + exp(${logit} - top); }
+  let total = revcolRowSum(s, lid);
+  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { result[base + c] = exp(${logit} - top) / total; }`,
+  );
+  return view(out, [...x.shape]);
+}
+
+/** scale·(dy − Σ dy·y)·y per row. */
+function softmaxGradInput(backend: WebgpuBackendLike, y: TensorInfo, dy: TensorInfo, scale: number): TensorInfo {
+  const [rows, cols] = rowsAndCols(y.shape);
+  const out = softmaxRowProgram(
+    backend,
+    'softmax_grad_input',
+    [['Y', view(y, [rows, cols])], ['DY', view(dy, [rows, cols])]],
+    rows,
+    cols,
+    'scale : f32,',
+    [float(scale)],
+    `  var s = 0.0;
+  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { s = s + DY[base + c] * Y[base + c]; }
+  let t = revcolRowSum(s, lid);
+  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { result[base + c] = uniforms.scale * (DY[base + c] - t) * Y[base + c]; }`,
+  );
+  return view(out, [...y.shape]);
+}
+
 // --- column sums -----------------------------------------------------------------------------
 
 /** Threads the first stage aims for; the chunk of rows per thread follows from it. */
@@ -319,6 +418,8 @@ const webgpuKernels: Record<string, (args: Args) => TensorInfo> = {
   [KERNELS.layerNorm]: ({ inputs: { x, gamma, beta }, attrs, backend }) => layerNorm(backend, x!, gamma!, beta!, attrs.eps as number),
   [KERNELS.layerNormGradInput]: ({ inputs: { x, gamma, dy }, attrs, backend }) => layerNormGradInput(backend, x!, gamma!, dy!, attrs.eps as number),
   [KERNELS.rowStats]: ({ inputs: { x }, attrs, backend }) => rowStats(backend, x!, attrs.eps as number),
+  [KERNELS.attentionSoftmax]: ({ inputs: { x, bias }, attrs, backend }) => attentionSoftmax(backend, x!, bias, attrs.scale as number),
+  [KERNELS.softmaxGradInput]: ({ inputs: { y, dy }, attrs, backend }) => softmaxGradInput(backend, y!, dy!, (attrs.scale as number | undefined) ?? 1),
   [KERNELS.columnSum]: ({ inputs: { a, b, keep, stats }, attrs, backend }) => {
     const { mode } = attrs as unknown as ColumnSumAttrs;
     const infos = [a!, ...(mode === 'sum' ? [] : [b!]), ...(mode === 'productKeep' ? [keep!] : []), ...(mode === 'normed' ? [stats!] : [])];

@@ -38,8 +38,17 @@ export const KERNELS = {
    * gradient is the same kernel on dy. Input x; attrs seed, keep.
    */
   dropout: 'RevcolDropout',
-  /** (dy − Σ dy·y)·y per row: the input gradient of softmax over the last axis, from its output y. Inputs y, dy. */
+  /**
+   * scale·(dy − Σ dy·y)·y per row: the input gradient of softmax(scale·x) over the last axis, from
+   * its output y. Inputs y, dy; attr scale (default 1).
+   */
   softmaxGradInput: 'RevcolSoftmaxGradInput',
+  /**
+   * Attention weights: softmax(scale·x + bias[b]) over the last axis, x [B, …, T] and the
+   * optional bias [B, T] (one row per sample, added to every row of that sample: the padding
+   * mask). Inputs x, bias?; attr scale. webgpu only: elsewhere the composed ops.
+   */
+  attentionSoftmax: 'RevcolAttentionSoftmax',
   /** sign(x)·max(|x|, min): a scale kept away from 0 with its sign (0 stays 0). Input x; attr min. No gradient. */
   clampMagnitude: 'RevcolClampMagnitude',
 } as const;

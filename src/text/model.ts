@@ -7,7 +7,7 @@ import { LayerNorm, Linear, gelu, init } from '../core/layers.js';
 import { sparseCrossEntropy } from '../train/losses.js';
 import { Module, ModuleList } from '../core/module.js';
 import { type ForwardContext, RandomStream, dropPathKeep, dropout, evalContext } from '../core/random.js';
-import { scaledResidual, softmax } from '../ops/fused.js';
+import { attentionSoftmax, attentionSoftmaxFused, scaledResidual, softmax } from '../ops/fused.js';
 import { wasmSimdKernels } from '../ops/wasm-simd.js';
 import { nativeBlas } from '../backends/native-blas.js';
 import { type TextConfig, type WindowPooling, validateConfig } from './presets.js';
@@ -157,10 +157,16 @@ class SelfAttention extends Module {
       // and each part then needs its own transpose).
       const heads = tf.transpose(tf.reshape(this.qkv.forward(x), [b, t, 3 * h, dh]), [0, 2, 1, 3]);
       const [q, k, v] = tf.split(heads, 3, 1);
-      // 1/√dh on q ([B, H, T, dh]) rather than on the scores ([B, H, T, T]): T/dh times fewer products.
-      const product = matMulUntransposed(tf.mul(q, 1 / Math.sqrt(dh)), k, true);
-      const scores = bias ? tf.add(product, bias) : product;
-      const attended = matMulUntransposed(softmax(scores), v);
+      let weights: tf.Tensor;
+      if (attentionSoftmaxFused()) {
+        // webgpu: the 1/√dh and the padding mask inside the softmax's kernel, no launches of their own
+        weights = attentionSoftmax(matMulUntransposed(q, k, true), bias ? tf.reshape(bias, [b, t]) : null, 1 / Math.sqrt(dh));
+      } else {
+        // 1/√dh on q ([B, H, T, dh]) rather than on the scores ([B, H, T, T]): T/dh times fewer products.
+        const product = matMulUntransposed(tf.mul(q, 1 / Math.sqrt(dh)), k, true);
+        weights = softmax(bias ? tf.add(product, bias) : product);
+      }
+      const attended = matMulUntransposed(weights, v);
       return this.proj.forward(tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [b, t, this.width]));
     });
   }
