@@ -3,6 +3,8 @@ import { useBackend } from '../src/backends/index.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, accuracy, bceWithLogits, clipByGlobalNorm, clipCoefficient, setFusedKernels, defaultNoWeightDecay, softmaxCrossEntropy, sparseCrossEntropy, warmupCosine } from '../src/index.js';
+import { crossEntropyGrad } from '../src/ops/fused.js';
+import { withWasmSimdKernels } from './helpers/wasm-simd.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -253,6 +255,36 @@ describe('losses', () => {
       const value = sparseCrossEntropy(logits, y);
       expect(value.dataSync()[0]).toBeCloseTo(want, 3);
       tf.dispose([logits, y, value]);
+    } finally {
+      await useBackend(old);
+    }
+  });
+  it.each([
+    ['cpu', true],
+    ['wasm', true],
+    ['wasm', false],
+  ] as const)('sparse cross-entropy\'s gradient kernel gives the composed ops\' bits, one pass instead of four (%s, SIMD module %s)', async (backend, simd) => {
+    const old = tf.getBackend();
+    await useBackend(backend);
+    try {
+      await withWasmSimdKernels(simd, async () => {
+        // 37 rows of 1,003 classes (a ragged tail past groups of 4); targets include -1 and 1,003 (no one-hot)
+        const rows = 37;
+        const classes = 1003;
+        const logits = tf.tensor2d(Float32Array.from({ length: rows * classes }, (_, i) => Math.sin(i * 0.37) * 6), [rows, classes]);
+        const y = tf.tensor1d(Array.from({ length: rows }, (_, r) => (r === 5 ? -1 : r === 9 ? classes : (r * 389) % classes)), 'int32');
+        const dy = tf.scalar(0.7);
+        const p = tf.softmax(logits) as tf.Tensor2D;
+        const fused = crossEntropyGrad(p, y, dy);
+        const wasFused = setFusedKernels(false);
+        const composed = crossEntropyGrad(p, y, dy);
+        setFusedKernels(wasFused);
+        expect(Array.from(fused.dataSync())).toEqual(Array.from(composed.dataSync()));
+        expect(fused.dataSync()[9 * classes + 0]).toBeCloseTo((p.dataSync()[9 * classes]! * 0.7) / rows, 9);
+        const profile = await tf.profile(() => crossEntropyGrad(p, y, dy));
+        expect(profile.kernels.map((k) => k.name).filter((n) => n !== 'Cast')).toEqual(['RevcolCrossEntropyGrad']);
+        tf.dispose([logits, y, dy, p, fused, composed, profile.result as tf.Tensor]);
+      });
     } finally {
       await useBackend(old);
     }

@@ -189,6 +189,20 @@ const softmaxFusedGrad: (x: tf.Tensor) => tf.Tensor = tf.customGrad((...args: Ar
   };
 });
 
+/**
+ * The gradient of the mean sparse cross-entropy from the softmax p [rows, classes] of its logits:
+ * (p − onehot(targets))·dy/rows, as one pass where the backend has the kernel (cpu; wasm in SIMD)
+ * instead of a one-hot, a cast, a subtract and a multiply over the whole table; the same bits.
+ */
+export function crossEntropyGrad(p: tf.Tensor2D, targets: tf.Tensor1D, dy: tf.Tensor): tf.Tensor2D {
+  const [rows, classes] = p.shape;
+  if (p.dtype === 'float32' && has(KERNELS.crossEntropyGrad)) {
+    return tf.tidy(() => run(KERNELS.crossEntropyGrad, { p, targets: tf.cast(targets, 'int32'), dy: tf.cast(dy, 'float32') }) as tf.Tensor2D);
+  }
+  // (an int32 one-hot: wasm's OneHot writes int32 bits whatever dtype is asked for)
+  return tf.tidy(() => tf.mul(tf.sub(p, tf.oneHot(tf.cast(targets, 'int32'), classes)), tf.div(dy, rows)) as tf.Tensor2D);
+}
+
 /** Whether attentionSoftmax runs as its own kernels here (webgpu), rather than composed. */
 export function attentionSoftmaxFused(): boolean {
   return has(KERNELS.attentionSoftmax) && has(KERNELS.softmaxGradInput);

@@ -18,7 +18,7 @@ type Compute = (out: Float32Array, ins: Arrays, shapes: number[][], attrs: Recor
 
 interface FusedJsKernel {
   name: string;
-  /** Input names in order; a name ending in '?' may be absent. */
+  /** Input names in order; a name ending in '?' may be absent; one with '#' is int32 (the others float32). */
   inputs: string[];
   outputShape: (shapes: number[][], attrs: Record<string, unknown>) => number[];
   compute: Compute;
@@ -53,6 +53,23 @@ export function softmaxGradRows(y: Float32Array, dy: Float32Array, dx: Float32Ar
     if (scale === 1) for (let j = base; j < base + cols; j++) dx[j] = (dy[j]! - s) * y[j]!;
     else for (let j = base; j < base + cols; j++) dx[j] = scale * (dy[j]! - s) * y[j]!;
   }
+}
+
+/**
+ * (p − onehot(target))·scale over rows of `cols` (the wasm kernel's fallback too): the target
+ * element as (p − 1)·scale, the composed ops' float32 arithmetic. Targets outside [0, cols) take no one-hot.
+ */
+export function crossEntropyGradRows(p: Float32Array, targets: Int32Array, out: Float32Array, cols: number, scale: number): void {
+  for (let i = 0; i < out.length; i++) out[i] = Math.fround(p[i]! * scale);
+  for (let r = 0; r < targets.length; r++) {
+    const t = targets[r]!;
+    if (t >= 0 && t < cols) out[r * cols + t] = Math.fround(Math.fround(p[r * cols + t]! - 1) * scale);
+  }
+}
+
+/** dy/rows as float32 (the composed ops' tf.div of a float32 scalar by the row count). */
+export function crossEntropyScale(dy: number, rows: number): number {
+  return Math.fround(dy / rows);
 }
 
 // --- erf and GELU ----------------------------------------------------------------------------
@@ -198,6 +215,13 @@ const kernels: FusedJsKernel[] = [
     compute: (out, [y, dy], [shape], attrs) => softmaxGradRows(y!, dy!, out, lastDim(shape!), (attrs.scale as number | undefined) ?? 1),
   },
   {
+    name: KERNELS.crossEntropyGrad,
+    inputs: ['p', 'targets#', 'dy'],
+    outputShape: ([p]) => p!,
+    compute: (out, [p, targets, dy], [shape]) =>
+      crossEntropyGradRows(p!, targets as unknown as Int32Array, out, lastDim(shape!), crossEntropyScale(dy![0]!, shape![0]!)),
+  },
+  {
     name: KERNELS.scaledResidual,
     inputs: ['x', 'h', 'gamma?', 'keep?'],
     outputShape: ([x]) => x!,
@@ -290,10 +314,11 @@ interface CpuBackendLike {
 function present(kernel: FusedJsKernel, inputs: tf.NamedTensorInfoMap): TensorInfo[] {
   const infos: TensorInfo[] = [];
   for (const spec of kernel.inputs) {
-    const name = spec.replace('?', '');
+    const name = spec.replace(/[?#]/g, '');
     const info = inputs[name];
     if (info) {
-      if (info.dtype !== 'float32') throw new Error(`${kernel.name}: input ${name} must be float32, got ${info.dtype}`);
+      const dtype = spec.includes('#') ? 'int32' : 'float32';
+      if (info.dtype !== dtype) throw new Error(`${kernel.name}: input ${name} must be ${dtype}, got ${info.dtype}`);
       infos.push(info);
     } else if (!spec.endsWith('?')) {
       throw new Error(`${kernel.name}: missing input ${name}`);

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { geluGradRange, geluRange, layerNormGradRows, layerNormRows, softmaxGradRows } from './kernels-cpu.js';
+import { crossEntropyGradRows, crossEntropyScale, geluGradRange, geluRange, layerNormGradRows, layerNormRows, softmaxGradRows } from './kernels-cpu.js';
 import { KERNELS } from './names.js';
 import { heapOffset, type WasmSimdKernels, wasmSimdKernels } from './wasm-simd.js';
 
@@ -39,6 +39,24 @@ function softmaxGradInput({ inputs, backend, attrs }: WasmKernelArgs): TensorInf
     // Views after the allocation: it may have replaced the heap.
     softmaxGradRows(floats(wasm, y), floats(wasm, dy), floats(wasm, out), cols, scale);
   }
+  return out;
+}
+
+/** (p − onehot(targets))·dy/rows in one SIMD pass over p (JavaScript without revcol's SIMD module). */
+function crossEntropyGrad({ inputs, backend }: WasmKernelArgs): TensorInfo {
+  const wasm = backend as BackendWasm;
+  const { p, targets, dy } = inputs as { p: TensorInfo; targets: TensorInfo; dy: TensorInfo };
+  if (p.dtype !== 'float32' || dy.dtype !== 'float32' || targets.dtype !== 'int32' || p.shape.length !== 2 || targets.shape[0] !== p.shape[0] || tf.util.sizeFromShape(dy.shape) !== 1) {
+    throw new Error(`${KERNELS.crossEntropyGrad}: p float32 [rows, classes], targets int32 [rows] and dy a float32 scalar, got ${[p, targets, dy].map((u) => `${u.dtype} ${JSON.stringify(u.shape)}`).join(', ')}`);
+  }
+  const [rows, cols] = p.shape as [number, number];
+  const out = wasm.makeOutput(p.shape, 'float32');
+  if (rows * cols === 0) return out;
+  const scale = crossEntropyScale(floats(wasm, dy)[0]!, rows);
+  const simd = wasmSimdKernels(wasm);
+  if (simd) simd.cross_entropy_grad(heapOffset(wasm, p), heapOffset(wasm, targets), heapOffset(wasm, out), rows, cols, scale);
+  // Views after the allocation: it may have replaced the heap.
+  else crossEntropyGradRows(floats(wasm, p), wasm.typedArrayFromHeap(targets) as Int32Array, floats(wasm, out), cols, scale);
   return out;
 }
 
@@ -164,6 +182,7 @@ export function sumOfSquaresWasm(backend: object, tensors: tf.Tensor[]): number 
 
 const WASM_FUSED: Array<[string, (args: WasmKernelArgs) => TensorInfo]> = [
   [KERNELS.softmaxGradInput, softmaxGradInput],
+  [KERNELS.crossEntropyGrad, crossEntropyGrad],
   [KERNELS.gelu, gelu],
   [KERNELS.geluGrad, geluGrad],
   [KERNELS.layerNorm, layerNorm],

@@ -49,6 +49,12 @@ export const KERNELS = {
    * mask). Inputs x, bias?; attr scale. webgpu only: elsewhere the composed ops.
    */
   attentionSoftmax: 'RevcolAttentionSoftmax',
+  /**
+   * The gradient of the mean sparse cross-entropy over rows of logits from their softmax p:
+   * (p − onehot(target))·dy/rows. Inputs p [rows, classes], targets int32 [rows], dy (a scalar).
+   * cpu and wasm (one SIMD pass); elsewhere the composed ops.
+   */
+  crossEntropyGrad: 'RevcolCrossEntropyGrad',
   /** sign(x)·max(|x|, min): a scale kept away from 0 with its sign (0 stays 0). Input x; attr min. No gradient. */
   clampMagnitude: 'RevcolClampMagnitude',
 } as const;

@@ -989,6 +989,39 @@
       (local.set $g (i32.add (local.get $g) (i32.const 4)))
       (br $tail))))
 
+  ;; The gradient of the mean sparse cross-entropy from its softmax p [rows × cols]:
+  ;; out = (p − onehot(target)) · scale, in one pass over p, then each row's target element again as
+  ;; (p − 1) · scale: the composed ops' bits. Targets outside [0, cols) take no one-hot (the caller
+  ;; checks them).
+  (func (export "cross_entropy_grad") (param $p i32) (param $targets i32) (param $out i32) (param $rows i32) (param $cols i32) (param $scale f32)
+    (local $i i32) (local $end i32) (local $end4 i32) (local $sv v128) (local $r i32) (local $t i32) (local $at i32)
+    (local.set $sv (f32x4.splat (local.get $scale)))
+    (local.set $end (i32.shl (i32.mul (local.get $rows) (local.get $cols)) (i32.const 2)))
+    (local.set $end4 (i32.and (local.get $end) (i32.const -16)))
+    (block $simdDone (loop $simd
+      (br_if $simdDone (i32.ge_u (local.get $i) (local.get $end4)))
+      (v128.store align=4 (i32.add (local.get $out) (local.get $i))
+        (f32x4.mul (v128.load align=4 (i32.add (local.get $p) (local.get $i))) (local.get $sv)))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $simd)))
+    (block $tailDone (loop $tail
+      (br_if $tailDone (i32.ge_u (local.get $i) (local.get $end)))
+      (f32.store (i32.add (local.get $out) (local.get $i))
+        (f32.mul (f32.load (i32.add (local.get $p) (local.get $i))) (local.get $scale)))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $tail)))
+    (block $rowsDone (loop $row
+      (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $t (i32.load (i32.add (local.get $targets) (i32.shl (local.get $r) (i32.const 2)))))
+      (if (i32.lt_u (local.get $t) (local.get $cols))
+        (then
+          (local.set $at (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $cols)) (local.get $t)) (i32.const 2))))
+          (f32.store (local.get $at)
+            (f32.mul (f32.sub (f32.load (i32.add (local.get $p) (i32.sub (local.get $at) (local.get $out)))) (f32.const 1)) (local.get $scale)))))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $row)))
+  )
+
   ;; Σ x² over n floats, summed in float32 one after the other: the bits of tfjs-wasm's
   ;; Sum(Square(x)) (a sequential float32 loop), which gradient clipping composed before.
   (func (export "sum_squares") (param $x i32) (param $n i32) (result f32)
