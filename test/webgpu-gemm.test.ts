@@ -188,6 +188,7 @@ describe.skipIf(!webgpu.available)(`64 × 64-tile products on webgpu against cpu
       expect(tuning!.tfjsMs).toBeGreaterThan(0);
       expect(tuning!.gemmMs).toBeGreaterThan(0);
       expect(tuning!.agrees).toBe(true);
+      expect(tuning!.gpuError).toBeUndefined();
       expect(tuning!.totalMs).toBeGreaterThanOrEqual(tuning!.tfjsMs + tuning!.gemmMs);
       expect(tuning!.chosen).toBe(tuning!.gemmMs <= 0.9 * tuning!.tfjsMs);
       expect(webgpuGemmTuning()).toEqual(tuning);

@@ -62,8 +62,10 @@ export interface GemmTuning {
   /** Milliseconds for the timed products with tfjs's kernel and with this one (best of the rounds). */
   tfjsMs: number;
   gemmMs: number;
-  /** Whether the two kernels' results agreed (first rows of both products, to 1e-4 of their largest value). */
+  /** Whether the two kernels' results agreed (first rows of both products, to 1e-4 of their largest value) with no GPU error. */
   agrees: boolean;
+  /** The first GPU error the timing raised (kept in an error scope, so it does not stop later training), if any. */
+  gpuError?: string;
   /** Whether this kernel was kept: it agrees and is at least 10% faster. */
   chosen: boolean;
   /** Wall milliseconds the whole timing took (shader compilation included): what it adds to a start. */
@@ -79,8 +81,8 @@ export function webgpuGemmTuning(): GemmTuning | null {
  * Times tfjs's product and this one on the active webgpu backend and keeps the faster (this one
  * only when at least 10% faster, and only when both give the same first rows; rounds alternate,
  * best of each side). Runs once per backend start; skipped on software adapters and where
- * setWebgpuGemm or REVCOL_WEBGPU_GEMM decides. Never throws: a failure leaves tfjs's kernel in
- * place. `options` shrink it for tests.
+ * setWebgpuGemm or REVCOL_WEBGPU_GEMM decides. Never throws: a failure, or a GPU error inside its
+ * error scopes, leaves tfjs's kernel in place. `options` shrink it for tests.
  */
 export async function tuneWebgpuGemm(options: { software?: boolean; rows?: number; reps?: number; rounds?: number } = {}): Promise<GemmTuning | null> {
   tuned = null;
@@ -89,6 +91,20 @@ export async function tuneWebgpuGemm(options: { software?: boolean; rows?: numbe
   const reps = options.reps ?? 10;
   const rounds = options.rounds ?? 3;
   const began = performance.now();
+  // Errors here (a shader the driver rejects, memory) are caught in scopes and turn the kernel
+  // down, instead of reaching the device's uncaptured-error watch that stops training.
+  const device = (tf.backend() as unknown as { device?: GPUDevice }).device;
+  const filters: GPUErrorFilter[] = ['validation', 'out-of-memory', 'internal'];
+  for (const f of filters) device?.pushErrorScope(f);
+  const popScopes = async (): Promise<string | undefined> => {
+    if (!device) return undefined;
+    let first: string | undefined;
+    for (let i = 0; i < filters.length; i++) {
+      const error = await device.popErrorScope();
+      if (error && first === undefined) first = error.message.split('\n')[0];
+    }
+    return first;
+  };
   // A ConvNeXt MLP's two products at RevCol-T's level-1 width: x·W1 and the input gradient dy·W1ᵀ.
   // Values made on the GPU (random ones would be drawn in JavaScript and uploaded: ~10⁷ of them).
   const wave = (shape: [number, number], step: number) => tf.tidy(() => tf.reshape(tf.sin(tf.mul(tf.range(0, shape[0] * shape[1], 1, 'float32'), step)), shape));
@@ -117,26 +133,32 @@ export async function tuneWebgpuGemm(options: { software?: boolean; rows?: numbe
       timing = null;
     }
   };
+  let tfjsMs = Infinity;
+  let gemmMs = Infinity;
+  let failed = false;
   try {
-    let tfjsMs = Infinity;
-    let gemmMs = Infinity;
     for (let r = 0; r < rounds; r++) {
       tfjsMs = Math.min(tfjsMs, await once(false));
       gemmMs = Math.min(gemmMs, await once(true));
     }
-    const [expected, actual] = firstRows as [Float32Array, Float32Array];
-    const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    const agrees = expected.every((v, i) => Math.abs(v - actual[i]!) <= 1e-4 * scale);
-    const round = (ms: number) => Math.round(ms * 1000) / 1000;
-    tuned = { tfjsMs: round(tfjsMs), gemmMs: round(gemmMs), agrees, chosen: agrees && gemmMs <= 0.9 * tfjsMs, totalMs: round(performance.now() - began) };
-    return tuned;
   } catch {
-    return null;
+    failed = true;
   } finally {
     x.dispose();
     w.dispose();
     dy.dispose();
   }
+  const gpuError = await popScopes().catch(() => 'the error scopes could not be read');
+  if (failed) return null;
+  const [expected, actual] = firstRows as [Float32Array, Float32Array];
+  const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const agrees = gpuError === undefined && expected.every((v, i) => Math.abs(v - actual[i]!) <= 1e-4 * scale);
+  const round = (ms: number) => Math.round(ms * 1000) / 1000;
+  tuned = {
+    tfjsMs: round(tfjsMs), gemmMs: round(gemmMs), agrees, chosen: agrees && gemmMs <= 0.9 * tfjsMs, totalMs: round(performance.now() - began),
+    ...(gpuError === undefined ? {} : { gpuError }),
+  };
+  return tuned;
 }
 
 /** The product's sizes as this kernel reads them, or null where it does not apply. */
