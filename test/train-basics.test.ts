@@ -3,7 +3,7 @@ import { useBackend } from '../src/backends/index.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, accuracy, bceWithLogits, clipByGlobalNorm, clipCoefficient, setFusedKernels, defaultNoWeightDecay, softmaxCrossEntropy, sparseCrossEntropy, warmupCosine } from '../src/index.js';
-import { crossEntropyGrad } from '../src/ops/fused.js';
+import { crossEntropyGrad, rowMaxes } from '../src/ops/fused.js';
 import { withWasmSimdKernels } from './helpers/wasm-simd.js';
 
 beforeAll(async () => {
@@ -284,6 +284,33 @@ describe('losses', () => {
         const profile = await tf.profile(() => crossEntropyGrad(p, y, dy));
         expect(profile.kernels.map((k) => k.name).filter((n) => n !== 'Cast')).toEqual(['RevcolCrossEntropyGrad']);
         tf.dispose([logits, y, dy, p, fused, composed, profile.result as tf.Tensor]);
+      });
+    } finally {
+      await useBackend(old);
+    }
+  });
+  it.each([
+    ['cpu', true],
+    ['wasm', true],
+    ['wasm', false],
+  ] as const)('row maxima of two tables in one pass equal tfjs\'s Max of each; sparse cross-entropy\'s forward uses it (%s, SIMD module %s)', async (backend, simd) => {
+    const old = tf.getBackend();
+    await useBackend(backend);
+    try {
+      await withWasmSimdKernels(simd, async () => {
+        const rows = 23;
+        const classes = 1003; // a ragged tail past groups of 4
+        const a = tf.tensor2d(Float32Array.from({ length: rows * classes }, (_, i) => Math.sin(i * 0.37) * 6 - (i % classes === 1002 ? -20 : 0)), [rows, classes]);
+        const b = tf.tensor2d(Float32Array.from({ length: rows * classes }, (_, i) => Math.cos(i * 0.11) - 3), [rows, classes]);
+        const both = rowMaxes(a, b);
+        expect(both.shape).toEqual([2, rows]);
+        expect(Array.from(both.dataSync())).toEqual([...Array.from(tf.max(a, 1).dataSync()), ...Array.from(tf.max(b, 1).dataSync())]);
+        const y = tf.tensor1d(Array.from({ length: rows }, (_, r) => (r * 389) % classes), 'int32');
+        const profile = await tf.profile(() => sparseCrossEntropy(a as tf.Tensor2D, y));
+        const names = profile.kernels.map((k) => k.name);
+        expect(names.filter((n) => n === 'RevcolRowMaxes')).toHaveLength(1);
+        expect(names).not.toContain('Max');
+        tf.dispose([a, b, both, y, profile.result as tf.Tensor]);
       });
     } finally {
       await useBackend(old);

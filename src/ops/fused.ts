@@ -203,6 +203,15 @@ export function crossEntropyGrad(p: tf.Tensor2D, targets: tf.Tensor1D, dy: tf.Te
   return tf.tidy(() => tf.mul(tf.sub(p, tf.oneHot(tf.cast(targets, 'int32'), classes)), tf.div(dy, rows)) as tf.Tensor2D);
 }
 
+/**
+ * The largest value of each row (last axis) of two tensors of one shape, as [2, rows]: one pass
+ * over each where the backend has the kernel (cpu; wasm in SIMD), else two of tfjs's Max.
+ */
+export function rowMaxes(a: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  if (a.dtype === 'float32' && b.dtype === 'float32' && has(KERNELS.rowMaxes)) return run(KERNELS.rowMaxes, { a, b }) as tf.Tensor2D;
+  return tf.tidy(() => tf.stack([tf.max(a, -1), tf.max(b, -1)]).reshape([2, -1]) as tf.Tensor2D);
+}
+
 /** Whether attentionSoftmax runs as its own kernels here (webgpu), rather than composed. */
 export function attentionSoftmaxFused(): boolean {
   return has(KERNELS.attentionSoftmax) && has(KERNELS.softmaxGradInput);

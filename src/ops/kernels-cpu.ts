@@ -67,6 +67,23 @@ export function crossEntropyGradRows(p: Float32Array, targets: Int32Array, out: 
   }
 }
 
+/** out[r] = max a[r], out[rows + r] = max b[r] over rows of `cols` (the wasm kernel's fallback too); NaN wins. */
+export function rowMaxesInto(a: Float32Array, b: Float32Array, out: Float32Array, cols: number): void {
+  const rows = out.length / 2;
+  for (let r = 0; r < rows; r++) {
+    let ma = -Infinity;
+    let mb = -Infinity;
+    for (let j = r * cols; j < (r + 1) * cols; j++) {
+      const va = a[j]!;
+      const vb = b[j]!;
+      ma = va > ma || Number.isNaN(va) ? va : ma;
+      mb = vb > mb || Number.isNaN(vb) ? vb : mb;
+    }
+    out[r] = ma;
+    out[rows + r] = mb;
+  }
+}
+
 /** dy/rows as float32 (the composed ops' tf.div of a float32 scalar by the row count). */
 export function crossEntropyScale(dy: number, rows: number): number {
   return Math.fround(dy / rows);
@@ -213,6 +230,12 @@ const kernels: FusedJsKernel[] = [
     inputs: ['y', 'dy'],
     outputShape: ([y]) => y!,
     compute: (out, [y, dy], [shape], attrs) => softmaxGradRows(y!, dy!, out, lastDim(shape!), (attrs.scale as number | undefined) ?? 1),
+  },
+  {
+    name: KERNELS.rowMaxes,
+    inputs: ['a', 'b'],
+    outputShape: ([a]) => [2, size(a!) / lastDim(a!)],
+    compute: (out, [a, b], [shape]) => rowMaxesInto(a!, b!, out, lastDim(shape!)),
   },
   {
     name: KERNELS.crossEntropyGrad,

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { crossEntropyGradRows, crossEntropyScale, geluGradRange, geluRange, layerNormGradRows, layerNormRows, softmaxGradRows } from './kernels-cpu.js';
+import { crossEntropyGradRows, crossEntropyScale, rowMaxesInto, geluGradRange, geluRange, layerNormGradRows, layerNormRows, softmaxGradRows } from './kernels-cpu.js';
 import { KERNELS } from './names.js';
 import { heapOffset, type WasmSimdKernels, wasmSimdKernels } from './wasm-simd.js';
 
@@ -39,6 +39,22 @@ function softmaxGradInput({ inputs, backend, attrs }: WasmKernelArgs): TensorInf
     // Views after the allocation: it may have replaced the heap.
     softmaxGradRows(floats(wasm, y), floats(wasm, dy), floats(wasm, out), cols, scale);
   }
+  return out;
+}
+
+/** Both tensors' row maxima as [2, rows], one SIMD pass over each (JavaScript without revcol's SIMD module). */
+function rowMaxes({ inputs, backend }: WasmKernelArgs): TensorInfo {
+  const wasm = backend as BackendWasm;
+  const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
+  requireFloat(KERNELS.rowMaxes, a, b);
+  const cols = a.shape[a.shape.length - 1] ?? 1;
+  const rows = cols === 0 ? 0 : tf.util.sizeFromShape(a.shape) / cols;
+  const out = wasm.makeOutput([2, rows], 'float32');
+  if (rows === 0) return out;
+  const simd = wasmSimdKernels(wasm);
+  if (simd) simd.row_maxes(heapOffset(wasm, a), heapOffset(wasm, b), heapOffset(wasm, out), rows, cols);
+  // Views after the allocation: it may have replaced the heap.
+  else rowMaxesInto(floats(wasm, a), floats(wasm, b), floats(wasm, out), cols);
   return out;
 }
 
@@ -183,6 +199,7 @@ export function sumOfSquaresWasm(backend: object, tensors: tf.Tensor[]): number 
 const WASM_FUSED: Array<[string, (args: WasmKernelArgs) => TensorInfo]> = [
   [KERNELS.softmaxGradInput, softmaxGradInput],
   [KERNELS.crossEntropyGrad, crossEntropyGrad],
+  [KERNELS.rowMaxes, rowMaxes],
   [KERNELS.gelu, gelu],
   [KERNELS.geluGrad, geluGrad],
   [KERNELS.layerNorm, layerNorm],

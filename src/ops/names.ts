@@ -55,6 +55,11 @@ export const KERNELS = {
    * cpu and wasm (one SIMD pass); elsewhere the composed ops.
    */
   crossEntropyGrad: 'RevcolCrossEntropyGrad',
+  /**
+   * The largest value of each row of two tensors of one shape [..., C], as [2, rows]: row r's
+   * maximum of a at [0, r], of b at [1, r]. Inputs a, b. cpu and wasm (one SIMD pass).
+   */
+  rowMaxes: 'RevcolRowMaxes',
   /** sign(x)·max(|x|, min): a scale kept away from 0 with its sign (0 stays 0). Input x; attr min. No gradient. */
   clampMagnitude: 'RevcolClampMagnitude',
 } as const;

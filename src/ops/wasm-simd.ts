@@ -34,6 +34,8 @@ export interface WasmSimdKernels {
    */
   adam_step(p: number, out: number, m: number, v: number, g: number, n: number, b1: number, c1: number, b2: number, c2: number,
     stepSize: number, sqrtCorr2: number, eps: number, decay: number, scale: number): void;
+  /** out[r] = max a[r], out[rows + r] = max b[r] over rows × cols floats (-inf for empty rows). */
+  row_maxes(a: number, b: number, out: number, rows: number, cols: number): void;
   /** out = (p − onehot(targets))·scale over rows × cols floats (int32 targets; those outside [0, cols) take no one-hot). */
   cross_entropy_grad(p: number, targets: number, out: number, rows: number, cols: number, scale: number): void;
   /** Σ x² over n floats, summed in float32 in order (the bits of Sum(Square(x)) on wasm). */

@@ -989,6 +989,42 @@
       (local.set $g (i32.add (local.get $g) (i32.const 4)))
       (br $tail))))
 
+  ;; Per row of two rows × cols float matrices, the largest value of each: out[r] = max a[r],
+  ;; out[rows + r] = max b[r] (-inf for an empty row). A NaN in a row makes its maximum NaN.
+  (func (export "row_maxes") (param $a i32) (param $b i32) (param $out i32) (param $rows i32) (param $cols i32)
+    (local $r i32) (local $j i32) (local $cols4 i32) (local $o i32) (local $ma v128) (local $mb v128) (local $sa f32) (local $sb f32)
+    (local.set $cols4 (i32.and (local.get $cols) (i32.const -4)))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $ma (v128.const f32x4 -inf -inf -inf -inf))
+      (local.set $mb (v128.const f32x4 -inf -inf -inf -inf))
+      (local.set $j (i32.const 0))
+      (block $simdDone (loop $simd
+        (br_if $simdDone (i32.ge_u (local.get $j) (local.get $cols4)))
+        (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+        (local.set $ma (f32x4.max (local.get $ma) (v128.load align=4 (i32.add (local.get $a) (local.get $o)))))
+        (local.set $mb (f32x4.max (local.get $mb) (v128.load align=4 (i32.add (local.get $b) (local.get $o)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $simd)))
+      (local.set $sa (f32.max (f32.max (f32x4.extract_lane 0 (local.get $ma)) (f32x4.extract_lane 1 (local.get $ma)))
+        (f32.max (f32x4.extract_lane 2 (local.get $ma)) (f32x4.extract_lane 3 (local.get $ma)))))
+      (local.set $sb (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mb)) (f32x4.extract_lane 1 (local.get $mb)))
+        (f32.max (f32x4.extract_lane 2 (local.get $mb)) (f32x4.extract_lane 3 (local.get $mb)))))
+      (block $tailDone (loop $tail
+        (br_if $tailDone (i32.ge_u (local.get $j) (local.get $cols)))
+        (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+        (local.set $sa (f32.max (local.get $sa) (f32.load (i32.add (local.get $a) (local.get $o)))))
+        (local.set $sb (f32.max (local.get $sb) (f32.load (i32.add (local.get $b) (local.get $o)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $tail)))
+      (f32.store (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))) (local.get $sa))
+      (f32.store (i32.add (local.get $out) (i32.shl (i32.add (local.get $rows) (local.get $r)) (i32.const 2))) (local.get $sb))
+      (local.set $a (i32.add (local.get $a) (i32.shl (local.get $cols) (i32.const 2))))
+      (local.set $b (i32.add (local.get $b) (i32.shl (local.get $cols) (i32.const 2))))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $row)))
+  )
+
   ;; The gradient of the mean sparse cross-entropy from its softmax p [rows × cols]:
   ;; out = (p − onehot(target)) · scale, in one pass over p, then each row's target element again as
   ;; (p − 1) · scale: the composed ops' bits. Targets outside [0, cols) take no one-hot (the caller

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail, shapeString } from '../core/errors.js';
+import { crossEntropyGrad, rowMaxes } from '../ops/fused.js';
 
 /**
  * Mean cross-entropy of logits [B, K] against integer labels [B]. With label smoothing ε
@@ -38,17 +39,15 @@ export function sparseCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): t
     // no other exp: the row's largest probability is e^0 / Σ e^(x − max), so log Σ e^x =
     // max − log(p_max); p_max ≥ 1/V, so nothing underflows.
     const softmax = tf.softmax(x);
-    const logSumExp = tf.sub(tf.max(x, 1), tf.log(tf.max(softmax, 1)));
+    // both row maxima in one pass where the backend has the kernel (a max is exact: the same bits)
+    const [maxX, maxP] = tf.unstack(rowMaxes(x, softmax)) as [tf.Tensor1D, tf.Tensor1D];
+    const logSumExp = tf.sub(maxX, tf.log(maxP));
     const flat = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(classes, 'int32')), tf.cast(targets, 'int32'));
     const picked = tf.gather(tf.reshape(x, [-1]), flat);
     save([softmax]);
     return {
       value: tf.mean(tf.sub(logSumExp, picked)) as tf.Scalar,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [p] = saved as [tf.Tensor2D];
-        // (an int32 one-hot: wasm's OneHot writes int32 bits whatever dtype is asked for)
-        return [tf.mul(tf.sub(p, tf.oneHot(tf.cast(targets, 'int32'), classes)), tf.div(dy, rows))];
-      },
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [crossEntropyGrad(saved[0] as tf.Tensor2D, targets, dy)],
     };
   });
   return tf.tidy(() => loss(logits) as tf.Scalar);
