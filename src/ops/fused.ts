@@ -172,7 +172,7 @@ tf.registerGradient({
 
 /**
  * Softmax over the last axis (tfjs's kernel), whose input gradient (dy − Σ dy·y)·y is one pass
- * per row where the backend has that kernel (cpu; wasm, in SIMD) instead of tfjs's four kernels.
+ * per row where the backend has that kernel (cpu; wasm, in SIMD; webgpu) instead of tfjs's four kernels.
  */
 export function softmax(x: tf.Tensor): tf.Tensor {
   if (x.dtype !== 'float32' || !has(KERNELS.softmaxGradInput)) return tf.softmax(x);
