@@ -1,6 +1,7 @@
 /**
  * Fused ops: LayerNorm, GELU, residual with layer scale and drop path, the reversible update
- * and its inverse, per-channel sums, and the AdamW update. Each runs as one kernel where the
+ * and its inverse, per-channel sums, softmax's gradient and attention weights, the masked-LM
+ * loss's row maxima and gradient, and the AdamW update. Each runs as one kernel where the
  * current backend has it (webgpu, cpu: see kernels-*.ts) and as the chain of tfjs ops it
  * replaces elsewhere (wasm, whose own SIMD kernels measured faster composed; or with
  * REVCOL_FUSED=0), so results agree on every backend; tests check the kernels against that
