@@ -14,7 +14,7 @@
  */
 import { useBackend } from '../../src/backends/index.js';
 import { LabelMap } from '../../src/data/text.js';
-import { DEFAULT_C_GRID, fitLogistic, logisticProbabilities, type SparseRows, TfidfVectorizer, validationSplit } from '../../src/text/baseline.js';
+import { DEFAULT_C_GRID, fitLogistic, logisticProbabilities, type SparseRows, TfidfVectorizer, tfidfRows, tfidfVocabulary, validationSplit } from '../../src/text/baseline.js';
 import { readValidationRuns } from '../lib/spam-validation.js';
 import { recordResult } from '../lib/record.js';
 
@@ -35,35 +35,8 @@ function charTfidf(fitTexts: readonly string[], lo: number, hi: number, maxChars
     for (let n = lo; n <= hi; n++) for (let i = 0; i + n <= s.length; i++) out.push(s.slice(i, i + n));
     return out;
   };
-  const df = new Map<string, number>();
-  for (const t of fitTexts) for (const g of new Set(grams(t))) df.set(g, (df.get(g) ?? 0) + 1);
-  const kept = [...df].filter(([, n]) => n >= minDf).sort((a, b) => b[1] - a[1]);
-  const vocabulary = new Map(kept.map(([g], j) => [g, j]));
-  const idf = Float64Array.from(kept, ([, n]) => Math.log((1 + fitTexts.length) / (1 + n)) + 1);
-  return (ts: readonly string[]): SparseRows => {
-    const rowStart = new Int32Array(ts.length + 1);
-    const cols: number[] = [];
-    const values: number[] = [];
-    ts.forEach((t, r) => {
-      const counts = new Map<number, number>();
-      for (const g of grams(t)) {
-        const j = vocabulary.get(g);
-        if (j !== undefined) counts.set(j, (counts.get(j) ?? 0) + 1);
-      }
-      const start = values.length;
-      let norm = 0;
-      for (const j of [...counts.keys()].sort((a, b) => a - b)) {
-        const v = (1 + Math.log(counts.get(j)!)) * idf[j]!;
-        cols.push(j);
-        values.push(v);
-        norm += v * v;
-      }
-      norm = Math.sqrt(norm);
-      if (norm > 0) for (let q = start; q < values.length; q++) values[q]! /= norm;
-      rowStart[r + 1] = values.length;
-    });
-    return { rows: ts.length, columns: kept.length, rowStart, cols: Int32Array.from(cols), values: Float64Array.from(values) };
-  };
+  const { vocabulary, idf } = tfidfVocabulary(fitTexts, grams, minDf);
+  return (ts: readonly string[]): SparseRows => tfidfRows(ts, grams, vocabulary, idf, true);
 }
 
 /** Two feature blocks side by side, each scaled by 1/√2 so that rows keep unit norm. */

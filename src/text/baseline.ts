@@ -58,6 +58,55 @@ export function textTerms(text: string, ngrams: readonly [number, number] = [1, 
 }
 
 /**
+ * The terms (`termsOf` each text, one text at a time) found in at least `minDf` of the texts,
+ * numbered by falling document frequency (then by code point), and their smoothed idf,
+ * ln((1 + n)/(1 + df)) + 1.
+ */
+export function tfidfVocabulary(texts: readonly string[], termsOf: (text: string) => readonly string[], minDf: number): { vocabulary: Map<string, number>; idf: Float64Array } {
+  const df = new Map<string, number>();
+  for (const text of texts) for (const term of new Set(termsOf(text))) df.set(term, (df.get(term) ?? 0) + 1);
+  // Most frequent terms first (then by code point): the weights read most often sit together in
+  // memory, which makes the optimiser's passes over sparse rows several times faster.
+  const kept = [...df].filter(([, n]) => n >= minDf).sort(([a, m], [b, n]) => n - m || (a < b ? -1 : a > b ? 1 : 0));
+  return {
+    vocabulary: new Map(kept.map(([term], j) => [term, j])),
+    idf: Float64Array.from(kept, ([, n]) => Math.log((1 + texts.length) / (1 + n)) + 1),
+  };
+}
+
+/**
+ * TF-IDF rows of texts (`termsOf` each, one text at a time): tf (1 + ln count when sublinear) ·
+ * idf per known term, each row scaled to unit L2 norm; unknown terms are ignored.
+ */
+export function tfidfRows(texts: readonly string[], termsOf: (text: string) => readonly string[], vocabulary: ReadonlyMap<string, number>, idf: Float64Array, sublinearTf: boolean): SparseRows {
+  const rowStart = new Int32Array(texts.length + 1);
+  const cols: number[] = [];
+  const values: number[] = [];
+  const counts = new Map<number, number>();
+  texts.forEach((text, r) => {
+    counts.clear();
+    for (const term of termsOf(text)) {
+      const j = vocabulary.get(term);
+      if (j !== undefined) counts.set(j, (counts.get(j) ?? 0) + 1);
+    }
+    const idx = [...counts.keys()].sort((a, b) => a - b);
+    let norm = 0;
+    const start = values.length;
+    for (const j of idx) {
+      const c = counts.get(j)!;
+      const v = (sublinearTf ? 1 + Math.log(c) : c) * idf[j]!;
+      cols.push(j);
+      values.push(v);
+      norm += v * v;
+    }
+    norm = Math.sqrt(norm);
+    if (norm > 0) for (let k = start; k < values.length; k++) values[k]! /= norm;
+    rowStart[r + 1] = values.length;
+  });
+  return { rows: texts.length, columns: idf.length, rowStart, cols: Int32Array.from(cols), values: Float64Array.from(values) };
+}
+
+/**
  * TF-IDF features, scikit-learn's TfidfVectorizer: idf = ln((1 + n) / (1 + df)) + 1 (smoothed),
  * tf = 1 + ln(count) (sublinear), each row scaled to unit L2 norm. Terms are numbered by
  * falling document frequency; terms not seen in fitting are ignored, and a text with none of the known terms is a
@@ -69,7 +118,7 @@ export class TfidfVectorizer {
   readonly sublinearTf: boolean;
   readonly lowercase: boolean;
   private vocabulary = new Map<string, number>();
-  private idf = new Float64Array(0);
+  private idf: Float64Array = new Float64Array(0);
 
   constructor(options: TfidfOptions = {}) {
     this.ngrams = options.ngrams ?? [1, 2];
@@ -92,44 +141,12 @@ export class TfidfVectorizer {
   }
 
   fit(texts: readonly string[]): this {
-    const df = new Map<string, number>();
-    for (const text of texts) {
-      for (const term of new Set(textTerms(text, this.ngrams, this.lowercase))) df.set(term, (df.get(term) ?? 0) + 1);
-    }
-    // Most frequent terms first (then by code point): the weights read most often sit together in
-    // memory, which makes the optimiser's passes over sparse rows several times faster.
-    const kept = [...df].filter(([, n]) => n >= this.minDf).sort(([a, m], [b, n]) => n - m || (a < b ? -1 : a > b ? 1 : 0));
-    this.vocabulary = new Map(kept.map(([term], j) => [term, j]));
-    this.idf = Float64Array.from(kept, ([, n]) => Math.log((1 + texts.length) / (1 + n)) + 1);
+    ({ vocabulary: this.vocabulary, idf: this.idf } = tfidfVocabulary(texts, (text) => textTerms(text, this.ngrams, this.lowercase), this.minDf));
     return this;
   }
 
   transform(texts: readonly string[]): SparseRows {
-    const rowStart = new Int32Array(texts.length + 1);
-    const cols: number[] = [];
-    const values: number[] = [];
-    const counts = new Map<number, number>();
-    texts.forEach((text, r) => {
-      counts.clear();
-      for (const term of textTerms(text, this.ngrams, this.lowercase)) {
-        const j = this.vocabulary.get(term);
-        if (j !== undefined) counts.set(j, (counts.get(j) ?? 0) + 1);
-      }
-      const idx = [...counts.keys()].sort((a, b) => a - b);
-      let norm = 0;
-      const start = values.length;
-      for (const j of idx) {
-        const c = counts.get(j)!;
-        const v = (this.sublinearTf ? 1 + Math.log(c) : c) * this.idf[j]!;
-        cols.push(j);
-        values.push(v);
-        norm += v * v;
-      }
-      norm = Math.sqrt(norm);
-      if (norm > 0) for (let k = start; k < values.length; k++) values[k]! /= norm;
-      rowStart[r + 1] = values.length;
-    });
-    return { rows: texts.length, columns: this.size, rowStart, cols: Int32Array.from(cols), values: Float64Array.from(values) };
+    return tfidfRows(texts, (text) => textTerms(text, this.ngrams, this.lowercase), this.vocabulary, this.idf, this.sublinearTf);
   }
 
   toJSON(): { ngrams: [number, number]; minDf: number; sublinearTf: boolean; lowercase: boolean; terms: string[]; idf: number[] } {
