@@ -12,6 +12,17 @@ beforeAll(async () => {
 
 const values = (t: tf.Tensor) => Array.from(t.dataSync());
 
+/** Runs `body` on `backend` with revcol's SIMD wasm kernels on or off, then puts both back. */
+async function onBackend(backend: string, simd: boolean, body: () => Promise<void>): Promise<void> {
+  const old = tf.getBackend();
+  await useBackend(backend);
+  try {
+    await withWasmSimdKernels(simd, body);
+  } finally {
+    await useBackend(old);
+  }
+}
+
 describe('AdamW', () => {
   // Adam by hand, one element at a time, in float64 (PyTorch's AdamW arrangement).
   function adamwByHand(p0: number[], gradsPerStep: number[][], lrs: number[], wd: number): number[] {
@@ -264,57 +275,45 @@ describe('losses', () => {
     ['wasm', true],
     ['wasm', false],
   ] as const)('sparse cross-entropy\'s gradient kernel gives the composed ops\' bits, one pass instead of four (%s, SIMD module %s)', async (backend, simd) => {
-    const old = tf.getBackend();
-    await useBackend(backend);
-    try {
-      await withWasmSimdKernels(simd, async () => {
-        // 37 rows of 1,003 classes (a ragged tail past groups of 4); targets include -1 and 1,003 (no one-hot)
-        const rows = 37;
-        const classes = 1003;
-        const logits = tf.tensor2d(Float32Array.from({ length: rows * classes }, (_, i) => Math.sin(i * 0.37) * 6), [rows, classes]);
-        const y = tf.tensor1d(Array.from({ length: rows }, (_, r) => (r === 5 ? -1 : r === 9 ? classes : (r * 389) % classes)), 'int32');
-        const dy = tf.scalar(0.7);
-        const p = tf.softmax(logits) as tf.Tensor2D;
-        const fused = crossEntropyGrad(p, y, dy);
-        const wasFused = setFusedKernels(false);
-        const composed = crossEntropyGrad(p, y, dy);
-        setFusedKernels(wasFused);
-        expect(Array.from(fused.dataSync())).toEqual(Array.from(composed.dataSync()));
-        expect(fused.dataSync()[9 * classes + 0]).toBeCloseTo((p.dataSync()[9 * classes]! * 0.7) / rows, 9);
-        const profile = await tf.profile(() => crossEntropyGrad(p, y, dy));
-        expect(profile.kernels.map((k) => k.name).filter((n) => n !== 'Cast')).toEqual(['RevcolCrossEntropyGrad']);
-        tf.dispose([logits, y, dy, p, fused, composed, profile.result as tf.Tensor]);
-      });
-    } finally {
-      await useBackend(old);
-    }
+    await onBackend(backend, simd, async () => {
+      // 37 rows of 1,003 classes (a ragged tail past groups of 4); targets include -1 and 1,003 (no one-hot)
+      const rows = 37;
+      const classes = 1003;
+      const logits = tf.tensor2d(Float32Array.from({ length: rows * classes }, (_, i) => Math.sin(i * 0.37) * 6), [rows, classes]);
+      const y = tf.tensor1d(Array.from({ length: rows }, (_, r) => (r === 5 ? -1 : r === 9 ? classes : (r * 389) % classes)), 'int32');
+      const dy = tf.scalar(0.7);
+      const p = tf.softmax(logits) as tf.Tensor2D;
+      const fused = crossEntropyGrad(p, y, dy);
+      const wasFused = setFusedKernels(false);
+      const composed = crossEntropyGrad(p, y, dy);
+      setFusedKernels(wasFused);
+      expect(Array.from(fused.dataSync())).toEqual(Array.from(composed.dataSync()));
+      expect(fused.dataSync()[9 * classes + 0]).toBeCloseTo((p.dataSync()[9 * classes]! * 0.7) / rows, 9);
+      const profile = await tf.profile(() => crossEntropyGrad(p, y, dy));
+      expect(profile.kernels.map((k) => k.name).filter((n) => n !== 'Cast')).toEqual(['RevcolCrossEntropyGrad']);
+      tf.dispose([logits, y, dy, p, fused, composed, profile.result as tf.Tensor]);
+    });
   });
   it.each([
     ['cpu', true],
     ['wasm', true],
     ['wasm', false],
   ] as const)('row maxima of two tables in one pass equal tfjs\'s Max of each; sparse cross-entropy\'s forward uses it (%s, SIMD module %s)', async (backend, simd) => {
-    const old = tf.getBackend();
-    await useBackend(backend);
-    try {
-      await withWasmSimdKernels(simd, async () => {
-        const rows = 23;
-        const classes = 1003; // a ragged tail past groups of 4
-        const a = tf.tensor2d(Float32Array.from({ length: rows * classes }, (_, i) => Math.sin(i * 0.37) * 6 - (i % classes === 1002 ? -20 : 0)), [rows, classes]);
-        const b = tf.tensor2d(Float32Array.from({ length: rows * classes }, (_, i) => Math.cos(i * 0.11) - 3), [rows, classes]);
-        const both = rowMaxes(a, b);
-        expect(both.shape).toEqual([2, rows]);
-        expect(Array.from(both.dataSync())).toEqual([...Array.from(tf.max(a, 1).dataSync()), ...Array.from(tf.max(b, 1).dataSync())]);
-        const y = tf.tensor1d(Array.from({ length: rows }, (_, r) => (r * 389) % classes), 'int32');
-        const profile = await tf.profile(() => sparseCrossEntropy(a as tf.Tensor2D, y));
-        const names = profile.kernels.map((k) => k.name);
-        expect(names.filter((n) => n === 'RevcolRowMaxes')).toHaveLength(1);
-        expect(names).not.toContain('Max');
-        tf.dispose([a, b, both, y, profile.result as tf.Tensor]);
-      });
-    } finally {
-      await useBackend(old);
-    }
+    await onBackend(backend, simd, async () => {
+      const rows = 23;
+      const classes = 1003; // a ragged tail past groups of 4
+      const a = tf.tensor2d(Float32Array.from({ length: rows * classes }, (_, i) => Math.sin(i * 0.37) * 6 - (i % classes === 1002 ? -20 : 0)), [rows, classes]);
+      const b = tf.tensor2d(Float32Array.from({ length: rows * classes }, (_, i) => Math.cos(i * 0.11) - 3), [rows, classes]);
+      const both = rowMaxes(a, b);
+      expect(both.shape).toEqual([2, rows]);
+      expect(Array.from(both.dataSync())).toEqual([...Array.from(tf.max(a, 1).dataSync()), ...Array.from(tf.max(b, 1).dataSync())]);
+      const y = tf.tensor1d(Array.from({ length: rows }, (_, r) => (r * 389) % classes), 'int32');
+      const profile = await tf.profile(() => sparseCrossEntropy(a as tf.Tensor2D, y));
+      const names = profile.kernels.map((k) => k.name);
+      expect(names.filter((n) => n === 'RevcolRowMaxes')).toHaveLength(1);
+      expect(names).not.toContain('Max');
+      tf.dispose([a, b, both, y, profile.result as tf.Tensor]);
+    });
   });
   it('binary cross-entropy with logits is the direct formula and stays finite for large logits', () => {
     const x = [0.3, -1.2, 2.0, 0.0];
