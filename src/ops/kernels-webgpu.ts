@@ -108,8 +108,8 @@ const float = (v: number): Uniform => ({ type: 'float32', data: [v] });
 
 // --- per-row programs (LayerNorm) ------------------------------------------------------------
 
-/** WGSL: mean and 1/√(var + eps) of row `row` of X (cols C), reduced across the workgroup. */
-const ROW_STATS_WGSL = `
+/** WGSL: sums (two at once) and a maximum of per-thread values across a row's workgroup. */
+const ROW_REDUCE_WGSL = `
 var<workgroup> revcolPartA : array<f32, ${ROW_THREADS}>;
 var<workgroup> revcolPartB : array<f32, ${ROW_THREADS}>;
 fn revcolReduce2(a : f32, b : f32, lid : i32) -> vec2<f32> {
@@ -127,7 +127,21 @@ fn revcolReduce2(a : f32, b : f32, lid : i32) -> vec2<f32> {
   workgroupBarrier();
   return r;
 }
-${GROUP_INDEX_WGSL}
+fn revcolRowMax(a : f32, lid : i32) -> f32 {
+  revcolPartA[lid] = a;
+  workgroupBarrier();
+  for (var k = ${ROW_THREADS / 2}; k > 0; k = k / 2) {
+    if (lid < k) { revcolPartA[lid] = max(revcolPartA[lid], revcolPartA[lid + k]); }
+    workgroupBarrier();
+  }
+  let r = revcolPartA[0];
+  workgroupBarrier();
+  return r;
+}
+${GROUP_INDEX_WGSL}`;
+
+/** WGSL: mean and 1/√(var + eps) of row `row` of X (cols C), reduced across the workgroup. */
+const ROW_STATS_WGSL = `${ROW_REDUCE_WGSL}
 fn revcolRowStats(base : i32, n : i32, lid : i32) -> vec2<f32> {
   let cols = uniforms.cols;
   var s = 0.0;
@@ -213,33 +227,6 @@ function rowStats(backend: WebgpuBackendLike, x: TensorInfo, eps: number): Tenso
 
 // --- softmax rows (attention) ------------------------------------------------------------------
 
-/** WGSL: a row's maximum and sum across the workgroup's threads. */
-const ROW_REDUCE_WGSL = `
-var<workgroup> revcolRowPart : array<f32, ${ROW_THREADS}>;
-fn revcolRowMax(a : f32, lid : i32) -> f32 {
-  revcolRowPart[lid] = a;
-  workgroupBarrier();
-  for (var k = ${ROW_THREADS / 2}; k > 0; k = k / 2) {
-    if (lid < k) { revcolRowPart[lid] = max(revcolRowPart[lid], revcolRowPart[lid + k]); }
-    workgroupBarrier();
-  }
-  let r = revcolRowPart[0];
-  workgroupBarrier();
-  return r;
-}
-fn revcolRowSum(a : f32, lid : i32) -> f32 {
-  revcolRowPart[lid] = a;
-  workgroupBarrier();
-  for (var k = ${ROW_THREADS / 2}; k > 0; k = k / 2) {
-    if (lid < k) { revcolRowPart[lid] = revcolRowPart[lid] + revcolRowPart[lid + k]; }
-    workgroupBarrier();
-  }
-  let r = revcolRowPart[0];
-  workgroupBarrier();
-  return r;
-}
-${GROUP_INDEX_WGSL}`;
-
 /** One workgroup per row of `rows` × `cols` (every thread reaches every barrier; rows past the end own no columns). */
 function softmaxRowProgram(backend: WebgpuBackendLike, key: string, inputs: Array<[string, TensorInfo]>, rows: number, cols: number, uniforms: string, values: Uniform[], body: string): TensorInfo {
   return run(
@@ -285,7 +272,7 @@ function attentionSoftmax(backend: WebgpuBackendLike, x: TensorInfo, bias: Tenso
   let top = revcolRowMax(m, lid);
   var s = 0.0;
   for (var c = lid; c < n; c = c + ${ROW_THREADS}) { s = s + exp(${logit} - top); }
-  let total = revcolRowSum(s, lid);
+  let total = revcolReduce2(s, 0.0, lid).x;
   for (var c = lid; c < n; c = c + ${ROW_THREADS}) { result[base + c] = exp(${logit} - top) / total; }`,
   );
   return view(out, [...x.shape]);
@@ -304,7 +291,7 @@ function softmaxGradInput(backend: WebgpuBackendLike, y: TensorInfo, dy: TensorI
     [float(scale)],
     `  var s = 0.0;
   for (var c = lid; c < n; c = c + ${ROW_THREADS}) { s = s + DY[base + c] * Y[base + c]; }
-  let t = revcolRowSum(s, lid);
+  let t = revcolReduce2(s, 0.0, lid).x;
   for (var c = lid; c < n; c = c + ${ROW_THREADS}) { result[base + c] = uniforms.scale * (DY[base + c] - t) * Y[base + c]; }`,
   );
   return view(out, [...y.shape]);
