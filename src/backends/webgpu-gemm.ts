@@ -328,12 +328,11 @@ export function runGemm(
   transposeA: boolean,
   transposeB: boolean,
   bias?: TensorInfo,
-  options: { force?: boolean } = {},
 ): TensorInfo | null {
-  if (!options.force && !webgpuGemmEnabled()) return null;
+  if (!webgpuGemmEnabled()) return null;
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || (bias && bias.dtype !== 'float32')) return null;
   const plan = planGemm(a.shape, b.shape, transposeA, transposeB);
-  if (!plan || (!options.force && !gemmWorthIt(plan))) return null;
+  if (!plan || !gemmWorthIt(plan)) return null;
   if (bias && !(bias.shape.length === 1 && bias.shape[0] === plan.n)) return null;
   const limit = backend.device.limits.maxComputeWorkgroupsPerDimension;
   const program = new GemmProgram(plan, transposeA, transposeB, Boolean(bias));
