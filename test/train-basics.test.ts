@@ -12,12 +12,14 @@ beforeAll(async () => {
 
 const values = (t: tf.Tensor) => Array.from(t.dataSync());
 
-/** Runs `body` on `backend` with revcol's SIMD wasm kernels on or off, then puts both back. */
+/** Runs `body` on `backend` with revcol's SIMD wasm kernels on or off, checks it left no tensor, then puts both back. */
 async function onBackend(backend: string, simd: boolean, body: () => Promise<void>): Promise<void> {
   const old = tf.getBackend();
   await useBackend(backend);
   try {
+    const before = tf.memory().numTensors;
     await withWasmSimdKernels(simd, body);
+    expect(tf.memory().numTensors).toBe(before);
   } finally {
     await useBackend(old);
   }
@@ -306,7 +308,7 @@ describe('losses', () => {
       const b = tf.tensor2d(Float32Array.from({ length: rows * classes }, (_, i) => Math.cos(i * 0.11) - 3), [rows, classes]);
       const both = rowMaxes(a, b);
       expect(both.shape).toEqual([2, rows]);
-      expect(Array.from(both.dataSync())).toEqual([...Array.from(tf.max(a, 1).dataSync()), ...Array.from(tf.max(b, 1).dataSync())]);
+      expect(Array.from(both.dataSync())).toEqual(tf.tidy(() => [...Array.from(tf.max(a, 1).dataSync()), ...Array.from(tf.max(b, 1).dataSync())]));
       const y = tf.tensor1d(Array.from({ length: rows }, (_, r) => (r * 389) % classes), 'int32');
       const profile = await tf.profile(() => sparseCrossEntropy(a as tf.Tensor2D, y));
       const names = profile.kernels.map((k) => k.name);
