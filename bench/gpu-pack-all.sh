@@ -55,11 +55,14 @@ if [[ ,$parts, == *,profile,* ]]; then
     runs=("--model revcol-nano-32 --batch 4 --steps 1" "--model text-micro --batch 2 --length 32 --steps 1")
   else
     # --gemm off|on: tfjs's products or the 64 x 64-tile one (src/backends/webgpu-gemm.ts), same call;
-    # the plain-mode run leaves the choice to the backend's start-up timing (recorded as gemmTuning)
+    # the plain-mode run leaves the choice to the backend's start-up timing (recorded as gemmTuning);
+    # --row-lanes 64: LayerNorm and softmax rows a workgroup each, as before lanes per row (kernels-webgpu.ts)
     runs=("--model revcol-t --batch 64 --steps 3 --gemm off" "--model revcol-t --batch 64 --steps 3 --gemm on"
+          "--model revcol-t --batch 64 --steps 3 --gemm on --row-lanes 64"
           "--model revcol-t --batch 64 --mode plain --steps 3"
           "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm off" "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm on"
-          "--model text-tiny --batch 32 --steps 3 --gemm off" "--model text-tiny --batch 32 --steps 3 --gemm on")
+          "--model text-tiny --batch 32 --steps 3 --gemm off" "--model text-tiny --batch 32 --steps 3 --gemm on"
+          "--model text-tiny --batch 32 --steps 3 --gemm on --row-lanes 64")
   fi
   for a in "${runs[@]}"; do
     echo "== gpu-profile $a ($((SECONDS - t0)) s)"

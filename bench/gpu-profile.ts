@@ -6,7 +6,7 @@
 // program then runs in a compute pass of its own, so that step's wall time is not reported).
 //   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B] [--mode reversible|plain] [--config JSON]
 //     [--steps N] [--length L (text)] [--json] [--software] [--no-timing] [--cpu-profile FILE] [--flags JSON]
-//     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N] [--gemm on|off]
+//     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N] [--gemm on|off] [--row-lanes N|auto]
 // --cpu-profile FILE: V8's sampling profile of the measured steps only (written to FILE, for
 //   Chrome's DevTools), and the functions with the most self time in the JSON (cpuTop): where the
 //   CPU time of a step goes when the GPU waits for it.
@@ -15,6 +15,8 @@
 //   src/backends/webgpu-dispatch.ts); --no-bind-group-cache makes every launch a new bind group, as tfjs.
 // --gemm on|off: large products on the 64 × 64-tile kernel of src/backends/webgpu-gemm.ts or on
 //   tfjs's (default: REVCOL_WEBGPU_GEMM, else what the backend's start-up timing chose), to compare.
+// --row-lanes N|auto: threads per row of revcol's row programs (LayerNorm, softmax rows;
+//   src/ops/kernels-webgpu.ts): 64 is the first design (a workgroup per row), auto chooses by row length.
 // --software (or REVCOL_WEBGPU_SOFTWARE=1) accepts a software adapter such as lavapipe.
 // --json prints one JSON object, ready to append to bench/results/gpu-profile.jsonl.
 // On the accelerator machine: ../shared/tools/gpu-bundle.sh bench/gpu-profile.ts, then
@@ -31,6 +33,7 @@ import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend, webgpuBi
 import { setBindGroupCaching, setUniformBatching } from '../src/backends/webgpu-dispatch.js';
 import { setWebgpuGemm, webgpuGemmEnabled, webgpuGemmTuning } from '../src/backends/webgpu-gemm.js';
 import { RevcolError } from '../src/core/errors.js';
+import { rowLanes, setWebgpuRowLanes } from '../src/ops/kernels-webgpu.js';
 import { RevColText } from '../src/text/model.js';
 import { getPreset, type TextConfig, validateConfig } from '../src/text/presets.js';
 import { AdamW } from '../src/train/optimizer.js';
@@ -61,6 +64,8 @@ setBindGroupCaching(bindGroupCache);
 const gemmFlag = flag('gemm', '');
 if (gemmFlag !== '' && gemmFlag !== 'on' && gemmFlag !== 'off') throw new Error(`--gemm takes on or off, got ${gemmFlag}`);
 if (gemmFlag) setWebgpuGemm(gemmFlag === 'on');
+const rowLanesFlag = flag('row-lanes', '');
+if (rowLanesFlag !== '' && rowLanesFlag !== 'auto') setWebgpuRowLanes(Number(rowLanesFlag));
 const warmup = Number(flag('warmup', '3'));
 
 interface ProgramStats {
@@ -366,6 +371,8 @@ async function main(): Promise<void> {
     gemm: webgpuGemmEnabled(),
     /** What the start-up timing found (null where it did not run: software adapter, or --gemm / REVCOL_WEBGPU_GEMM decided). */
     gemmTuning: webgpuGemmTuning(),
+    /** Threads per row of the row programs, for 64-wide rows (RevCol-T's first stage) and 512-wide ones. */
+    rowLanes: { 64: rowLanes(64), 512: rowLanes(512) },
     warmupSteps: warmup,
     ...(groupsBefore && groupsAfter
       ? {

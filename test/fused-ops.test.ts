@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import '../src/core/engine.js'; // registers tfjs's gradients
 import { RandomStream } from '../src/core/random.js';
+import { rowLanes, setWebgpuRowLanes } from '../src/ops/kernels-webgpu.js';
 import { adamMoments, adamUpdate, attentionSoftmax, clampMagnitude, columnSum, gelu, hashDropout, hashDropoutMask, layerNorm, rowStats, scaledResidual, setFusedKernels, softmax, unscaleDifference } from '../src/ops/fused.js';
 import { withWasmSimdKernels } from './helpers/wasm-simd.js';
 import { dropoutHash, keepThreshold } from '../src/ops/hash-dropout.js';
@@ -140,6 +141,29 @@ async function reference(c: Case): Promise<Result> {
   return r;
 }
 
+describe('lanes per row of the webgpu row programs', () => {
+  it('give each lane about 8 values, 4 to 64 lanes, and follow REVCOL_WEBGPU_ROW_LANES or setWebgpuRowLanes', () => {
+    expect([1, 7, 32, 33, 64, 65, 128, 130, 256, 512, 4096].map(rowLanes)).toEqual([4, 4, 4, 8, 8, 16, 16, 32, 32, 64, 64]);
+    const old = process.env.REVCOL_WEBGPU_ROW_LANES;
+    try {
+      process.env.REVCOL_WEBGPU_ROW_LANES = '64';
+      expect(rowLanes(64)).toBe(64);
+      setWebgpuRowLanes(2);
+      expect(rowLanes(4096)).toBe(2);
+      setWebgpuRowLanes(null);
+      process.env.REVCOL_WEBGPU_ROW_LANES = 'auto';
+      expect(rowLanes(64)).toBe(8);
+      process.env.REVCOL_WEBGPU_ROW_LANES = '12';
+      expect(() => rowLanes(64)).toThrow(/^revcol: REVCOL_WEBGPU_ROW_LANES must be one of 1, 2, 4, 8, 16, 32, 64 or auto, got 12$/);
+      expect(() => setWebgpuRowLanes(3)).toThrow(/^revcol: lanes per row/);
+    } finally {
+      setWebgpuRowLanes(null);
+      if (old === undefined) delete process.env.REVCOL_WEBGPU_ROW_LANES;
+      else process.env.REVCOL_WEBGPU_ROW_LANES = old;
+    }
+  });
+});
+
 describe('drop masks', () => {
   it('are floor(u + keep)/keep of the same uniform draws, bit for bit, made without device kernels', async () => {
     await useBackend('cpu');
@@ -253,6 +277,27 @@ for (const backend of BACKENDS) {
         expect(names).toContain('Softmax');
       }
     });
+
+    if (backend.name === 'webgpu') {
+      it('give the same rows with any number of lanes per row (LayerNorm, softmax, row statistics)', async () => {
+        const rowCases = CASES.filter((k) => ['layerNorm', 'softmax', 'attentionSoftmax', 'rowStats'].some((p) => k.name.startsWith(p)));
+        // 1 and 64: a row to a thread and a row to a workgroup (the first design); 2 and 16 between
+        for (const lanes of [1, 2, 16, 64]) {
+          setWebgpuRowLanes(lanes);
+          try {
+            for (const c of rowCases) {
+              const expected = await reference(c);
+              await useBackend('webgpu');
+              const actual = await evaluate(c, 7);
+              expectClose(actual.value, expected.value, `${c.name} value, ${lanes} lanes`, 2e-5);
+              actual.grads.forEach((g, i) => expectClose(g, expected.grads[i]!, `${c.name} gradient ${i}, ${lanes} lanes`, 5e-5));
+            }
+          } finally {
+            setWebgpuRowLanes(null);
+          }
+        }
+      });
+    }
 
     if (backend.name === 'wasm') {
       it('match the composed ops without revcol\'s SIMD module too (its JavaScript fallback)', async () => {

@@ -3,7 +3,8 @@
  * (so they queue, batch and free buffers like its kernels). Tensors are seen as rows × C
  * (C the last axis). Three shapes of program:
  *  - element-wise: one thread per element (workgroups of 256);
- *  - per row: one workgroup of 64 threads per row, reducing in workgroup memory (LayerNorm);
+ *  - per row: a workgroup of 64 threads takes 64 / L rows, L lanes to a row (L from the row's
+ *    length, `rowLanes`), reducing in workgroup memory (LayerNorm, softmax rows);
  *  - column sums: a two-stage reduction over rows without a transpose — first partial sums
  *    over chunks of rows for every (chunk, channel), so that tens of thousands of threads run
  *    even for a few dozen channels, then one sum over the chunks.
@@ -29,6 +30,39 @@ interface WebgpuBackendLike {
 const ROW_THREADS = 64;
 const FLAT_THREADS = 256;
 
+/**
+ * Lanes that share a row in the row programs: a power of two from 4 to 64 giving each lane
+ * about 8 of the row's values; the workgroup's other threads take further rows. One 64-thread
+ * workgroup per row (the first design) left most threads of a 64-channel LayerNorm with one
+ * value each and six barrier steps per reduction, over 200,000 workgroups for RevCol-T's first
+ * stage at batch 64. REVCOL_WEBGPU_ROW_LANES=N (or setWebgpuRowLanes) fixes N for every row
+ * length; 64 is the first design, kept for comparing the two on a GPU.
+ */
+export function rowLanes(cols: number): number {
+  const fixed = laneOverride ?? laneEnvironment();
+  if (fixed !== null) return fixed;
+  let lanes = 4;
+  while (lanes < ROW_THREADS && lanes * 8 < cols) lanes *= 2;
+  return lanes;
+}
+
+const LANE_CHOICES = [1, 2, 4, 8, 16, 32, 64];
+let laneOverride: number | null = null;
+
+function laneEnvironment(): number | null {
+  const v = process.env.REVCOL_WEBGPU_ROW_LANES;
+  if (v === undefined || v === '' || v === 'auto') return null;
+  const n = Number(v);
+  if (!LANE_CHOICES.includes(n)) throw new Error(`revcol: REVCOL_WEBGPU_ROW_LANES must be one of ${LANE_CHOICES.join(', ')} or auto, got ${v}`);
+  return n;
+}
+
+/** Fixes the lanes per row of the row programs that follow (null: back to REVCOL_WEBGPU_ROW_LANES, else chosen by row length). */
+export function setWebgpuRowLanes(lanes: number | null): void {
+  if (lanes !== null && !LANE_CHOICES.includes(lanes)) throw new Error(`revcol: lanes per row must be one of ${LANE_CHOICES.join(', ')}, got ${lanes}`);
+  laneOverride = lanes;
+}
+
 // A&S 7.1.26, as kernels-cpu.ts
 const ERF_WGSL = `
 fn revcolErf(v : f32) -> f32 {
@@ -50,8 +84,10 @@ interface ProgramSpec {
   outputShape: number[];
   /** Extra uniform fields, WGSL ("rows : i32, eps : f32,"). */
   uniforms: string;
-  /** One thread per output element, or one workgroup per row (outputShape [rows, C]). */
+  /** One thread per output element, or `lanes` threads per row (outputShape [rows, C]). */
   layout: 'flat' | 'rows';
+  /** Threads that share a row (rows layout): 64 / lanes rows to a workgroup. */
+  lanes?: number;
   /** WGSL: helper functions and `fn main(index : i32) {...}`. */
   code: string;
 }
@@ -76,7 +112,7 @@ class FusedProgram {
     this.code = spec.code;
     if (spec.layout === 'rows') {
       this.workgroupSize = [ROW_THREADS, 1, 1];
-      this.dispatch = [spec.outputShape[0]!, 1, 1];
+      this.dispatch = [Math.max(1, Math.ceil(spec.outputShape[0]! / (ROW_THREADS / spec.lanes!))), 1, 1];
     } else {
       const total = spec.outputShape.reduce((a, b) => a * b, 1);
       this.workgroupSize = [FLAT_THREADS, 1, 1];
@@ -108,58 +144,73 @@ const float = (v: number): Uniform => ({ type: 'float32', data: [v] });
 
 // --- per-row programs (LayerNorm) ------------------------------------------------------------
 
-/** WGSL: sums (two at once) and a maximum of per-thread values across a row's workgroup. */
-const ROW_REDUCE_WGSL = `
+/**
+ * WGSL: sums (two at once) and a maximum of per-thread values across the `lanes` threads of a
+ * row (lanes next to each other in the workgroup). Every thread of the workgroup must call them
+ * (they hold barriers), rows past the last included.
+ */
+function rowReduceWgsl(lanes: number): string {
+  return `
 var<workgroup> revcolPartA : array<f32, ${ROW_THREADS}>;
 var<workgroup> revcolPartB : array<f32, ${ROW_THREADS}>;
 fn revcolReduce2(a : f32, b : f32, lid : i32) -> vec2<f32> {
+  let lane = lid % ${lanes};
   revcolPartA[lid] = a;
   revcolPartB[lid] = b;
   workgroupBarrier();
-  for (var k = ${ROW_THREADS / 2}; k > 0; k = k / 2) {
-    if (lid < k) {
+  for (var k = ${lanes >> 1}; k > 0; k = k / 2) {
+    if (lane < k) {
       revcolPartA[lid] = revcolPartA[lid] + revcolPartA[lid + k];
       revcolPartB[lid] = revcolPartB[lid] + revcolPartB[lid + k];
     }
     workgroupBarrier();
   }
-  let r = vec2<f32>(revcolPartA[0], revcolPartB[0]);
+  let r = vec2<f32>(revcolPartA[lid - lane], revcolPartB[lid - lane]);
   workgroupBarrier();
   return r;
 }
 fn revcolRowMax(a : f32, lid : i32) -> f32 {
+  let lane = lid % ${lanes};
   revcolPartA[lid] = a;
   workgroupBarrier();
-  for (var k = ${ROW_THREADS / 2}; k > 0; k = k / 2) {
-    if (lid < k) { revcolPartA[lid] = max(revcolPartA[lid], revcolPartA[lid + k]); }
+  for (var k = ${lanes >> 1}; k > 0; k = k / 2) {
+    if (lane < k) { revcolPartA[lid] = max(revcolPartA[lid], revcolPartA[lid + k]); }
     workgroupBarrier();
   }
-  let r = revcolPartA[0];
+  let r = revcolPartA[lid - lane];
   workgroupBarrier();
   return r;
 }
 ${GROUP_INDEX_WGSL}`;
+}
 
-/** WGSL: mean and 1/√(var + eps) of row `row` of X (cols C), reduced across the workgroup. */
-const ROW_STATS_WGSL = `${ROW_REDUCE_WGSL}
-fn revcolRowStats(base : i32, n : i32, lid : i32) -> vec2<f32> {
+/** WGSL: mean and 1/√(var + eps) of the row at `base` (n of its columns owned by this lane's row), reduced across its lanes. */
+function rowStatsWgsl(lanes: number): string {
+  return `${rowReduceWgsl(lanes)}
+fn revcolRowStats(base : i32, n : i32, lane : i32, lid : i32) -> vec2<f32> {
   let cols = uniforms.cols;
   var s = 0.0;
-  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { s = s + X[base + c]; }
+  for (var c = lane; c < n; c = c + ${lanes}) { s = s + X[base + c]; }
   let mean = revcolReduce2(s, 0.0, lid).x / f32(cols);
   var q = 0.0;
-  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { let d = X[base + c] - mean; q = q + d * d; }
+  for (var c = lane; c < n; c = c + ${lanes}) { let d = X[base + c] - mean; q = q + d * d; }
   let variance = revcolReduce2(q, 0.0, lid).x / f32(cols);
   return vec2<f32>(mean, inverseSqrt(variance + uniforms.eps));
 }`;
+}
 
-/** Row preamble: this workgroup's row, its base offset, and how many columns it owns (0 past the last row). */
-const ROW_PREAMBLE = `
-  let row = revcolGroup();
+/**
+ * Row preamble: this thread's lane, its row, the row's base offset and how many columns it
+ * owns (0 past the last row: such threads still reach every barrier).
+ */
+function rowPreamble(lanes: number): string {
+  return `
   let lid = i32(localId.x);
+  let lane = lid % ${lanes};
+  let row = revcolGroup() * ${ROW_THREADS / lanes} + lid / ${lanes};
   let n = select(0, uniforms.cols, row < uniforms.rows);
-  let base = row * uniforms.cols;
-  let st = revcolRowStats(base, n, lid);`;
+  let base = row * uniforms.cols;`;
+}
 
 function rowsAndCols(shape: readonly number[]): [number, number] {
   const cols = lastDim(shape);
@@ -167,24 +218,28 @@ function rowsAndCols(shape: readonly number[]): [number, number] {
 }
 
 /**
- * A program with one workgroup per row of X (rows × cols, the last axis): `body` is the WGSL
- * after the row's statistics `st` (mean, 1/√(var + eps)) are known; it writes `result`.
- * Inputs other than X are bound whole (per-channel vectors) or, when they have X's size, as rows.
+ * A program over the rows of X (rows × cols, the last axis), `lanes` threads to a row: `body`
+ * is the WGSL after the row's statistics `st` (mean, 1/√(var + eps)) are known, looping over
+ * the lane's columns (c = lane, lane + lanes, …); it writes `result`. Inputs other than X are
+ * bound whole (per-channel vectors) or, when they have X's size, as rows.
  */
-function rowProgram(backend: WebgpuBackendLike, key: string, x: TensorInfo, others: Array<[string, TensorInfo]>, outCols: number, eps: number, body: string): TensorInfo {
+function rowProgram(backend: WebgpuBackendLike, key: string, x: TensorInfo, others: Array<[string, TensorInfo]>, outCols: number, eps: number, body: (lanes: number) => string): TensorInfo {
   const [rows, cols] = rowsAndCols(x.shape);
+  const lanes = rowLanes(cols);
   const asRows = (t: TensorInfo) => (size(t.shape) === rows * cols ? view(t, [rows, cols]) : t);
   return run(
     backend,
     {
-      key,
+      key: `${key}_l${lanes}`,
       inputs: ['X', ...others.map(([name]) => name)],
       outputShape: [rows, outCols],
       uniforms: 'rows : i32, cols : i32, eps : f32,',
       layout: 'rows',
-      code: `${ROW_STATS_WGSL}
-fn main(index : i32) {${ROW_PREAMBLE}
-${body}
+      lanes,
+      code: `${rowStatsWgsl(lanes)}
+fn main(index : i32) {${rowPreamble(lanes)}
+  let st = revcolRowStats(base, n, lane, lid);
+${body(lanes)}
 }`,
     },
     [view(x, [rows, cols]), ...others.map(([, t]) => asRows(t))],
@@ -193,24 +248,24 @@ ${body}
 }
 
 function layerNorm(backend: WebgpuBackendLike, x: TensorInfo, gamma: TensorInfo, beta: TensorInfo, eps: number): TensorInfo {
-  const out = rowProgram(backend, 'layer_norm', x, [['Gamma', gamma], ['Beta', beta]], lastDim(x.shape), eps, `
-  for (var c = lid; c < n; c = c + ${ROW_THREADS}) {
+  const out = rowProgram(backend, 'layer_norm', x, [['Gamma', gamma], ['Beta', beta]], lastDim(x.shape), eps, (lanes) => `
+  for (var c = lane; c < n; c = c + ${lanes}) {
     result[base + c] = (X[base + c] - st.x) * st.y * Gamma[c] + Beta[c];
   }`);
   return view(out, [...x.shape]);
 }
 
 function layerNormGradInput(backend: WebgpuBackendLike, x: TensorInfo, gamma: TensorInfo, dy: TensorInfo, eps: number): TensorInfo {
-  const out = rowProgram(backend, 'layer_norm_grad_input', x, [['Gamma', gamma], ['DY', dy]], lastDim(x.shape), eps, `
+  const out = rowProgram(backend, 'layer_norm_grad_input', x, [['Gamma', gamma], ['DY', dy]], lastDim(x.shape), eps, (lanes) => `
   var sg = 0.0;
   var sgx = 0.0;
-  for (var c = lid; c < n; c = c + ${ROW_THREADS}) {
+  for (var c = lane; c < n; c = c + ${lanes}) {
     let g = DY[base + c] * Gamma[c];
     sg = sg + g;
     sgx = sgx + g * (X[base + c] - st.x) * st.y;
   }
   let sums = revcolReduce2(sg, sgx, lid) / f32(uniforms.cols);
-  for (var c = lid; c < n; c = c + ${ROW_THREADS}) {
+  for (var c = lane; c < n; c = c + ${lanes}) {
     let xhat = (X[base + c] - st.x) * st.y;
     result[base + c] = st.y * (DY[base + c] * Gamma[c] - sums.x - xhat * sums.y);
   }`);
@@ -218,8 +273,8 @@ function layerNormGradInput(backend: WebgpuBackendLike, x: TensorInfo, gamma: Te
 }
 
 function rowStats(backend: WebgpuBackendLike, x: TensorInfo, eps: number): TensorInfo {
-  return rowProgram(backend, 'row_stats', x, [], 2, eps, `
-  if (lid == 0 && n > 0) {
+  return rowProgram(backend, 'row_stats', x, [], 2, eps, () => `
+  if (lane == 0 && n > 0) {
     result[2 * row] = st.x;
     result[2 * row + 1] = st.y;
   }`);
@@ -227,23 +282,21 @@ function rowStats(backend: WebgpuBackendLike, x: TensorInfo, eps: number): Tenso
 
 // --- softmax rows (attention) ------------------------------------------------------------------
 
-/** One workgroup per row of `rows` × `cols` (every thread reaches every barrier; rows past the end own no columns). */
-function softmaxRowProgram(backend: WebgpuBackendLike, key: string, inputs: Array<[string, TensorInfo]>, rows: number, cols: number, uniforms: string, values: Uniform[], body: string): TensorInfo {
+/** `lanes` threads to a row of `rows` × `cols` (every thread reaches every barrier; rows past the end own no columns). */
+function softmaxRowProgram(backend: WebgpuBackendLike, key: string, inputs: Array<[string, TensorInfo]>, rows: number, cols: number, uniforms: string, values: Uniform[], body: (lanes: number) => string): TensorInfo {
+  const lanes = rowLanes(cols);
   return run(
     backend,
     {
-      key,
+      key: `${key}_l${lanes}`,
       inputs: inputs.map(([name]) => name),
       outputShape: [rows, cols],
       uniforms: `rows : i32, cols : i32, ${uniforms}`,
       layout: 'rows',
-      code: `${ROW_REDUCE_WGSL}
-fn main(index : i32) {
-  let row = revcolGroup();
-  let lid = i32(localId.x);
-  let n = select(0, uniforms.cols, row < uniforms.rows);
-  let base = row * uniforms.cols;
-${body}
+      lanes,
+      code: `${rowReduceWgsl(lanes)}
+fn main(index : i32) {${rowPreamble(lanes)}
+${body(lanes)}
 }`,
     },
     inputs.map(([, t]) => t),
@@ -266,14 +319,14 @@ function attentionSoftmax(backend: WebgpuBackendLike, x: TensorInfo, bias: Tenso
     cols,
     'rowsPerBias : i32, scale : f32,',
     [int(bias ? rows / bias.shape[0]! : rows), float(scale)],
-    `  let bbase = (row / uniforms.rowsPerBias) * uniforms.cols;
+    (lanes) => `  let bbase = (row / uniforms.rowsPerBias) * uniforms.cols;
   var m = -3.4028234e38;
-  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { m = max(m, ${logit}); }
+  for (var c = lane; c < n; c = c + ${lanes}) { m = max(m, ${logit}); }
   let top = revcolRowMax(m, lid);
   var s = 0.0;
-  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { s = s + exp(${logit} - top); }
+  for (var c = lane; c < n; c = c + ${lanes}) { s = s + exp(${logit} - top); }
   let total = revcolReduce2(s, 0.0, lid).x;
-  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { result[base + c] = exp(${logit} - top) / total; }`,
+  for (var c = lane; c < n; c = c + ${lanes}) { result[base + c] = exp(${logit} - top) / total; }`,
   );
   return view(out, [...x.shape]);
 }
@@ -289,10 +342,10 @@ function softmaxGradInput(backend: WebgpuBackendLike, y: TensorInfo, dy: TensorI
     cols,
     'scale : f32,',
     [float(scale)],
-    `  var s = 0.0;
-  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { s = s + DY[base + c] * Y[base + c]; }
+    (lanes) => `  var s = 0.0;
+  for (var c = lane; c < n; c = c + ${lanes}) { s = s + DY[base + c] * Y[base + c]; }
   let t = revcolReduce2(s, 0.0, lid).x;
-  for (var c = lid; c < n; c = c + ${ROW_THREADS}) { result[base + c] = uniforms.scale * (DY[base + c] - t) * Y[base + c]; }`,
+  for (var c = lane; c < n; c = c + ${lanes}) { result[base + c] = uniforms.scale * (DY[base + c] - t) * Y[base + c]; }`,
   );
   return view(out, [...y.shape]);
 }
