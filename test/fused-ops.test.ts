@@ -55,7 +55,7 @@ const CASES: Case[] = [
       { name: `unscaleDifference ${s.join('×')}`, shapes: [s, s, c], positive: [2], f: (x: tf.Tensor, f: tf.Tensor, g: tf.Tensor) => unscaleDifference(x, f, g) },
     ];
   }),
-  ...[[3, 5], [1000, 3], [2, 50, 40, 16]].flatMap((s) => [
+  ...[[3, 5], [1000, 3], [2, 50, 40, 16], [3, 683, 64]].flatMap((s) => [
     { name: `columnSum sum ${s.join('×')}`, shapes: [s], f: (a: tf.Tensor) => columnSum('sum', a) },
     { name: `columnSum product ${s.join('×')}`, shapes: [s, s], f: (a: tf.Tensor, b: tf.Tensor) => columnSum('product', a, b) },
     { name: `columnSum productKeep ${s.join('×')}`, shapes: [s, s], f: (a: tf.Tensor, b: tf.Tensor) => columnSum('productKeep', a, b, tf.tensor1d(keepOf(s[0]!))) },

@@ -11,7 +11,8 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { releaseGpuBackend, useBackend } from '../src/backends/index.js';
 import { planDepthwiseFilter } from '../src/backends/webgpu-conv.js';
-import { columnSumChunks, columnSumPlan, tileColumns } from '../src/backends/webgpu-reduce.js';
+import { columnSumPlan } from '../src/backends/webgpu-reduce.js';
+import { columnSumChunks, tileColumns } from '../src/ops/webgpu-column-sum.js';
 import { webgpu } from './helpers/webgpu.js';
 import { expectClose, on, programsOf, values } from './helpers/webgpu-compare.js';
 

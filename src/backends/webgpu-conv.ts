@@ -31,7 +31,7 @@ import {
   columnSum,
   columnSumFits,
   tileColumns,
-} from './webgpu-reduce.js';
+} from '../ops/webgpu-column-sum.js';
 
 /** Widest filter handled here: a thread keeps kw sums and a kw-value window in registers. */
 const MAX_FILTER_WIDTH = 15;

@@ -5,15 +5,15 @@
  *  - element-wise: one thread per element (workgroups of 256);
  *  - per row: a workgroup of 64 threads takes 64 / L rows, L lanes to a row (L from the row's
  *    length, `rowLanes`), reducing in workgroup memory (LayerNorm, softmax rows);
- *  - column sums: a two-stage reduction over rows without a transpose — first partial sums
- *    over chunks of rows for every (chunk, channel), so that tens of thousands of threads run
- *    even for a few dozen channels, then one sum over the chunks.
+ *  - column sums: webgpu-column-sum.ts's tiled reduction over rows, without a transpose, of
+ *    the mode's term per element.
  * Only the program's source depends on the variant; sizes are uniforms, so one compiled
  * pipeline serves every shape.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { DROPOUT_HASH_WGSL, keepThreshold, keptScale } from './hash-dropout.js';
+import { type ColumnTerm, PLAIN_SUM, type WebgpuBackendLike as ColumnSumBackend, columnSum as columnSumRows } from './webgpu-column-sum.js';
 import { type AdamMomentsAttrs, type AdamUpdateAttrs, type ColumnSumAttrs, type DropoutAttrs, KERNELS } from './names.js';
 
 interface Uniform {
@@ -352,58 +352,20 @@ function softmaxGradInput(backend: WebgpuBackendLike, y: TensorInfo, dy: TensorI
 
 // --- column sums -----------------------------------------------------------------------------
 
-/** Threads the first stage aims for; the chunk of rows per thread follows from it. */
-const COLUMN_SUM_THREADS = 32768;
-const MIN_ROWS_PER_CHUNK = 16;
-
-const COLUMN_TERMS: Record<ColumnSumAttrs['mode'], { inputs: string[]; term: string }> = {
-  sum: { inputs: ['A'], term: 'A[i]' },
-  product: { inputs: ['A', 'B'], term: 'A[i] * B[i]' },
-  productKeep: { inputs: ['A', 'B', 'K'], term: 'A[i] * B[i] * K[r / uniforms.perSample]' },
-  normed: { inputs: ['A', 'B', 'S'], term: '(A[i] * (B[i] - S[2 * r]) * S[2 * r + 1])' },
+/** Each mode's term per element `i` of row `r` (webgpu-column-sum.ts's first stage; 'sum' is the `Sum` kernel's own). */
+const COLUMN_TERMS: Record<ColumnSumAttrs['mode'], { inputs: string[]; expression: string }> = {
+  sum: PLAIN_SUM,
+  product: { inputs: ['A', 'B'], expression: 'A[i] * B[i]' },
+  productKeep: { inputs: ['A', 'B', 'K'], expression: 'A[i] * B[i] * K[r / uniforms.perSample]' },
+  normed: { inputs: ['A', 'B', 'S'], expression: 'A[i] * (B[i] - S[2 * r]) * S[2 * r + 1]' },
 };
-
-function columnSumProgram(mode: ColumnSumAttrs['mode'], chunks: number, cols: number): ProgramSpec {
-  const { inputs, term } = COLUMN_TERMS[mode];
-  return {
-    key: `column_sum_${mode}`,
-    inputs,
-    outputShape: chunks === 1 ? [cols] : [chunks, cols],
-    uniforms: 'rows : i32, cols : i32, chunk : i32, perSample : i32,',
-    layout: 'flat',
-    code: `
-fn main(index : i32) {
-  if (index >= uniforms.size) { return; }
-  let c = index % uniforms.cols;
-  let first = (index / uniforms.cols) * uniforms.chunk;
-  let last = min(first + uniforms.chunk, uniforms.rows);
-  var acc = 0.0;
-  for (var r = first; r < last; r = r + 1) {
-    let i = r * uniforms.cols + c;
-    acc = acc + ${term};
-  }
-  result[index] = acc;
-}`,
-  };
-}
 
 function columnSum(backend: WebgpuBackendLike, mode: ColumnSumAttrs['mode'], infos: TensorInfo[]): TensorInfo {
   const a = infos[0]!;
   const [rows, cols] = rowsAndCols(a.shape);
-  const flat = (t: TensorInfo) => view(t, [size(t.shape)]);
-  const operands = [view(a, [rows * cols]), ...infos.slice(1).map(flat)];
   const perSample = mode === 'productKeep' ? rows / size(infos[2]!.shape) : 1;
-  const wanted = Math.max(1, Math.floor(COLUMN_SUM_THREADS / cols));
-  const chunks = Math.max(1, Math.min(wanted, Math.ceil(rows / MIN_ROWS_PER_CHUNK)));
-  const chunk = Math.ceil(rows / chunks);
-  const used = Math.ceil(rows / chunk);
-  const first = run(backend, columnSumProgram(mode, used, cols), operands, [int(rows), int(cols), int(chunk), int(perSample)]);
-  if (used === 1) return first;
-  try {
-    return run(backend, columnSumProgram('sum', 1, cols), [view(first, [used * cols])], [int(used), int(cols), int(used), int(1)]);
-  } finally {
-    backend.disposeData(first.dataId);
-  }
+  const term: ColumnTerm = mode === 'sum' ? PLAIN_SUM : { key: mode, ...COLUMN_TERMS[mode], ...(mode === 'productKeep' ? { uniforms: [{ name: 'perSample', value: perSample }] } : {}) };
+  return columnSumRows(backend as unknown as ColumnSumBackend, infos, rows, cols, [cols], term);
 }
 
 // --- element-wise programs -------------------------------------------------------------------
