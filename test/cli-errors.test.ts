@@ -9,6 +9,7 @@ import { writeNpy } from '../src/io/npy.js';
 import { fineTune } from '../src/text/fine-tune.js';
 import { expectOneLineError, runCliCaptured } from './helpers/cli.js';
 import { writeTopics } from './helpers/text-data.js';
+import { webgpu } from './helpers/webgpu.js';
 
 const root = path.resolve(__dirname, '..');
 const work = mkdtempSync(path.join(os.tmpdir(), 'revcol-cli-errors-'));
@@ -156,6 +157,17 @@ describe('other mistakes', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^webgpu\s+(usable|not usable)\s+\S/);
     expect(r.stderr).not.toMatch(/revcol:/);
+  });
+
+  it.skipIf(!webgpu.available)(`a bad REVCOL_WEBGPU_ROW_LANES is one revcol: line when webgpu starts${webgpu.available ? '' : ` (skipped: ${webgpu.reason})`}`, () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'predict', '--model', model, '--backend', 'webgpu', 'a match'], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, REVCOL_WEBGPU_SOFTWARE: '1', REVCOL_WEBGPU_ROW_LANES: '12' },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe("revcol: REVCOL_WEBGPU_ROW_LANES must be one of 1, 2, 4, 8, 16, 32, 64 or auto, got '12'\n");
   });
 
   it('the cpu backend\'s "Hi, looks like you are running TensorFlow.js in Node.js" banner is not printed by the CLI', () => {

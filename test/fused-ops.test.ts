@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import '../src/core/engine.js'; // registers tfjs's gradients
 import { RandomStream } from '../src/core/random.js';
-import { rowLanes, setWebgpuRowLanes } from '../src/ops/kernels-webgpu.js';
+import { rowLanes, rowLanesEnvironmentProblem, setWebgpuRowLanes } from '../src/ops/kernels-webgpu.js';
 import { adamMoments, adamUpdate, attentionSoftmax, clampMagnitude, columnSum, gelu, hashDropout, hashDropoutMask, layerNorm, rowStats, scaledResidual, setFusedKernels, softmax, unscaleDifference } from '../src/ops/fused.js';
 import { withWasmSimdKernels } from './helpers/wasm-simd.js';
 import { dropoutHash, keepThreshold } from '../src/ops/hash-dropout.js';
@@ -153,9 +153,11 @@ describe('lanes per row of the webgpu row programs', () => {
       setWebgpuRowLanes(null);
       process.env.REVCOL_WEBGPU_ROW_LANES = 'auto';
       expect(rowLanes(64)).toBe(8);
+      expect(rowLanesEnvironmentProblem()).toBeUndefined();
       process.env.REVCOL_WEBGPU_ROW_LANES = '12';
-      expect(() => rowLanes(64)).toThrow(/^revcol: REVCOL_WEBGPU_ROW_LANES must be one of 1, 2, 4, 8, 16, 32, 64 or auto, got 12$/);
-      expect(() => setWebgpuRowLanes(3)).toThrow(/^revcol: lanes per row/);
+      expect(rowLanesEnvironmentProblem()).toBe("REVCOL_WEBGPU_ROW_LANES must be one of 1, 2, 4, 8, 16, 32, 64 or auto, got '12'");
+      expect(() => rowLanes(64)).toThrow(/^REVCOL_WEBGPU_ROW_LANES must be/);
+      expect(() => setWebgpuRowLanes(3)).toThrow(/^lanes per row/);
     } finally {
       setWebgpuRowLanes(null);
       if (old === undefined) delete process.env.REVCOL_WEBGPU_ROW_LANES;

@@ -21,6 +21,7 @@ import { describeWasmThreads, installWasmThreads, wasmThreadsInfo } from './wasm
 import { type BindGroupCacheStats, batchUniforms, cacheBindGroups, rememberBindGroupLayouts, submitRecorded } from './webgpu-dispatch.js';
 import { boundBufferPool, type PoolBound, reuseLowestBuffers } from './webgpu-memory.js';
 import { tuneWebgpuGemm } from './webgpu-gemm.js';
+import { rowLanesEnvironmentProblem } from '../ops/kernels-webgpu.js';
 import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
 import { dawnLogWanted, dawnStderrNotes, oneLine, watchGpuDevice } from './quiet-dawn.js';
 
@@ -593,6 +594,8 @@ export function activeBackendName(): string | undefined {
 
 async function activate(status: BackendStatus): Promise<void> {
   const { name } = status;
+  const lanesProblem = name === 'webgpu' ? rowLanesEnvironmentProblem() : undefined;
+  if (lanesProblem) fail(lanesProblem);
   if (name === 'webgpu') await loadWebgpuBackend();
   if (name === 'wasm') {
     registerWasmTrainingKernels();

@@ -49,17 +49,23 @@ export function rowLanes(cols: number): number {
 const LANE_CHOICES = [1, 2, 4, 8, 16, 32, 64];
 let laneOverride: number | null = null;
 
-function laneEnvironment(): number | null {
+/** What is wrong with REVCOL_WEBGPU_ROW_LANES, if anything (checked when the webgpu backend starts). */
+export function rowLanesEnvironmentProblem(): string | undefined {
   const v = process.env.REVCOL_WEBGPU_ROW_LANES;
-  if (v === undefined || v === '' || v === 'auto') return null;
-  const n = Number(v);
-  if (!LANE_CHOICES.includes(n)) throw new Error(`revcol: REVCOL_WEBGPU_ROW_LANES must be one of ${LANE_CHOICES.join(', ')} or auto, got ${v}`);
-  return n;
+  if (v === undefined || v === '' || v === 'auto' || LANE_CHOICES.includes(Number(v))) return undefined;
+  return `REVCOL_WEBGPU_ROW_LANES must be one of ${LANE_CHOICES.join(', ')} or auto, got '${v}'`;
+}
+
+function laneEnvironment(): number | null {
+  const problem = rowLanesEnvironmentProblem();
+  if (problem) throw new Error(problem);
+  const v = process.env.REVCOL_WEBGPU_ROW_LANES;
+  return v === undefined || v === '' || v === 'auto' ? null : Number(v);
 }
 
 /** Fixes the lanes per row of the row programs that follow (null: back to REVCOL_WEBGPU_ROW_LANES, else chosen by row length). */
 export function setWebgpuRowLanes(lanes: number | null): void {
-  if (lanes !== null && !LANE_CHOICES.includes(lanes)) throw new Error(`revcol: lanes per row must be one of ${LANE_CHOICES.join(', ')}, got ${lanes}`);
+  if (lanes !== null && !LANE_CHOICES.includes(lanes)) throw new Error(`lanes per row must be one of ${LANE_CHOICES.join(', ')}, got ${lanes}`);
   laneOverride = lanes;
 }
 
