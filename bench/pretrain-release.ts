@@ -75,8 +75,12 @@ RELEASES['english-tiny'] = {
   command: 'revcol pretrain --train CORPUS.csv --preset text-tiny --epochs 12 --max-length 256 --seed 0 --workers 2 --backend wasm (CORPUS.csv: bench/lib/english-corpus.ts)',
   corpusFile: async (dir) => {
     const { buildEnglishCorpus } = await import('./lib/english-corpus.js');
-    const { file, texts } = await buildEnglishCorpus(dir);
-    return { file, texts };
+    try {
+      const { file, texts } = await buildEnglishCorpus(dir);
+      return { file, texts };
+    } catch (e) {
+      return usage((e as Error).message); // the corpus packages are missing: one line saying which
+    }
   },
 };
 
