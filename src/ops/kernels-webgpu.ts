@@ -359,18 +359,17 @@ function softmaxGradInput(backend: WebgpuBackendLike, y: TensorInfo, dy: TensorI
 // --- column sums -----------------------------------------------------------------------------
 
 /** Each mode's term per element `i` of row `r` (webgpu-column-sum.ts's first stage; 'sum' is the `Sum` kernel's own). */
-const COLUMN_TERMS: Record<ColumnSumAttrs['mode'], { inputs: string[]; expression: string }> = {
+const COLUMN_TERMS: Record<ColumnSumAttrs['mode'], ColumnTerm> = {
   sum: PLAIN_SUM,
-  product: { inputs: ['A', 'B'], expression: 'A[i] * B[i]' },
-  productKeep: { inputs: ['A', 'B', 'K'], expression: 'A[i] * B[i] * K[r / uniforms.perSample]' },
-  normed: { inputs: ['A', 'B', 'S'], expression: 'A[i] * (B[i] - S[2 * r]) * S[2 * r + 1]' },
+  product: { key: 'product', inputs: ['A', 'B'], expression: 'A[i] * B[i]' },
+  productKeep: { key: 'productKeep', inputs: ['A', 'B', 'K'], expression: 'A[i] * B[i] * K[r / uniforms.perSample]' },
+  normed: { key: 'normed', inputs: ['A', 'B', 'S'], expression: 'A[i] * (B[i] - S[2 * r]) * S[2 * r + 1]' },
 };
 
 function columnSum(backend: WebgpuBackendLike, mode: ColumnSumAttrs['mode'], infos: TensorInfo[]): TensorInfo {
-  const a = infos[0]!;
-  const [rows, cols] = rowsAndCols(a.shape);
-  const perSample = mode === 'productKeep' ? rows / size(infos[2]!.shape) : 1;
-  const term: ColumnTerm = mode === 'sum' ? PLAIN_SUM : { key: mode, ...COLUMN_TERMS[mode], ...(mode === 'productKeep' ? { uniforms: [{ name: 'perSample', value: perSample }] } : {}) };
+  const [rows, cols] = rowsAndCols(infos[0]!.shape);
+  // productKeep: keep holds one factor per sample, each covering rows / samples consecutive rows
+  const term = mode === 'productKeep' ? { ...COLUMN_TERMS[mode], uniforms: [{ name: 'perSample', value: rows / size(infos[2]!.shape) }] } : COLUMN_TERMS[mode];
   return columnSumRows(backend as unknown as ColumnSumBackend, infos, rows, cols, [cols], term);
 }
 
