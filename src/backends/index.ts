@@ -15,13 +15,13 @@ import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { takeDeviceFailure } from '../core/reads.js';
+import { rowLanesEnvironmentProblem } from '../ops/kernels-webgpu.js';
 import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { describeWasmThreads, installWasmThreads, wasmThreadsInfo } from './wasm-threads.js';
 import { type BindGroupCacheStats, batchUniforms, cacheBindGroups, rememberBindGroupLayouts, submitRecorded } from './webgpu-dispatch.js';
 import { boundBufferPool, type PoolBound, reuseLowestBuffers } from './webgpu-memory.js';
 import { tuneWebgpuGemm } from './webgpu-gemm.js';
-import { rowLanesEnvironmentProblem } from '../ops/kernels-webgpu.js';
 import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
 import { dawnLogWanted, dawnStderrNotes, oneLine, watchGpuDevice } from './quiet-dawn.js';
 
