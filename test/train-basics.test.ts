@@ -12,6 +12,13 @@ beforeAll(async () => {
 
 const values = (t: tf.Tensor) => Array.from(t.dataSync());
 
+/** Where the loss kernels run: cpu, and wasm with revcol's SIMD module and without it (the JavaScript fallback). */
+const LOSS_KERNEL_BACKENDS = [
+  ['cpu', true],
+  ['wasm', true],
+  ['wasm', false],
+] as const;
+
 /** Runs `body` on `backend` with revcol's SIMD wasm kernels on or off, checks it left no tensor, then puts both back. */
 async function onBackend(backend: string, simd: boolean, body: () => Promise<void>): Promise<void> {
   const old = tf.getBackend();
@@ -272,11 +279,7 @@ describe('losses', () => {
       await useBackend(old);
     }
   });
-  it.each([
-    ['cpu', true],
-    ['wasm', true],
-    ['wasm', false],
-  ] as const)('sparse cross-entropy\'s gradient kernel gives the composed ops\' bits, one pass instead of four (%s, SIMD module %s)', async (backend, simd) => {
+  it.each(LOSS_KERNEL_BACKENDS)('sparse cross-entropy\'s gradient kernel gives the composed ops\' bits, one pass instead of four (%s, SIMD module %s)', async (backend, simd) => {
     await onBackend(backend, simd, async () => {
       // 37 rows of 1,003 classes (a ragged tail past groups of 4); targets include -1 and 1,003 (no one-hot)
       const rows = 37;
@@ -296,11 +299,7 @@ describe('losses', () => {
       tf.dispose([logits, y, dy, p, fused, composed, profile.result as tf.Tensor]);
     });
   });
-  it.each([
-    ['cpu', true],
-    ['wasm', true],
-    ['wasm', false],
-  ] as const)('row maxima of two tables in one pass equal tfjs\'s Max of each; sparse cross-entropy\'s forward uses it (%s, SIMD module %s)', async (backend, simd) => {
+  it.each(LOSS_KERNEL_BACKENDS)('row maxima of two tables in one pass equal tfjs\'s Max of each; sparse cross-entropy\'s forward uses it (%s, SIMD module %s)', async (backend, simd) => {
     await onBackend(backend, simd, async () => {
       const rows = 23;
       const classes = 1003; // a ragged tail past groups of 4
