@@ -90,10 +90,19 @@ function commit(): string | null {
   }
 }
 
+/** Each program class's name, worked out once: the hooks run on every launch, and their own cost is in the step's wall time. */
+const programNames = new WeakMap<object, string>();
+
 /** A bundler may rename a class (BinaryOpProgram2); tfjs's program classes all end in "Program". */
 function programName(program: object): string {
-  const name = (program.constructor as { name?: string } | undefined)?.name || 'anonymous program';
-  return name.replace(/(Program)\d+$/, '$1');
+  const ctor = program.constructor as { name?: string } | undefined;
+  if (!ctor) return 'anonymous program';
+  let name = programNames.get(ctor);
+  if (name === undefined) {
+    name = (ctor.name || 'anonymous program').replace(/(Program)\d+$/, '$1');
+    programNames.set(ctor, name);
+  }
+  return name;
 }
 
 function stop(message: string): never {

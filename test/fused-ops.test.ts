@@ -142,11 +142,13 @@ async function reference(c: Case): Promise<Result> {
 }
 
 describe('lanes per row of the webgpu row programs', () => {
-  it('give each lane about 8 values, 4 to 64 lanes, and follow REVCOL_WEBGPU_ROW_LANES or setWebgpuRowLanes', () => {
+  it('give each lane about 8 values, 4 to 64 lanes, and follow REVCOL_WEBGPU_ROW_LANES (read once, and again after setWebgpuRowLanes(null) or a check at start) or setWebgpuRowLanes', () => {
     expect([1, 7, 32, 33, 64, 65, 128, 130, 256, 512, 4096].map(rowLanes)).toEqual([4, 4, 4, 8, 8, 16, 16, 32, 32, 64, 64]);
     const old = process.env.REVCOL_WEBGPU_ROW_LANES;
     try {
       process.env.REVCOL_WEBGPU_ROW_LANES = '64';
+      expect(rowLanes(64)).toBe(8); // read once (at the start, or the first row program), not on every launch
+      setWebgpuRowLanes(null); // back to the environment: read again
       expect(rowLanes(64)).toBe(64);
       setWebgpuRowLanes(2);
       expect(rowLanes(4096)).toBe(2);

@@ -39,13 +39,15 @@ describe('product plans (no GPU needed)', () => {
     expect(gemmWorthIt(planGemm([64, 2, 256, 256], [64, 2, 256, 16], false, false)!)).toBe(false); // 16 of 64 columns used
   });
 
-  it('is off unless asked for', () => {
+  it('is off unless asked for; REVCOL_WEBGPU_GEMM is read once, and again after setWebgpuGemm(null)', () => {
     const saved = process.env.REVCOL_WEBGPU_GEMM;
     delete process.env.REVCOL_WEBGPU_GEMM;
     try {
       setWebgpuGemm(null);
       expect(webgpuGemmEnabled()).toBe(false);
       process.env.REVCOL_WEBGPU_GEMM = '1';
+      expect(webgpuGemmEnabled()).toBe(false); // read once, not on every product
+      setWebgpuGemm(null); // back to the environment: read again
       expect(webgpuGemmEnabled()).toBe(true);
       setWebgpuGemm(false);
       expect(webgpuGemmEnabled()).toBe(false);

@@ -42,10 +42,16 @@ let tuned: GemmTuning | null = null;
 /** Set while tuning: which kernel the timed products take. */
 let timing: boolean | null = null;
 
-/** The environment's word, if it gives one: REVCOL_WEBGPU_GEMM=1 on, 0 off. */
+/** REVCOL_WEBGPU_GEMM as last read (undefined: to be read again); reading process.env on every product costs a call into Node's C++. */
+let environmentRead: boolean | null | undefined;
+
+/** The environment's word, if it gives one: REVCOL_WEBGPU_GEMM=1 on, 0 off (read when the backend starts, and again after setWebgpuGemm(null)). */
 function fromEnvironment(): boolean | null {
-  const v = process.env[ENV];
-  return v === '1' ? true : v === '0' ? false : null;
+  if (environmentRead === undefined) {
+    const v = process.env[ENV];
+    environmentRead = v === '1' ? true : v === '0' ? false : null;
+  }
+  return environmentRead;
 }
 
 /** Whether products go to this kernel: setWebgpuGemm, else REVCOL_WEBGPU_GEMM, else the tuning, else off. */
@@ -53,9 +59,10 @@ export function webgpuGemmEnabled(): boolean {
   return timing ?? enabled ?? fromEnvironment() ?? tuned?.chosen ?? false;
 }
 
-/** Turns the kernel on or off for the products that follow (null: back to the environment's or the tuning's choice). */
+/** Turns the kernel on or off for the products that follow (null: back to the environment's, read again, or the tuning's choice). */
 export function setWebgpuGemm(on: boolean | null): void {
   enabled = on;
+  if (on === null) environmentRead = undefined;
 }
 
 export interface GemmTuning {
@@ -86,6 +93,7 @@ export function webgpuGemmTuning(): GemmTuning | null {
  */
 export async function tuneWebgpuGemm(options: { software?: boolean; rows?: number; reps?: number; rounds?: number } = {}): Promise<GemmTuning | null> {
   tuned = null;
+  environmentRead = undefined; // a start reads the environment afresh
   if (options.software || enabled !== null || fromEnvironment() !== null || tf.getBackend() !== 'webgpu') return null;
   const rows = options.rows ?? 16384;
   const reps = options.reps ?? 10;

@@ -48,25 +48,35 @@ export function rowLanes(cols: number): number {
 
 const LANE_CHOICES = [1, 2, 4, 8, 16, 32, 64];
 let laneOverride: number | null = null;
+/**
+ * REVCOL_WEBGPU_ROW_LANES as last read: undefined until the first row program after the webgpu
+ * backend starts (which checks the variable) or after setWebgpuRowLanes(null). Reading
+ * process.env is a call into Node's C++ each time: not something to do on every launch.
+ */
+let laneEnvironmentRead: number | null | undefined;
 
-/** What is wrong with REVCOL_WEBGPU_ROW_LANES, if anything (checked when the webgpu backend starts). */
+/** What is wrong with REVCOL_WEBGPU_ROW_LANES, if anything (checked when the webgpu backend starts; the next row program reads it again). */
 export function rowLanesEnvironmentProblem(): string | undefined {
+  laneEnvironmentRead = undefined;
   const v = process.env.REVCOL_WEBGPU_ROW_LANES;
   if (v === undefined || v === '' || v === 'auto' || LANE_CHOICES.includes(Number(v))) return undefined;
   return `REVCOL_WEBGPU_ROW_LANES must be one of ${LANE_CHOICES.join(', ')} or auto, got '${v}'`;
 }
 
 function laneEnvironment(): number | null {
+  if (laneEnvironmentRead !== undefined) return laneEnvironmentRead;
   const problem = rowLanesEnvironmentProblem();
   if (problem) throw new Error(problem);
   const v = process.env.REVCOL_WEBGPU_ROW_LANES;
-  return v === undefined || v === '' || v === 'auto' ? null : Number(v);
+  laneEnvironmentRead = v === undefined || v === '' || v === 'auto' ? null : Number(v);
+  return laneEnvironmentRead;
 }
 
-/** Fixes the lanes per row of the row programs that follow (null: back to REVCOL_WEBGPU_ROW_LANES, else chosen by row length). */
+/** Fixes the lanes per row of the row programs that follow (null: back to REVCOL_WEBGPU_ROW_LANES, read again, else chosen by row length). */
 export function setWebgpuRowLanes(lanes: number | null): void {
   if (lanes !== null && !LANE_CHOICES.includes(lanes)) throw new Error(`lanes per row must be one of ${LANE_CHOICES.join(', ')}, got ${lanes}`);
   laneOverride = lanes;
+  if (lanes === null) laneEnvironmentRead = undefined;
 }
 
 // A&S 7.1.26, as kernels-cpu.ts
@@ -94,8 +104,12 @@ interface ProgramSpec {
   layout: 'flat' | 'rows';
   /** Threads that share a row (rows layout): 64 / lanes rows to a workgroup. */
   lanes?: number;
-  /** WGSL: helper functions and `fn main(index : i32) {...}`. */
-  code: string;
+  /**
+   * WGSL: helper functions and `fn main(index : i32) {...}`. A function: tfjs asks for the
+   * source only when it compiles the pipeline (once per key), and building it costs more than
+   * the rest of a launch's JavaScript here.
+   */
+  code: () => string;
 }
 
 /** A program in the shape tfjs-backend-webgpu runs (the fields its runner reads). */
@@ -108,7 +122,7 @@ class FusedProgram {
   workgroupSize: [number, number, number];
   uniforms: string;
   size = true;
-  private readonly code: string;
+  private readonly code: () => string;
   constructor(spec: ProgramSpec) {
     this.variableNames = spec.inputs;
     this.outputShape = spec.outputShape;
@@ -126,7 +140,7 @@ class FusedProgram {
     }
   }
   getUserCode(): string {
-    return this.code;
+    return this.code();
   }
 }
 
@@ -242,7 +256,7 @@ function rowProgram(backend: WebgpuBackendLike, key: string, x: TensorInfo, othe
       uniforms: 'rows : i32, cols : i32, eps : f32,',
       layout: 'rows',
       lanes,
-      code: `${rowStatsWgsl(lanes)}
+      code: () => `${rowStatsWgsl(lanes)}
 fn main(index : i32) {${rowPreamble(lanes)}
   let st = revcolRowStats(base, n, lane, lid);
 ${body(lanes)}
@@ -300,7 +314,7 @@ function softmaxRowProgram(backend: WebgpuBackendLike, key: string, inputs: Arra
       uniforms: `rows : i32, cols : i32, ${uniforms}`,
       layout: 'rows',
       lanes,
-      code: `${rowReduceWgsl(lanes)}
+      code: () => `${rowReduceWgsl(lanes)}
 fn main(index : i32) {${rowPreamble(lanes)}
 ${body(lanes)}
 }`,
@@ -385,7 +399,7 @@ function elementwise(backend: WebgpuBackendLike, key: string, inputs: Array<[str
       outputShape: [size(shape)],
       uniforms,
       layout: 'flat',
-      code: `${helpers}
+      code: () => `${helpers}
 fn main(index : i32) {
   if (index < uniforms.size) {
     result[index] = ${expression};
