@@ -28,6 +28,8 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { PerformanceObserver } from 'node:perf_hooks';
+import v8 from 'node:v8';
 import * as tf from '@tensorflow/tfjs-core';
 import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend, webgpuBindGroupStats, webgpuPoolStats } from '../src/backends/index.js';
 import { setBindGroupCaching, setUniformBatching } from '../src/backends/webgpu-dispatch.js';
@@ -285,6 +287,16 @@ async function main(): Promise<void> {
     await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
     await profiler.post('Profiler.start');
   }
+  // V8's collections during the measured steps: the host's recording allocates per launch
+  let gcMs = 0;
+  let gcCount = 0;
+  const gcWatch = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gcMs += entry.duration;
+      gcCount++;
+    }
+  });
+  gcWatch.observe({ entryTypes: ['gc'] });
   const cpuStart = process.cpuUsage();
   for (let s = 1; s <= steps; s++) {
     const start = performance.now();
@@ -294,6 +306,8 @@ async function main(): Promise<void> {
     times.push(performance.now() - start);
   }
   const cpu = process.cpuUsage(cpuStart);
+  await new Promise((resolve) => setImmediate(resolve)); // the observer hears of the last collections
+  gcWatch.disconnect();
   const groupsAfter = webgpuBindGroupStats();
   const poolAfter = webgpuPoolStats();
   counting = false;
@@ -374,6 +388,12 @@ async function main(): Promise<void> {
     gpuMsPerStep: gpuTotalMs === null ? null : round3(gpuTotalMs),
     /** CPU time of the whole process per measured step (all threads: JS, Dawn, the driver). */
     cpuMsPerStep: round3((cpu.user + cpu.system) / 1000 / steps),
+    /** V8's garbage collections in the measured steps (pauses of the main thread), and the young generation's size after them (it grows as needed, up to --max-semi-space-size × 2). */
+    gcMsPerStep: round3(gcMs / steps),
+    gcPerStep: round3(gcCount / steps),
+    youngGenerationMb: round3((v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0) / 2 ** 20),
+    /** Node's own flags for this run (e.g. --max-semi-space-size), from the command line or NODE_OPTIONS. */
+    nodeFlags: [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].filter((f) => f.startsWith('--') && !f.startsWith('--import') && !f.startsWith('--require') && !f.startsWith('--loader')),
     ...(flagsJson ? { flags: tfFlags } : {}),
     uniformBatch,
     bindGroupCache,
