@@ -1,7 +1,7 @@
 // GPU profile of one reversible training step on the webgpu backend (Dawn): a warm-up step,
 // then --steps measured steps of lossAndGradients + AdamW.applyGradients, as bench/train-step.ts.
 // Reports dispatches per step (all, and the part before the optimizer), per program its
-// dispatches and threads per dispatch (avg/min), wall ms per step and samples/s; where the
+// dispatches and threads per dispatch (avg/min), revcol's own kernels one by one (dispatchesByKernel), wall ms per step and samples/s; where the
 // adapter has 'timestamp-query', one more step under tf.time gives GPU ms per program (each
 // program then runs in a compute pass of its own, so that step's wall time is not reported).
 //   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B] [--mode reversible|plain] [--config JSON]
@@ -155,7 +155,9 @@ async function main(): Promise<void> {
   let peakBytes = 0;
   let phase: Phase = 'off';
   let counting = true; // off for the timed step
-  const programs: Array<{ name: string; workgroup: number }> = []; // runWebGPUProgram calls in progress
+  const programs: Array<{ name: string; workgroup: number; kernel?: string }> = []; // runWebGPUProgram calls in progress
+  /** Dispatches of each of revcol's own kernels (FusedProgram[layer_norm_l8], …), which the class counts lump together. */
+  const kernelDispatches = new Map<string, number>();
   const webgpuModule = (await import('@tensorflow/tfjs-backend-webgpu')) as unknown as {
     WebGPUBackend: { prototype: { runWebGPUProgram: (...a: unknown[]) => unknown } };
   };
@@ -166,12 +168,14 @@ async function main(): Promise<void> {
   proto.runWebGPUProgram = function (this: unknown, program: unknown, ...rest: unknown[]) {
     const p = program as { workgroupSize?: number[]; shaderKey?: string };
     const w = p.workgroupSize ?? [1, 1, 1];
-    programs.push({ name: programName(p), workgroup: (w[0] ?? 1) * (w[1] ?? 1) * (w[2] ?? 1) });
+    const ours = typeof p.shaderKey === 'string' && p.shaderKey.startsWith('revcol_');
+    const kernel = ours ? `${programName(p)}[${p.shaderKey!.slice('revcol_'.length)}]` : undefined;
+    programs.push({ name: programName(p), workgroup: (w[0] ?? 1) * (w[1] ?? 1) * (w[2] ?? 1), kernel });
     let launched: unknown = program;
-    if (namingKernels && typeof p.shaderKey === 'string' && p.shaderKey.startsWith('revcol_')) {
+    if (namingKernels && kernel) {
       // tfjs names a timed launch by program.constructor.name: a stand-in whose constructor says which kernel
       launched = Object.create(p as object);
-      Object.defineProperty(launched, 'constructor', { value: { name: `${programName(p)}[${p.shaderKey.slice('revcol_'.length)}]` } });
+      Object.defineProperty(launched, 'constructor', { value: { name: kernel } });
     }
     try {
       return run.call(this, launched, ...rest);
@@ -194,6 +198,7 @@ async function main(): Promise<void> {
         e.minThreads = Math.min(e.minThreads, threads);
       }
       stats.set(name, e);
+      if (current?.kernel) kernelDispatches.set(current.kernel, (kernelDispatches.get(current.kernel) ?? 0) + 1);
     }
     const result = dispatch.call(this, x, y, z);
     if (phase !== 'off') peakBytes = Math.max(peakBytes, backend.bufferManager?.numBytesUsed ?? 0);
@@ -274,6 +279,7 @@ async function main(): Promise<void> {
   // warm-up: shader compilation, buffer pools, bind groups
   for (let s = 0; s < warmup; s++) await finish(job.step(1000 * s));
   stats.clear();
+  kernelDispatches.clear();
   const groupsBefore = webgpuBindGroupStats();
   const poolBefore = webgpuPoolStats();
   const times: number[] = [];
@@ -413,6 +419,8 @@ async function main(): Promise<void> {
       ? { poolBuffersFreedPerStep: round3((poolAfter.evicted - poolBefore.evicted) / steps), poolIdleBytes: poolAfter.idleBytes, poolHighWaterBytes: poolAfter.highWater }
       : {}),
     ...(cpuTop ? { cpuTop } : {}),
+    /** Per step, each of revcol's own kernels (the programs' rows above count them by class). */
+    dispatchesByKernel: Object.fromEntries([...kernelDispatches].sort((x, y) => y[1] - x[1]).map(([k, v]) => [k, round3(v / steps)])),
     ...(gpuMsByKernel.size ? { gpuMsByKernel: Object.fromEntries([...gpuMsByKernel].sort((x, y) => y[1] - x[1]).map(([k, v]) => [k, round3(v)])) } : {}),
     programs: rows,
   };
