@@ -64,10 +64,11 @@ if [[ ,$parts, == *,profile,* ]]; then
           "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm off" "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm on"
           "--model text-tiny --batch 32 --steps 3 --gemm off" "--model text-tiny --batch 32 --steps 3 --gemm on"
           "--model text-tiny --batch 32 --steps 3 --gemm on --row-lanes 64"
-          # a young generation of 128 MiB instead of 32: fewer collections while a step is recorded
-          # (lavapipe, text-tiny 1 x 32 tokens: 16 -> 11 ms of GC and 35 -> 27 ms to record a step)
-          "--node-flag=--max-semi-space-size=64 --model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm on"
-          "--node-flag=--max-semi-space-size=64 --model text-tiny --batch 32 --steps 3 --gemm on")
+          # --gpu-wait spin: dawn.node's own polling while a read waits (a core at 100%, and its garbage),
+          # against revcol's default, a short spin then a 1 ms timer (src/backends/dawn-polling.ts)
+          "--model revcol-t --batch 64 --steps 3 --gemm on --gpu-wait spin"
+          "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm on --gpu-wait spin"
+          "--model text-tiny --batch 32 --steps 3 --gemm on --gpu-wait spin")
   fi
   for a in "${runs[@]}"; do
     echo "== gpu-profile $a ($((SECONDS - t0)) s)"

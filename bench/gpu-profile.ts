@@ -6,7 +6,7 @@
 // program then runs in a compute pass of its own, so that step's wall time is not reported).
 //   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B] [--mode reversible|plain] [--config JSON]
 //     [--steps N] [--length L (text)] [--json] [--software] [--no-timing] [--cpu-profile FILE] [--flags JSON]
-//     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N] [--gemm on|off] [--row-lanes N|auto]
+//     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N] [--gemm on|off] [--row-lanes N|auto] [--gpu-wait spin|yield]
 // --cpu-profile FILE: V8's sampling profile of the measured steps only (written to FILE, for
 //   Chrome's DevTools), and the functions with the most self time in the JSON (cpuTop): where the
 //   CPU time of a step goes when the GPU waits for it.
@@ -17,6 +17,8 @@
 //   tfjs's (default: REVCOL_WEBGPU_GEMM, else what the backend's start-up timing chose), to compare.
 // --row-lanes N|auto: threads per row of revcol's row programs (LayerNorm, softmax rows;
 //   src/ops/kernels-webgpu.ts): 64 is the first design (a workgroup per row), auto chooses by row length.
+// --gpu-wait spin|yield: how the host waits for a read: Dawn's own polling (a core at 100%) or
+//   revcol's (src/backends/dawn-polling.ts: a short spin, then a 1 ms timer), to compare.
 // --software (or REVCOL_WEBGPU_SOFTWARE=1) accepts a software adapter such as lavapipe.
 // --json prints one JSON object, ready to append to bench/results/gpu-profile.jsonl.
 // On the accelerator machine: ../shared/tools/gpu-bundle.sh bench/gpu-profile.ts, then
@@ -32,6 +34,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import * as tf from '@tensorflow/tfjs-core';
 import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend, webgpuBindGroupStats, webgpuPoolStats } from '../src/backends/index.js';
+import { gpuWaitTimedPolls, gpuWaitYielding, setGpuWaitYielding } from '../src/backends/dawn-polling.js';
 import { setBindGroupCaching, setUniformBatching } from '../src/backends/webgpu-dispatch.js';
 import { setWebgpuGemm, webgpuGemmEnabled, webgpuGemmTuning } from '../src/backends/webgpu-gemm.js';
 import { RevcolError } from '../src/core/errors.js';
@@ -69,6 +72,10 @@ if (gemmFlag) setWebgpuGemm(gemmFlag === 'on');
 const rowLanesFlag = flag('row-lanes', '');
 if (rowLanesFlag !== '' && rowLanesFlag !== 'auto') setWebgpuRowLanes(Number(rowLanesFlag));
 const warmup = Number(flag('warmup', '3'));
+/** --gpu-wait spin|yield: Dawn's own polling while a read waits, or revcol's (src/backends/dawn-polling.ts; default yield, or REVCOL_GPU_WAIT). */
+const gpuWait = flag('gpu-wait', '');
+if (gpuWait !== '' && gpuWait !== 'spin' && gpuWait !== 'yield') throw new Error(`--gpu-wait takes spin or yield, got ${gpuWait}`);
+if (gpuWait) setGpuWaitYielding(gpuWait === 'yield');
 
 interface ProgramStats {
   gradient: number;
@@ -280,6 +287,7 @@ async function main(): Promise<void> {
   for (let s = 0; s < warmup; s++) await finish(job.step(1000 * s));
   stats.clear();
   kernelDispatches.clear();
+  const timedPollsBefore = gpuWaitTimedPolls();
   const groupsBefore = webgpuBindGroupStats();
   const poolBefore = webgpuPoolStats();
   const times: number[] = [];
@@ -398,6 +406,9 @@ async function main(): Promise<void> {
     gcMsPerStep: round3(gcMs / steps),
     gcPerStep: round3(gcCount / steps),
     youngGenerationMb: round3((v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0) / 2 ** 20),
+    /** How the host waited for reads (spin: Dawn's polling; yield: revcol's), and the polls it put on a timer in the measured steps. */
+    gpuWait: gpuWaitYielding() ? 'yield' : 'spin',
+    gpuWaitTimedPollsPerStep: round3((gpuWaitTimedPolls() - timedPollsBefore) / steps),
     /** Node's own flags for this run (e.g. --max-semi-space-size), from the command line or NODE_OPTIONS. */
     nodeFlags: [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].filter((f) => f.startsWith('--') && !f.startsWith('--import') && !f.startsWith('--require') && !f.startsWith('--loader')),
     ...(flagsJson ? { flags: tfFlags } : {}),

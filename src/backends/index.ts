@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { takeDeviceFailure } from '../core/reads.js';
 import { rowLanesEnvironmentProblem } from '../ops/kernels-webgpu.js';
+import { installGpuWaitYielding } from './dawn-polling.js';
 import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { describeWasmThreads, installWasmThreads, wasmThreadsInfo } from './wasm-threads.js';
@@ -349,6 +350,7 @@ async function probeAdapterInProcess(): Promise<ChildAnswer> {
     if (!dawnGpu) {
       Object.assign(globalThis, dawn.globals);
       dawnGpu = dawn.create(DAWN_FLAGS);
+      installGpuWaitYielding(); // Dawn's waits for the GPU poll on a timer after a short spin
     }
     const adapter = await withTimeout(
       dawnGpu.requestAdapter({ powerPreference: 'high-performance' }),
@@ -457,6 +459,7 @@ async function loadWebgpuBackend(): Promise<void> {
       const dawn = await loadDawn();
       Object.assign(globalThis, dawn.globals);
       dawnGpu = dawn.create(DAWN_FLAGS);
+      installGpuWaitYielding(); // Dawn's waits for the GPU poll on a timer after a short spin
     } catch (err) {
       fail(`backend 'webgpu' could not be started: the webgpu (Dawn) module failed to load: ${firstLine(err)}`);
     }
