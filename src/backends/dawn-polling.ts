@@ -14,8 +14,8 @@
  * global `setImmediate`) run at once for the first SPIN_POLLS of a wait, so that short waits end
  * as soon as they would, and after that on a 1 ms timer: the same wait took 677–682 ms at an
  * event-loop utilisation of 0.02. A wait thus ends at most about 1 ms after the GPU is done.
- * Every other `setImmediate` (JavaScript callbacks, bound functions, which have names) is
- * passed through untouched. `setGpuWaitYielding(false)` or REVCOL_GPU_WAIT=spin keeps Dawn's
+ * Every other `setImmediate` is passed through untouched: JavaScript callbacks (their source is
+ * not native code), bound functions and named native ones (they have names). `setGpuWaitYielding(false)` or REVCOL_GPU_WAIT=spin keeps Dawn's
  * own polling.
  */
 
@@ -38,6 +38,7 @@ export function setGpuWaitYielding(on: boolean): boolean {
   return old;
 }
 
+/** Whether the waits yield (REVCOL_GPU_WAIT, else setGpuWaitYielding; on by default). */
 export function gpuWaitYielding(): boolean {
   return yielding;
 }
