@@ -3,8 +3,9 @@
 // Reports dispatches per step (all, and the part before the optimizer), per program its
 // dispatches and threads per dispatch (avg/min), revcol's own kernels one by one
 // (dispatchesByKernel), wall ms per step and samples/s, V8's collections in the measured steps
-// (gcMsPerStep); where the adapter has 'timestamp-query', one more step under tf.time gives GPU ms per program (each
-// program then runs in a compute pass of its own, so that step's wall time is not reported).
+// (gcMsPerStep); where the adapter has 'timestamp-query', one more step under tf.time gives GPU
+// ms per program (each program then runs in a compute pass of its own, so that step's wall time
+// is not reported).
 //   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B] [--mode reversible|plain] [--config JSON]
 //     [--steps N] [--length L (text)] [--json] [--software] [--no-timing] [--cpu-profile FILE] [--flags JSON]
 //     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N] [--gemm on|off] [--row-lanes N|auto] [--gpu-wait spin|yield]
