@@ -6,6 +6,7 @@
  * buffer left behind.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { gpuWaitTimedPolls, gpuWaitYielding } from '../src/backends/dawn-polling.js';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -183,9 +184,13 @@ describe.skipIf(!webgpu.available)(`64 × 64-tile products on webgpu against cpu
       // as on a hardware adapter (small sizes: lavapipe is slow); which one wins here says nothing of a GPU
       const before = { tensors: tf.memory().numTensors, data: tf.engine().backend.numDataIds() };
       let tuning!: Awaited<ReturnType<typeof tuneWebgpuGemm>>;
+      const polls = gpuWaitTimedPolls();
       const programs = await programsOf(async () => {
         tuning = await tuneWebgpuGemm({ rows: 2048, reps: 2, rounds: 1 });
       });
+      // timed with dawn.node's own polling (no wait's end put off by the 1 ms timer), then back
+      expect(gpuWaitTimedPolls()).toBe(polls);
+      expect(gpuWaitYielding()).toBe(true);
       expect(tuning).not.toBeNull();
       expect(tuning!.tfjsMs).toBeGreaterThan(0);
       expect(tuning!.gemmMs).toBeGreaterThan(0);
