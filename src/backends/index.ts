@@ -30,6 +30,7 @@ export { DAWN_LOG_ENV } from './quiet-dawn.js';
 export { configureWasmThreads, MAX_WASM_THREADS, THREADS_ENV, type WasmThreadsInfo, wasmThreadsInfo } from './wasm-threads.js';
 export { nativeBlasStatus, setNativeBlas } from './native-blas.js';
 export { type GemmTuning, setWebgpuGemm, webgpuGemmEnabled, webgpuGemmTuning } from './webgpu-gemm.js';
+export { gpuWaitYielding, setGpuWaitYielding } from './dawn-polling.js';
 
 import { BACKEND_NAMES, BACKEND_ORDER, type BackendName, type ConcreteBackendName } from './names.js';
 
