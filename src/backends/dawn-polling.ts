@@ -15,7 +15,8 @@
  * as soon as they would, and after that on a 1 ms timer: the same wait took 677–682 ms at an
  * event-loop utilisation of 0.02. A wait thus ends at most about 1 ms after the GPU is done.
  * Every other `setImmediate` is passed through untouched: JavaScript callbacks (their source is
- * not native code), bound functions and named native ones (they have names). `setGpuWaitYielding(false)` or REVCOL_GPU_WAIT=spin keeps Dawn's
+ * not native code), bound functions and named native ones (they have names). (Another native
+ * module's anonymous callbacks would be taken for polls too: delayed only past 64 in a row.) `setGpuWaitYielding(false)` or REVCOL_GPU_WAIT=spin keeps Dawn's
  * own polling.
  */
 
