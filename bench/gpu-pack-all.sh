@@ -14,8 +14,7 @@
 #   from scratch and from it; the run comes back as $OUT/english-run.tar.xz.part-aa, -ab...
 #   (ENGLISH_EPOCHS; ENGLISH_LIMIT: seconds for the part; ENGLISH_TEXTS=N at pack time: N texts a split, to test)
 # PROFILE_RUNS='--model text-tiny --batch 32;--model revcol-t --batch 64 --cpu-profile $OUT/t.cpuprofile'
-#   replaces the built-in list of gpu-profile runs (a run starting --node-flag=FLAG gives node that flag);
-#   CLI_ARGS='--only spam' narrows the CLI part.
+#   replaces the built-in list of gpu-profile runs; CLI_ARGS='--only spam' narrows the CLI part.
 # Locally on lavapipe: SKIP_GL=1 REVCOL_WEBGPU_SOFTWARE=1 PROFILE_QUICK=1 bash .gpu/run-all.sh profile
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -72,11 +71,8 @@ if [[ ,$parts, == *,profile,* ]]; then
   fi
   for a in "${runs[@]}"; do
     echo "== gpu-profile $a ($((SECONDS - t0)) s)"
-    # a run may start with --node-flag=FLAG: a flag for node itself, not for the bench
-    nodeflags=()
-    if [[ $a == --node-flag=* ]]; then first=${a%% *}; nodeflags=("${first#--node-flag=}"); a=${a#* }; fi
     # shellcheck disable=SC2086
-    timeout "${PROFILE_LIMIT:-90}" "$node" ${nodeflags[@]+"${nodeflags[@]}"} "$here/cli/profile.mjs" $a --json >> "$out/gpu-profile.jsonl" || echo "gpu-profile $a: exit $?" | tee -a "$out/errors.txt"
+    timeout "${PROFILE_LIMIT:-90}" "$node" "$here/cli/profile.mjs" $a --json >> "$out/gpu-profile.jsonl" || echo "gpu-profile $a: exit $?" | tee -a "$out/errors.txt"
   done
 fi
 if [[ ,$parts, == *,train,* ]]; then

@@ -116,6 +116,19 @@ function programName(program: object): string {
   return name;
 }
 
+/** "FusedProgram[layer_norm_l8]" for each of revcol's own program keys, made once per key (the hooks run on every launch). */
+const kernelNames = new Map<string, string>();
+
+function revcolKernelName(className: string, shaderKey: string | undefined): string | undefined {
+  if (typeof shaderKey !== 'string' || !shaderKey.startsWith('revcol_')) return undefined;
+  let kernel = kernelNames.get(shaderKey);
+  if (kernel === undefined) {
+    kernel = `${className}[${shaderKey.slice('revcol_'.length)}]`;
+    kernelNames.set(shaderKey, kernel);
+  }
+  return kernel;
+}
+
 function stop(message: string): never {
   process.stderr.write(`gpu-profile: ${message}\n`);
   process.exit(1);
@@ -177,9 +190,9 @@ async function main(): Promise<void> {
   proto.runWebGPUProgram = function (this: unknown, program: unknown, ...rest: unknown[]) {
     const p = program as { workgroupSize?: number[]; shaderKey?: string };
     const w = p.workgroupSize ?? [1, 1, 1];
-    const ours = typeof p.shaderKey === 'string' && p.shaderKey.startsWith('revcol_');
-    const kernel = ours ? `${programName(p)}[${p.shaderKey!.slice('revcol_'.length)}]` : undefined;
-    programs.push({ name: programName(p), workgroup: (w[0] ?? 1) * (w[1] ?? 1) * (w[2] ?? 1), kernel });
+    const name = programName(p);
+    const kernel = revcolKernelName(name, p.shaderKey);
+    programs.push({ name, workgroup: (w[0] ?? 1) * (w[1] ?? 1) * (w[2] ?? 1), kernel });
     let launched: unknown = program;
     if (namingKernels && kernel) {
       // tfjs names a timed launch by program.constructor.name: a stand-in whose constructor says which kernel
