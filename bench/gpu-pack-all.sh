@@ -57,12 +57,15 @@ if [[ ,$parts, == *,profile,* ]]; then
     # --gemm off|on: tfjs's products or the 64 x 64-tile one (src/backends/webgpu-gemm.ts), same call;
     # the plain-mode run leaves the choice to the backend's start-up timing (recorded as gemmTuning);
     # --row-lanes 64: LayerNorm and softmax rows a workgroup each, as before lanes per row (kernels-webgpu.ts)
+    # --vec4 off: element-wise programs one element a thread, as before four a thread (kernels-webgpu.ts)
     runs=("--model revcol-t --batch 64 --steps 3 --gemm off" "--model revcol-t --batch 64 --steps 3 --gemm on"
           "--model revcol-t --batch 64 --steps 3 --gemm on --row-lanes 64"
+          "--model revcol-t --batch 64 --steps 3 --gemm on --vec4 off"
           "--model revcol-t --batch 64 --mode plain --steps 3"
           "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm off" "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm on"
           "--model text-tiny --batch 32 --steps 3 --gemm off" "--model text-tiny --batch 32 --steps 3 --gemm on"
           "--model text-tiny --batch 32 --steps 3 --gemm on --row-lanes 64"
+          "--model text-tiny --batch 32 --steps 3 --gemm on --vec4 off"
           # --gpu-wait spin: dawn.node's own polling while a read waits (a core at 100%, and its garbage),
           # against revcol's default, a short spin then a 1 ms timer (src/backends/dawn-polling.ts)
           "--model revcol-t --batch 64 --steps 3 --gemm on --gpu-wait spin"

@@ -8,7 +8,7 @@
 // is not reported).
 //   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B] [--mode reversible|plain] [--config JSON]
 //     [--steps N] [--length L (text)] [--json] [--software] [--no-timing] [--cpu-profile FILE] [--flags JSON]
-//     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N] [--gemm on|off] [--row-lanes N|auto] [--gpu-wait spin|yield]
+//     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N] [--gemm on|off] [--row-lanes N|auto] [--vec4 on|off] [--gpu-wait spin|yield]
 // --cpu-profile FILE: V8's sampling profile of the measured steps only (written to FILE, for
 //   Chrome's DevTools), and the functions with the most self time in the JSON (cpuTop): where the
 //   CPU time of a step goes when the GPU waits for it.
@@ -19,6 +19,8 @@
 //   tfjs's (default: REVCOL_WEBGPU_GEMM, else what the backend's start-up timing chose), to compare.
 // --row-lanes N|auto: threads per row of revcol's row programs (LayerNorm, softmax rows;
 //   src/ops/kernels-webgpu.ts): 64 is the first design (a workgroup per row), auto chooses by row length.
+// --vec4 on|off: revcol's element-wise programs take four elements a thread where the sizes allow
+//   (on, the default) or one (off, the first design; src/ops/kernels-webgpu.ts), to compare.
 // --gpu-wait spin|yield: how the host waits for a read: Dawn's own polling (a core at 100%) or
 //   revcol's (src/backends/dawn-polling.ts: a short spin, then a 1 ms timer), to compare.
 // --software (or REVCOL_WEBGPU_SOFTWARE=1) accepts a software adapter such as lavapipe.
@@ -40,7 +42,7 @@ import { gpuWaitTimedPolls, gpuWaitYielding, setGpuWaitYielding } from '../src/b
 import { setBindGroupCaching, setUniformBatching } from '../src/backends/webgpu-dispatch.js';
 import { setWebgpuGemm, webgpuGemmEnabled, webgpuGemmTuning } from '../src/backends/webgpu-gemm.js';
 import { RevcolError } from '../src/core/errors.js';
-import { rowLanes, setWebgpuRowLanes } from '../src/ops/kernels-webgpu.js';
+import { rowLanes, setWebgpuRowLanes, setWebgpuVec4, webgpuVec4 } from '../src/ops/kernels-webgpu.js';
 import { RevColText } from '../src/text/model.js';
 import { getPreset, type TextConfig, validateConfig } from '../src/text/presets.js';
 import { AdamW } from '../src/train/optimizer.js';
@@ -73,6 +75,9 @@ if (gemmFlag !== '' && gemmFlag !== 'on' && gemmFlag !== 'off') throw new Error(
 if (gemmFlag) setWebgpuGemm(gemmFlag === 'on');
 const rowLanesFlag = flag('row-lanes', '');
 if (rowLanesFlag !== '' && rowLanesFlag !== 'auto') setWebgpuRowLanes(Number(rowLanesFlag));
+const vec4Flag = flag('vec4', '');
+if (vec4Flag !== '' && vec4Flag !== 'on' && vec4Flag !== 'off') throw new Error(`--vec4 takes on or off, got ${vec4Flag}`);
+if (vec4Flag) setWebgpuVec4(vec4Flag === 'on');
 const warmup = Number(flag('warmup', '3'));
 /** --gpu-wait spin|yield: Dawn's own polling while a read waits, or revcol's (src/backends/dawn-polling.ts; default yield, or REVCOL_GPU_WAIT). */
 const gpuWait = flag('gpu-wait', '');
@@ -434,6 +439,8 @@ async function main(): Promise<void> {
     gemmTuning: webgpuGemmTuning(),
     /** Threads per row of the row programs, for 64-wide rows (RevCol-T's first stage) and 512-wide ones. */
     rowLanes: { 64: rowLanes(64), 512: rowLanes(512) },
+    /** Whether element-wise programs took four elements a thread where the sizes allow. */
+    vec4: webgpuVec4(),
     warmupSteps: warmup,
     ...(groupsBefore && groupsAfter
       ? {

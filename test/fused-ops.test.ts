@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../src/backends/index.js';
 import '../src/core/engine.js'; // registers tfjs's gradients
 import { RandomStream } from '../src/core/random.js';
-import { rowLanes, rowLanesEnvironmentProblem, setWebgpuRowLanes } from '../src/ops/kernels-webgpu.js';
+import { rowLanes, rowLanesEnvironmentProblem, setWebgpuRowLanes, setWebgpuVec4, vec4Fits, webgpuVec4 } from '../src/ops/kernels-webgpu.js';
 import { adamMoments, adamUpdate, attentionSoftmax, clampMagnitude, columnSum, gelu, hashDropout, hashDropoutMask, layerNorm, rowStats, scaledResidual, setFusedKernels, softmax, unscaleDifference } from '../src/ops/fused.js';
 import { withWasmSimdKernels } from './helpers/wasm-simd.js';
 import { dropoutHash, keepThreshold } from '../src/ops/hash-dropout.js';
@@ -46,7 +46,8 @@ const CASES: Case[] = [
   })),
   // 35 and 10,530 elements: the SIMD kernel's groups of 4 and a JavaScript tail; 4,096 none
   ...[[5, 7], [2, 9, 9, 65], [64, 64]].map((s) => ({ name: `gelu ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => gelu(x) })),
-  ...[[4, 5, 5, 12], [3, 17, 40]].flatMap((s) => {
+  // on webgpu 4 × 5 × 5 × 12 and 3 × 17 × 40 take four elements a thread (vec4), 3 × 5 × 7 one
+  ...[[4, 5, 5, 12], [3, 17, 40], [3, 5, 7]].flatMap((s) => {
     const c = [s[s.length - 1]!];
     return [
       { name: `scaledResidual gamma ${s.join('×')}`, shapes: [s, s, c], grad: [0, 1, 2], f: (x: tf.Tensor, h: tf.Tensor, g: tf.Tensor) => scaledResidual(x, h, g, null) },
@@ -61,8 +62,11 @@ const CASES: Case[] = [
     { name: `columnSum productKeep ${s.join('×')}`, shapes: [s, s], f: (a: tf.Tensor, b: tf.Tensor) => columnSum('productKeep', a, b, tf.tensor1d(keepOf(s[0]!))) },
     { name: `columnSum normed ${s.join('×')}`, shapes: [s, s], f: (a: tf.Tensor, b: tf.Tensor) => columnSum('normed', a, b, rowStats(b, 1e-6)) },
   ]),
+  // drop path alone over rows of 3: four elements a thread span channels (webgpu)
+  { name: 'scaledResidual keep 4×2×2×3', shapes: [[4, 2, 2, 3], [4, 2, 2, 3]], grad: [0, 1], f: (x: tf.Tensor, h: tf.Tensor) => scaledResidual(x, h, null, tf.tensor1d(keepOf(4))) },
   // the reference is the mask made in JS and multiplied in: the kernels must draw the same mask
-  ...[[5, 7], [3, 70, 129]].flatMap((s) => [
+  // (3 × 70 × 128: four elements a thread on webgpu, each with its own draw)
+  ...[[5, 7], [3, 70, 129], [3, 70, 128]].flatMap((s) => [
     { name: `dropout keep 0.9 ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => hashDropout(x, 12345, 0.9) },
     { name: `dropout keep 0.5 seed 2³²−1 ${s.join('×')}`, shapes: [s], grad: [0], f: (x: tf.Tensor) => hashDropout(x, 0xffffffff, 0.5) },
   ]),
@@ -164,6 +168,34 @@ describe('lanes per row of the webgpu row programs', () => {
       setWebgpuRowLanes(null);
       if (old === undefined) delete process.env.REVCOL_WEBGPU_ROW_LANES;
       else process.env.REVCOL_WEBGPU_ROW_LANES = old;
+    }
+  });
+});
+
+describe('four elements a thread in the webgpu element-wise programs', () => {
+  it('where every vec4 stays inside one channel run and one sample, and REVCOL_WEBGPU_VEC4=0 or setWebgpuVec4 turns it off', () => {
+    expect(vec4Fits(48, ['full', 'full'], {})).toBe(true);
+    expect(vec4Fits(35, ['full'], {})).toBe(false);
+    expect(vec4Fits(48, ['full', 'channel'], { cols: 12 })).toBe(true);
+    expect(vec4Fits(48, ['full', 'channel'], { cols: 6 })).toBe(false);
+    expect(vec4Fits(48, ['full', 'sample'], { perSample: 12 })).toBe(true);
+    expect(vec4Fits(48, ['full', 'sample'], { perSample: 6 })).toBe(false);
+    expect(vec4Fits(48, ['full', 'other'], {})).toBe(false);
+    const env = process.env.REVCOL_WEBGPU_VEC4;
+    try {
+      delete process.env.REVCOL_WEBGPU_VEC4;
+      setWebgpuVec4(null);
+      expect(webgpuVec4()).toBe(true);
+      process.env.REVCOL_WEBGPU_VEC4 = '0';
+      expect(webgpuVec4()).toBe(true); // read once: not at every launch
+      setWebgpuVec4(null);
+      expect(webgpuVec4()).toBe(false);
+      expect(setWebgpuVec4(true)).toBe(false);
+      expect(webgpuVec4()).toBe(true);
+    } finally {
+      if (env === undefined) delete process.env.REVCOL_WEBGPU_VEC4;
+      else process.env.REVCOL_WEBGPU_VEC4 = env;
+      setWebgpuVec4(null);
     }
   });
 });
@@ -299,6 +331,41 @@ for (const backend of BACKENDS) {
           } finally {
             setWebgpuRowLanes(null);
           }
+        }
+      });
+    }
+
+    if (backend.name === 'webgpu') {
+      it('take four elements a thread where the sizes allow, and one where not or when told, with the composed ops\' values either way', async () => {
+        const flat = CASES.filter((k) => ['gelu', 'scaledResidual', 'unscaleDifference', 'dropout', 'clampMagnitude'].some((p) => k.name.startsWith(p)));
+        await useBackend('webgpu');
+        const gpu = tf.backend() as unknown as { runWebGPUProgram: (program: { shaderKey?: string }, ...rest: unknown[]) => unknown };
+        const run = gpu.runWebGPUProgram;
+        const keys: string[] = [];
+        gpu.runWebGPUProgram = function (this: unknown, program, ...rest) {
+          if (program.shaderKey?.startsWith('revcol_')) keys.push(program.shaderKey);
+          return run.call(this, program, ...rest);
+        };
+        try {
+          for (const on of [true, false]) {
+            setWebgpuVec4(on);
+            for (const c of flat) {
+              keys.length = 0;
+              const expected = await reference(c);
+              await useBackend('webgpu');
+              const actual = await evaluate(c, 7);
+              expectClose(actual.value, expected.value, `${c.name} value, vec4 ${on}`, 2e-5);
+              actual.grads.forEach((g, i) => expectClose(g, expected.grads[i]!, `${c.name} gradient ${i}, vec4 ${on}`, 5e-5));
+              const elements = c.shapes[0]!.reduce((a, b) => a * b, 1);
+              const channels = c.shapes[0]![c.shapes[0]!.length - 1]!;
+              // the forward kernel: four a thread exactly when on and every read fits a vec4
+              const fits = on && elements % 4 === 0 && (!/gamma|unscale/.test(c.name) || channels % 4 === 0);
+              expect(keys[0]?.endsWith('_v4'), `${c.name}: ${keys.join(', ')}`).toBe(fits);
+            }
+          }
+        } finally {
+          setWebgpuVec4(null);
+          gpu.runWebGPUProgram = run;
         }
       });
     }

@@ -31,6 +31,8 @@ export { configureWasmThreads, MAX_WASM_THREADS, THREADS_ENV, type WasmThreadsIn
 export { nativeBlasStatus, setNativeBlas } from './native-blas.js';
 export { type GemmTuning, setWebgpuGemm, webgpuGemmEnabled, webgpuGemmTuning } from './webgpu-gemm.js';
 export { gpuWaitYielding, setGpuWaitYielding } from './dawn-polling.js';
+// the webgpu element-wise and row programs' forms, to compare on a GPU (docs/kernels.md)
+export { setWebgpuRowLanes, setWebgpuVec4, webgpuVec4 } from '../ops/kernels-webgpu.js';
 
 import { BACKEND_NAMES, BACKEND_ORDER, type BackendName, type ConcreteBackendName } from './names.js';
 

@@ -2,7 +2,8 @@
  * The fused kernels as WebGPU programs, run through tfjs-backend-webgpu's own program runner
  * (so they queue, batch and free buffers like its kernels). Tensors are seen as rows × C
  * (C the last axis). Three shapes of program:
- *  - element-wise: one thread per element (workgroups of 256);
+ *  - element-wise: one thread per element (workgroups of 256), or per 4 elements as vec4 where
+ *    the sizes allow (`vec4Fits`);
  *  - per row: a workgroup of 64 threads takes 64 / L rows, L lanes to a row (L from the row's
  *    length, `rowLanes`), reducing in workgroup memory (LayerNorm, softmax rows);
  *  - column sums: webgpu-column-sum.ts's tiled reduction over rows, without a transpose, of
@@ -79,9 +80,9 @@ export function setWebgpuRowLanes(lanes: number | null): void {
   if (lanes === null) laneEnvironmentRead = undefined;
 }
 
-// A&S 7.1.26, as kernels-cpu.ts
+// A&S 7.1.26, as kernels-cpu.ts; over RevcolT, the element type (f32, or vec4<f32> four elements a thread)
 const ERF_WGSL = `
-fn revcolErf(v : f32) -> f32 {
+fn revcolErf(v : RevcolT) -> RevcolT {
   let a = abs(v);
   let t = 1.0 / (1.0 + 0.3275911 * a);
   let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
@@ -105,6 +106,11 @@ interface ProgramSpec {
   /** Threads that share a row (rows layout): 64 / lanes rows to a workgroup. */
   lanes?: number;
   /**
+   * Flat layout, four elements a thread: the output and the inputs with 4 components are bound
+   * as vec4 arrays, those with 1 as f32 (per-sample factors); `index` counts vec4s.
+   */
+  components?: number[];
+  /**
    * WGSL: helper functions and `fn main(index : i32) {...}`. A function: tfjs asks for the
    * source only when it compiles the pipeline (once per key), and building it costs more than
    * the rest of a launch's JavaScript here.
@@ -122,6 +128,9 @@ class FusedProgram {
   workgroupSize: [number, number, number];
   uniforms: string;
   size = true;
+  /** tfjs declares the output (and, without variableComponents, every input) with this many components. */
+  outputComponent?: number;
+  variableComponents?: number[];
   private readonly code: () => string;
   constructor(spec: ProgramSpec) {
     this.variableNames = spec.inputs;
@@ -134,7 +143,12 @@ class FusedProgram {
       this.workgroupSize = [ROW_THREADS, 1, 1];
       this.dispatch = [Math.max(1, Math.ceil(spec.outputShape[0]! / (ROW_THREADS / spec.lanes!))), 1, 1];
     } else {
-      const total = spec.outputShape.reduce((a, b) => a * b, 1);
+      const perThread = spec.components ? 4 : 1;
+      if (spec.components) {
+        this.outputComponent = 4;
+        this.variableComponents = spec.components;
+      }
+      const total = spec.outputShape.reduce((a, b) => a * b, 1) / perThread;
       this.workgroupSize = [FLAT_THREADS, 1, 1];
       this.dispatch = [Math.max(1, Math.ceil(total / FLAT_THREADS)), 1, 1];
     }
@@ -389,17 +403,96 @@ function columnSum(backend: WebgpuBackendLike, mode: ColumnSumAttrs['mode'], inf
 
 // --- element-wise programs -------------------------------------------------------------------
 
-function elementwise(backend: WebgpuBackendLike, key: string, inputs: Array<[string, TensorInfo]>, uniforms: string, values: Uniform[], expression: string, helpers = ''): TensorInfo {
+/**
+ * How an element-wise program reads an input at output element i: `full` (the input has the
+ * output's size: [i]), `channel` (one value per channel of the last axis: [i % cols]) or `sample`
+ * (one value per sample, each covering perSample consecutive elements: [i / perSample]), or
+ * `other` (an index of the program's own: the program keeps one element a thread).
+ */
+type Access = 'full' | 'channel' | 'sample' | 'other';
+
+interface Indexing {
+  /** Length of the last axis, for `channel` inputs. */
+  cols?: number;
+  /** Elements per sample, for `sample` inputs. */
+  perSample?: number;
+}
+
+let vec4Override: boolean | null = null;
+/** REVCOL_WEBGPU_VEC4 as last read (undefined: to be read again); see rowLanes for why not on every launch. */
+let vec4EnvironmentRead: boolean | undefined;
+
+/** Whether element-wise programs take four elements a thread where the sizes allow: setWebgpuVec4, else REVCOL_WEBGPU_VEC4 (0 turns it off), else on. */
+export function webgpuVec4(): boolean {
+  if (vec4Override !== null) return vec4Override;
+  if (vec4EnvironmentRead === undefined) vec4EnvironmentRead = process.env.REVCOL_WEBGPU_VEC4 !== '0';
+  return vec4EnvironmentRead;
+}
+
+/** Four elements a thread on (true), off (false; one a thread, the first design), or back to REVCOL_WEBGPU_VEC4, read again (null). Returns the setting before. */
+export function setWebgpuVec4(on: boolean | null): boolean {
+  const before = webgpuVec4();
+  vec4Override = on;
+  if (on === null) vec4EnvironmentRead = undefined;
+  return before;
+}
+
+/**
+ * Whether a program over `total` elements can take them four a thread: every vec4 a thread
+ * reads must lie inside one channel run of 4 (`channel` inputs: cols a multiple of 4) and one
+ * sample (`sample` inputs: perSample a multiple of 4).
+ */
+export function vec4Fits(total: number, accesses: readonly Access[], indexing: Indexing): boolean {
+  if (total % 4 !== 0 || accesses.includes('other')) return false;
+  if (accesses.includes('channel') && (indexing.cols ?? 0) % 4 !== 0) return false;
+  if (accesses.includes('sample') && (indexing.perSample ?? 0) % 4 !== 0) return false;
+  return true;
+}
+
+/**
+ * One thread per element (or per four, as vec4, where `vec4Fits`): \`expression\` is WGSL of the
+ * element \`index\`, reading inputs as NAME[index], channel ones as NAME[index % uniforms.cols]
+ * and sample ones as NAME[index / uniforms.perSample]; the same text serves both forms, since
+ * with vec4 \`index\` counts vec4s and cols and perSample are passed in vec4s (a sample input
+ * stays f32, one factor for all four). Element-typed literals go through RevcolT (f32 or
+ * vec4<f32>), e.g. RevcolT(0.0).
+ */
+function elementwise(
+  backend: WebgpuBackendLike,
+  key: string,
+  inputs: Array<[string, TensorInfo, Access?]>,
+  uniforms: string,
+  values: Uniform[],
+  expression: string,
+  helpers: string | ((vec4: boolean) => string) = '',
+  indexing: Indexing = {},
+): TensorInfo {
   const shape = [...inputs[0]![1].shape];
+  const total = size(shape);
+  const accesses = inputs.map(([, , access]) => access ?? 'full');
+  const vec4 = webgpuVec4() && vec4Fits(total, accesses, indexing);
+  const per = vec4 ? 4 : 1;
+  const indexUniforms: Uniform[] = [];
+  let indexFields = '';
+  if (indexing.cols !== undefined) {
+    indexFields += 'cols : i32, ';
+    indexUniforms.push(int(indexing.cols / per));
+  }
+  if (indexing.perSample !== undefined) {
+    indexFields += 'perSample : i32, ';
+    indexUniforms.push(int(indexing.perSample / per));
+  }
   const out = run(
     backend,
     {
-      key,
+      key: vec4 ? `${key}_v4` : key,
       inputs: inputs.map(([name]) => name),
-      outputShape: [size(shape)],
-      uniforms,
+      outputShape: [total],
+      uniforms: indexFields + uniforms,
       layout: 'flat',
-      code: () => `${helpers}
+      components: vec4 ? accesses.map((a) => (a === 'sample' ? 1 : 4)) : undefined,
+      code: () => `alias RevcolT = ${vec4 ? 'vec4<f32>' : 'f32'};
+${typeof helpers === 'string' ? helpers : helpers(vec4)}
 fn main(index : i32) {
   if (index < uniforms.size) {
     result[index] = ${expression};
@@ -407,28 +500,29 @@ fn main(index : i32) {
 }`,
     },
     inputs.map(([, t]) => view(t, [size(t.shape)])),
-    values,
+    [...indexUniforms, ...values],
   );
   return view(out, shape);
 }
 
 /** x + h·gamma[c]·keep[sample], or without x (the branch's gradient), gamma or keep. */
 function scaled(backend: WebgpuBackendLike, x: TensorInfo | undefined, h: TensorInfo, gamma: TensorInfo | undefined, keep: TensorInfo | undefined): TensorInfo {
-  const inputs: Array<[string, TensorInfo]> = [['H', h]];
+  const inputs: Array<[string, TensorInfo, Access?]> = [['H', h]];
   let term = 'H[index]';
   if (gamma) {
-    inputs.push(['Gamma', gamma]);
+    inputs.push(['Gamma', gamma, 'channel']);
     term += ' * Gamma[index % uniforms.cols]';
   }
   if (keep) {
-    inputs.push(['K', keep]);
+    inputs.push(['K', keep, 'sample']);
     term += ' * K[index / uniforms.perSample]';
   }
   if (x) inputs.unshift(['X', x]);
   const key = `scaled_${x ? 'res' : 'branch'}_${gamma ? 'g' : ''}${keep ? 'k' : ''}`;
-  const total = size(h.shape);
-  const perSample = keep ? total / size(keep.shape) : total;
-  return elementwise(backend, key, inputs, 'cols : i32, perSample : i32,', [int(lastDim(h.shape)), int(perSample)], x ? `X[index] + ${term}` : term);
+  const indexing: Indexing = {};
+  if (gamma) indexing.cols = lastDim(h.shape);
+  if (keep) indexing.perSample = size(h.shape) / size(keep.shape);
+  return elementwise(backend, key, inputs, '', [], x ? `X[index] + ${term}` : term, '', indexing);
 }
 
 // --- registration ----------------------------------------------------------------------------
@@ -460,13 +554,13 @@ const webgpuKernels: Record<string, (args: Args) => TensorInfo> = {
   [KERNELS.scaledResidual]: ({ inputs: { x, h, gamma, keep }, backend }) => scaled(backend, x!, h!, gamma, keep),
   [KERNELS.channelScale]: ({ inputs: { h, gamma, keep }, backend }) => scaled(backend, undefined, h!, gamma, keep),
   [KERNELS.unscaleDifference]: ({ inputs: { x, f, s }, backend }) =>
-    elementwise(backend, 'unscale_difference', [['X', x!], ['F', f!], ['S', s!]], 'cols : i32,', [int(lastDim(x!.shape))], '(X[index] - F[index]) / S[index % uniforms.cols]'),
+    elementwise(backend, 'unscale_difference', [['X', x!], ['F', f!], ['S', s!, 'channel']], '', [], '(X[index] - F[index]) / S[index % uniforms.cols]', '', { cols: lastDim(x!.shape) }),
   // both moments in one launch: thread i < n writes m, thread n + i writes v (packed [2, n])
   [KERNELS.adamMoments]: ({ inputs: { mv, g, scale }, attrs, backend }) => {
     const { beta1, beta2 } = attrs as unknown as AdamMomentsAttrs;
     const grad = scale ? '(G[index % uniforms.n] * S[0])' : 'G[index % uniforms.n]';
-    const inputs: Array<[string, TensorInfo]> = [['MV', mv!], ['G', g!]];
-    if (scale) inputs.push(['S', scale]);
+    const inputs: Array<[string, TensorInfo, Access?]> = [['MV', mv!], ['G', g!, 'other']];
+    if (scale) inputs.push(['S', scale, 'other']);
     return elementwise(
       backend,
       scale ? 'adam_moments_scaled' : 'adam_moments',
@@ -483,14 +577,14 @@ const webgpuKernels: Record<string, (args: Args) => TensorInfo> = {
     return elementwise(
       backend,
       'adam_update',
-      [['P', p!], ['MV', mv!]],
+      [['P', p!], ['MV', mv!, 'other']],
       'n : i32, stepSize : f32, sqrtCorr2 : f32, eps : f32, decay : f32,',
       [int(size(p!.shape)), float(stepSize), float(sqrtCorr2), float(eps), float(decay)],
       'P[index] * uniforms.decay - uniforms.stepSize * MV[index] / (sqrt(MV[uniforms.n + index]) / uniforms.sqrtCorr2 + uniforms.eps)',
     );
   },
   [KERNELS.clampMagnitude]: ({ inputs: { x }, attrs, backend }) =>
-    elementwise(backend, 'clamp_magnitude', [['X', x!]], 'min : f32,', [float(attrs.min as number)], 'sign(X[index]) * max(abs(X[index]), uniforms.min)'),
+    elementwise(backend, 'clamp_magnitude', [['X', x!]], 'min : f32,', [float(attrs.min as number)], 'sign(X[index]) * max(abs(X[index]), RevcolT(uniforms.min))'),
   // seed and threshold are 32-bit unsigned: passed as int32 bits, read back with bitcast
   [KERNELS.dropout]: ({ inputs: { x }, attrs, backend }) => {
     const { seed, keep } = attrs as unknown as DropoutAttrs;
@@ -500,8 +594,19 @@ const webgpuKernels: Record<string, (args: Args) => TensorInfo> = {
       [['X', x!]],
       'seed : i32, threshold : i32, scale : f32,',
       [int(seed | 0), int(keepThreshold(keep) | 0), float(keptScale(keep))],
-      'select(0.0, X[index] * uniforms.scale, revcolDropoutHash(bitcast<u32>(uniforms.seed), u32(index)) < bitcast<u32>(uniforms.threshold))',
-      DROPOUT_HASH_WGSL,
+      'select(RevcolT(0.0), X[index] * uniforms.scale, revcolKept(index))',
+      (vec4) => `${DROPOUT_HASH_WGSL}
+fn revcolKeptAt(element : u32) -> bool {
+  return revcolDropoutHash(bitcast<u32>(uniforms.seed), element) < bitcast<u32>(uniforms.threshold);
+}
+${
+  vec4
+    ? `fn revcolKept(index : i32) -> vec4<bool> {
+  let e = u32(index) * 4u;
+  return vec4<bool>(revcolKeptAt(e), revcolKeptAt(e + 1u), revcolKeptAt(e + 2u), revcolKeptAt(e + 3u));
+}`
+    : `fn revcolKept(index : i32) -> bool { return revcolKeptAt(u32(index)); }`
+}`,
     );
   },
 };
