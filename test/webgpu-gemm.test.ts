@@ -197,9 +197,32 @@ describe.skipIf(!webgpu.available)(`64 × 64-tile products on webgpu against cpu
       expect(tuning!.agrees).toBe(true);
       expect(tuning!.gpuError).toBeUndefined();
       expect(tuning!.totalMs).toBeGreaterThanOrEqual(tuning!.tfjsMs + tuning!.gemmMs);
-      expect(tuning!.chosen).toBe(tuning!.gemmMs <= 0.9 * tuning!.tfjsMs);
+      // each form a training step makes is timed and chosen apart: this kernel where ≥ 10% faster
+      expect(Object.keys(tuning!.forms).sort()).toEqual(['nn', 'nt', 'tn']);
+      for (const [form, t] of Object.entries(tuning!.forms)) {
+        expect(t.tfjsMs, form).toBeGreaterThan(0);
+        expect(t.gemmMs, form).toBeGreaterThan(0);
+        expect(t.agrees, form).toBe(true);
+        expect(t.chosen, form).toBe(t.gemmMs <= 0.9 * t.tfjsMs);
+        expect(webgpuGemmEnabled(form as 'nn' | 'nt' | 'tn'), form).toBe(t.chosen);
+      }
+      expect(tuning!.tfjsMs).toBeCloseTo(tuning!.forms.nn.tfjsMs + tuning!.forms.nt.tfjsMs + tuning!.forms.tn.tfjsMs, 2);
+      expect(tuning!.chosen).toBe(Object.values(tuning!.forms).some((t) => t.chosen));
       expect(webgpuGemmTuning()).toEqual(tuning);
       expect(webgpuGemmEnabled()).toBe(tuning!.chosen);
+      expect(webgpuGemmEnabled('tt')).toBe(false); // not timed: tfjs's
+      // a product of each form afterwards takes the kernel its form chose
+      for (const [form, [ta, tb]] of [['nn', [false, false]], ['nt', [false, true]], ['tn', [true, false]]] as const) {
+        const a = tf.ones(ta ? [64, 2048] : [2048, 64]);
+        const b = tf.ones(tb ? [512, 64] : [64, 512]);
+        const ran = await programsOf(async () => {
+          const p = tf.matMul(a, b, ta, tb);
+          await p.data();
+          p.dispose();
+        });
+        tf.dispose([a, b]);
+        expect(gemmRuns(ran) > 0, `${form}: ${ran.join(', ')}`).toBe(tuning!.forms[form].chosen);
+      }
       // both kernels ran: x·w (2,048 × 512: 256 tiles) takes the new one when it is timed
       expect(gemmRuns(programs)).toBeGreaterThan(0);
       expect(programs.filter((p) => p.startsWith('MatMul')).length).toBeGreaterThan(0);

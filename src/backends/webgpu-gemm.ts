@@ -11,9 +11,12 @@
  * consecutive addresses whatever the operands' transposes. A bias over the output's columns
  * (tf.fused.matMul without an activation) is added as the tile is written.
  *
- * Chosen by measurement on each GPU: when the webgpu backend starts on a hardware adapter,
- * `tuneWebgpuGemm` times both kernels on two products shaped like a ConvNeXt MLP's (3 rounds of
- * 10 each) and keeps this one only where it is at least 10% faster. `REVCOL_WEBGPU_GEMM=1`
+ * Chosen by measurement on each GPU, for each transpose form apart: when the webgpu backend
+ * starts on a hardware adapter, `tuneWebgpuGemm` times both kernels on three products shaped
+ * like a ConvNeXt MLP's, one of each form a training step makes (x·W forward, dy·Wᵀ for the
+ * input gradient, the split weight gradient's partial xᵀ·dy; 3 rounds of 10 each), and this one
+ * takes a form only where it is at least 10% faster on it (tfjs reads a transposed b without
+ * vec4, so the forms can come out differently). `REVCOL_WEBGPU_GEMM=1`
  * or `0` (or `setWebgpuGemm`) decides without timing; software adapters (lavapipe, which runs
  * shaders on the CPU and says nothing of a GPU's speed) keep tfjs's unless told.
  *
@@ -55,9 +58,23 @@ function fromEnvironment(): boolean | null {
   return environmentRead;
 }
 
-/** Whether products go to this kernel: setWebgpuGemm, else REVCOL_WEBGPU_GEMM, else the tuning, else off. */
-export function webgpuGemmEnabled(): boolean {
-  return timing ?? enabled ?? fromEnvironment() ?? tuned?.chosen ?? false;
+/** A product's transpose form: a then b, n untransposed, t transposed. */
+export type GemmForm = 'nn' | 'nt' | 'tn' | 'tt';
+
+export function gemmForm(transposeA: boolean, transposeB: boolean): GemmForm {
+  return `${transposeA ? 't' : 'n'}${transposeB ? 't' : 'n'}` as GemmForm;
+}
+
+/**
+ * Whether products (of `form`, or of any form when none is named) go to this kernel:
+ * setWebgpuGemm, else REVCOL_WEBGPU_GEMM, else the tuning's choice for the form, else off. The
+ * tuning times nn, nt and tn (the forms a training step makes); tt stays with tfjs unless told.
+ */
+export function webgpuGemmEnabled(form?: GemmForm): boolean {
+  const decided = timing ?? enabled ?? fromEnvironment();
+  if (decided !== null) return decided;
+  if (!tuned) return false;
+  return form === undefined ? tuned.chosen : tuned.forms[form as TimedForm]?.chosen ?? false;
 }
 
 /** Turns the kernel on or off for the products that follow (null: back to the environment's, read again, or the tuning's choice). */
@@ -66,16 +83,32 @@ export function setWebgpuGemm(on: boolean | null): void {
   if (on === null) environmentRead = undefined;
 }
 
-export interface GemmTuning {
-  /** Milliseconds for the timed products with tfjs's kernel and with this one (best of the rounds). */
+/** The forms the start-up timing measures. */
+type TimedForm = 'nn' | 'nt' | 'tn';
+const TIMED_FORMS: readonly TimedForm[] = ['nn', 'nt', 'tn'];
+
+export interface GemmFormTiming {
+  /** Milliseconds for 10 products of the form with tfjs's kernel and with this one (best of the rounds). */
   tfjsMs: number;
   gemmMs: number;
-  /** Whether the two kernels' results agreed (first rows of both products, to 1e-4 of their largest value) with no GPU error. */
+  /** Whether the two kernels' first rows agreed, to 1e-4 of their largest value. */
+  agrees: boolean;
+  /** Whether this kernel takes the form: the whole timing agrees and it is at least 10% faster here. */
+  chosen: boolean;
+}
+
+export interface GemmTuning {
+  /** Milliseconds for all the timed products with tfjs's kernel and with this one (sums over the forms). */
+  tfjsMs: number;
+  gemmMs: number;
+  /** Whether the two kernels' results agreed on every form, with no GPU error. */
   agrees: boolean;
   /** The first GPU error the timing raised (kept in an error scope, so it does not stop later training), if any. */
   gpuError?: string;
-  /** Whether this kernel was kept: it agrees and is at least 10% faster. */
+  /** Whether this kernel was kept for any form. */
   chosen: boolean;
+  /** Each form's timing and choice: x·W (nn), dy·Wᵀ (nt), the split weight gradient's partial xᵀ·dy (tn). */
+  forms: Record<TimedForm, GemmFormTiming>;
   /** Wall milliseconds the whole timing took (shader compilation included): what it adds to a start. */
   totalMs: number;
 }
@@ -96,7 +129,7 @@ export async function tuneWebgpuGemm(options: { software?: boolean; rows?: numbe
   tuned = null;
   environmentRead = undefined; // a start reads the environment afresh
   if (options.software || enabled !== null || fromEnvironment() !== null || tf.getBackend() !== 'webgpu') return null;
-  const rows = options.rows ?? 16384;
+  const rows = Math.ceil((options.rows ?? 16384) / 16) * 16; // 16 slices for the weight gradient's form
   const reps = options.reps ?? 10;
   const rounds = options.rounds ?? 3;
   const began = performance.now();
@@ -114,22 +147,32 @@ export async function tuneWebgpuGemm(options: { software?: boolean; rows?: numbe
     }
     return first;
   };
-  // A ConvNeXt MLP's two products at RevCol-T's level-1 width: x·W1 and the input gradient dy·W1ᵀ.
-  // Values made on the GPU (random ones would be drawn in JavaScript and uploaded: ~10⁷ of them).
-  const wave = (shape: [number, number], step: number) => tf.tidy(() => tf.reshape(tf.sin(tf.mul(tf.range(0, shape[0] * shape[1], 1, 'float32'), step)), shape));
+  // A ConvNeXt MLP's products at RevCol-T's level-1 width: x·W1, the input gradient dy·W1ᵀ, and
+  // the weight gradient's partial products as webgpu-matmul.ts splits it (16 slices of rows,
+  // [16, rows/16, 128]ᵀ·[16, rows/16, 512]: 256 tiles). Values made on the GPU (random ones would
+  // be drawn in JavaScript and uploaded: ~10⁷ of them).
+  const wave = (shape: number[], step: number) => tf.tidy(() => tf.reshape(tf.sin(tf.mul(tf.range(0, shape.reduce((p, q) => p * q, 1), 1, 'float32'), step)), shape));
+  const slices = 16;
   const x = wave([rows, 128], 0.37);
   const w = wave([128, 512], 0.53);
   const dy = wave([rows, 512], 0.71);
-  // The first two rows of both products: small to read back, enough to compare the kernels.
-  const run = () => tf.tidy(() => tf.concat([tf.slice(tf.matMul(x, w), [0, 0], [2, 512]), tf.slice(tf.matMul(dy, w, false, true), [0, 0], [2, 128])], 1));
-  const firstRows: Float32Array[] = [];
-  const once = async (gemm: boolean): Promise<number> => {
+  const xs = tf.reshape(x, [slices, rows / slices, 128]);
+  const dys = tf.reshape(dy, [slices, rows / slices, 512]);
+  // Each form's first two rows (small to read back, enough to compare the kernels).
+  const products: Record<TimedForm, () => tf.Tensor> = {
+    nn: () => tf.tidy(() => tf.slice(tf.matMul(x, w), [0, 0], [2, 512])),
+    nt: () => tf.tidy(() => tf.slice(tf.matMul(dy, w, false, true), [0, 0], [2, 128])),
+    tn: () => tf.tidy(() => tf.slice(tf.matMul(xs, dys, true, false), [0, 0, 0], [1, 2, 512])),
+  };
+  const firstRows: Record<TimedForm, Float32Array[]> = { nn: [], nt: [], tn: [] };
+  const once = async (form: TimedForm, gemm: boolean): Promise<number> => {
     timing = gemm;
     try {
+      const run = products[form];
       const warm = run();
       const values = (await warm.data()) as Float32Array;
       warm.dispose();
-      if (firstRows.length < 2) firstRows.push(values);
+      if (firstRows[form].length < 2) firstRows[form].push(values);
       const started = performance.now();
       const outs: tf.Tensor[] = [];
       for (let i = 0; i < reps; i++) outs.push(run());
@@ -142,33 +185,41 @@ export async function tuneWebgpuGemm(options: { software?: boolean; rows?: numbe
       timing = null;
     }
   };
-  let tfjsMs = Infinity;
-  let gemmMs = Infinity;
+  const best = Object.fromEntries(TIMED_FORMS.map((f) => [f, { tfjs: Infinity, gemm: Infinity }])) as Record<TimedForm, { tfjs: number; gemm: number }>;
   let failed = false;
   // a round can take about a millisecond on a large GPU: the end of each wait is seen at once
   // (dawn.node's own polling), not on the 1 ms timer the waits otherwise go to (dawn-polling.ts)
   const yielding = setGpuWaitYielding(false);
   try {
     for (let r = 0; r < rounds; r++) {
-      tfjsMs = Math.min(tfjsMs, await once(false));
-      gemmMs = Math.min(gemmMs, await once(true));
+      for (const form of TIMED_FORMS) {
+        best[form].tfjs = Math.min(best[form].tfjs, await once(form, false));
+        best[form].gemm = Math.min(best[form].gemm, await once(form, true));
+      }
     }
   } catch {
     failed = true;
   } finally {
     setGpuWaitYielding(yielding);
-    x.dispose();
-    w.dispose();
-    dy.dispose();
+    tf.dispose([x, w, dy, xs, dys]);
   }
   const gpuError = await popScopes().catch(() => 'the error scopes could not be read');
   if (failed) return null;
-  const [expected, actual] = firstRows as [Float32Array, Float32Array];
-  const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  const agrees = gpuError === undefined && expected.every((v, i) => Math.abs(v - actual[i]!) <= 1e-4 * scale);
   const round = (ms: number) => Math.round(ms * 1000) / 1000;
+  const formAgrees = (form: TimedForm): boolean => {
+    const [expected, actual] = firstRows[form] as [Float32Array, Float32Array];
+    const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    return expected.every((v, i) => Math.abs(v - actual[i]!) <= 1e-4 * scale);
+  };
+  const agreement = Object.fromEntries(TIMED_FORMS.map((f) => [f, formAgrees(f)])) as Record<TimedForm, boolean>;
+  // a disagreement or a GPU error anywhere says the kernel is not to be trusted on this GPU: no form takes it
+  const agrees = gpuError === undefined && TIMED_FORMS.every((f) => agreement[f]);
+  const forms = Object.fromEntries(
+    TIMED_FORMS.map((f) => [f, { tfjsMs: round(best[f].tfjs), gemmMs: round(best[f].gemm), agrees: agreement[f], chosen: agrees && best[f].gemm <= 0.9 * best[f].tfjs }]),
+  ) as Record<TimedForm, GemmFormTiming>;
+  const sum = (side: 'tfjs' | 'gemm') => TIMED_FORMS.reduce((t, f) => t + best[f][side], 0);
   tuned = {
-    tfjsMs: round(tfjsMs), gemmMs: round(gemmMs), agrees, chosen: agrees && gemmMs <= 0.9 * tfjsMs, totalMs: round(performance.now() - began),
+    tfjsMs: round(sum('tfjs')), gemmMs: round(sum('gemm')), agrees, chosen: TIMED_FORMS.some((f) => forms[f].chosen), forms, totalMs: round(performance.now() - began),
     ...(gpuError === undefined ? {} : { gpuError }),
   };
   return tuned;
@@ -342,7 +393,7 @@ export function runGemm(
   transposeB: boolean,
   bias?: TensorInfo,
 ): TensorInfo | null {
-  if (!webgpuGemmEnabled()) return null;
+  if (!webgpuGemmEnabled(gemmForm(transposeA, transposeB))) return null;
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || (bias && bias.dtype !== 'float32')) return null;
   const plan = planGemm(a.shape, b.shape, transposeA, transposeB);
   if (!plan || !gemmWorthIt(plan)) return null;
