@@ -54,23 +54,19 @@ if [[ ,$parts, == *,profile,* ]]; then
   elif [ -n "${PROFILE_QUICK:-}" ]; then
     runs=("--model revcol-nano-32 --batch 4 --steps 1" "--model text-micro --batch 2 --length 32 --steps 1")
   else
-    # --gemm off|on: tfjs's products or the 64 x 64-tile one (src/backends/webgpu-gemm.ts), same call;
-    # the plain-mode run leaves the choice to the backend's start-up timing (recorded as gemmTuning);
-    # --row-lanes 64: LayerNorm and softmax rows a workgroup each, as before lanes per row (kernels-webgpu.ts)
-    # --vec4 off: element-wise programs one element a thread, as before four a thread (kernels-webgpu.ts)
-    runs=("--model revcol-t --batch 64 --steps 3 --gemm off" "--model revcol-t --batch 64 --steps 3 --gemm on"
-          "--model revcol-t --batch 64 --steps 3 --gemm on --row-lanes 64"
-          "--model revcol-t --batch 64 --steps 3 --gemm on --vec4 off"
-          "--model revcol-t --batch 64 --mode plain --steps 3"
-          "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm off" "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm on"
-          "--model text-tiny --batch 32 --steps 3 --gemm off" "--model text-tiny --batch 32 --steps 3 --gemm on"
-          "--model text-tiny --batch 32 --steps 3 --gemm on --row-lanes 64"
-          "--model text-tiny --batch 32 --steps 3 --gemm on --vec4 off"
-          # --gpu-wait spin: dawn.node's own polling while a read waits (a core at 100%, and its garbage),
-          # against revcol's default, a short spin then a 1 ms timer (src/backends/dawn-polling.ts)
-          "--model revcol-t --batch 64 --steps 3 --gemm on --gpu-wait spin"
-          "--model revcol-nano-32 --batch 256 --steps 3 --config $nano --gemm on --gpu-wait spin"
-          "--model text-tiny --batch 32 --steps 3 --gemm on --gpu-wait spin")
+    # each model first with revcol's defaults (the product kernel chosen per transpose form by the
+    # start-up timing, recorded as gemmTuning), then one setting changed at a time:
+    # --gemm off|on: tfjs's products, or the 64 x 64-tile one for every form (src/backends/webgpu-gemm.ts);
+    # --row-lanes 64: LayerNorm and softmax rows a workgroup each, as before lanes per row (kernels-webgpu.ts);
+    # --vec4 off: element-wise programs one element a thread, as before four a thread (kernels-webgpu.ts);
+    # --gpu-wait spin: dawn.node's own polling while a read waits (a core at 100%, and its garbage),
+    #   against revcol's default, a short spin then a 1 ms timer (src/backends/dawn-polling.ts)
+    tiny="--model revcol-t --batch 64 --steps 3"
+    small="--model revcol-nano-32 --batch 256 --steps 3 --config $nano"
+    text="--model text-tiny --batch 32 --steps 3"
+    runs=("$tiny" "$tiny --gemm off" "$tiny --gemm on" "$tiny --row-lanes 64" "$tiny --vec4 off" "$tiny --gpu-wait spin" "$tiny --mode plain"
+          "$small" "$small --gemm off" "$small --gpu-wait spin"
+          "$text" "$text --gemm off" "$text --row-lanes 64" "$text --vec4 off" "$text --gpu-wait spin")
   fi
   for a in "${runs[@]}"; do
     echo "== gpu-profile $a ($((SECONDS - t0)) s)"
