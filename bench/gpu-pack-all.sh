@@ -60,13 +60,16 @@ if [[ ,$parts, == *,profile,* ]]; then
     # --row-lanes 64: LayerNorm and softmax rows a workgroup each, as before lanes per row (kernels-webgpu.ts);
     # --vec4 off: element-wise programs one element a thread, as before four a thread (kernels-webgpu.ts);
     # --gpu-wait spin: dawn.node's own polling while a read waits (a core at 100%, and its garbage),
-    #   against revcol's default, a short spin then a 1 ms timer (src/backends/dawn-polling.ts)
+    #   against revcol's default, a short spin then a 1 ms timer (src/backends/dawn-polling.ts);
+    # --dawn-flags: Dawn's toggles that drop the shaders' bounds clamps and workgroup-memory zeroing
+    #   (not revcol's default: docs/kernels.md, "Dawn's toggles")
+    toggles="--dawn-flags enable-dawn-features=disable_robustness,disable_workgroup_init"
     tiny="--model revcol-t --batch 64 --steps 3"
     small="--model revcol-nano-32 --batch 256 --steps 3 --config $nano"
     text="--model text-tiny --batch 32 --steps 3"
-    runs=("$tiny" "$tiny --gemm off" "$tiny --gemm on" "$tiny --row-lanes 64" "$tiny --vec4 off" "$tiny --gpu-wait spin" "$tiny --mode plain"
+    runs=("$tiny" "$tiny --gemm off" "$tiny --gemm on" "$tiny --row-lanes 64" "$tiny --vec4 off" "$tiny --gpu-wait spin" "$tiny $toggles" "$tiny --mode plain"
           "$small" "$small --gemm off" "$small --gpu-wait spin"
-          "$text" "$text --gemm off" "$text --row-lanes 64" "$text --vec4 off" "$text --gpu-wait spin")
+          "$text" "$text --gemm off" "$text --row-lanes 64" "$text --vec4 off" "$text --gpu-wait spin" "$text $toggles")
   fi
   for a in "${runs[@]}"; do
     echo "== gpu-profile $a ($((SECONDS - t0)) s)"

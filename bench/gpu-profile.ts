@@ -8,7 +8,7 @@
 // is not reported).
 //   npm run bench -- gpu-profile [--model text-tiny|revcol-t|revcol-nano-32|...] [--batch B] [--mode reversible|plain] [--config JSON]
 //     [--steps N] [--length L (text)] [--json] [--software] [--no-timing] [--cpu-profile FILE] [--flags JSON]
-//     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N] [--gemm on|off] [--row-lanes N|auto] [--vec4 on|off] [--gpu-wait spin|yield]
+//     [--no-uniform-batch] [--no-bind-group-cache] [--warmup N] [--gemm on|off] [--row-lanes N|auto] [--vec4 on|off] [--dawn-flags LIST] [--gpu-wait spin|yield]
 // --cpu-profile FILE: V8's sampling profile of the measured steps only (written to FILE, for
 //   Chrome's DevTools), and the functions with the most self time in the JSON (cpuTop): where the
 //   CPU time of a step goes when the GPU waits for it.
@@ -21,6 +21,8 @@
 //   src/ops/kernels-webgpu.ts): 64 is the first design (a workgroup per row), auto chooses by row length.
 // --vec4 on|off: revcol's element-wise programs take four elements a thread where the sizes allow
 //   (on, the default) or one (off, the first design; src/ops/kernels-webgpu.ts), to compare.
+// --dawn-flags LIST: extra options for Dawn's instance (REVCOL_DAWN_FLAGS: ';'-separated key=value,
+//   e.g. enable-dawn-features=disable_robustness,disable_workgroup_init), to compare Dawn's toggles.
 // --gpu-wait spin|yield: how the host waits for a read: Dawn's own polling (a core at 100%) or
 //   revcol's (src/backends/dawn-polling.ts: a short spin, then a 1 ms timer), to compare.
 // --software (or REVCOL_WEBGPU_SOFTWARE=1) accepts a software adapter such as lavapipe.
@@ -37,7 +39,7 @@ import { Session } from 'node:inspector/promises';
 import { PerformanceObserver } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import * as tf from '@tensorflow/tfjs-core';
-import { probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend, webgpuBindGroupStats, webgpuPoolStats } from '../src/backends/index.js';
+import { DAWN_FLAGS_ENV, dawnFlags, probeBackend, releaseGpuBackend, SOFTWARE_GPU_ENV, useBackend, webgpuBindGroupStats, webgpuPoolStats } from '../src/backends/index.js';
 import { gpuWaitTimedPolls, gpuWaitYielding, setGpuWaitYielding } from '../src/backends/dawn-polling.js';
 import { setBindGroupCaching, setUniformBatching } from '../src/backends/webgpu-dispatch.js';
 import { setWebgpuGemm, webgpuGemmEnabled, webgpuGemmTuning } from '../src/backends/webgpu-gemm.js';
@@ -75,6 +77,8 @@ if (gemmFlag !== '' && gemmFlag !== 'on' && gemmFlag !== 'off') throw new Error(
 if (gemmFlag) setWebgpuGemm(gemmFlag === 'on');
 const rowLanesFlag = flag('row-lanes', '');
 if (rowLanesFlag !== '' && rowLanesFlag !== 'auto') setWebgpuRowLanes(Number(rowLanesFlag));
+const dawnFlagsFlag = flag('dawn-flags', '');
+if (dawnFlagsFlag) process.env[DAWN_FLAGS_ENV] = dawnFlagsFlag; // read when Dawn opens, below
 const vec4Flag = flag('vec4', '');
 if (vec4Flag !== '' && vec4Flag !== 'on' && vec4Flag !== 'off') throw new Error(`--vec4 takes on or off, got ${vec4Flag}`);
 if (vec4Flag) setWebgpuVec4(vec4Flag === 'on');
@@ -441,6 +445,8 @@ async function main(): Promise<void> {
     rowLanes: { 64: rowLanes(64), 512: rowLanes(512) },
     /** Whether element-wise programs took four elements a thread where the sizes allow. */
     vec4: webgpuVec4(),
+    /** The options Dawn's instance was opened with (REVCOL_DAWN_FLAGS added to revcol's own). */
+    dawnFlags: dawnFlags(),
     warmupSteps: warmup,
     ...(groupsBefore && groupsAfter
       ? {

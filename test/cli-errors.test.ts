@@ -170,6 +170,25 @@ describe('other mistakes', () => {
     expect(r.stderr).toBe("revcol: REVCOL_WEBGPU_ROW_LANES must be one of 1, 2, 4, 8, 16, 32, 64 or auto, got '12'\n");
   });
 
+  it.skipIf(!webgpu.available)(`REVCOL_DAWN_FLAGS reaches Dawn: a malformed entry, or an adapter it does not have, is one revcol: line naming what to fix${webgpu.available ? '' : ` (skipped: ${webgpu.reason})`}`, () => {
+    const run = (flags: string) =>
+      spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'predict', '--model', model, '--backend', 'webgpu', 'a match'], {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: { ...process.env, REVCOL_WEBGPU_SOFTWARE: '1', REVCOL_DAWN_FLAGS: flags },
+      });
+    const malformed = run('bogus');
+    expect(malformed.status).toBe(1);
+    expect(malformed.stderr).toBe(
+      "revcol: backend 'webgpu' is not usable here: REVCOL_DAWN_FLAGS takes ';'-separated key=value entries (e.g. adapter=NAME, or enable-dawn-features=a,b), got 'bogus'; use --backend wasm or cpu, or see 'revcol info'\n",
+    );
+    // dawn.node's adapter=NAME picks one of several GPUs; a wrong name lists those it has, on the same line
+    const missing = run('adapter=no-such-gpu');
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/^revcol: backend 'webgpu' is not usable here: WebGPU probe failed: no suitable backends found Available adapters: .*llvmpipe.*; use --backend wasm or cpu, or see 'revcol info'\n$/);
+  });
+
   it('the cpu backend\'s "Hi, looks like you are running TensorFlow.js in Node.js" banner is not printed by the CLI', () => {
     mkdirSync(path.join(work, 'npy'), { recursive: true });
     const r = spawnCli(['predict', '--model', model, '--backend', 'cpu', 'a match']);

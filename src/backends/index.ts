@@ -282,7 +282,7 @@ const reply = (answer) => process.stdout.write(JSON.stringify(answer) + '\\n', (
   catch (e) { return reply({ loadError: String((e && e.message) || e) }); }
   try {
     Object.assign(globalThis, dawn.globals);
-    const adapter = await dawn.create([]).requestAdapter({ powerPreference: 'high-performance' });
+    const adapter = await dawn.create(JSON.parse(process.env.REVCOL_DAWN_CREATE_FLAGS || '[]')).requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) return reply({ adapter: null });
     const i = adapter.info || {};
     const info = { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, isFallbackAdapter: i.isFallbackAdapter };
@@ -307,7 +307,7 @@ function probeAdapterInChild(): Promise<{ answer: ChildAnswer; notes: string[] }
   } catch (err) {
     return Promise.resolve({ answer: { loadError: firstLine(err) }, notes: [] });
   }
-  const env: NodeJS.ProcessEnv = { ...process.env, REVCOL_DAWN_MODULE: spec };
+  const env: NodeJS.ProcessEnv = { ...process.env, REVCOL_DAWN_MODULE: spec, REVCOL_DAWN_CREATE_FLAGS: JSON.stringify(dawnFlags()) };
   delete env.NODE_OPTIONS; // a plain script: no loaders (tsx, vitest) to start
   return new Promise((resolve, reject) => {
     const child = execFile(
@@ -352,7 +352,7 @@ async function probeAdapterInProcess(): Promise<ChildAnswer> {
   try {
     if (!dawnGpu) {
       Object.assign(globalThis, dawn.globals);
-      dawnGpu = dawn.create(DAWN_FLAGS);
+      dawnGpu = dawn.create(dawnFlags());
       installGpuWaitYielding(); // Dawn's waits for the GPU poll on a timer after a short spin
     }
     const adapter = await withTimeout(
@@ -374,6 +374,8 @@ async function probeWebgpu(): Promise<BackendStatus> {
   if (!vulkanLoaderPresent()) {
     return { name, usable: false, reason: 'no GPU adapter found: the Vulkan loader (libvulkan.so.1) is not installed' };
   }
+  const flagsProblem = dawnFlagsProblem();
+  if (flagsProblem) return { name, usable: false, reason: flagsProblem };
   let answer: ChildAnswer;
   let notes: string[] = [];
   try {
@@ -383,7 +385,8 @@ async function probeWebgpu(): Promise<BackendStatus> {
   }
   const said = notes.length > 0 ? ` (Dawn: ${notes[notes.length - 1]})` : '';
   if ('loadError' in answer) return { name, usable: false, reason: `the webgpu (Dawn) module failed to load: ${answer.loadError}` };
-  if ('error' in answer) return { name, usable: false, reason: `WebGPU probe failed: ${answer.error}` };
+  // one line: dawn.node lists the adapters it has, one a line, after a wrong adapter=NAME
+  if ('error' in answer) return { name, usable: false, reason: `WebGPU probe failed: ${answer.error.replace(/\s*\n\s*/g, ' ')}` };
   if (!answer.adapter) {
     return { name, usable: false, reason: `no GPU adapter found (Vulkan/Dawn)${notes.length > 0 ? `: ${notes[notes.length - 1]}` : ''}` };
   }
@@ -400,12 +403,32 @@ async function probeWebgpu(): Promise<BackendStatus> {
   return { name, usable: true, reason: `WebGPU through Dawn on ${adapterLabel}${said}`, adapter: adapterLabel };
 }
 
+/** Extra options for Dawn's instance: `;`-separated key=value entries, as dawn.node's create() takes them. */
+export const DAWN_FLAGS_ENV = 'REVCOL_DAWN_FLAGS';
+
+/** What is wrong with REVCOL_DAWN_FLAGS, if anything (a one-line reason). */
+export function dawnFlagsProblem(): string | undefined {
+  const bad = extraDawnFlags().find((f) => !/^[a-z-]+=./.test(f));
+  return bad === undefined
+    ? undefined
+    : `${DAWN_FLAGS_ENV} takes ';'-separated key=value entries (e.g. adapter=NAME, or enable-dawn-features=a,b), got '${bad}'`;
+}
+
+function extraDawnFlags(): string[] {
+  return (process.env[DAWN_FLAGS_ENV] ?? '').split(';').map((f) => f.trim()).filter(Boolean);
+}
+
 /**
- * Options for the Dawn instance this process opens. Timestamp queries come back rounded to
- * 65.536 µs by default (a browser's guard against timing attacks, with no use in Node), which
- * would blur the GPU time of short kernels in bench/gpu-profile.ts.
+ * Options for the Dawn instance this process opens (and the probe's). Timestamp queries come
+ * back rounded to 65.536 µs by default (a browser's guard against timing attacks, with no use in
+ * Node), which would blur the GPU time of short kernels in bench/gpu-profile.ts. REVCOL_DAWN_FLAGS
+ * adds dawn.node's own: `adapter=NAME` picks one of several GPUs (a wrong name lists them),
+ * `enable-dawn-features=…` / `disable-dawn-features=…` set Dawn's toggles (docs/kernels.md says
+ * which were measured).
  */
-const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization'];
+export function dawnFlags(): string[] {
+  return ['disable-dawn-features=timestamp_quantization', ...extraDawnFlags()];
+}
 
 /** Whether the 'webgpu' factory in tfjs's registry is the one below (not the module's own). */
 let ownWebgpuFactory = false;
@@ -461,7 +484,7 @@ async function loadWebgpuBackend(): Promise<void> {
     try {
       const dawn = await loadDawn();
       Object.assign(globalThis, dawn.globals);
-      dawnGpu = dawn.create(DAWN_FLAGS);
+      dawnGpu = dawn.create(dawnFlags());
       installGpuWaitYielding(); // Dawn's waits for the GPU poll on a timer after a short spin
     } catch (err) {
       fail(`backend 'webgpu' could not be started: the webgpu (Dawn) module failed to load: ${firstLine(err)}`);
