@@ -229,6 +229,9 @@ it(
     // Native products are built at install wherever they build here (a compiler and OpenBLAS).
     const nativeHere = existsSync(path.join(root, 'native', 'build', 'revcol-blas.node'));
     expect(existsSync(path.join(app, 'node_modules', 'revcol', 'native', 'build', 'revcol-blas.node'))).toBe(nativeHere);
+    // and the stderr capture wherever a compiler is (Dawn's notices held back when webgpu opens)
+    const captureHere = existsSync(path.join(root, 'native', 'build', 'revcol-stderr.node'));
+    expect(existsSync(path.join(app, 'node_modules', 'revcol', 'native', 'build', 'revcol-stderr.node'))).toBe(captureHere);
     // The shipped pre-trained model travels with the package (the spam task starts from it).
     expect(existsSync(path.join(app, 'node_modules', 'revcol', 'pretrained', 'spam-mlm', 'card.json'))).toBe(true);
     // The tokenizer library is pure JavaScript: no onnxruntime, and one sharp (revcol's own, 0.34).

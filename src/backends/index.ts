@@ -25,6 +25,7 @@ import { boundBufferPool, type PoolBound, reuseLowestBuffers } from './webgpu-me
 import { tuneWebgpuGemm } from './webgpu-gemm.js';
 import { registerWebgpuKernelFixes } from './webgpu-kernels.js';
 import { dawnLogWanted, dawnStderrNotes, oneLine, watchGpuDevice } from './quiet-dawn.js';
+import { withDawnNoticesHeld } from './native-stderr.js';
 
 export { DAWN_LOG_ENV } from './quiet-dawn.js';
 export { configureWasmThreads, MAX_WASM_THREADS, THREADS_ENV, type WasmThreadsInfo, wasmThreadsInfo } from './wasm-threads.js';
@@ -356,7 +357,7 @@ async function probeAdapterInProcess(): Promise<ChildAnswer> {
       installGpuWaitYielding(); // Dawn's waits for the GPU poll on a timer after a short spin
     }
     const adapter = await withTimeout(
-      dawnGpu.requestAdapter({ powerPreference: 'high-performance' }),
+      withDawnNoticesHeld(() => dawnGpu!.requestAdapter({ powerPreference: 'high-performance' })),
       GPU_PROBE_TIMEOUT_MS,
       'the GPU adapter request',
     );
@@ -504,7 +505,8 @@ async function loadWebgpuBackend(): Promise<void> {
     async () => {
       webgpuStartError = undefined;
       try {
-        const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+        // Dawn prints its limit notices to fd 2 inside this call: held back where the module is built
+        const adapter = await withDawnNoticesHeld(() => gpu.requestAdapter({ powerPreference: 'high-performance' }));
         if (!adapter) throw new Error('no GPU adapter found');
         const limits = adapter.limits;
         const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
