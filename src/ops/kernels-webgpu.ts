@@ -106,10 +106,12 @@ interface ProgramSpec {
   /** Threads that share a row (rows layout): 64 / lanes rows to a workgroup. */
   lanes?: number;
   /**
-   * Flat layout, four elements a thread: the output and the inputs with 4 components are bound
-   * as vec4 arrays, those with 1 as f32 (per-sample factors); `index` counts vec4s.
+   * Vec4 forms: the components of each input (4: bound as a vec4 array, 1: as f32) and of the
+   * output (4 unless said). In the flat layout a thread then takes four elements (`index` counts
+   * vec4s).
    */
   components?: number[];
+  outputComponent?: number;
   /**
    * WGSL: helper functions and `fn main(index : i32) {...}`. A function: tfjs asks for the
    * source only when it compiles the pipeline (once per key), and building it costs more than
@@ -139,15 +141,15 @@ class FusedProgram {
     this.dispatchLayout = { x: spec.outputShape.map((_, i) => i) };
     this.uniforms = spec.uniforms;
     this.code = spec.code;
+    if (spec.components) {
+      this.outputComponent = spec.outputComponent ?? 4;
+      this.variableComponents = spec.components;
+    }
     if (spec.layout === 'rows') {
       this.workgroupSize = [ROW_THREADS, 1, 1];
       this.dispatch = [Math.max(1, Math.ceil(spec.outputShape[0]! / (ROW_THREADS / spec.lanes!))), 1, 1];
     } else {
       const perThread = spec.components ? 4 : 1;
-      if (spec.components) {
-        this.outputComponent = 4;
-        this.variableComponents = spec.components;
-      }
       const total = spec.outputShape.reduce((a, b) => a * b, 1) / perThread;
       this.workgroupSize = [FLAT_THREADS, 1, 1];
       this.dispatch = [Math.max(1, Math.ceil(total / FLAT_THREADS)), 1, 1];
@@ -218,17 +220,23 @@ fn revcolRowMax(a : f32, lid : i32) -> f32 {
 ${GROUP_INDEX_WGSL}`;
 }
 
-/** WGSL: mean and 1/√(var + eps) of the row at `base` (n of its columns owned by this lane's row), reduced across its lanes. */
-function rowStatsWgsl(lanes: number): string {
+/**
+ * WGSL: mean and 1/√(var + eps) of the row at `base` (n of its units owned by this lane's row),
+ * reduced across its lanes. A unit is one value, or four as a vec4 (RevcolT); uniforms.width is
+ * the row's length in values.
+ */
+function rowStatsWgsl(lanes: number, vec4: boolean): string {
   return `${rowReduceWgsl(lanes)}
+fn revcolSum(v : RevcolT) -> f32 {
+  return ${vec4 ? 'v.x + v.y + v.z + v.w' : 'v'};
+}
 fn revcolRowStats(base : i32, n : i32, lane : i32, lid : i32) -> vec2<f32> {
-  let cols = uniforms.cols;
   var s = 0.0;
-  for (var c = lane; c < n; c = c + ${lanes}) { s = s + X[base + c]; }
-  let mean = revcolReduce2(s, 0.0, lid).x / f32(cols);
+  for (var c = lane; c < n; c = c + ${lanes}) { s = s + revcolSum(X[base + c]); }
+  let mean = revcolReduce2(s, 0.0, lid).x / uniforms.width;
   var q = 0.0;
-  for (var c = lane; c < n; c = c + ${lanes}) { let d = X[base + c] - mean; q = q + d * d; }
-  let variance = revcolReduce2(q, 0.0, lid).x / f32(cols);
+  for (var c = lane; c < n; c = c + ${lanes}) { let d = X[base + c] - mean; q = q + revcolSum(d * d); }
+  let variance = revcolReduce2(q, 0.0, lid).x / uniforms.width;
   return vec2<f32>(mean, inverseSqrt(variance + uniforms.eps));
 }`;
 }
@@ -254,30 +262,37 @@ function rowsAndCols(shape: readonly number[]): [number, number] {
 /**
  * A program over the rows of X (rows × cols, the last axis), `lanes` threads to a row: `body`
  * is the WGSL after the row's statistics `st` (mean, 1/√(var + eps)) are known, looping over
- * the lane's columns (c = lane, lane + lanes, …); it writes `result`. Inputs other than X are
- * bound whole (per-channel vectors) or, when they have X's size, as rows.
+ * the lane's units (c = lane, lane + lanes, … below n; base is the row's first unit); it writes
+ * `result`. Inputs other than X are bound whole (per-channel vectors) or, when they have X's
+ * size, as rows. Where the row's length is a multiple of 4 (and webgpuVec4), a unit is a vec4 of
+ * four values, for X, those inputs and, when `outCols` is the row's length, the result: the body
+ * is written for either (RevcolT, revcolSum), and uniforms.width is the length in values.
  */
 function rowProgram(backend: WebgpuBackendLike, key: string, x: TensorInfo, others: Array<[string, TensorInfo]>, outCols: number, eps: number, body: (lanes: number) => string): TensorInfo {
   const [rows, cols] = rowsAndCols(x.shape);
   const lanes = rowLanes(cols);
+  const vec4 = webgpuVec4() && cols % 4 === 0;
+  const per = vec4 ? 4 : 1;
   const asRows = (t: TensorInfo) => (size(t.shape) === rows * cols ? view(t, [rows, cols]) : t);
   return run(
     backend,
     {
-      key: `${key}_l${lanes}`,
+      key: `${key}_l${lanes}${vec4 ? '_v4' : ''}`,
       inputs: ['X', ...others.map(([name]) => name)],
       outputShape: [rows, outCols],
-      uniforms: 'rows : i32, cols : i32, eps : f32,',
+      uniforms: 'rows : i32, cols : i32, width : f32, eps : f32,',
       layout: 'rows',
       lanes,
-      code: () => `${rowStatsWgsl(lanes)}
+      ...(vec4 ? { components: [4, ...others.map(() => 4)], outputComponent: outCols === cols ? 4 : 1 } : {}),
+      code: () => `alias RevcolT = ${vec4 ? 'vec4<f32>' : 'f32'};
+${rowStatsWgsl(lanes, vec4)}
 fn main(index : i32) {${rowPreamble(lanes)}
   let st = revcolRowStats(base, n, lane, lid);
 ${body(lanes)}
 }`,
     },
     [view(x, [rows, cols]), ...others.map(([, t]) => asRows(t))],
-    [int(rows), int(cols), float(eps)],
+    [int(rows), int(cols / per), float(cols), float(eps)],
   );
 }
 
@@ -295,10 +310,10 @@ function layerNormGradInput(backend: WebgpuBackendLike, x: TensorInfo, gamma: Te
   var sgx = 0.0;
   for (var c = lane; c < n; c = c + ${lanes}) {
     let g = DY[base + c] * Gamma[c];
-    sg = sg + g;
-    sgx = sgx + g * (X[base + c] - st.x) * st.y;
+    sg = sg + revcolSum(g);
+    sgx = sgx + revcolSum(g * (X[base + c] - st.x) * st.y);
   }
-  let sums = revcolReduce2(sg, sgx, lid) / f32(uniforms.cols);
+  let sums = revcolReduce2(sg, sgx, lid) / uniforms.width;
   for (var c = lane; c < n; c = c + ${lanes}) {
     let xhat = (X[base + c] - st.x) * st.y;
     result[base + c] = st.y * (DY[base + c] * Gamma[c] - sums.x - xhat * sums.y);
