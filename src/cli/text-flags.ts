@@ -6,6 +6,7 @@
  * textFlagName. Light on purpose: nothing here loads TensorFlow.js or a reader.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { GPU_BATCH_RULES, MIN_STEPS_PER_EPOCH } from '../train/gpu-batch.js';
 import { flagName, type OptionName } from '../train/options.js';
 import { addBackendOption } from './common.js';
 
@@ -84,7 +85,7 @@ const TEXT_FLAGS = {
   config: { flags: '--config <file>', help: 'model config as JSON (a TextConfig, or {"preset": "text-tiny", ...overrides})' },
   from: { flags: '--from <dir|name>', help: 'start from an earlier model folder, or a pre-trained model shipped with revcol by name (spam-mlm): its columns; a new head when the labels differ' },
   epochs: { flags: '--epochs <n>', help: 'epochs', parse: integer('--epochs') },
-  batchSize: { flags: '--batch-size <n>', help: 'texts per step (default 32)', parse: integer('--batch-size') },
+  batchSize: { flags: '--batch-size <n>', help: `texts per step (default 32, or a built-in task's; on a GPU backend ${GPU_BATCH_RULES.text.factor}× that with the learning rate scaled by √${GPU_BATCH_RULES.text.factor}, leaving at least ${MIN_STEPS_PER_EPOCH} steps an epoch)`, parse: integer('--batch-size') },
   lr: { flags: '--lr <x>', help: 'peak learning rate of AdamW', parse: positive('--lr') },
   maxLength: { flags: '--max-length <n>', help: 'tokens per text (default: covers 95% of the training texts, up to the preset\'s limit)', parse: integer('--max-length') },
   truncation: { flags: '--truncation <how>', help: 'a text longer than --max-length keeps its start (head), or its first quarter and last three quarters of the tokens (head+tail; single texts only); eval and predict cut the same way (default: head+tail when most training texts are over twice --max-length, else head)', choices: ['head', 'head+tail'] },
