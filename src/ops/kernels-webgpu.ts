@@ -5,7 +5,8 @@
  *  - element-wise: one thread per element (workgroups of 256), or per 4 elements as vec4 where
  *    the sizes allow (`vec4Fits`);
  *  - per row: a workgroup of 64 threads takes 64 / L rows, L lanes to a row (L from the row's
- *    length, `rowLanes`), reducing in workgroup memory (LayerNorm, softmax rows);
+ *    length, `rowLanes`), reducing in workgroup memory (LayerNorm, softmax rows); LayerNorm's
+ *    lanes read vec4s where the row's length allows;
  *  - column sums: webgpu-column-sum.ts's tiled reduction over rows, without a transpose, of
  *    the mode's term per element.
  * Only the program's source depends on the variant; sizes are uniforms, so one compiled
@@ -437,7 +438,7 @@ let vec4Override: boolean | null = null;
 /** REVCOL_WEBGPU_VEC4 as last read (undefined: to be read again); see rowLanes for why not on every launch. */
 let vec4EnvironmentRead: boolean | undefined;
 
-/** Whether element-wise programs take four elements a thread where the sizes allow: setWebgpuVec4, else REVCOL_WEBGPU_VEC4 (0 turns it off), else on. */
+/** Whether element-wise programs take four elements a thread (and LayerNorm rows vec4 units) where the sizes allow: setWebgpuVec4, else REVCOL_WEBGPU_VEC4 (0 turns it off), else on. */
 export function webgpuVec4(): boolean {
   if (vec4Override !== null) return vec4Override;
   if (vec4EnvironmentRead === undefined) vec4EnvironmentRead = process.env.REVCOL_WEBGPU_VEC4 !== '0';
