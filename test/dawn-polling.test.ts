@@ -76,6 +76,24 @@ describe('waits for the GPU', () => {
       setGpuWaitYielding(true);
     }
   });
+
+  it('keep one wait one wait when the timer fires late (a busy event loop): the spin does not start again', async () => {
+    await pause();
+    // every turn of the event loop blocked for 3 ms: each timed poll runs later than 1 ms after it was asked for
+    const busy = setInterval(() => {
+      const until = performance.now() + 3;
+      while (performance.now() < until) {
+        // a busy host
+      }
+    }, 0);
+    try {
+      const before = gpuWaitTimedPolls();
+      await pollLoop(SPIN_POLLS + 20);
+      expect(gpuWaitTimedPolls() - before).toBe(20);
+    } finally {
+      clearInterval(busy);
+    }
+  });
 });
 
 describe.skipIf(!webgpu.available)(`a GPU read on lavapipe (${webgpu.adapter ?? webgpu.reason})`, () => {

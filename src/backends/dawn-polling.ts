@@ -23,13 +23,17 @@
 /** Polls of one wait that run at once before the rest go on a timer. */
 export const SPIN_POLLS = 64;
 
-/** A gap between two polls longer than this (ms) starts a new wait. */
+/**
+ * A poll asked for longer than this (ms) after the last poll ran starts a new wait. Measured from
+ * when the last poll ran, not from when it was asked for: within a wait each poll asks for the
+ * next as it runs (a gap of microseconds), whatever the timer's lateness on a busy machine.
+ */
 const NEW_WAIT_MS = 2;
 
 let yielding = process.env.REVCOL_GPU_WAIT !== 'spin';
 let installed = false;
 let burst = 0;
-let lastPoll = -Infinity;
+let lastPollRan = -Infinity;
 let timedPolls = 0;
 
 /** Turns the yielding on or off (off: dawn.node's own setImmediate polling); returns the old setting. */
@@ -61,12 +65,14 @@ export function installGpuWaitYielding(): void {
   const immediate = globalThis.setImmediate as unknown as (this: unknown, callback: (...args: unknown[]) => void, ...args: unknown[]) => unknown;
   const wrapped = function (this: unknown, callback: (...args: unknown[]) => void, ...args: unknown[]) {
     if (!yielding || args.length > 0 || !isDawnPoll(callback)) return immediate.call(this, callback, ...args);
-    const now = performance.now();
-    if (now - lastPoll > NEW_WAIT_MS) burst = 0;
-    lastPoll = now;
-    if (++burst <= SPIN_POLLS) return immediate.call(this, callback);
+    if (performance.now() - lastPollRan > NEW_WAIT_MS) burst = 0;
+    const poll = function (this: unknown) {
+      lastPollRan = performance.now();
+      return callback.call(this);
+    };
+    if (++burst <= SPIN_POLLS) return immediate.call(this, poll);
     timedPolls++;
-    return setTimeout(callback, 1);
+    return setTimeout(poll, 1);
   };
   // keep what Node hangs on setImmediate (util.promisify's custom form)
   Object.defineProperties(wrapped, Object.getOwnPropertyDescriptors(immediate));
