@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { takeDeviceFailure } from '../core/reads.js';
-import { rowLanesEnvironmentProblem } from '../ops/kernels-webgpu.js';
+import { rowLanesEnvironmentProblem, vec4EnvironmentProblem } from '../ops/kernels-webgpu.js';
 import { installGpuWaitYielding } from './dawn-polling.js';
 import { registerResizeGradFixes } from './kernel-fixes.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
@@ -625,7 +625,7 @@ export function activeBackendName(): string | undefined {
 
 async function activate(status: BackendStatus): Promise<void> {
   const { name } = status;
-  const lanesProblem = name === 'webgpu' ? rowLanesEnvironmentProblem() : undefined;
+  const lanesProblem = name === 'webgpu' ? (rowLanesEnvironmentProblem() ?? vec4EnvironmentProblem()) : undefined;
   if (lanesProblem) fail(lanesProblem);
   if (name === 'webgpu') await loadWebgpuBackend();
   if (name === 'wasm') {

@@ -438,6 +438,14 @@ let vec4Override: boolean | null = null;
 /** REVCOL_WEBGPU_VEC4 as last read (undefined: to be read again); see rowLanes for why not on every launch. */
 let vec4EnvironmentRead: boolean | undefined;
 
+/** What is wrong with REVCOL_WEBGPU_VEC4, if anything (checked when the webgpu backend starts; read again after). */
+export function vec4EnvironmentProblem(): string | undefined {
+  vec4EnvironmentRead = undefined;
+  const v = process.env.REVCOL_WEBGPU_VEC4;
+  if (v === undefined || v === '' || v === '0' || v === '1') return undefined;
+  return `REVCOL_WEBGPU_VEC4 must be 1 (four elements a thread where the sizes allow, the default) or 0 (one), got '${v}'`;
+}
+
 /** Whether element-wise programs take four elements a thread (and LayerNorm rows vec4 units) where the sizes allow: setWebgpuVec4, else REVCOL_WEBGPU_VEC4 (0 turns it off), else on. */
 export function webgpuVec4(): boolean {
   if (vec4Override !== null) return vec4Override;
