@@ -159,7 +159,7 @@ describe('other mistakes', () => {
     expect(r.stderr).not.toMatch(/revcol:/);
   });
 
-  it.skipIf(!webgpu.available)(`a bad REVCOL_WEBGPU_ROW_LANES or REVCOL_WEBGPU_VEC4 is one revcol: line when webgpu starts${webgpu.available ? '' : ` (skipped: ${webgpu.reason})`}`, () => {
+  it.skipIf(!webgpu.available)(`a bad REVCOL_WEBGPU_ROW_LANES, REVCOL_WEBGPU_VEC4 or REVCOL_GPU_WAIT is one revcol: line when webgpu starts${webgpu.available ? '' : ` (skipped: ${webgpu.reason})`}`, () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'predict', '--model', model, '--backend', 'webgpu', 'a match'], {
       cwd: root,
       encoding: 'utf8',
@@ -176,6 +176,14 @@ describe('other mistakes', () => {
     });
     expect(vec4.status).toBe(1);
     expect(vec4.stderr).toBe("revcol: REVCOL_WEBGPU_VEC4 must be 1 (four elements a thread where the sizes allow, the default) or 0 (one), got 'off'\n");
+    const wait = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'predict', '--model', model, '--backend', 'webgpu', 'a match'], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, REVCOL_WEBGPU_SOFTWARE: '1', REVCOL_GPU_WAIT: 'off' },
+    });
+    expect(wait.status).toBe(1);
+    expect(wait.stderr).toBe("revcol: REVCOL_GPU_WAIT must be yield (the default) or spin (dawn.node's own polling), got 'off'\n");
   });
 
   it.skipIf(!webgpu.available)(`REVCOL_DAWN_FLAGS reaches Dawn: a malformed entry, or an adapter it does not have, is one revcol: line naming what to fix${webgpu.available ? '' : ` (skipped: ${webgpu.reason})`}`, () => {

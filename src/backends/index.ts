@@ -623,10 +623,29 @@ export function activeBackendName(): string | undefined {
   return activated && TFJS_NAME[activated] === current ? activated : current;
 }
 
+/**
+ * What is wrong with the environment variables that tune the webgpu backend, if anything: each
+ * takes a few values, and another (REVCOL_GPU_WAIT=off, say) would otherwise pass for the default
+ * unnoticed. Checked when webgpu starts; a one-line error.
+ */
+function webgpuSettingsProblem(): string | undefined {
+  const choices: Array<[string, string[], string]> = [
+    ['REVCOL_WEBGPU_GEMM', ['0', '1'], "1 (revcol's 64 × 64-tile products), 0 (tfjs's) or unset (chosen by timing)"],
+    ['REVCOL_GPU_WAIT', ['spin', 'yield'], "yield (the default) or spin (dawn.node's own polling)"],
+    ['REVCOL_BIND_GROUP_CACHE', ['0', '1'], '1 (the default) or 0'],
+    ['REVCOL_UNIFORM_BATCH', ['0', '1'], '1 (the default) or 0'],
+  ];
+  for (const [variable, allowed, says] of choices) {
+    const v = process.env[variable];
+    if (v !== undefined && v !== '' && !allowed.includes(v)) return `${variable} must be ${says}, got '${v}'`;
+  }
+  return rowLanesEnvironmentProblem() ?? vec4EnvironmentProblem();
+}
+
 async function activate(status: BackendStatus): Promise<void> {
   const { name } = status;
-  const lanesProblem = name === 'webgpu' ? (rowLanesEnvironmentProblem() ?? vec4EnvironmentProblem()) : undefined;
-  if (lanesProblem) fail(lanesProblem);
+  const settingProblem = name === 'webgpu' ? webgpuSettingsProblem() : undefined;
+  if (settingProblem) fail(settingProblem);
   if (name === 'webgpu') await loadWebgpuBackend();
   if (name === 'wasm') {
     registerWasmTrainingKernels();
