@@ -205,6 +205,17 @@ describe('other mistakes', () => {
     expect(missing.stderr).toMatch(/^revcol: backend 'webgpu' is not usable here: WebGPU probe failed: no suitable backends found Available adapters: .*llvmpipe.*; use --backend wasm or cpu, or see 'revcol info'\n$/);
   });
 
+  it('an off switch (REVCOL_FUSED and the like) with a value other than 0 or 1 is one revcol: line, on any backend', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'predict', '--model', model, '--backend', 'cpu', 'a match'], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, REVCOL_FUSED: 'off' },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe("revcol: REVCOL_FUSED must be 0 (off) or 1 (on, the default), got 'off'\n");
+  });
+
   it('the cpu backend\'s "Hi, looks like you are running TensorFlow.js in Node.js" banner is not printed by the CLI', () => {
     mkdirSync(path.join(work, 'npy'), { recursive: true });
     const r = spawnCli(['predict', '--model', model, '--backend', 'cpu', 'a match']);

@@ -624,6 +624,18 @@ export function activeBackendName(): string | undefined {
 }
 
 /**
+ * What is wrong with revcol's off switches, if anything: each is 0 (off) or 1 (on, the default);
+ * another value (REVCOL_FUSED=off, say) would otherwise read as on. Checked when a backend starts.
+ */
+function switchesProblem(): string | undefined {
+  for (const variable of ['REVCOL_FUSED', 'REVCOL_GROUPED_ADAM', 'REVCOL_WASM_SIMD', 'REVCOL_NATIVE']) {
+    const v = process.env[variable];
+    if (v !== undefined && v !== '' && v !== '0' && v !== '1') return `${variable} must be 0 (off) or 1 (on, the default), got '${v}'`;
+  }
+  return undefined;
+}
+
+/**
  * What is wrong with the environment variables that tune the webgpu backend, if anything: each
  * takes a few values, and another (REVCOL_GPU_WAIT=off, say) would otherwise pass for the default
  * unnoticed. Checked when webgpu starts; a one-line error.
@@ -644,7 +656,7 @@ function webgpuSettingsProblem(): string | undefined {
 
 async function activate(status: BackendStatus): Promise<void> {
   const { name } = status;
-  const settingProblem = name === 'webgpu' ? webgpuSettingsProblem() : undefined;
+  const settingProblem = switchesProblem() ?? (name === 'webgpu' ? webgpuSettingsProblem() : undefined);
   if (settingProblem) fail(settingProblem);
   if (name === 'webgpu') await loadWebgpuBackend();
   if (name === 'wasm') {
