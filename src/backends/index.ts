@@ -259,8 +259,10 @@ function isSoftwareAdapter(adapter: GPUAdapter, name: string): boolean {
 // one-line reason instead of reaching the terminal. It costs one Node start (~0.1 s) on top of
 // Dawn's adapter discovery, and only where a Vulkan loader is installed. Should the child not
 // start at all (an embedder whose process.execPath is not Node), the probe runs here as before.
-// The backend itself still opens Dawn in this process when webgpu is chosen; Dawn's notice then
-// appears at most once per process, there being no sound way to silence fd 2 from JavaScript.
+// The backend itself opens Dawn in this process when webgpu is chosen: there the adapter request
+// runs inside native-stderr.ts's capture (a small addon built at install where a C compiler is,
+// pointing fd 2 at a file for that one synchronous call); without the addon Dawn's notice
+// appears once per process.
 // GPU errors of the device opened here are reported by watchGpuDevice (./quiet-dawn.ts), one line
 // each on stderr. REVCOL_DAWN_LOG=1 passes the probe's stderr through unfiltered.
 
