@@ -24,8 +24,9 @@ beforeAll(async () => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
-const spawnCli = (args: string[]) => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+/** The CLI in a child process, with `env` added to this process's environment. */
+const spawnCli = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 
@@ -159,60 +160,36 @@ describe('other mistakes', () => {
     expect(r.stderr).not.toMatch(/revcol:/);
   });
 
+  /** `predict` on the webgpu backend (lavapipe allowed) with `env` added. */
+  const predictOnWebgpu = (env: NodeJS.ProcessEnv) => spawnCli(['predict', '--model', model, '--backend', 'webgpu', 'a match'], { REVCOL_WEBGPU_SOFTWARE: '1', ...env });
+
   it.skipIf(!webgpu.available)(`a bad REVCOL_WEBGPU_ROW_LANES, REVCOL_WEBGPU_VEC4 or REVCOL_GPU_WAIT is one revcol: line when webgpu starts${webgpu.available ? '' : ` (skipped: ${webgpu.reason})`}`, () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'predict', '--model', model, '--backend', 'webgpu', 'a match'], {
-      cwd: root,
-      encoding: 'utf8',
-      timeout: 120_000,
-      env: { ...process.env, REVCOL_WEBGPU_SOFTWARE: '1', REVCOL_WEBGPU_ROW_LANES: '12' },
-    });
-    expect(r.status).toBe(1);
+    const r = predictOnWebgpu({ REVCOL_WEBGPU_ROW_LANES: '12' });
+    expect(r.code).toBe(1);
     expect(r.stderr).toBe("revcol: REVCOL_WEBGPU_ROW_LANES must be one of 1, 2, 4, 8, 16, 32, 64 or auto, got '12'\n");
-    const vec4 = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'predict', '--model', model, '--backend', 'webgpu', 'a match'], {
-      cwd: root,
-      encoding: 'utf8',
-      timeout: 120_000,
-      env: { ...process.env, REVCOL_WEBGPU_SOFTWARE: '1', REVCOL_WEBGPU_VEC4: 'off' },
-    });
-    expect(vec4.status).toBe(1);
+    const vec4 = predictOnWebgpu({ REVCOL_WEBGPU_VEC4: 'off' });
+    expect(vec4.code).toBe(1);
     expect(vec4.stderr).toBe("revcol: REVCOL_WEBGPU_VEC4 must be 1 (four elements a thread where the sizes allow, the default) or 0 (one), got 'off'\n");
-    const wait = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'predict', '--model', model, '--backend', 'webgpu', 'a match'], {
-      cwd: root,
-      encoding: 'utf8',
-      timeout: 120_000,
-      env: { ...process.env, REVCOL_WEBGPU_SOFTWARE: '1', REVCOL_GPU_WAIT: 'off' },
-    });
-    expect(wait.status).toBe(1);
+    const wait = predictOnWebgpu({ REVCOL_GPU_WAIT: 'off' });
+    expect(wait.code).toBe(1);
     expect(wait.stderr).toBe("revcol: REVCOL_GPU_WAIT must be yield (the default) or spin (dawn.node's own polling), got 'off'\n");
   });
 
   it.skipIf(!webgpu.available)(`REVCOL_DAWN_FLAGS reaches Dawn: a malformed entry, or an adapter it does not have, is one revcol: line naming what to fix${webgpu.available ? '' : ` (skipped: ${webgpu.reason})`}`, () => {
-    const run = (flags: string) =>
-      spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'predict', '--model', model, '--backend', 'webgpu', 'a match'], {
-        cwd: root,
-        encoding: 'utf8',
-        timeout: 120_000,
-        env: { ...process.env, REVCOL_WEBGPU_SOFTWARE: '1', REVCOL_DAWN_FLAGS: flags },
-      });
-    const malformed = run('bogus');
-    expect(malformed.status).toBe(1);
+    const malformed = predictOnWebgpu({ REVCOL_DAWN_FLAGS: 'bogus' });
+    expect(malformed.code).toBe(1);
     expect(malformed.stderr).toBe(
       "revcol: backend 'webgpu' is not usable here: REVCOL_DAWN_FLAGS takes ';'-separated key=value entries (e.g. adapter=NAME, or enable-dawn-features=a,b), got 'bogus'; use --backend wasm or cpu, or see 'revcol info'\n",
     );
     // dawn.node's adapter=NAME picks one of several GPUs; a wrong name lists those it has, on the same line
-    const missing = run('adapter=no-such-gpu');
-    expect(missing.status).toBe(1);
+    const missing = predictOnWebgpu({ REVCOL_DAWN_FLAGS: 'adapter=no-such-gpu' });
+    expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^revcol: backend 'webgpu' is not usable here: WebGPU probe failed: no suitable backends found Available adapters: .*llvmpipe.*; use --backend wasm or cpu, or see 'revcol info'\n$/);
   });
 
   it('an off switch (REVCOL_FUSED and the like) with a value other than 0 or 1 is one revcol: line, on any backend', () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'predict', '--model', model, '--backend', 'cpu', 'a match'], {
-      cwd: root,
-      encoding: 'utf8',
-      timeout: 120_000,
-      env: { ...process.env, REVCOL_FUSED: 'off' },
-    });
-    expect(r.status).toBe(1);
+    const r = spawnCli(['predict', '--model', model, '--backend', 'cpu', 'a match'], { REVCOL_FUSED: 'off' });
+    expect(r.code).toBe(1);
     expect(r.stderr).toBe("revcol: REVCOL_FUSED must be 0 (off) or 1 (on, the default), got 'off'\n");
   });
 

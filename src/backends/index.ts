@@ -625,40 +625,37 @@ export function activeBackendName(): string | undefined {
   return activated && TFJS_NAME[activated] === current ? activated : current;
 }
 
-/**
- * What is wrong with revcol's off switches, if anything: each is 0 (off) or 1 (on, the default);
- * another value (REVCOL_FUSED=off, say) would otherwise read as on. Checked when a backend starts.
- */
-function switchesProblem(): string | undefined {
-  for (const variable of ['REVCOL_FUSED', 'REVCOL_GROUPED_ADAM', 'REVCOL_WASM_SIMD', 'REVCOL_NATIVE']) {
-    const v = process.env[variable];
-    if (v !== undefined && v !== '' && v !== '0' && v !== '1') return `${variable} must be 0 (off) or 1 (on, the default), got '${v}'`;
-  }
-  return undefined;
-}
+const OFF_SWITCH = '0 (off) or 1 (on, the default)';
 
 /**
- * What is wrong with the environment variables that tune the webgpu backend, if anything: each
- * takes a few values, and another (REVCOL_GPU_WAIT=off, say) would otherwise pass for the default
- * unnoticed. Checked when webgpu starts; a one-line error.
+ * revcol's environment variables that take a few values: the variable, the values, how the error
+ * says them, and whether only webgpu reads it. Another value (REVCOL_FUSED=off, REVCOL_GPU_WAIT=off)
+ * would otherwise pass for the default unnoticed.
  */
-function webgpuSettingsProblem(): string | undefined {
-  const choices: Array<[string, string[], string]> = [
-    ['REVCOL_WEBGPU_GEMM', ['0', '1'], "1 (revcol's 64 × 64-tile products), 0 (tfjs's) or unset (chosen by timing)"],
-    ['REVCOL_GPU_WAIT', ['spin', 'yield'], "yield (the default) or spin (dawn.node's own polling)"],
-    ['REVCOL_BIND_GROUP_CACHE', ['0', '1'], '1 (the default) or 0'],
-    ['REVCOL_UNIFORM_BATCH', ['0', '1'], '1 (the default) or 0'],
-  ];
-  for (const [variable, allowed, says] of choices) {
+const SETTINGS: ReadonlyArray<[string, readonly string[], string, boolean]> = [
+  ['REVCOL_FUSED', ['0', '1'], OFF_SWITCH, false],
+  ['REVCOL_GROUPED_ADAM', ['0', '1'], OFF_SWITCH, false],
+  ['REVCOL_WASM_SIMD', ['0', '1'], OFF_SWITCH, false],
+  ['REVCOL_NATIVE', ['0', '1'], OFF_SWITCH, false],
+  ['REVCOL_WEBGPU_GEMM', ['0', '1'], "1 (revcol's 64 × 64-tile products), 0 (tfjs's) or unset (chosen by timing)", true],
+  ['REVCOL_GPU_WAIT', ['spin', 'yield'], "yield (the default) or spin (dawn.node's own polling)", true],
+  ['REVCOL_BIND_GROUP_CACHE', ['0', '1'], '1 (the default) or 0', true],
+  ['REVCOL_UNIFORM_BATCH', ['0', '1'], '1 (the default) or 0', true],
+];
+
+/** What is wrong with those variables for backend `name`, if anything: one line. Checked when a backend starts. */
+function settingsProblem(name: ConcreteBackendName): string | undefined {
+  for (const [variable, allowed, says, webgpuOnly] of SETTINGS) {
+    if (webgpuOnly && name !== 'webgpu') continue;
     const v = process.env[variable];
     if (v !== undefined && v !== '' && !allowed.includes(v)) return `${variable} must be ${says}, got '${v}'`;
   }
-  return rowLanesEnvironmentProblem() ?? vec4EnvironmentProblem();
+  return name === 'webgpu' ? (rowLanesEnvironmentProblem() ?? vec4EnvironmentProblem()) : undefined;
 }
 
 async function activate(status: BackendStatus): Promise<void> {
   const { name } = status;
-  const settingProblem = switchesProblem() ?? (name === 'webgpu' ? webgpuSettingsProblem() : undefined);
+  const settingProblem = settingsProblem(name);
   if (settingProblem) fail(settingProblem);
   if (name === 'webgpu') await loadWebgpuBackend();
   if (name === 'wasm') {
